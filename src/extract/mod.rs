@@ -1,0 +1,1 @@
+//! Extraction: the REST client, pager, shared weight budget and retry policy.

@@ -1,0 +1,38 @@
+//! kline-etl: declarative Binance kline pipelines, from REST pages to typed, hive-partitioned
+//! Parquet with summary statistics.
+//!
+//! # Layout
+//!
+//! The modules follow the data, left to right:
+//!
+//! ```text
+//! config ──> plan ──> extract ──> transform ──> load ──> summary
+//! ```
+//!
+//! - [`config`]: read a pipeline file, interpolate `${VAR}`, deserialise, validate into a
+//!   [`config::Pipeline`]. Every error names the file, line, column and field.
+//! - [`plan`]: resolve a pipeline into tasks (market × symbol × interval × UTC window) with
+//!   request and weight estimates.
+//! - [`extract`]: the REST client, the pager, the shared weight budget and the retry policy.
+//! - [`transform`]: exchange rows (JSON pages) into typed Arrow batches, plus quality checks.
+//! - [`load`]: hive partitioning and atomic, idempotent Parquet writes.
+//! - [`summary`]: mergeable statistics, `_summary.json`, and the run report.
+//! - [`simulator`]: the built-in Binance-compatible exchange used by tests, benchmarks and the
+//!   offline demo.
+//! - [`interval`], [`market`], [`symbol`]: the domain vocabulary every stage shares.
+//! - [`exit`]: the documented process exit codes.
+//!
+//! Only `extract` (HTTP), `load` (files) and `simulator` (a server) do I/O. Paging decisions,
+//! retry decisions, transform, partitioning and statistics are plain functions.
+
+pub mod config;
+pub mod exit;
+pub mod extract;
+pub mod interval;
+pub mod load;
+pub mod market;
+pub mod plan;
+pub mod simulator;
+pub mod summary;
+pub mod symbol;
+pub mod transform;

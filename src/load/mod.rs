@@ -1,0 +1,1 @@
+//! Load: hive partitioning and atomic, idempotent Parquet writes.

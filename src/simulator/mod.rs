@@ -1,0 +1,1 @@
+//! The built-in Binance-compatible exchange simulator.

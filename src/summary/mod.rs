@@ -1,0 +1,1 @@
+//! Summary: mergeable statistics, `_summary.json` and the run report.

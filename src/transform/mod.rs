@@ -1,0 +1,1 @@
+//! Transform: exchange rows (JSON pages) into typed Arrow batches, plus quality checks.
