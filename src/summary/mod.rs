@@ -1,1 +1,12 @@
-//! Summary: mergeable statistics, `_summary.json` and the run report.
+//! Summary: statistics that notebooks get from `describe()`, kept as mergeable values so they
+//! are folded per page, per partition and per run without holding history in memory, plus
+//! the machine-readable `_summary.json` run report.
+//!
+//! - [`sketch`]: one numeric column (moments, min/max, quantile sketch).
+//! - [`series`]: one kline series (gaps, OHLC range, totals, VWAP, returns, volatility).
+
+pub mod series;
+pub mod sketch;
+
+pub use series::{Gap, GapCause, KlineView, SeriesStats};
+pub use sketch::{ColumnStats, Describe, Moments};
