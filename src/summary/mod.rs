@@ -4,7 +4,9 @@
 //!
 //! - [`sketch`]: one numeric column (moments, min/max, quantile sketch).
 //! - [`series`]: one kline series (gaps, OHLC range, totals, VWAP, returns, volatility).
+//! - [`chart`]: the candlestick + volume + moving-average chart (SVG, PNG).
 
+pub mod chart;
 pub mod series;
 pub mod sketch;
 
