@@ -4,9 +4,11 @@
 //!
 //! - [`sketch`]: one numeric column (moments, min/max, quantile sketch).
 //! - [`series`]: one kline series (gaps, OHLC range, totals, VWAP, returns, volatility).
+//! - [`report`]: `_summary.json` / `_summary.parquet` and the readable tables.
 //! - [`chart`]: the candlestick + volume + moving-average chart (SVG, PNG).
 
 pub mod chart;
+pub mod report;
 pub mod series;
 pub mod sketch;
 
