@@ -302,6 +302,9 @@ pub fn render_table(series: &[SeriesReport]) -> String {
     out
 }
 
+/// Reads one statistic out of a `describe()` row.
+type Getter = fn(&Describe) -> Option<f64>;
+
 /// The `describe()` table of one series, laid out like pandas prints it.
 pub fn render_describe(s: &SeriesReport) -> String {
     let mut out = String::new();
@@ -311,7 +314,7 @@ pub fn render_describe(s: &SeriesReport) -> String {
         let _ = write!(out, " {name:>22}");
     }
     out.push('\n');
-    let rows: [(&str, fn(&Describe) -> Option<f64>); 8] = [
+    let rows: [(&str, Getter); 8] = [
         ("count", |d| Some(d.count as f64)),
         ("mean", |d| d.mean),
         ("std", |d| d.std),
@@ -373,7 +376,7 @@ mod tests {
         assert_eq!(rf.vwap, Some(70.0 / 6.0));
         assert_eq!(rf.high, Some(13.0));
         assert_eq!(rf.low, Some(9.0));
-        let table = render_table(&[rf.clone()]);
+        let table = render_table(std::slice::from_ref(&rf));
         assert!(
             table.contains("gap: spot BTCUSDT 1h: 1 candle(s) missing"),
             "{table}"
