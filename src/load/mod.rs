@@ -3,6 +3,7 @@
 //! - [`partition`]: which file a candle goes to (pure).
 //! - [`merge`]: existing + incoming rows, de-duplicated by open time (pure).
 //! - [`parquet`]: encoding, the writer properties and reading files back.
+//! - [`scan`]: which series and partition files are on disk.
 //! - [`DatasetWriter`]: writes one partition: read the existing file (if any), merge, encode,
 //!   write to a dot-prefixed temporary file in the same directory, fsync, read the footer back
 //!   to check it, rename into place, fsync the directory. A reader never sees a partial file.
@@ -25,6 +26,7 @@
 pub mod merge;
 pub mod parquet;
 pub mod partition;
+pub mod scan;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

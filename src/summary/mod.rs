@@ -5,9 +5,11 @@
 //! - [`sketch`]: one numeric column (moments, min/max, quantile sketch).
 //! - [`series`]: one kline series (gaps, OHLC range, totals, VWAP, returns, volatility).
 //! - [`report`]: `_summary.json` / `_summary.parquet` and the readable tables.
+//! - [`dataset`]: statistics and chart data recomputed from the Parquet files alone.
 //! - [`chart`]: the candlestick + volume + moving-average chart (SVG, PNG).
 
 pub mod chart;
+pub mod dataset;
 pub mod report;
 pub mod series;
 pub mod sketch;
