@@ -2,6 +2,7 @@
 //! to an exit code (see `kline_etl::exit`).
 
 use std::error::Error;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
@@ -53,7 +54,7 @@ fn report(e: &dyn Error) {
     let mut msg = format!("error: {e}");
     let mut source = e.source();
     while let Some(s) = source {
-        msg.push_str(&format!("\n  caused by: {s}"));
+        let _ = write!(msg, "\n  caused by: {s}");
         source = s.source();
     }
     eprintln!("{msg}");

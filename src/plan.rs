@@ -200,8 +200,7 @@ pub fn kline_cost(market: Market, interval: Interval, start: i64, end: i64) -> (
 fn snapshot_weight(market: Market, dataset: Dataset) -> u64 {
     match (dataset, market) {
         (Dataset::Depth, Market::Spot) => 5,
-        (Dataset::Depth, _) => 2,
-        (_, Market::Spot) => 2,
+        (Dataset::Depth, _) | (_, Market::Spot) => 2,
         _ => 1,
     }
 }

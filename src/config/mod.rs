@@ -115,7 +115,7 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipelin
         Ok(t) => t,
         Err(e) => {
             let good = &bytes[..e.valid_up_to()];
-            let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+            let line = good.split(|b| *b == b'\n').count();
             let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
             let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
             return Err(ConfigError::invalid(
@@ -160,7 +160,7 @@ pub fn parse_str(
         ));
     }
     let raw = parse_raw(source_name, text)?;
-    validate::validate(raw, env).map_err(|diagnostics| ConfigError::Invalid {
+    validate::validate(&raw, env).map_err(|diagnostics| ConfigError::Invalid {
         source_name: source_name.to_owned(),
         diagnostics,
     })
@@ -200,7 +200,8 @@ fn parse_raw(source_name: &str, text: &str) -> Result<raw::RawPipeline, ConfigEr
         let (line, column) = e
             .location()
             .map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
-        let message = clean_message(&e.to_string());
+        let found = token_at(text, line, column);
+        let message = friendly(&clean_message(&e.to_string()), found);
         ConfigError::invalid(source_name, line.max(1), column.max(1), &path, message)
     })
 }
@@ -223,6 +224,108 @@ fn clean_message(m: &str) -> String {
         None => m,
     };
     m.replace('\n', " ")
+}
+
+/// The scalar token starting at 1-based `line`/`column`, for "found `…`" in messages.
+fn token_at(text: &str, line: usize, column: usize) -> Option<&str> {
+    let l = text.lines().nth(line.checked_sub(1)?)?;
+    let start = l
+        .char_indices()
+        .nth(column.checked_sub(1)?)
+        .map(|(i, _)| i)?;
+    let rest = &l[start..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}' | '#'))
+        .unwrap_or(rest.len());
+    let tok = &rest[..end];
+    (!tok.is_empty()).then_some(tok)
+}
+
+/// Reword serde-saphyr's and serde's messages in our style (lowercase, values in backticks,
+/// say what was expected and what was found).
+fn friendly(msg: &str, found: Option<&str>) -> String {
+    let found_suffix = found.map_or(String::new(), |f| format!("; found `{}`", f.escape_debug()));
+    if let Some(rest) = msg.strip_prefix("unknown field `")
+        && let Some((key, expected)) = rest.split_once("`, expected one of ")
+    {
+        let options: Vec<&str> = expected.split(", ").map(|o| o.trim_matches('`')).collect();
+        let hint =
+            closest(key, &options).map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
+        let listed: Vec<String> = options.iter().map(|o| format!("`{o}`")).collect();
+        return format!(
+            "unknown key `{key}`{hint}; expected one of {}",
+            listed.join(", ")
+        );
+    }
+    if let Some(rest) = msg.strip_prefix("unknown field `")
+        && let Some((key, _)) = rest.split_once('`')
+    {
+        return format!("unknown key `{key}`; this mapping takes no keys");
+    }
+    if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim();
+        return format!("duplicate key `{key}`; each key may appear only once");
+    }
+    if msg.starts_with("multiple YAML documents") {
+        return "more than one YAML document (`---`); a pipeline file holds exactly one".to_owned();
+    }
+    if let Some(detail) = msg.strip_prefix("budget breached: ") {
+        // `Aliases { aliases: 101 }` -> `aliases: 101`
+        let detail = detail
+            .split_once('{')
+            .map_or(detail, |(_, d)| d.trim_end_matches('}'))
+            .trim();
+        return format!(
+            "the file exceeds a YAML safety limit (`{detail}`); pipeline files may use at most 100 anchors, 100 aliases, 100000 YAML events and nesting depth 64"
+        );
+    }
+    if msg == "expected sequence start" {
+        return format!("expected a list such as `[a, b]`{found_suffix}");
+    }
+    if msg == "expected mapping start" {
+        return format!("expected a mapping of `key: value` pairs{found_suffix}");
+    }
+    if msg.starts_with("invalid ") || msg.starts_with("expected ") {
+        let what = msg
+            .trim_start_matches("invalid ")
+            .trim_start_matches("expected ");
+        return format!("expected {}{found_suffix}", article(what));
+    }
+    msg.to_owned()
+}
+
+/// `floating point` -> `a number`, `u64` -> `a whole number`, others unchanged.
+fn article(what: &str) -> String {
+    match what {
+        "floating point" | "f64" | "f32" => "a number".to_owned(),
+        "u64" | "u32" | "u16" | "u8" | "i64" | "i32" | "usize" => "a whole number".to_owned(),
+        "boolean" | "bool" => "`true` or `false`".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The option closest to `key` by edit distance, if it is close enough to be a typo.
+fn closest<'a>(key: &str, options: &[&'a str]) -> Option<&'a str> {
+    options
+        .iter()
+        .map(|o| (edit_distance(key, o), *o))
+        .filter(|(d, o)| *d <= 2.max(o.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, o)| o)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Apply `--from`/`--to` overrides to a loaded pipeline's range.

@@ -122,7 +122,7 @@ impl Ctx<'_> {
 
 /// Validate a raw pipeline. On failure, returns every problem found.
 pub(super) fn validate(
-    raw: RawPipeline,
+    raw: &RawPipeline,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Pipeline, Vec<Diagnostic>> {
     let mut cx = Ctx {
@@ -400,7 +400,13 @@ fn selector(cx: &mut Ctx<'_>, sel: &RawSelector) -> SymbolSelector {
     }
     let regex = sel.regex.as_ref().map(|r| {
         if let Err(e) = regex::Regex::new(&r.value.0) {
-            let msg = e.to_string().replace('\n', " ");
+            let text = e.to_string();
+            let msg = text
+                .lines()
+                .rev()
+                .find_map(|l| l.trim().strip_prefix("error: "))
+                .unwrap_or(&text)
+                .to_owned();
             cx.at(
                 r.referenced,
                 "symbols.regex",
