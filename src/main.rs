@@ -61,7 +61,9 @@ fn report(e: &dyn Error) {
 }
 
 fn load(path: &Path) -> Result<Pipeline, ConfigError> {
-    config::load(path, &process_env)
+    let p = config::load(path, &process_env)?;
+    tracing::debug!(path = %path.display(), pipeline = %p.name, "pipeline is valid");
+    Ok(p)
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error.
@@ -129,14 +131,8 @@ fn plan_cmd(args: &PlanArgs) -> ExitCode {
             return ExitCode::Usage;
         }
     };
-    let (start, end) = p.range.resolve(now);
-    if start >= end {
-        eprintln!(
-            "error: the range of `{}` resolves to [{}, {}), which is empty",
-            args.pipeline.display(),
-            plan::iso(start),
-            plan::iso(end)
-        );
+    if let Err(e) = config::resolve_range(&p, now) {
+        report(&e);
         return ExitCode::Usage;
     }
     let plan = plan::build(&p, now);
@@ -164,8 +160,14 @@ fn run(args: &RunArgs) -> ExitCode {
             None => return ExitCode::Usage,
         }
     }
+    let now = now_ms();
+    for p in &pipelines {
+        if let Err(e) = config::resolve_range(p, now) {
+            report(&e);
+            return ExitCode::Usage;
+        }
+    }
     if args.dry_run {
-        let now = now_ms();
         for p in &pipelines {
             print(&format!("{}\n", plan::build(p, now)));
         }

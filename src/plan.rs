@@ -207,11 +207,7 @@ fn snapshot_weight(market: Market, dataset: Dataset) -> u64 {
 
 /// `2024-01-01T00:00:00Z` (milliseconds shown only when not zero).
 pub fn iso(ms: i64) -> String {
-    match chrono::DateTime::from_timestamp_millis(ms) {
-        Some(t) if ms % 1000 == 0 => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        None => format!("{ms}ms"),
-    }
+    crate::config::time::format_utc(ms)
 }
 
 /// A duration in seconds as `1h 02m 03s` / `2m 05s` / `4.2s`.
