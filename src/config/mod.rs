@@ -367,9 +367,13 @@ pub fn override_range(
 /// The pipeline's range resolved at `now_ms`, checked to be non-empty. A range that mixes
 /// relative and absolute times (`start: 3 days ago`, `end: 2024-01-01`) can only be checked
 /// here, once "now" is known.
+///
+/// Snapshot datasets (`ticker_price`, `depth`) have no range; they resolve to `(now, now)`.
 pub fn resolve_range(pipeline: &Pipeline, now_ms: i64) -> Result<(i64, i64), EmptyRange> {
     let (start, end) = pipeline.range.resolve(now_ms);
-    if start < end {
+    if pipeline.dataset != Dataset::Klines {
+        Ok((now_ms, now_ms))
+    } else if start < end {
         Ok((start, end))
     } else {
         Err(EmptyRange {

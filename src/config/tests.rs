@@ -225,6 +225,7 @@ fn compression_spellings() {
 fn non_klines_datasets_take_no_intervals() {
     let p = parse("name: t\ndataset: ticker_price\nsymbols: [BTCUSDT]\n").unwrap();
     assert!(p.intervals.is_empty());
+    assert_eq!(resolve_range(&p, 5), Ok((5, 5)));
     let d = diags("name: t\ndataset: depth\nsymbols: [BTCUSDT]\nintervals: [1d]\n");
     assert_eq!(d[0].path, "intervals");
 }
