@@ -26,7 +26,8 @@ pub struct Task {
     pub start_ms: i64,
     /// Window end, ms (exclusive).
     pub end_ms: i64,
-    /// Candle open times in the window (klines; 1 snapshot otherwise).
+    /// Rows expected to be written: candle open times in the window, without the candle
+    /// still forming at "now" unless `include_forming` (klines); 1 snapshot otherwise.
     pub expected_rows: i64,
     /// Requests needed at the best page size.
     pub requests: u64,
@@ -109,8 +110,13 @@ pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
         match pipeline.dataset {
             Dataset::Klines => {
                 for &interval in &pipeline.intervals {
-                    let (expected_rows, requests, weight) =
+                    let (mut expected_rows, requests, weight) =
                         kline_cost(market, interval, start_ms, end_ms);
+                    if !pipeline.transform.include_forming {
+                        // The candle still forming at `now` is fetched but not written.
+                        let closed_end = end_ms.min(interval.floor(now_ms));
+                        expected_rows = interval.count_in(start_ms, closed_end);
+                    }
                     tasks.push(Task {
                         market,
                         symbol: symbol.clone(),
@@ -327,7 +333,7 @@ mod tests {
     fn daily_btc_since_2020() {
         let p = plan(
             "name: t\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange: { start: 2020-07-05, end: 2024-01-01 }\n",
-            NOW,
+            1_710_000_000_000, // 2024-03-09, after the range
         );
         assert_eq!(p.tasks.len(), 1);
         let t = &p.tasks[0];
@@ -348,10 +354,20 @@ mod tests {
         assert_eq!(p.start_ms, NOW - 3 * DAY_MS);
         let m1 = &p.tasks[0];
         assert_eq!(m1.interval, Some(Interval::M1));
-        assert_eq!(m1.expected_rows, 3 * 1440);
+        // NOW is not on a minute boundary: the last minute is still forming.
+        assert_eq!(m1.expected_rows, 3 * 1440 - 1);
         assert_eq!(m1.requests, 5);
         assert_eq!(p.total_requests, 2 * (5 + 1 + 1));
         assert_eq!(p.total_weight, 2 * p.total_requests);
+    }
+
+    #[test]
+    fn forming_candles_are_counted_only_when_asked() {
+        let text = "name: t\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange: { start: 2023-11-01 }\n";
+        // 2023-11-01 .. 2023-11-14T22:13:20Z: 13 closed days and one forming.
+        assert_eq!(plan(text, NOW).tasks[0].expected_rows, 13);
+        let forming = format!("{text}transform: {{ include_forming: true }}\n");
+        assert_eq!(plan(&forming, NOW).tasks[0].expected_rows, 14);
     }
 
     #[test]
