@@ -3,7 +3,7 @@
 
 use std::error::Error;
 use std::fmt::Write as _;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use clap::Parser;
@@ -25,7 +25,8 @@ fn main() -> std::process::ExitCode {
     code.into()
 }
 
-/// Logs go to stderr; `RUST_LOG` wins over `-v`/`-q`.
+/// Logs go to stderr (colours only on a terminal without `NO_COLOR`); `RUST_LOG` wins over
+/// `-v`/`-q`.
 fn init_tracing(g: &GlobalArgs) {
     let level = match (i16::from(g.verbose) - i16::from(g.quiet)).clamp(-2, 2) {
         -2 => "error",
@@ -35,8 +36,10 @@ fn init_tracing(g: &GlobalArgs) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match g.log_format {
         LogFormat::Text => builder.with_target(false).try_init(),

@@ -54,6 +54,8 @@ pub struct Plan {
     pub end_ms: i64,
     /// Set when `symbols` is a selector: how it will be resolved.
     pub selector: Option<String>,
+    /// The selector's `max`, which bounds the whole run's cost.
+    pub max_symbols: Option<usize>,
     /// The tasks.
     pub tasks: Vec<Task>,
     /// Requests and weight spent outside tasks (`exchangeInfo` for a selector).
@@ -172,6 +174,10 @@ pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
         now_ms,
         start_ms,
         end_ms,
+        max_symbols: match &pipeline.symbols {
+            SymbolSelection::Selector(s) => s.max,
+            SymbolSelection::List(_) => None,
+        },
         selector,
         tasks,
         overhead_requests,
@@ -312,7 +318,26 @@ impl fmt::Display for Plan {
         if self.selector.is_some() {
             write!(f, " per selected symbol")?;
         }
-        writeln!(f)
+        writeln!(f)?;
+        if let Some(n) = self.max_symbols {
+            let (weight, seconds) = self.bound_for(n);
+            writeln!(
+                f,
+                "          with the selector's maximum of {n} symbols: weight {weight}, at least {}",
+                human_duration(seconds)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// Total weight and least time if the per-symbol tasks ran for `symbols` symbols.
+    pub fn bound_for(&self, symbols: usize) -> (u64, f64) {
+        let per_symbol: u64 = self.tasks.iter().map(|t| t.weight).sum();
+        let weight = self.overhead_weight + per_symbol * symbols as u64;
+        let budget = f64::from(self.weight_limit_per_minute) * self.weight_share;
+        (weight, weight as f64 / budget * 60.0)
     }
 }
 
@@ -391,6 +416,15 @@ mod tests {
         assert_eq!(p.overhead_weight, 20);
         assert!(p.selector.as_deref().unwrap().contains("exchangeInfo"));
         assert!(p.to_string().contains("exchangeInfo"));
+        let p = plan(
+            "name: t\nsymbols: { quote: [USDT], max: 10 }\nintervals: [1h]\nrange: { start: 1 day ago }\n",
+            NOW,
+        );
+        assert_eq!(p.bound_for(10).0, 20 + 10 * 2);
+        assert!(
+            p.to_string().contains("maximum of 10 symbols: weight 40"),
+            "{p}"
+        );
     }
 
     #[test]
