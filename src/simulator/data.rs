@@ -484,6 +484,7 @@ impl SymbolData {
     }
 
     /// The minute candle opening at `m` (minute-aligned), as of `now`.
+    #[allow(clippy::many_single_char_names)] // candle math reads best as o/h/l/c, m, t, u
     fn minute(&self, walk: &mut Walk, m: i64, now: i64) -> Option<Candle> {
         let (first, last) = self.bounds(now);
         if m < first || m > last || self.spec.in_outage(m) {
@@ -649,6 +650,7 @@ impl SymbolData {
     /// The `1s` candle opening at `t`: the minute split into 60 seconds that aggregate to it.
     /// Every second's range contains the minute's vwap, so each second's quote volume is its
     /// volume × that vwap.
+    #[allow(clippy::many_single_char_names)] // candle math reads best as o/h/l/c, m, t, u
     fn second(&self, walk: &mut Walk, t: i64, now: i64) -> Option<Candle> {
         let m = Interval::M1.floor(t);
         // Generate the closed minute (seconds of a forming minute use the closed values).
@@ -736,7 +738,7 @@ impl SymbolData {
             None => (c.quote / i128::from(c.volume.max(1))) as i64,
             Some(_) => {
                 // Regenerate: not invertible exactly; the mid of the range is within it.
-                i64::midpoint(c.high, c.low)
+                (c.high + c.low) / 2
             }
         }
     }
@@ -916,6 +918,7 @@ impl SymbolData {
 
 /// Format the integer `v` having `dec` decimals with `out` decimals (`out >= dec` pads zeros;
 /// fewer truncates toward zero).
+#[allow(clippy::many_single_char_names)] // short names for a tiny numeric routine
 pub(crate) fn fixed(v: i128, dec: u32, out: u32) -> String {
     let (v, dec) = if out < dec {
         (v / 10i128.pow(dec - out), out)
@@ -944,6 +947,7 @@ pub(crate) fn fixed(v: i128, dec: u32, out: u32) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp, clippy::many_single_char_names)] // values parse from exact decimal strings
 mod tests {
     use super::*;
     use proptest::prelude::*;

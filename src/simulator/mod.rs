@@ -198,8 +198,8 @@ impl SimConfig {
         self
     }
 
-    /// Back `symbol` on `market` at `interval` with the rows of a fixture file (CSV or JSON).
-    /// An unknown symbol is added (listed at its first row); a synthetic one becomes replayed.
+    /// Back `symbol` on `market` at `interval` with the rows of a fixture file (CSV or JSON);
+    /// calling it again for the same series adds the file's rows. An unknown symbol is added (listed at its first row); a synthetic one becomes replayed.
     pub fn with_replay(
         mut self,
         market: Market,
@@ -218,7 +218,15 @@ impl SimConfig {
         };
         let spec = &mut list[idx];
         spec.listed_ms = spec.listed_ms.min(first);
-        spec.replay.insert(interval, rows.into());
+        let mut merged: Vec<KlineRow> = spec
+            .replay
+            .get(&interval)
+            .map(|r| r.to_vec())
+            .unwrap_or_default();
+        merged.extend(rows);
+        merged.sort_by_key(|r| r.open_time);
+        merged.dedup_by_key(|r| r.open_time);
+        spec.replay.insert(interval, merged.into());
         Ok(self)
     }
 }

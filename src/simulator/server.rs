@@ -487,11 +487,7 @@ async fn handle(
     let w = weight(market, ep, &params);
     let used = match sh.limiter.check(ip, market, w, wall) {
         Verdict::Allowed { used } => used,
-        v => {
-            let used = match v {
-                Verdict::TooMany { used, .. } | Verdict::Banned { used, .. } => used,
-                Verdict::Allowed { used } => used,
-            };
+        v @ (Verdict::TooMany { used, .. } | Verdict::Banned { used, .. }) => {
             return finish(limit_reply(&sh, market, v), Some((&header, used)), None);
         }
     };
@@ -589,8 +585,21 @@ fn finish(
             // connection and the client sees an incomplete body.
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
             let half = body.slice(..body.len() / 2);
-            let chunks: Vec<Result<Bytes, io::Error>> = vec![Ok(half), Err(reset_error())];
-            Body::from_stream(futures::stream::iter(chunks))
+            let stream = futures::stream::unfold(0u8, move |step| {
+                let half = half.clone();
+                async move {
+                    match step {
+                        0 => Some((Ok(half), 1)),
+                        1 => {
+                            // Let the headers and the first half reach the client first.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Some((Err(reset_error()), 2))
+                        }
+                        _ => None,
+                    }
+                }
+            });
+            Body::from_stream(stream)
         }
         Some((FaultKind::SlowBody, delay)) => {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
@@ -628,9 +637,8 @@ fn endpoint(
         .get("x-mbx-time-unit")
         .map(|v| v.to_str().unwrap_or(""))
     {
-        None => false,
         Some("MICROSECOND" | "microsecond") => true,
-        Some("MILLISECOND" | "millisecond") => false,
+        None | Some("MILLISECOND" | "millisecond") => false,
         Some(_) => {
             return Err(ApiError::bad(
                 -1194,
@@ -934,7 +942,7 @@ fn ticker_price(
     let all: Vec<serde_json::Value> = match symbols_param(p)? {
         Some(list) => list
             .iter()
-            .map(|n| find(sh, market, n, now).map(|s| one(s)))
+            .map(|n| find(sh, market, n, now).map(&one))
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
             .flatten()
