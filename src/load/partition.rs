@@ -236,6 +236,12 @@ pub fn split(
     if g == Granularity::None {
         return vec![(key(Period::All), sorted_rows)];
     }
+    // The common case, a page inside one partition, moves the rows without copying.
+    let first = Period::of(g, sorted_rows.open_time[0]);
+    let first_end = first.range_ms().map_or(i64::MAX, |(_, e)| e);
+    if sorted_rows.open_time.last().is_some_and(|&t| t < first_end) {
+        return vec![(key(first), sorted_rows)];
+    }
     let mut out = Vec::new();
     let mut start = 0;
     while start < sorted_rows.len() {
@@ -244,12 +250,6 @@ pub fn split(
         let len = sorted_rows.open_time[start..].partition_point(|&t| t < end_ms);
         out.push((key(period), sorted_rows.slice(start, len)));
         start += len;
-    }
-    if out.len() == 1 {
-        // Avoid the copy for the common single-partition case.
-        if let Some((k, _)) = out.pop() {
-            return vec![(k, sorted_rows)];
-        }
     }
     out
 }

@@ -154,16 +154,14 @@ pub fn price_type_str(prices: PriceType) -> &'static str {
     }
 }
 
-fn to_time_array(ms: &[i64], unit: TimeUnit, close: bool) -> Result<ArrayRef, SchemaError> {
+fn to_time_array(ms: Vec<i64>, unit: TimeUnit, close: bool) -> Result<ArrayRef, SchemaError> {
     let column = if close { "close_time" } else { "open_time" };
     Ok(match unit {
-        TimeUnit::Millisecond => {
-            Arc::new(TimestampMillisecondArray::from(ms.to_vec()).with_timezone("UTC"))
-        }
+        TimeUnit::Millisecond => Arc::new(TimestampMillisecondArray::from(ms).with_timezone("UTC")),
         TimeUnit::Microsecond => {
             let us: Option<Vec<i64>> = ms
-                .iter()
-                .map(|&t| {
+                .into_iter()
+                .map(|t| {
                     if close {
                         t.checked_add(1)?.checked_mul(1000)?.checked_sub(1)
                     } else {
@@ -180,11 +178,11 @@ fn to_time_array(ms: &[i64], unit: TimeUnit, close: bool) -> Result<ArrayRef, Sc
     })
 }
 
-fn to_value_array(c: &Column) -> Result<ArrayRef, SchemaError> {
+fn to_value_array(c: Column) -> Result<ArrayRef, SchemaError> {
     Ok(match c {
-        Column::Float64(v) => Arc::new(Float64Array::from(v.clone())),
+        Column::Float64(v) => Arc::new(Float64Array::from(v)),
         Column::Decimal(v) => Arc::new(
-            Decimal128Array::from(v.clone())
+            Decimal128Array::from(v)
                 .with_precision_and_scale(DECIMAL_PRECISION, DECIMAL_SCALE)
                 .map_err(SchemaError::Arrow)?,
         ),
@@ -196,21 +194,44 @@ pub fn to_record_batch(
     rows: &KlineRows,
     ctx: &KlineContext<'_>,
 ) -> Result<RecordBatch, SchemaError> {
+    into_record_batch(rows.clone(), ctx)
+}
+
+/// Like [`to_record_batch`], moving the columns instead of copying them.
+pub fn into_record_batch(
+    rows: KlineRows,
+    ctx: &KlineContext<'_>,
+) -> Result<RecordBatch, SchemaError> {
     let n = rows.len();
-    let schema = arrow_schema(rows.price_type(), ctx.options.time_unit);
+    let prices = rows.price_type();
+    let schema = arrow_schema(prices, ctx.options.time_unit);
+    let KlineRows {
+        open_time,
+        close_time,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        quote_volume,
+        taker_buy_base_volume,
+        taker_buy_quote_volume,
+        trades,
+    } = rows;
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(13);
-    cols.push(to_time_array(
-        &rows.open_time,
-        ctx.options.time_unit,
-        false,
-    )?);
-    cols.push(to_time_array(
-        &rows.close_time,
-        ctx.options.time_unit,
-        true,
-    )?);
-    for c in rows.columns() {
-        if c.price_type() != rows.price_type() {
+    cols.push(to_time_array(open_time, ctx.options.time_unit, false)?);
+    cols.push(to_time_array(close_time, ctx.options.time_unit, true)?);
+    for c in [
+        open,
+        high,
+        low,
+        close,
+        volume,
+        quote_volume,
+        taker_buy_base_volume,
+        taker_buy_quote_volume,
+    ] {
+        if c.price_type() != prices {
             return Err(SchemaError::Value {
                 column: "open",
                 reason: "value columns of mixed price types".to_owned(),
@@ -218,7 +239,7 @@ pub fn to_record_batch(
         }
         cols.push(to_value_array(c)?);
     }
-    let trades: Option<Vec<i64>> = rows.trades.iter().map(|&t| i64::try_from(t).ok()).collect();
+    let trades: Option<Vec<i64>> = trades.iter().map(|&t| i64::try_from(t).ok()).collect();
     let trades = trades.ok_or_else(|| SchemaError::Value {
         column: "trades",
         reason: "a trade count exceeds the Int64 range".to_owned(),

@@ -332,6 +332,8 @@ fn files_carry_the_schema_sorting_and_metadata() {
         .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
         .unwrap();
     assert_eq!(close.value(0), 1_672_534_799_999_999);
+    // The newest open time comes from µs statistics, converted back to ms.
+    assert_eq!(last(dir.path(), &t), Some(1_685_574_000_000));
     assert_eq!(
         batch.column_by_name("trades").unwrap().data_type(),
         &DataType::Int64
