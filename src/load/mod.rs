@@ -3,6 +3,7 @@
 //! - [`partition`]: which file a candle goes to (pure).
 //! - [`merge`]: existing + incoming rows, de-duplicated by open time (pure).
 //! - [`parquet`]: encoding, the writer properties and reading files back.
+//! - [`atomic`]: temporary file, fsync, rename, fsync the directory.
 //! - [`scan`]: which series and partition files are on disk.
 //! - [`DatasetWriter`]: writes one partition: read the existing file (if any), merge, encode,
 //!   write to a dot-prefixed temporary file in the same directory, fsync, read the footer back
@@ -23,6 +24,7 @@
 //! - A crash leaves at most a stale `.part.parquet.tmp-<pid>-<n>` file, which every hive
 //!   reader ignores (dot prefix) and the next successful write of that partition removes.
 
+pub mod atomic;
 pub mod merge;
 pub mod parquet;
 pub mod partition;
