@@ -1,1 +1,4 @@
 //! Extraction: the REST client, pager, shared weight budget and retry policy.
+
+pub mod budget;
+pub mod retry;
