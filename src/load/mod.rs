@@ -1,1 +1,521 @@
-//! Load: hive partitioning and atomic, idempotent Parquet writes.
+//! Load: hive-partitioned, atomic, idempotent Parquet writes of typed klines.
+//!
+//! - [`partition`]: which file a candle goes to (pure).
+//! - [`merge`]: existing + incoming rows, de-duplicated by open time (pure).
+//! - [`parquet`]: encoding, the writer properties and reading files back.
+//! - [`scan`]: which series and partition files are on disk.
+//! - [`DatasetWriter`]: writes one partition: read the existing file (if any), merge, encode,
+//!   write to a dot-prefixed temporary file in the same directory, fsync, read the footer back
+//!   to check it, rename into place, fsync the directory. A reader never sees a partial file.
+//! - [`TaskSink`]: receives the ordered chunks of one market × symbol × interval task, buffers
+//!   only the current partition, and writes each partition once it is complete.
+//!
+//! Everything here is synchronous CPU and file work; async callers run it on a blocking thread.
+//!
+//! # Guarantees
+//!
+//! - File names are deterministic (`part.parquet` in the partition directory) and no metadata
+//!   depends on time or randomness, so rerunning a pipeline over the same range leaves
+//!   byte-identical files (an unchanged partition is not even rewritten).
+//! - An existing file that is corrupt, truncated, foreign, of another price type or time unit,
+//!   or of a newer schema version is an error naming the path ([`ExitCode::Output`]) and is
+//!   never overwritten.
+//! - A crash leaves at most a stale `.part.parquet.tmp-<pid>-<n>` file, which every hive
+//!   reader ignores (dot prefix) and the next successful write of that partition removes.
+
+pub mod merge;
+pub mod parquet;
+pub mod partition;
+pub mod scan;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::{
+    Compression, Endpoint, OnViolation, PartitionSpec, Pipeline, TransformOptions,
+};
+use crate::exit::ExitCode;
+use crate::interval::Interval;
+use crate::market::Market;
+use crate::symbol::Symbol;
+use crate::transform::quality::{self, QualityReport};
+use crate::transform::{KlineContext, KlineRows, SchemaError};
+
+pub use merge::MergeReport;
+pub use partition::{Granularity, PartitionKey, Period, TaskKey};
+
+/// Why a partition could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A file-system operation failed (the message names the path).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// An existing file is not readable Parquet (truncated, corrupt).
+    #[error("existing file `{path}` is not a readable Parquet file; it was left untouched")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The Parquet error.
+        #[source]
+        source: ::parquet::errors::ParquetError,
+    },
+    /// An existing file is Parquet but not a kline-etl partition of this schema.
+    #[error(
+        "existing file `{path}` is not a kline-etl partition ({reason}); it was left untouched"
+    )]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
+    /// An existing file was written by a newer kline-etl.
+    #[error(
+        "existing file `{path}` has schema version `{found}`, newer than this kline-etl understands; upgrade kline-etl (the file was left untouched)"
+    )]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// The version found.
+        found: String,
+    },
+    /// An existing file was written with other transform options.
+    #[error(
+        "existing file `{path}` holds {found} but the pipeline asks for {wanted}; write to another output path or convert the dataset (the file was left untouched)"
+    )]
+    Incompatible {
+        /// The file.
+        path: PathBuf,
+        /// What the file has.
+        found: String,
+        /// What the pipeline wants.
+        wanted: String,
+    },
+    /// Encoding failed.
+    #[error("cannot encode `{path}`")]
+    Encode {
+        /// The destination file.
+        path: PathBuf,
+        /// The Parquet error.
+        #[source]
+        source: ::parquet::errors::ParquetError,
+    },
+    /// The rows cannot be represented in the output schema.
+    #[error("cannot build the columns of `{path}`")]
+    Schema {
+        /// The destination file.
+        path: PathBuf,
+        /// The schema error.
+        #[source]
+        source: SchemaError,
+    },
+    /// The freshly written temporary file did not read back as expected.
+    #[error("written file `{path}` failed the read-back check: {reason}")]
+    Verify {
+        /// The temporary file.
+        path: PathBuf,
+        /// What did not match.
+        reason: String,
+    },
+    /// A row was handed to the wrong partition (a bug in the caller).
+    #[error("row with open time `{open_time}` does not belong to partition `{path}`")]
+    WrongPartition {
+        /// The partition file.
+        path: PathBuf,
+        /// The offending open time (ms).
+        open_time: i64,
+    },
+    /// Quality violations with `transform.on_violation: fail`; the partition was not written.
+    #[error("quality checks failed for `{path}`, nothing written: {summary}")]
+    Quality {
+        /// The partition file that was not written.
+        path: PathBuf,
+        /// The report's one-line summary.
+        summary: String,
+    },
+    /// A test-only injected failure (see [`DatasetWriter::inject_fault`]).
+    #[error("injected failure before renaming `{path}` into place")]
+    Injected {
+        /// The temporary file left behind.
+        path: PathBuf,
+    },
+}
+
+impl LoadError {
+    /// The process exit code this error maps to.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            LoadError::Quality { .. } => ExitCode::TasksFailed,
+            LoadError::WrongPartition { .. } => ExitCode::Internal,
+            _ => ExitCode::Output,
+        }
+    }
+}
+
+/// How files are written: derived from a pipeline by [`WriteOptions::from_pipeline`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOptions {
+    /// The pipeline name (Parquet metadata `kline_etl.pipeline`).
+    pub pipeline: String,
+    /// Where the data came from (`kline_etl.source`): the base URL, or `simulator`.
+    pub source: String,
+    /// Typing options (price type, time unit, on-violation policy).
+    pub transform: TransformOptions,
+    /// `output.compression`.
+    pub compression: Compression,
+    /// `output.row_group_rows`.
+    pub row_group_rows: usize,
+    /// `output.partition`.
+    pub partition: PartitionSpec,
+}
+
+impl WriteOptions {
+    /// The write options of a pipeline.
+    pub fn from_pipeline(p: &Pipeline) -> Self {
+        WriteOptions {
+            pipeline: p.name.clone(),
+            source: match &p.source.endpoint {
+                Endpoint::Url(u) => u.clone(),
+                Endpoint::Simulator(_) => "simulator".to_owned(),
+            },
+            transform: p.transform,
+            compression: p.output.compression,
+            row_group_rows: p.output.row_group_rows,
+            partition: p.output.partition,
+        }
+    }
+}
+
+/// What writing one partition did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// The partition file.
+    pub path: PathBuf,
+    /// Rows in the file now.
+    pub rows_written: u64,
+    /// Rows that were not in the file before.
+    pub rows_new: u64,
+    /// Stored rows replaced by different incoming rows (conflicts).
+    pub rows_replaced: u64,
+    /// Incoming rows identical to stored ones.
+    pub rows_unchanged: u64,
+    /// Earliest open times (ms) of conflicts.
+    pub conflicts: Vec<i64>,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Whether the file was (re)written; `false` when nothing changed.
+    pub rewritten: bool,
+}
+
+/// Test hooks for crash-safety tests.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Stop after the temporary file is written and fsynced, before the rename.
+    BeforeRename,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes partitions under one output root. Cheap to clone; synchronous.
+#[derive(Debug, Clone)]
+pub struct DatasetWriter {
+    root: PathBuf,
+    opts: WriteOptions,
+    fault: Option<Fault>,
+}
+
+impl DatasetWriter {
+    /// A writer for the dataset under `root` (the pipeline's `output.path`).
+    pub fn new(root: impl Into<PathBuf>, opts: WriteOptions) -> Self {
+        DatasetWriter {
+            root: root.into(),
+            opts,
+            fault: None,
+        }
+    }
+
+    /// The output root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The write options.
+    pub fn options(&self) -> &WriteOptions {
+        &self.opts
+    }
+
+    /// The absolute path of a partition's file.
+    pub fn path_of(&self, key: &PartitionKey) -> PathBuf {
+        self.root.join(key.relative_path())
+    }
+
+    /// Make the next writes fail at `fault` (tests only).
+    #[doc(hidden)]
+    pub fn inject_fault(&mut self, fault: Option<Fault>) {
+        self.fault = fault;
+    }
+
+    /// Write `rows` (all of them inside `key`'s period) into the partition `key`, merging them
+    /// with the rows already stored there: de-duplicated by open time, incoming rows winning.
+    /// The file is replaced atomically; an unchanged partition is left as it is.
+    pub fn write_partition(
+        &self,
+        key: &PartitionKey,
+        rows: KlineRows,
+    ) -> Result<WriteOutcome, LoadError> {
+        let path = self.path_of(key);
+        if let Some(&t) = rows.open_time.iter().find(|&&t| !key.contains(t)) {
+            return Err(LoadError::WrongPartition { path, open_time: t });
+        }
+        let existing = if path.exists() {
+            let (old, info) = parquet::read_file(&path)?;
+            let want = (self.opts.transform.prices, self.opts.transform.time_unit);
+            if (info.prices, info.time_unit) != want {
+                let show = |(p, u)| {
+                    format!(
+                        "prices `{}` with time unit `{}`",
+                        crate::transform::schema::price_type_str(p),
+                        crate::transform::schema::time_unit_str(u)
+                    )
+                };
+                return Err(LoadError::Incompatible {
+                    path,
+                    found: show((info.prices, info.time_unit)),
+                    wanted: show(want),
+                });
+            }
+            Some(old)
+        } else {
+            None
+        };
+        let had_file = existing.is_some();
+        let empty = KlineRows::empty(rows.price_type());
+        let (merged, report) = merge::merge(existing.unwrap_or(empty), rows);
+        let outcome = |bytes: u64, rewritten: bool| WriteOutcome {
+            path: path.clone(),
+            rows_written: merged.len() as u64,
+            rows_new: report.new,
+            rows_replaced: report.replaced,
+            rows_unchanged: report.unchanged,
+            conflicts: report.conflict_examples.clone(),
+            bytes,
+            rewritten,
+        };
+        if had_file && !report.changed() {
+            let bytes = fs_err::metadata(&path)?.len();
+            return Ok(outcome(bytes, false));
+        }
+        let ctx = KlineContext {
+            market: key.task.market,
+            symbol: &key.task.symbol,
+            interval: key.task.interval,
+            options: &self.opts.transform,
+        };
+        let batch = merged
+            .to_record_batch(&ctx)
+            .map_err(|source| LoadError::Schema {
+                path: path.clone(),
+                source,
+            })?;
+        let bytes = parquet::encode(&batch, key, &self.opts, &path)?;
+        let len = bytes.len() as u64;
+        self.replace_atomically(&path, &bytes, merged.len() as u64)?;
+        Ok(outcome(len, true))
+    }
+
+    /// Write `bytes` to a temporary sibling of `path`, fsync, check it reads back with
+    /// `rows` rows, rename it over `path` and fsync the directory.
+    fn replace_atomically(&self, path: &Path, bytes: &[u8], rows: u64) -> Result<(), LoadError> {
+        use std::io::Write as _;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs_err::create_dir_all(dir)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(
+            ".{name}.tmp-{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| {
+            let mut f = fs_err::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            drop(f);
+            let info = parquet::read_info(&tmp)?;
+            if info.rows != rows {
+                return Err(LoadError::Verify {
+                    path: tmp.clone(),
+                    reason: format!("footer says {} rows, expected {rows}", info.rows),
+                });
+            }
+            if self.fault == Some(Fault::BeforeRename) {
+                return Err(LoadError::Injected { path: tmp.clone() });
+            }
+            fs_err::rename(&tmp, path)?;
+            sync_dir(dir)?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            if !matches!(e, LoadError::Injected { .. }) {
+                let _ = fs_err::remove_file(&tmp);
+            }
+            return Err(e);
+        }
+        remove_stale_temps(dir, &name);
+        Ok(())
+    }
+}
+
+/// Fsync a directory so a rename in it is durable (a no-op where directories cannot be opened).
+fn sync_dir(dir: &Path) -> Result<(), LoadError> {
+    #[cfg(unix)]
+    {
+        fs_err::File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Remove `.{name}.tmp-*` leftovers of crashed runs of *this* partition, after the partition
+/// was just written successfully (the dataset lock guarantees no other writer is active).
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    if let Ok(entries) = fs_err::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs_err::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Read one partition file back into rows (sorted by open time, as written). Errors name the
+/// path: corrupt, foreign or newer-schema files are refused.
+pub fn read_partition(path: &Path) -> Result<KlineRows, LoadError> {
+    parquet::read_file(path).map(|(rows, _)| rows)
+}
+
+/// The newest stored open time (ms) of one market × symbol × interval under `root`, or `None`
+/// when nothing is stored. Reads only the footer statistics of the newest partition file of
+/// each granularity found (partition directories sort by time as text).
+pub fn last_open_time(
+    root: &Path,
+    market: Market,
+    symbol: &Symbol,
+    interval: Interval,
+) -> Result<Option<i64>, LoadError> {
+    let task = TaskKey {
+        market,
+        symbol: symbol.clone(),
+        interval,
+    };
+    let dir = root.join(task.relative_dir());
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let mut newest: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for e in fs_err::read_dir(&dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !e.path().is_dir() {
+            continue;
+        }
+        if let Some((kind, _)) = name.split_once('=') {
+            let slot = newest.entry(kind.to_owned()).or_default();
+            if name > *slot {
+                *slot = name;
+            }
+        }
+    }
+    let mut candidates: Vec<PathBuf> = newest
+        .values()
+        .map(|d| dir.join(d).join(partition::FILE_NAME))
+        .collect();
+    candidates.push(dir.join(partition::FILE_NAME));
+    let mut best: Option<i64> = None;
+    for file in candidates.iter().filter(|f| f.is_file()) {
+        if let Some(t) = parquet::max_open_time(file)? {
+            best = Some(best.map_or(t, |b| b.max(t)));
+        }
+    }
+    Ok(best)
+}
+
+/// What a task's sink wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskOutcome {
+    /// One entry per partition written (or found unchanged), in time order.
+    pub partitions: Vec<WriteOutcome>,
+    /// Quality findings over every row received.
+    pub quality: QualityReport,
+}
+
+/// Receives the ordered chunks (pages) of one market × symbol × interval task and writes them
+/// partition by partition. Only the current partition is buffered: a partition is written when
+/// a chunk arrives for a later one, and at [`TaskSink::finish`]. Memory is bounded by one
+/// partition (plus a chunk), never the whole history.
+///
+/// Every flushed partition is quality-checked first; with `on_violation: fail` a partition with
+/// violations is not written and [`LoadError::Quality`] is returned (partitions flushed before
+/// stay written: each is complete and consistent on its own).
+#[derive(Debug)]
+pub struct TaskSink {
+    writer: DatasetWriter,
+    task: TaskKey,
+    current: Option<(PartitionKey, KlineRows)>,
+    outcome: TaskOutcome,
+}
+
+impl TaskSink {
+    /// A sink for `task`, writing through `writer`.
+    pub fn new(writer: DatasetWriter, task: TaskKey) -> Self {
+        TaskSink {
+            writer,
+            task,
+            current: None,
+            outcome: TaskOutcome::default(),
+        }
+    }
+
+    /// Accept the next chunk of rows (normally one page, in time order).
+    pub fn push(&mut self, rows: KlineRows) -> Result<(), LoadError> {
+        for (key, part) in partition::split(rows, &self.task, self.writer.opts.partition) {
+            match &mut self.current {
+                Some((cur, buf)) if *cur == key => buf.append(part),
+                _ => {
+                    self.flush()?;
+                    self.current = Some((key, part));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), LoadError> {
+        let Some((key, rows)) = self.current.take() else {
+            return Ok(());
+        };
+        let report = quality::check(&rows, self.task.interval);
+        let clean = report.is_clean();
+        self.outcome.quality.merge(&report);
+        if !clean && self.writer.opts.transform.on_violation == OnViolation::Fail {
+            return Err(LoadError::Quality {
+                path: self.writer.path_of(&key),
+                summary: report.summary(),
+            });
+        }
+        let out = self.writer.write_partition(&key, rows)?;
+        self.outcome.partitions.push(out);
+        Ok(())
+    }
+
+    /// Write the last buffered partition and return what the task wrote.
+    pub fn finish(mut self) -> Result<TaskOutcome, LoadError> {
+        self.flush()?;
+        Ok(self.outcome)
+    }
+}

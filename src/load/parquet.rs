@@ -1,0 +1,220 @@
+//! Parquet encoding and decoding of one partition: explicit `WriterProperties`, the key-value
+//! metadata, reading a partition file back (checking it is ours and of a schema version we
+//! understand), and the newest open time from column statistics. No directory logic (see
+//! [`super::DatasetWriter`]).
+
+use std::path::Path;
+
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression as PqCompression, ZstdLevel};
+use parquet::file::metadata::{KeyValue, ParquetMetaData, SortingColumn};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::statistics::Statistics;
+use parquet::schema::types::ColumnPath;
+
+use super::{LoadError, WriteOptions};
+use crate::config::{Compression, PriceType, TimeUnit};
+use crate::load::partition::PartitionKey;
+use crate::transform::KlineRows;
+use crate::transform::schema::{
+    self, META_SCHEMA_VERSION, SCHEMA_VERSION, price_type_str, time_unit_str,
+};
+
+/// What a partition file's metadata says about its contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileInfo {
+    /// `kline_etl.prices`.
+    pub prices: PriceType,
+    /// `kline_etl.time_unit`.
+    pub time_unit: TimeUnit,
+    /// Rows in the file (from the footer).
+    pub rows: u64,
+}
+
+fn compression(c: Compression) -> Result<PqCompression, parquet::errors::ParquetError> {
+    Ok(match c {
+        Compression::Zstd(level) => PqCompression::ZSTD(ZstdLevel::try_new(level)?),
+        Compression::Snappy => PqCompression::SNAPPY,
+        Compression::None => PqCompression::UNCOMPRESSED,
+    })
+}
+
+/// The key-value metadata written to every file: nothing run- or time-dependent, so identical
+/// rows give identical bytes.
+pub fn key_value_metadata(key: &PartitionKey, opts: &WriteOptions) -> Vec<KeyValue> {
+    let kv = |k: &str, v: &str| KeyValue::new(format!("kline_etl.{k}"), v.to_owned());
+    vec![
+        KeyValue::new(META_SCHEMA_VERSION.to_owned(), SCHEMA_VERSION.to_string()),
+        kv("pipeline", &opts.pipeline),
+        kv("market", key.task.market.as_str()),
+        kv("source", &opts.source),
+        kv("symbol", key.task.symbol.as_str()),
+        kv("interval", key.task.interval.as_str()),
+        kv("time_unit", time_unit_str(opts.transform.time_unit)),
+        kv("prices", price_type_str(opts.transform.prices)),
+        kv("version", env!("CARGO_PKG_VERSION")),
+    ]
+}
+
+/// The writer properties: compression per config, row-group size per config, page-level
+/// statistics (which also writes the column and offset indexes), sorted by `open_time`,
+/// dictionary encoding only for the constant `symbol`/`interval` columns (numeric columns are
+/// near-unique, where a dictionary only costs).
+pub fn writer_properties(
+    key: &PartitionKey,
+    opts: &WriteOptions,
+) -> Result<WriterProperties, parquet::errors::ParquetError> {
+    Ok(WriterProperties::builder()
+        .set_compression(compression(opts.compression)?)
+        .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: 0,
+            descending: false,
+            nulls_first: false,
+        }]))
+        .set_dictionary_enabled(false)
+        .set_column_dictionary_enabled(ColumnPath::from("symbol"), true)
+        .set_column_dictionary_enabled(ColumnPath::from("interval"), true)
+        .set_key_value_metadata(Some(key_value_metadata(key, opts)))
+        .build())
+}
+
+/// Encode one partition's batch into Parquet bytes.
+pub fn encode(
+    batch: &RecordBatch,
+    key: &PartitionKey,
+    opts: &WriteOptions,
+    path: &Path,
+) -> Result<Vec<u8>, LoadError> {
+    let enc = |source| LoadError::Encode {
+        path: path.to_owned(),
+        source,
+    };
+    let props = writer_properties(key, opts).map_err(enc)?;
+    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(enc)?;
+    w.write(batch).map_err(enc)?;
+    w.into_inner().map_err(enc)
+}
+
+fn meta_value<'m>(meta: &'m ParquetMetaData, key: &str) -> Option<&'m str> {
+    meta.file_metadata()
+        .key_value_metadata()?
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_deref())
+}
+
+/// Check a file's footer: ours, a schema version we understand, known price type and unit.
+pub fn file_info(meta: &ParquetMetaData, path: &Path) -> Result<FileInfo, LoadError> {
+    let foreign = |reason: &str| LoadError::Foreign {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let version = meta_value(meta, META_SCHEMA_VERSION)
+        .ok_or_else(|| foreign("it has no `kline_etl.schema_version` metadata"))?;
+    match version.parse::<u32>() {
+        Ok(v) if v == SCHEMA_VERSION => {}
+        Ok(v) if v > SCHEMA_VERSION => {
+            return Err(LoadError::NewerSchema {
+                path: path.to_owned(),
+                found: version.to_owned(),
+            });
+        }
+        _ => return Err(foreign(&format!("unknown schema version `{version}`"))),
+    }
+    let prices = match meta_value(meta, "kline_etl.prices") {
+        Some("float64") => PriceType::Float64,
+        Some("decimal") => PriceType::Decimal,
+        _ => return Err(foreign("`kline_etl.prices` is missing or unknown")),
+    };
+    let time_unit = match meta_value(meta, "kline_etl.time_unit") {
+        Some("ms") => TimeUnit::Millisecond,
+        Some("us") => TimeUnit::Microsecond,
+        _ => return Err(foreign("`kline_etl.time_unit` is missing or unknown")),
+    };
+    Ok(FileInfo {
+        prices,
+        time_unit,
+        rows: u64::try_from(meta.file_metadata().num_rows()).unwrap_or(0),
+    })
+}
+
+fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<std::fs::File>, LoadError> {
+    let file = fs_err::File::open(path)?;
+    ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(|source| {
+        LoadError::Corrupt {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// Read only the footer of a partition file and check it (see [`file_info`]).
+pub fn read_info(path: &Path) -> Result<FileInfo, LoadError> {
+    let b = open(path)?;
+    file_info(b.metadata(), path)
+}
+
+/// Read a whole partition file back into rows, checking that it is a kline-etl file of a schema
+/// version this build understands.
+pub fn read_file(path: &Path) -> Result<(KlineRows, FileInfo), LoadError> {
+    let b = open(path)?;
+    let info = file_info(b.metadata(), path)?;
+    let corrupt = |source| LoadError::Corrupt {
+        path: path.to_owned(),
+        source,
+    };
+    let reader = b.with_batch_size(65_536).build().map_err(corrupt)?;
+    let mut rows = KlineRows::with_capacity(info.prices, info.rows as usize);
+    for batch in reader {
+        let batch = batch.map_err(|e| corrupt(e.into()))?;
+        let part = schema::from_record_batch(&batch, info.prices, info.time_unit).map_err(|e| {
+            LoadError::Foreign {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }
+        })?;
+        rows.append(part);
+    }
+    if rows.len() as u64 != info.rows {
+        return Err(LoadError::Foreign {
+            path: path.to_owned(),
+            reason: format!(
+                "the footer says {} rows, the data has {}",
+                info.rows,
+                rows.len()
+            ),
+        });
+    }
+    Ok((rows, info))
+}
+
+/// The largest `open_time` (ms) in a partition file, from the row-group statistics when they
+/// are present, else by reading the column.
+pub fn max_open_time(path: &Path) -> Result<Option<i64>, LoadError> {
+    let b = open(path)?;
+    let info = file_info(b.metadata(), path)?;
+    let mut max: Option<i64> = None;
+    let mut complete = true;
+    for rg in b.metadata().row_groups() {
+        match rg.column(0).statistics() {
+            Some(Statistics::Int64(s)) if s.max_opt().is_some() => {
+                let v = s.max_opt().copied().unwrap_or(i64::MIN);
+                max = Some(max.map_or(v, |m| m.max(v)));
+            }
+            _ if rg.num_rows() == 0 => {}
+            _ => complete = false,
+        }
+    }
+    if !complete {
+        let (rows, _) = read_file(path)?;
+        return Ok(rows.open_time.iter().max().copied());
+    }
+    Ok(max.map(|v| match info.time_unit {
+        TimeUnit::Millisecond => v,
+        TimeUnit::Microsecond => v.div_euclid(1000),
+    }))
+}

@@ -1,0 +1,493 @@
+//! The page scanner: one pass over a `/klines` JSON body, no `serde_json::Value` tree and no
+//! per-value allocation. Owns JSON tokenising, number syntax, exact decimal parsing and the
+//! µs-page detection; it does not own the column layout (see [`super::KlineRows`]).
+//!
+//! Accepted input: a JSON array of 12-element arrays. Each field may be a JSON number or a JSON
+//! string holding a number (Binance sends ints for the times and the trade count, strings for
+//! prices and volumes; other clients re-encode them), so both spellings are accepted for every
+//! field. The 12th field ("ignore") may be any scalar and is dropped.
+
+use super::{Column, KlineContext, KlineRows, ParseError};
+use crate::config::PriceType;
+
+/// Open times at or above this are microseconds (10^14 ms is the year 5138; 10^14 µs is 1973).
+pub const MICROS_THRESHOLD: i64 = 100_000_000_000_000;
+
+/// Decimal scale of [`Column::Decimal`] values (Binance's 8 decimal places).
+pub const DECIMAL_SCALE: u32 = 8;
+/// The largest absolute value `Decimal128(38, 8)` holds (38 digits).
+const DECIMAL_MAX: i128 = 10_i128.pow(38) - 1;
+
+/// Field names in exchange order (index = position in the 12-element array).
+pub const FIELD_NAMES: [&str; 12] = [
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+    "ignore",
+];
+
+/// One scalar JSON token: the raw text of a number or the contents of a string.
+#[derive(Clone, Copy)]
+struct Token<'a> {
+    text: &'a [u8],
+    /// The string contained a backslash escape (never valid in a numeric field).
+    escaped: bool,
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn ws(&mut self) {
+        while let Some(c) = self.b.get(self.pos) {
+            if matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.pos).copied()
+    }
+
+    fn describe(&self) -> String {
+        match self.b.get(self.pos) {
+            None => "end of input".to_owned(),
+            Some(c) if c.is_ascii_graphic() => format!("`{}`", char::from(*c)),
+            Some(c) => format!("byte 0x{c:02x}"),
+        }
+    }
+
+    /// A scalar: a string (contents) or a bare number/literal.
+    fn token(&mut self) -> Result<Token<'a>, String> {
+        self.ws();
+        match self.b.get(self.pos) {
+            Some(b'"') => {
+                let start = self.pos + 1;
+                let mut i = start;
+                let mut escaped = false;
+                loop {
+                    match self.b.get(i) {
+                        None => return Err("unterminated string".to_owned()),
+                        Some(b'"') => break,
+                        Some(b'\\') => {
+                            escaped = true;
+                            i += 2;
+                        }
+                        Some(_) => i += 1,
+                    }
+                }
+                self.pos = i + 1;
+                Ok(Token {
+                    text: &self.b[start..i],
+                    escaped,
+                })
+            }
+            Some(b'[' | b'{') => Err(format!(
+                "expected a number or string, found {}",
+                self.describe()
+            )),
+            Some(_) => {
+                let start = self.pos;
+                while let Some(c) = self.b.get(self.pos) {
+                    if matches!(c, b',' | b']' | b'}' | b' ' | b'\n' | b'\r' | b'\t' | b'"') {
+                        break;
+                    }
+                    self.pos += 1;
+                }
+                if self.pos == start {
+                    return Err(format!("expected a value, found {}", self.describe()));
+                }
+                Ok(Token {
+                    text: &self.b[start..self.pos],
+                    escaped: false,
+                })
+            }
+            None => Err("unexpected end of input".to_owned()),
+        }
+    }
+}
+
+/// Row-level failure before it is given its context.
+struct FieldError {
+    field: usize,
+    reason: String,
+}
+
+fn show(text: &[u8]) -> String {
+    let s = String::from_utf8_lossy(text);
+    let mut out: String = s.chars().take(40).collect();
+    if s.chars().count() > 40 {
+        out.push('…');
+    }
+    out.escape_debug().to_string()
+}
+
+/// Parse a JSON integer token (`-?[0-9]+`) to `i64`.
+fn parse_int(t: Token<'_>) -> Result<i64, String> {
+    let text = t.text;
+    let (neg, digits) = match text.first() {
+        Some(b'-') => (true, &text[1..]),
+        _ => (false, text),
+    };
+    if t.escaped || digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(format!("`{}` is not an integer", show(text)));
+    }
+    let mut v: i64 = 0;
+    for d in digits {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(i64::from(d - b'0')))
+            .ok_or_else(|| format!("`{}` is out of range", show(text)))?;
+    }
+    Ok(if neg { -v } else { v })
+}
+
+/// The parts of a number in JSON syntax: `-?digits(.digits)?([eE][+-]?digits)?`.
+struct NumParts<'a> {
+    neg: bool,
+    int: &'a [u8],
+    frac: &'a [u8],
+    exp: i32,
+}
+
+fn split_number(t: Token<'_>) -> Result<NumParts<'_>, String> {
+    let bad = || format!("`{}` is not a number", show(t.text));
+    if t.escaped {
+        return Err(bad());
+    }
+    let mut s = t.text;
+    let neg = s.first() == Some(&b'-');
+    if neg {
+        s = &s[1..];
+    }
+    let int_len = s.iter().take_while(|c| c.is_ascii_digit()).count();
+    if int_len == 0 {
+        return Err(bad());
+    }
+    let int = &s[..int_len];
+    s = &s[int_len..];
+    let mut frac: &[u8] = &[];
+    if s.first() == Some(&b'.') {
+        let n = s[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return Err(bad());
+        }
+        frac = &s[1..=n];
+        s = &s[n + 1..];
+    }
+    let mut exp = 0i32;
+    if matches!(s.first(), Some(b'e' | b'E')) {
+        s = &s[1..];
+        let eneg = s.first() == Some(&b'-');
+        if matches!(s.first(), Some(b'-' | b'+')) {
+            s = &s[1..];
+        }
+        if s.is_empty() || !s.iter().all(u8::is_ascii_digit) || s.len() > 4 {
+            return Err(bad());
+        }
+        for d in s {
+            exp = exp * 10 + i32::from(d - b'0');
+        }
+        if eneg {
+            exp = -exp;
+        }
+        s = &[];
+    }
+    if !s.is_empty() {
+        return Err(bad());
+    }
+    Ok(NumParts {
+        neg,
+        int,
+        frac,
+        exp,
+    })
+}
+
+/// Parse a decimal token to `f64` (correctly rounded; NaN, inf and overflow rejected).
+fn parse_f64(t: Token<'_>) -> Result<f64, String> {
+    split_number(t)?;
+    // Syntax was checked above, so the text is ASCII and a plain decimal literal.
+    let s =
+        std::str::from_utf8(t.text).map_err(|_| format!("`{}` is not a number", show(t.text)))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("`{}` is not a number", show(t.text)))?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(format!("`{}` is out of range", show(t.text)))
+    }
+}
+
+/// Parse decimal text (`"2844286547.50404090"`) exactly to an `i128` with scale 8, as the
+/// parser does in `decimal` mode (no float round trip). More than 8 non-zero decimal places, or
+/// more than 38 digits, is an error rather than a silent rounding.
+pub fn parse_decimal_str(text: &str) -> Result<i128, String> {
+    parse_decimal(Token {
+        text: text.as_bytes(),
+        escaped: false,
+    })
+}
+
+fn parse_decimal(t: Token<'_>) -> Result<i128, String> {
+    let p = split_number(t)?;
+    let overflow = || format!("`{}` does not fit Decimal128(38, 8)", show(t.text));
+    // value = digits(int ++ frac) * 10^(exp - frac.len()); wanted: value * 10^8.
+    let shift = i64::from(p.exp) - p.frac.len() as i64 + i64::from(DECIMAL_SCALE);
+    let digits = p.int.iter().chain(p.frac.iter());
+    let total = p.int.len() + p.frac.len();
+    // Digits beyond the kept ones (when shift < 0) must all be zero.
+    let keep = if shift < 0 {
+        total.saturating_sub(shift.unsigned_abs() as usize)
+    } else {
+        total
+    };
+    let mut v: i128 = 0;
+    for (i, d) in digits.enumerate() {
+        let d = i128::from(d - b'0');
+        if i < keep {
+            if v == 0 && d == 0 {
+                continue;
+            }
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(d))
+                .ok_or_else(overflow)?;
+        } else if d != 0 {
+            return Err(format!(
+                "`{}` has more than {DECIMAL_SCALE} decimal places",
+                show(t.text)
+            ));
+        }
+    }
+    if shift > 0 && v != 0 {
+        let pow = u32::try_from(shift).map_err(|_| overflow())?;
+        let m = 10_i128.checked_pow(pow).ok_or_else(overflow)?;
+        v = v.checked_mul(m).ok_or_else(overflow)?;
+    }
+    if v > DECIMAL_MAX {
+        return Err(overflow());
+    }
+    Ok(if p.neg { -v } else { v })
+}
+
+impl Column {
+    #[inline]
+    fn push_token(&mut self, t: Token<'_>) -> Result<(), String> {
+        match self {
+            Column::Float64(v) => v.push(parse_f64(t)?),
+            Column::Decimal(v) => v.push(parse_decimal(t)?),
+        }
+        Ok(())
+    }
+
+    /// Whether the last pushed value is negative.
+    fn last_is_negative(&self) -> bool {
+        match self {
+            Column::Float64(v) => v.last().is_some_and(|x| *x < 0.0),
+            Column::Decimal(v) => v.last().is_some_and(|x| *x < 0),
+        }
+    }
+}
+
+/// Parse one page; see [`super::parse_klines`].
+pub(super) fn parse_page(body: &[u8], ctx: &KlineContext<'_>) -> Result<KlineRows, ParseError> {
+    let mut sc = Scanner { b: body, pos: 0 };
+    let page_err = |reason: String| ParseError::new(ctx, None, None, None, reason);
+    if sc.peek() != Some(b'[') {
+        return Err(page_err(format!(
+            "the page is not a JSON array (found {})",
+            sc.describe()
+        )));
+    }
+    sc.pos += 1;
+    // Rows are ~180 bytes of compact JSON; reserve to avoid regrowth on 1000-row pages.
+    let mut rows = KlineRows::with_capacity(ctx.options.prices, body.len() / 150 + 1);
+    let mut micros: Option<bool> = None;
+    if sc.peek() == Some(b']') {
+        sc.pos += 1;
+    } else {
+        loop {
+            let row = rows.len();
+            if sc.peek() != Some(b'[') {
+                return Err(ParseError::new(
+                    ctx,
+                    Some(row),
+                    None,
+                    None,
+                    format!("expected a kline array, found {}", sc.describe()),
+                ));
+            }
+            sc.pos += 1;
+            let before = rows.len();
+            if let Err(e) = parse_row(&mut sc, &mut rows, &mut micros) {
+                let open_time = rows.open_time.get(before).copied();
+                rows.truncate(before);
+                return Err(ParseError::new(
+                    ctx,
+                    Some(row),
+                    open_time,
+                    Some(FIELD_NAMES[e.field.min(11)]),
+                    e.reason,
+                ));
+            }
+            match sc.peek() {
+                Some(b',') => sc.pos += 1,
+                Some(b']') => {
+                    sc.pos += 1;
+                    break;
+                }
+                _ => {
+                    return Err(page_err(format!(
+                        "expected `,` or `]` after row {row}, found {}",
+                        sc.describe()
+                    )));
+                }
+            }
+        }
+    }
+    if sc.peek().is_some() {
+        return Err(page_err(format!(
+            "trailing data after the array: {}",
+            sc.describe()
+        )));
+    }
+    Ok(rows)
+}
+
+/// Parse the 12 fields of one row (the `[` is consumed) and push them. On error some columns
+/// may have been pushed; the caller truncates.
+fn parse_row(
+    sc: &mut Scanner<'_>,
+    rows: &mut KlineRows,
+    micros: &mut Option<bool>,
+) -> Result<(), FieldError> {
+    for field in 0..12 {
+        let t = sc.token().map_err(|reason| FieldError { field, reason })?;
+        let fe = |reason: String| FieldError { field, reason };
+        match field {
+            0 | 6 => {
+                let raw = parse_int(t).map_err(fe)?;
+                let is_us = raw >= MICROS_THRESHOLD;
+                let page_us = *micros.get_or_insert(is_us);
+                if page_us != is_us {
+                    return Err(fe(format!(
+                        "`{raw}` mixes millisecond and microsecond times in one page"
+                    )));
+                }
+                let ms = if page_us { raw.div_euclid(1000) } else { raw };
+                if field == 0 {
+                    rows.open_time.push(ms);
+                } else {
+                    rows.close_time.push(ms);
+                }
+            }
+            8 => {
+                let raw = parse_int(t).map_err(fe)?;
+                let n = u64::try_from(raw)
+                    .map_err(|_| fe(format!("`{raw}` is negative; a trade count is >= 0")))?;
+                rows.trades.push(n);
+            }
+            11 => {}
+            _ => {
+                let col = rows.column_mut(field);
+                col.push_token(t).map_err(fe)?;
+                if field <= 4 && col.last_is_negative() {
+                    return Err(fe(format!("`{}` is a negative price", show(t.text))));
+                }
+            }
+        }
+        match sc.peek() {
+            Some(b',') if field < 11 => sc.pos += 1,
+            Some(b']') if field == 11 => sc.pos += 1,
+            Some(b']') => {
+                return Err(FieldError {
+                    field: field + 1,
+                    reason: format!("missing: the kline has {} fields, expected 12", field + 1),
+                });
+            }
+            Some(b',') => {
+                return Err(FieldError {
+                    field: 11,
+                    reason: "the kline has more than 12 fields".to_owned(),
+                });
+            }
+            _ => {
+                return Err(FieldError {
+                    field,
+                    reason: format!("expected `,` or `]`, found {}", sc.describe()),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `PriceType` → an empty column of that type.
+pub(super) fn empty_column(prices: PriceType, cap: usize) -> Column {
+    match prices {
+        PriceType::Float64 => Column::Float64(Vec::with_capacity(cap)),
+        PriceType::Decimal => Column::Decimal(Vec::with_capacity(cap)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> Result<i128, String> {
+        parse_decimal_str(s)
+    }
+
+    #[test]
+    fn decimals_are_exact() {
+        assert_eq!(dec("2844286547.50404090"), Ok(284_428_654_750_404_090));
+        assert_eq!(dec("0.00002853"), Ok(2853));
+        assert_eq!(dec("5.685"), Ok(568_500_000));
+        assert_eq!(dec("0"), Ok(0));
+        assert_eq!(dec("-1.5"), Ok(-150_000_000));
+        assert_eq!(dec("1e-8"), Ok(1));
+        assert_eq!(dec("1.5E2"), Ok(15_000_000_000));
+        assert_eq!(dec("1.000000000000"), Ok(100_000_000));
+        assert_eq!(dec("000123.1"), Ok(12_310_000_000));
+        assert!(dec("1.000000001").unwrap_err().contains("more than 8"));
+        assert!(dec(&"9".repeat(31)).unwrap_err().contains("does not fit"));
+        assert_eq!(dec(&"9".repeat(30)), Ok(10_i128.pow(38) - 100_000_000));
+        for bad in [
+            "", "-", "1.", ".5", "1e", "NaN", "inf", "+1", "1,5", "0x10", "1 2",
+        ] {
+            assert!(dec(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn floats_reject_non_finite() {
+        let t = |s: &'static str| Token {
+            text: s.as_bytes(),
+            escaped: false,
+        };
+        assert_eq!(parse_f64(t("16541.77000000")), Ok(16541.77));
+        assert!(parse_f64(t("NaN")).is_err());
+        assert!(parse_f64(t("inf")).is_err());
+        assert!(parse_f64(t("Infinity")).is_err());
+        assert!(parse_f64(t("1e999")).is_err());
+        assert_eq!(parse_int(t("1672531200000")), Ok(1_672_531_200_000));
+        assert!(parse_int(t("1.0")).is_err());
+        assert!(parse_int(t("99999999999999999999")).is_err());
+    }
+}

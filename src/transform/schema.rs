@@ -1,0 +1,381 @@
+//! The output schema: the one definition of the columns, their Arrow types and the Parquet
+//! key-value metadata, used by the writer, the reader and the tests. Owns the conversion
+//! between [`KlineRows`] and Arrow [`RecordBatch`]es in both directions.
+//!
+//! # Columns (schema version 1)
+//!
+//! | column | Arrow type | notes |
+//! |---|---|---|
+//! | `open_time` | `Timestamp(ms or µs, "UTC")` | candle open; `transform.time_unit` |
+//! | `close_time` | `Timestamp(ms or µs, "UTC")` | as sent by the exchange (see below) |
+//! | `open`, `high`, `low`, `close` | `Float64` or `Decimal128(38, 8)` | `transform.prices` |
+//! | `volume` | same | base asset volume |
+//! | `quote_volume` | same | quote asset volume |
+//! | `taker_buy_base_volume` | same | |
+//! | `taker_buy_quote_volume` | same | |
+//! | `trades` | `Int64` | number of trades (`Int64`: every reader handles it; `UInt64` is awkward in Java/Spark) |
+//! | `symbol` | `Utf8` | e.g. `BTCUSDT`; also the `symbol=` partition directory |
+//! | `interval` | `Utf8` | Binance spelling, e.g. `1h`, `1M`; also the `interval=` directory |
+//!
+//! All columns are non-null. The exchange's 12th field ("ignore") is dropped. `symbol` and
+//! `interval` are stored inside every file so that reading one file (`pandas.read_parquet`)
+//! still says what it holds; hive readers see the same values in the directory names.
+//!
+//! In `us` mode, `open_time` is `open_ms * 1000` and `close_time` is
+//! `(close_ms + 1) * 1000 - 1`: the last microsecond of the candle (`…59.999999`), not
+//! `…59.999000`, so that `close_time = next open - 1 unit` holds in either unit.
+//!
+//! # Parquet key-value metadata
+//!
+//! `kline_etl.schema_version` ([`SCHEMA_VERSION`]), `kline_etl.pipeline`, `kline_etl.market`,
+//! `kline_etl.source`, `kline_etl.time_unit` (`ms`/`us`), `kline_etl.prices`
+//! (`float64`/`decimal`), `kline_etl.version` (the tool version). Nothing time- or
+//! run-dependent is written, so identical rows give identical bytes.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, Decimal128Array, Float64Array, Int64Array, StringArray,
+    TimestampMicrosecondArray, TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit as ArrowTimeUnit};
+use arrow::record_batch::RecordBatch;
+
+use super::{Column, KlineContext, KlineRows, VALUE_COLUMNS};
+use crate::config::{PriceType, TimeUnit};
+
+/// The schema version written to `kline_etl.schema_version`. Files with another version are
+/// refused (never overwritten) by the loader.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Metadata key prefix.
+pub const META_PREFIX: &str = "kline_etl.";
+/// Metadata key of the schema version.
+pub const META_SCHEMA_VERSION: &str = "kline_etl.schema_version";
+/// Decimal precision and scale of price/volume columns in `decimal` mode.
+pub const DECIMAL_PRECISION: u8 = 38;
+/// See [`DECIMAL_PRECISION`].
+pub const DECIMAL_SCALE: i8 = 8;
+
+/// A batch that does not match the output schema, or rows that cannot be represented in it.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// A column is missing or has the wrong type.
+    #[error("column `{column}` is {found}, expected {expected}")]
+    Column {
+        /// Column name.
+        column: String,
+        /// What was found (`missing` or a type).
+        found: String,
+        /// The expected type.
+        expected: String,
+    },
+    /// A value does not fit the output type (µs overflow, trade count beyond `i64`, a null).
+    #[error("column `{column}` has a value that does not fit: {reason}")]
+    Value {
+        /// Column name.
+        column: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Arrow refused the batch.
+    #[error("cannot build the record batch")]
+    Arrow(#[source] arrow::error::ArrowError),
+}
+
+fn ts_type(unit: TimeUnit) -> DataType {
+    let u = match unit {
+        TimeUnit::Millisecond => ArrowTimeUnit::Millisecond,
+        TimeUnit::Microsecond => ArrowTimeUnit::Microsecond,
+    };
+    DataType::Timestamp(u, Some("UTC".into()))
+}
+
+fn value_type(prices: PriceType) -> DataType {
+    match prices {
+        PriceType::Float64 => DataType::Float64,
+        PriceType::Decimal => DataType::Decimal128(DECIMAL_PRECISION, DECIMAL_SCALE),
+    }
+}
+
+/// The Arrow schema of the output for these options (without key-value metadata).
+pub fn arrow_schema(prices: PriceType, time_unit: TimeUnit) -> SchemaRef {
+    let mut fields = Vec::with_capacity(13);
+    fields.push(Field::new("open_time", ts_type(time_unit), false));
+    fields.push(Field::new("close_time", ts_type(time_unit), false));
+    for name in VALUE_COLUMNS {
+        fields.push(Field::new(name, value_type(prices), false));
+    }
+    fields.push(Field::new("trades", DataType::Int64, false));
+    fields.push(Field::new("symbol", DataType::Utf8, false));
+    fields.push(Field::new("interval", DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// The spelling of a time unit in metadata and docs.
+pub fn time_unit_str(unit: TimeUnit) -> &'static str {
+    match unit {
+        TimeUnit::Millisecond => "ms",
+        TimeUnit::Microsecond => "us",
+    }
+}
+
+/// The spelling of a price type in metadata and docs.
+pub fn price_type_str(prices: PriceType) -> &'static str {
+    match prices {
+        PriceType::Float64 => "float64",
+        PriceType::Decimal => "decimal",
+    }
+}
+
+fn to_time_array(ms: &[i64], unit: TimeUnit, close: bool) -> Result<ArrayRef, SchemaError> {
+    let column = if close { "close_time" } else { "open_time" };
+    Ok(match unit {
+        TimeUnit::Millisecond => {
+            Arc::new(TimestampMillisecondArray::from(ms.to_vec()).with_timezone("UTC"))
+        }
+        TimeUnit::Microsecond => {
+            let us: Option<Vec<i64>> = ms
+                .iter()
+                .map(|&t| {
+                    if close {
+                        t.checked_add(1)?.checked_mul(1000)?.checked_sub(1)
+                    } else {
+                        t.checked_mul(1000)
+                    }
+                })
+                .collect();
+            let us = us.ok_or_else(|| SchemaError::Value {
+                column,
+                reason: "a time overflows microseconds".to_owned(),
+            })?;
+            Arc::new(TimestampMicrosecondArray::from(us).with_timezone("UTC"))
+        }
+    })
+}
+
+fn to_value_array(c: &Column) -> Result<ArrayRef, SchemaError> {
+    Ok(match c {
+        Column::Float64(v) => Arc::new(Float64Array::from(v.clone())),
+        Column::Decimal(v) => Arc::new(
+            Decimal128Array::from(v.clone())
+                .with_precision_and_scale(DECIMAL_PRECISION, DECIMAL_SCALE)
+                .map_err(SchemaError::Arrow)?,
+        ),
+    })
+}
+
+/// Build the output batch for `rows` (see the module docs for the columns).
+pub fn to_record_batch(
+    rows: &KlineRows,
+    ctx: &KlineContext<'_>,
+) -> Result<RecordBatch, SchemaError> {
+    let n = rows.len();
+    let schema = arrow_schema(rows.price_type(), ctx.options.time_unit);
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(13);
+    cols.push(to_time_array(
+        &rows.open_time,
+        ctx.options.time_unit,
+        false,
+    )?);
+    cols.push(to_time_array(
+        &rows.close_time,
+        ctx.options.time_unit,
+        true,
+    )?);
+    for c in rows.columns() {
+        if c.price_type() != rows.price_type() {
+            return Err(SchemaError::Value {
+                column: "open",
+                reason: "value columns of mixed price types".to_owned(),
+            });
+        }
+        cols.push(to_value_array(c)?);
+    }
+    let trades: Option<Vec<i64>> = rows.trades.iter().map(|&t| i64::try_from(t).ok()).collect();
+    let trades = trades.ok_or_else(|| SchemaError::Value {
+        column: "trades",
+        reason: "a trade count exceeds the Int64 range".to_owned(),
+    })?;
+    cols.push(Arc::new(Int64Array::from(trades)));
+    cols.push(Arc::new(StringArray::from_iter_values(
+        std::iter::repeat_n(ctx.symbol.as_str(), n),
+    )));
+    cols.push(Arc::new(StringArray::from_iter_values(
+        std::iter::repeat_n(ctx.interval.as_str(), n),
+    )));
+    RecordBatch::try_new(schema, cols).map_err(SchemaError::Arrow)
+}
+
+fn column<'b>(
+    batch: &'b RecordBatch,
+    name: &str,
+    expected: &DataType,
+) -> Result<&'b ArrayRef, SchemaError> {
+    let bad = |found: String| SchemaError::Column {
+        column: name.to_owned(),
+        found,
+        expected: expected.to_string(),
+    };
+    let c = batch
+        .column_by_name(name)
+        .ok_or_else(|| bad("missing".to_owned()))?;
+    if c.data_type() != expected {
+        return Err(bad(c.data_type().to_string()));
+    }
+    if c.null_count() > 0 {
+        return Err(bad(format!("{} with nulls", c.data_type())));
+    }
+    Ok(c)
+}
+
+fn from_time_array(
+    batch: &RecordBatch,
+    name: &str,
+    unit: TimeUnit,
+    close: bool,
+) -> Result<Vec<i64>, SchemaError> {
+    let c = column(batch, name, &ts_type(unit))?;
+    Ok(match unit {
+        TimeUnit::Millisecond => c
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .map(|a| a.values().to_vec())
+            .unwrap_or_default(),
+        TimeUnit::Microsecond => c
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .map(|a| {
+                a.values()
+                    .iter()
+                    .map(|&us| {
+                        if close {
+                            (us + 1).div_euclid(1000) - 1
+                        } else {
+                            us.div_euclid(1000)
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+/// Read a batch in the output schema back into rows (the inverse of [`to_record_batch`]).
+/// The price type and time unit are given (from the file's metadata) and checked.
+pub fn from_record_batch(
+    batch: &RecordBatch,
+    prices: PriceType,
+    time_unit: TimeUnit,
+) -> Result<KlineRows, SchemaError> {
+    let mut rows = KlineRows::empty(prices);
+    rows.open_time = from_time_array(batch, "open_time", time_unit, false)?;
+    rows.close_time = from_time_array(batch, "close_time", time_unit, true)?;
+    let vt = value_type(prices);
+    let mut values = Vec::with_capacity(8);
+    for name in VALUE_COLUMNS {
+        let c = column(batch, name, &vt)?;
+        values.push(match prices {
+            PriceType::Float64 => Column::Float64(
+                c.as_any()
+                    .downcast_ref::<Float64Array>()
+                    .map(|a| a.values().to_vec())
+                    .unwrap_or_default(),
+            ),
+            PriceType::Decimal => Column::Decimal(
+                c.as_any()
+                    .downcast_ref::<Decimal128Array>()
+                    .map(|a| a.values().to_vec())
+                    .unwrap_or_default(),
+            ),
+        });
+    }
+    let mut it = values.into_iter();
+    for slot in [
+        &mut rows.open,
+        &mut rows.high,
+        &mut rows.low,
+        &mut rows.close,
+        &mut rows.volume,
+        &mut rows.quote_volume,
+        &mut rows.taker_buy_base_volume,
+        &mut rows.taker_buy_quote_volume,
+    ] {
+        if let Some(c) = it.next() {
+            *slot = c;
+        }
+    }
+    let trades = column(batch, "trades", &DataType::Int64)?;
+    let trades: Option<Vec<u64>> = trades
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .map(|a| a.values().iter().map(|&t| u64::try_from(t).ok()).collect())
+        .unwrap_or_default();
+    rows.trades = trades.ok_or_else(|| SchemaError::Value {
+        column: "trades",
+        reason: "a negative trade count".to_owned(),
+    })?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{OnViolation, TransformOptions};
+    use crate::interval::Interval;
+    use crate::market::Market;
+    use crate::symbol::Symbol;
+
+    #[test]
+    fn microsecond_close_is_the_last_microsecond() {
+        let sym: Symbol = "BTCUSDT".parse().unwrap();
+        let opts = TransformOptions {
+            prices: PriceType::Decimal,
+            time_unit: TimeUnit::Microsecond,
+            include_forming: false,
+            on_violation: OnViolation::Report,
+        };
+        let ctx = KlineContext {
+            market: Market::Spot,
+            symbol: &sym,
+            interval: Interval::H1,
+            options: &opts,
+        };
+        let mut rows = KlineRows::empty(PriceType::Decimal);
+        rows.open_time.push(1_672_531_200_000);
+        rows.close_time.push(1_672_534_799_999);
+        for c in [
+            &mut rows.open,
+            &mut rows.high,
+            &mut rows.low,
+            &mut rows.close,
+            &mut rows.volume,
+            &mut rows.quote_volume,
+            &mut rows.taker_buy_base_volume,
+            &mut rows.taker_buy_quote_volume,
+        ] {
+            if let Column::Decimal(v) = c {
+                v.push(284_428_654_750_404_090);
+            }
+        }
+        rows.trades.push(7);
+        let batch = to_record_batch(&rows, &ctx).unwrap();
+        let close = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        assert_eq!(close.value(0), 1_672_534_799_999_999);
+        assert_eq!(
+            batch.schema().as_ref(),
+            arrow_schema(PriceType::Decimal, TimeUnit::Microsecond).as_ref()
+        );
+        let back = from_record_batch(&batch, PriceType::Decimal, TimeUnit::Microsecond).unwrap();
+        assert_eq!(back, rows);
+        let e = from_record_batch(&batch, PriceType::Float64, TimeUnit::Microsecond).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("column `open` is Decimal128(38, 8), expected Float64"),
+            "{e}"
+        );
+    }
+}
