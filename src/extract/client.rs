@@ -316,8 +316,10 @@ impl RestClient {
     ) -> Result<(T, Option<u32>), HelperError> {
         let r = self.get(path, &[], weight_header).await?;
         if !(200..300).contains(&r.status) {
-            let text = super::retry::error_body(&r.body)
-                .map_or_else(|| "no exchange error in body".to_owned(), |(c, m)| format!("{c} {m}"));
+            let text = super::retry::error_body(&r.body).map_or_else(
+                || "no exchange error in body".to_owned(),
+                |(c, m)| format!("{c} {m}"),
+            );
             return Err(HelperError::Status {
                 path: path.to_owned(),
                 status: r.status,

@@ -68,7 +68,10 @@ impl MetricsSnapshot {
 
     /// All dropped rows.
     pub fn dropped(&self) -> u64 {
-        self.dropped_off_grid + self.dropped_outside + self.dropped_duplicate + self.dropped_bad_close
+        self.dropped_off_grid
+            + self.dropped_outside
+            + self.dropped_duplicate
+            + self.dropped_bad_close
     }
 }
 
@@ -189,7 +192,10 @@ mod tests {
             });
         });
         let s = r.snapshot(7);
-        assert_eq!((s.requests, s.weight, s.http_429, s.rows, s.held_back), (1, 2, 1, 5, 1));
+        assert_eq!(
+            (s.requests, s.weight, s.http_429, s.rows, s.held_back),
+            (1, 2, 1, 5, 1)
+        );
         assert_eq!(s.retries_for(RetryCause::Server), 1);
         assert_eq!((s.total_retries(), s.dropped(), s.elapsed_ms), (1, 2, 7));
         assert_eq!(t.snapshot(0).rows, 5);

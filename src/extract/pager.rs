@@ -32,11 +32,13 @@ use tokio::sync::{OnceCell, Semaphore, mpsc, watch};
 use super::budget::{Admission, BudgetState, ExchangeClock, WeightBudget, WeightLimit};
 use super::client::{ClientConfig, ExchangeInfo, RestClient};
 use super::metrics::{Counters, Meter, NoProgress, Progress};
-use super::paging::{PageWindow, best_page_limit, continuation, count_windows, plan_windows, screen_page};
+use super::paging::{
+    PageWindow, best_page_limit, continuation, count_windows, plan_windows, screen_page,
+};
 use super::retry::{BackoffPolicy, RetryCause, Verdict, classify};
 use super::{
-    ExtractError, ExtractEvent, FailedWindow, KlineTask, RunOutcome, RunReport, TaskError,
-    TaskId, TaskOutcome, TaskStatus,
+    ExtractError, ExtractEvent, FailedWindow, KlineTask, RunOutcome, RunReport, TaskError, TaskId,
+    TaskOutcome, TaskStatus,
 };
 use crate::config::{Secret, Source, TransformOptions};
 use crate::interval::Interval;
@@ -101,12 +103,16 @@ impl ExtractConfig {
             window_guard_ms: 250,
             max_body_bytes: super::client::DEFAULT_MAX_BODY_BYTES,
             probe_listing: true,
-            jitter_seed: 0x6b6c_696e_65,
+            jitter_seed: 0x006b_6c69_6e65,
         }
     }
 
     /// From a pipeline's `source` (the lead resolves `base_url`, e.g. a started simulator).
-    pub fn from_source(source: &Source, base_url: impl Into<String>, transform: TransformOptions) -> Self {
+    pub fn from_source(
+        source: &Source,
+        base_url: impl Into<String>,
+        transform: TransformOptions,
+    ) -> Self {
         let mut c = ExtractConfig::new(source.market, base_url, transform);
         c.api_key.clone_from(&source.api_key);
         c.weight_share = source.weight_share;
@@ -131,15 +137,26 @@ enum Attempt {
     Transient(RetryCause, String),
     Throttled,
     Halted,
-    Rejected { status: u16, code: Option<i64>, msg: String },
+    Rejected {
+        status: u16,
+        code: Option<i64>,
+        msg: String,
+    },
 }
 
 /// A request that failed for good.
 #[derive(Debug, Clone)]
 enum FetchError {
     Halted,
-    Rejected { status: u16, code: Option<i64>, msg: String },
-    Exhausted { attempts: u32, last: String },
+    Rejected {
+        status: u16,
+        code: Option<i64>,
+        msg: String,
+    },
+    Exhausted {
+        attempts: u32,
+        last: String,
+    },
 }
 
 impl FetchError {
@@ -207,7 +224,9 @@ pub struct Extractor {
 
 impl std::fmt::Debug for Extractor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Extractor").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Extractor")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -334,19 +353,25 @@ impl Shared {
 
     /// `/time` (clock offset) and `/exchangeInfo` (weight limit and window).
     async fn setup(&self) -> Result<(), ExtractError> {
-        let counters = Counters::default();
-        let meter = Meter { task: &counters, run: &self.run };
-        let sent = ExchangeClock::local_ms();
-        let body = self.fetch("/time", Vec::new(), 1, meter).await;
-        let received = ExchangeClock::local_ms();
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Time {
             server_time: i64,
         }
+        let counters = Counters::default();
+        let meter = Meter {
+            task: &counters,
+            run: &self.run,
+        };
+        let sent = ExchangeClock::local_ms();
+        let body = self.fetch("/time", Vec::new(), 1, meter).await;
+        let received = ExchangeClock::local_ms();
         let time = match body {
             Ok(b) => serde_json::from_slice::<Time>(&b).map_err(|source| {
-                super::client::HelperError::Body { path: "/time".into(), source }
+                super::client::HelperError::Body {
+                    path: "/time".into(),
+                    source,
+                }
             }),
             Err(e) => Err(super::client::HelperError::Status {
                 path: "/time".into(),
@@ -355,24 +380,38 @@ impl Shared {
             }),
         };
         let time = time.map_err(ExtractError::ServerTime)?;
-        self.budget.clock().calibrate(time.server_time, sent, received);
+        self.budget
+            .clock()
+            .calibrate(time.server_time, sent, received);
 
         let weight = self.cfg.market.exchange_info_weight();
         match self.fetch("/exchangeInfo", Vec::new(), weight, meter).await {
             Ok(b) => match serde_json::from_slice::<ExchangeInfo>(&b) {
                 Ok(info) => match info.weight_limit() {
                     Some(l) => self.budget.with(|s| s.set_limit(l)),
-                    None => tracing::warn!("exchangeInfo declares no REQUEST_WEIGHT limit; using the market default"),
+                    None => tracing::warn!(
+                        "exchangeInfo declares no REQUEST_WEIGHT limit; using the market default"
+                    ),
                 },
-                Err(e) => tracing::warn!(error = %e, "unreadable exchangeInfo; using the default weight limit"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable exchangeInfo; using the default weight limit");
+                }
             },
-            Err(e) => tracing::warn!(error = %fetch_error_text(&e), "no exchangeInfo; using the default weight limit"),
+            Err(e) => {
+                tracing::warn!(error = %fetch_error_text(&e), "no exchangeInfo; using the default weight limit");
+            }
         }
         Ok(())
     }
 
     /// One attempt: permit, budget, send, account, classify.
-    async fn attempt(&self, path: &str, query: &[(&str, String)], weight: u32, meter: Meter<'_>) -> Result<Bytes, Attempt> {
+    async fn attempt(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        weight: u32,
+        meter: Meter<'_>,
+    ) -> Result<Bytes, Attempt> {
         if self.halted() {
             return Err(Attempt::Halted);
         }
@@ -384,7 +423,10 @@ impl Shared {
             a = self.budget.acquire(weight) => a,
             () = self.until_halted() => return Err(Attempt::Halted),
         };
-        let mut guard = AdmissionGuard { budget: &self.budget, admission: Some(admission) };
+        let mut guard = AdmissionGuard {
+            budget: &self.budget,
+            admission: Some(admission),
+        };
         meter.each(|c| c.request(weight));
         self.progress.request(weight);
         let header = self.budget.with(|s| s.limit().header_name());
@@ -399,10 +441,15 @@ impl Shared {
         let now = self.budget.clock().now_ms();
         match classify(reply.status, reply.retry_after.as_deref(), &reply.body, now) {
             Verdict::Ok => Ok(reply.body),
-            Verdict::Retry(cause) => Err(Attempt::Transient(cause, format!("http {}", reply.status))),
+            Verdict::Retry(cause) => {
+                Err(Attempt::Transient(cause, format!("http {}", reply.status)))
+            }
             Verdict::RateLimited { retry_after_ms } => {
                 meter.each(Counters::rate_limited);
-                tracing::warn!(retry_after_ms, "http 429: pausing and shrinking the weight share");
+                tracing::warn!(
+                    retry_after_ms,
+                    "http 429: pausing and shrinking the weight share"
+                );
                 self.budget.with(|s| s.on_rate_limited(now, retry_after_ms));
                 Err(Attempt::Throttled)
             }
@@ -411,7 +458,10 @@ impl Shared {
                 self.budget.with(|s| s.pause_until(until_ms));
                 let wait = u64::try_from(until_ms - now).unwrap_or(0);
                 if u128::from(wait) > self.cfg.max_ban_wait.as_millis() {
-                    tracing::error!(until_ms, "http 418: banned longer than max_ban_wait; stopping");
+                    tracing::error!(
+                        until_ms,
+                        "http 418: banned longer than max_ban_wait; stopping"
+                    );
                     self.stop(Halt::Banned(until_ms));
                     Err(Attempt::Halted)
                 } else {
@@ -460,7 +510,10 @@ impl Shared {
         r.map_err(|e| match e {
             Attempt::Halted => FetchError::Halted,
             Attempt::Rejected { status, code, msg } => FetchError::Rejected { status, code, msg },
-            Attempt::Transient(_, last) => FetchError::Exhausted { attempts: policy.max_retries + 1, last },
+            Attempt::Transient(_, last) => FetchError::Exhausted {
+                attempts: policy.max_retries + 1,
+                last,
+            },
             Attempt::Throttled => FetchError::Exhausted {
                 attempts: policy.max_retries + 1,
                 last: "still rate limited".into(),
@@ -468,11 +521,23 @@ impl Shared {
         })
     }
 
-    async fn fetch(&self, path: &str, query: Vec<(&str, String)>, weight: u32, meter: Meter<'_>) -> Result<Bytes, FetchError> {
-        self.retrying(|| self.attempt(path, &query, weight, meter), meter).await
+    async fn fetch(
+        &self,
+        path: &str,
+        query: Vec<(&str, String)>,
+        weight: u32,
+        meter: Meter<'_>,
+    ) -> Result<Bytes, FetchError> {
+        self.retrying(|| self.attempt(path, &query, weight, meter), meter)
+            .await
     }
 
-    fn klines_query(task: &KlineTask, start: i64, end_time: Option<i64>, limit: u32) -> Vec<(&'static str, String)> {
+    fn klines_query(
+        task: &KlineTask,
+        start: i64,
+        end_time: Option<i64>,
+        limit: u32,
+    ) -> Vec<(&'static str, String)> {
         let mut q = vec![
             ("symbol", task.symbol.as_str().to_owned()),
             ("interval", task.interval.as_str().to_owned()),
@@ -488,7 +553,10 @@ impl Shared {
     /// The first open time the exchange has, probed once per symbol × interval.
     async fn listing(&self, task: &KlineTask, meter: Meter<'_>) -> Result<Option<i64>, FetchError> {
         let cell = {
-            let mut map = self.listings.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut map = self
+                .listings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(map.entry((task.symbol.clone(), task.interval)).or_default())
         };
         cell.get_or_init(|| async {
@@ -498,7 +566,8 @@ impl Shared {
             self.retrying(
                 || async {
                     let body = self.attempt("/klines", &query, weight, meter).await?;
-                    let rows = parse_klines(&body, &ctx).map_err(|e| Attempt::Transient(RetryCause::BadBody, e.to_string()))?;
+                    let rows = parse_klines(&body, &ctx)
+                        .map_err(|e| Attempt::Transient(RetryCause::BadBody, e.to_string()))?;
                     Ok(rows.open_time.first().copied())
                 },
                 meter,
@@ -519,7 +588,13 @@ impl Shared {
     }
 
     /// One page: fetch, parse, screen (retrying bad pages), keep the accepted rows.
-    async fn fetch_page(&self, task: &KlineTask, w: &PageWindow, after: Option<i64>, meter: Meter<'_>) -> Result<(KlineRows, usize, Option<i64>), FetchError> {
+    async fn fetch_page(
+        &self,
+        task: &KlineTask,
+        w: &PageWindow,
+        after: Option<i64>,
+        meter: Meter<'_>,
+    ) -> Result<(KlineRows, usize, Option<i64>), FetchError> {
         let query = Self::klines_query(task, w.start, Some(w.end_time()), w.limit);
         let weight = task.market.kline_weight(w.limit);
         let ctx = self.context(task);
@@ -531,8 +606,15 @@ impl Shared {
                     let rows = parse_klines(&body, &ctx).map_err(|e| bad(e.to_string()))?;
                     let closed_before = (!self.cfg.transform.include_forming)
                         .then(|| self.budget.clock().now_ms() - self.cfg.closed_margin_ms);
-                    let screen = screen_page(task.interval, w, after, closed_before, &rows.open_time, &rows.close_time)
-                        .map_err(|e| bad(format!("{task}: {e}")))?;
+                    let screen = screen_page(
+                        task.interval,
+                        w,
+                        after,
+                        closed_before,
+                        &rows.open_time,
+                        &rows.close_time,
+                    )
+                    .map_err(|e| bad(format!("{task}: {e}")))?;
                     Ok((rows, screen))
                 },
                 meter,
@@ -543,7 +625,11 @@ impl Shared {
         let rows = match &screen.keep {
             None => rows,
             Some(mask) => {
-                let idx: Vec<usize> = mask.iter().enumerate().filter_map(|(i, k)| k.then_some(i)).collect();
+                let idx: Vec<usize> = mask
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, k)| k.then_some(i))
+                    .collect();
                 rows.take(&idx)
             }
         };
@@ -551,7 +637,12 @@ impl Shared {
     }
 
     /// A whole window, following continuations if a page came back full.
-    async fn fetch_window(&self, task: &KlineTask, w: PageWindow, meter: Meter<'_>) -> Result<KlineRows, FetchError> {
+    async fn fetch_window(
+        &self,
+        task: &KlineTask,
+        w: PageWindow,
+        meter: Meter<'_>,
+    ) -> Result<KlineRows, FetchError> {
         let mut cur = w;
         let mut after = None;
         let mut out: Option<KlineRows> = None;
@@ -575,10 +666,15 @@ impl Shared {
     async fn run_task(&self, id: TaskId, task: KlineTask, tx: &mpsc::Sender<ExtractEvent>) {
         let started = Instant::now();
         let counters = Counters::default();
-        let meter = Meter { task: &counters, run: &self.run };
+        let meter = Meter {
+            task: &counters,
+            run: &self.run,
+        };
         let mut failed_windows = Vec::new();
         let mut listed_from = None;
-        let status = self.drive_task(id, &task, tx, meter, &mut failed_windows, &mut listed_from).await;
+        let status = self
+            .drive_task(id, &task, tx, meter, &mut failed_windows, &mut listed_from)
+            .await;
         if matches!(status, TaskStatus::Failed(_)) {
             self.any_failed.store(true, Ordering::Relaxed);
             if let TaskStatus::Failed(e) = &status {
@@ -607,13 +703,20 @@ impl Shared {
     ) -> TaskStatus {
         let market = self.cfg.market;
         if task.market != market {
-            return TaskStatus::Failed(TaskError::WrongMarket { task: task.to_string(), expected: market });
+            return TaskStatus::Failed(TaskError::WrongMarket {
+                task: task.to_string(),
+                expected: market,
+            });
         }
         if !market.supports(task.interval) {
-            return TaskStatus::Failed(TaskError::Unsupported { task: task.to_string() });
+            return TaskStatus::Failed(TaskError::Unsupported {
+                task: task.to_string(),
+            });
         }
         if self.halted() {
-            return TaskStatus::Stopped { resume_from: task.start_ms };
+            return TaskStatus::Stopped {
+                resume_from: task.start_ms,
+            };
         }
         let i = task.interval;
         // Nothing exists past the forming candle: never plan windows after it.
@@ -621,23 +724,44 @@ impl Shared {
         let end = task.end_ms.min(i.next(i.floor(now)));
         let mut start = task.start_ms;
         if self.cfg.probe_listing && market.max_kline_window_ms().is_none() && start < end {
-            let whole = PageWindow { start: task.start_ms, end: task.end_ms, limit: 1 };
+            let whole = PageWindow {
+                start: task.start_ms,
+                end: task.end_ms,
+                limit: 1,
+            };
             match self.listing(task, meter).await {
                 Ok(Some(first)) => {
                     *listed_from = Some(first);
                     start = start.max(first);
                 }
                 Ok(None) => return TaskStatus::Complete, // the exchange has no data at all
-                Err(FetchError::Halted) => return TaskStatus::Stopped { resume_from: task.start_ms },
+                Err(FetchError::Halted) => {
+                    return TaskStatus::Stopped {
+                        resume_from: task.start_ms,
+                    };
+                }
                 Err(e) => {
                     let err = e.into_task_error(task, &whole);
-                    failed.push(FailedWindow { start: task.start_ms, end: task.end_ms, reason: err.as_ref().map(ToString::to_string).unwrap_or_default() });
-                    return err.map_or(TaskStatus::Stopped { resume_from: task.start_ms }, TaskStatus::Failed);
+                    failed.push(FailedWindow {
+                        start: task.start_ms,
+                        end: task.end_ms,
+                        reason: err.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    });
+                    return err.map_or(
+                        TaskStatus::Stopped {
+                            resume_from: task.start_ms,
+                        },
+                        TaskStatus::Failed,
+                    );
                 }
             }
         }
-        let page = self.cfg.page_limit.unwrap_or_else(|| best_page_limit(market));
-        self.progress.task_started(id, count_windows(market, i, start, end, page));
+        let page = self
+            .cfg
+            .page_limit
+            .unwrap_or_else(|| best_page_limit(market));
+        self.progress
+            .task_started(id, count_windows(market, i, start, end, page));
         let mut windows = stream::iter(plan_windows(market, i, start, end, page))
             .map(|w| async move { (w, self.fetch_window(task, w, meter).await) })
             .buffered(self.cfg.concurrency.max(1));
@@ -648,18 +772,34 @@ impl Shared {
                         continue;
                     }
                     self.progress.rows(id, rows.len());
-                    if tx.send(ExtractEvent::Rows { task: id, rows }).await.is_err() {
+                    if tx
+                        .send(ExtractEvent::Rows { task: id, rows })
+                        .await
+                        .is_err()
+                    {
                         self.stop(Halt::Cancelled);
-                        return TaskStatus::Stopped { resume_from: w.start };
+                        return TaskStatus::Stopped {
+                            resume_from: w.start,
+                        };
                     }
                 }
-                Err(FetchError::Halted) => return TaskStatus::Stopped { resume_from: w.start },
+                Err(FetchError::Halted) => {
+                    return TaskStatus::Stopped {
+                        resume_from: w.start,
+                    };
+                }
                 Err(e) => {
                     let Some(err) = e.into_task_error(task, &w) else {
-                        return TaskStatus::Stopped { resume_from: w.start };
+                        return TaskStatus::Stopped {
+                            resume_from: w.start,
+                        };
                     };
                     // Nothing after the failed window is delivered: the task resumes there.
-                    failed.push(FailedWindow { start: w.start, end, reason: err.to_string() });
+                    failed.push(FailedWindow {
+                        start: w.start,
+                        end,
+                        reason: err.to_string(),
+                    });
                     return TaskStatus::Failed(err);
                 }
             }
@@ -671,7 +811,9 @@ impl Shared {
 fn fetch_error_text(e: &FetchError) -> String {
     match e {
         FetchError::Halted => "stopped".into(),
-        FetchError::Rejected { status, code, msg } => format!("http {status}, code {code:?}: {msg}"),
+        FetchError::Rejected { status, code, msg } => {
+            format!("http {status}, code {code:?}: {msg}")
+        }
         FetchError::Exhausted { attempts, last } => format!("{attempts} attempts: {last}"),
     }
 }

@@ -427,7 +427,7 @@ mod tests {
             let first = i.ceil(start);
             let end = i.add(first, slots) + 1;
             let holes: Vec<(i64, i64)> = holes.iter().map(|&(a, n)| (i.add(first, a), i.add(first, a + n))).collect();
-            let data: BTreeSet<i64> = (0..slots + 1)
+            let data: BTreeSet<i64> = (0..=slots)
                 .map(|k| i.add(first, k))
                 .filter(|o| !holes.iter().any(|&(a, b)| *o >= a && *o < b))
                 .collect();

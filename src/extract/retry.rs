@@ -285,13 +285,13 @@ mod tests {
     fn backoff_is_capped_exponential_with_full_jitter() {
         let p = BackoffPolicy {
             base: Duration::from_millis(100),
-            cap: Duration::from_millis(1_000),
+            cap: Duration::from_secs(1),
             max_retries: 6,
         };
         assert_eq!(p.ceiling(0), Duration::from_millis(100));
         assert_eq!(p.ceiling(3), Duration::from_millis(800));
-        assert_eq!(p.ceiling(4), Duration::from_millis(1_000));
-        assert_eq!(p.ceiling(40), Duration::from_millis(1_000));
+        assert_eq!(p.ceiling(4), Duration::from_secs(1));
+        assert_eq!(p.ceiling(40), Duration::from_secs(1));
         assert_eq!(p.delay(2, 0.5), Duration::from_millis(200));
         assert_eq!(p.delay(2, 0.0), Duration::ZERO);
         let delays: Vec<Duration> = p.jittered(7).collect();

@@ -69,10 +69,15 @@ fn expected(lines: &[Vec<String>], prices: PriceType) -> KlineRows {
     let mut r = KlineRows::empty(prices);
     let col = |i: usize| -> Column {
         match prices {
-            PriceType::Float64 => Column::Float64(lines.iter().map(|f| f[i].parse().unwrap()).collect()),
-            PriceType::Decimal => {
-                Column::Decimal(lines.iter().map(|f| parse_decimal_str(&f[i]).unwrap()).collect())
+            PriceType::Float64 => {
+                Column::Float64(lines.iter().map(|f| f[i].parse().unwrap()).collect())
             }
+            PriceType::Decimal => Column::Decimal(
+                lines
+                    .iter()
+                    .map(|f| parse_decimal_str(&f[i]).unwrap())
+                    .collect(),
+            ),
         }
     };
     r.open_time = lines.iter().map(|f| f[0].parse().unwrap()).collect();
@@ -217,7 +222,10 @@ fn fixture_pages_round_trip_exactly_in_every_mode() {
     let body = std::fs::read_to_string(fixture("vbalabin-trtrd/klines.json")).unwrap();
     assert_eq!(
         parse(&body, &t, &o),
-        expected(&json_lines("vbalabin-trtrd/klines.json"), PriceType::Decimal)
+        expected(
+            &json_lines("vbalabin-trtrd/klines.json"),
+            PriceType::Decimal
+        )
     );
 }
 
@@ -286,7 +294,10 @@ fn files_carry_the_schema_sorting_and_metadata() {
     assert_eq!(sc[0].column_idx, 0);
     assert!(!sc[0].descending);
     assert!(rg.column(0).statistics().is_some());
-    assert!(rg.column(0).offset_index_offset().is_some(), "page index written");
+    assert!(
+        rg.column(0).offset_index_offset().is_some(),
+        "page index written"
+    );
     let schema = b.schema().clone();
     let types: Vec<String> = schema
         .fields()
@@ -318,7 +329,10 @@ fn files_carry_the_schema_sorting_and_metadata() {
         .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
         .unwrap();
     assert_eq!(close.value(0), 1_672_534_799_999_999);
-    assert_eq!(batch.column_by_name("trades").unwrap().data_type(), &DataType::Int64);
+    assert_eq!(
+        batch.column_by_name("trades").unwrap().data_type(),
+        &DataType::Int64
+    );
 }
 
 #[test]
@@ -331,7 +345,10 @@ fn the_outage_candle_is_counted_not_failed() {
     assert!(out.quality.is_clean(), "{}", out.quality.summary());
     assert_eq!(out.quality.rows, 3623);
     assert_eq!(out.quality.count(Check::EarlyClose), 1);
-    assert_eq!(out.quality.examples[&Check::EarlyClose], vec![1_679_659_200_000]);
+    assert_eq!(
+        out.quality.examples[&Check::EarlyClose],
+        vec![1_679_659_200_000]
+    );
     assert_eq!(last(dir.path(), &t), Some(1_685_574_000_000)); // 2023-05-31T23:00Z
 }
 
@@ -351,7 +368,11 @@ fn violations_fail_the_partition_when_asked() {
     sink.push(parse(&page(&lines), &t, &o)).unwrap();
     let e = sink.finish().unwrap_err();
     assert_eq!(e.exit_code(), ExitCode::TasksFailed);
-    assert!(e.to_string().contains("high_too_low 1 (2023-01-01T03:00:00.000Z)"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("high_too_low 1 (2023-01-01T03:00:00.000Z)"),
+        "{e}"
+    );
     assert!(!dir.path().join("klines").exists(), "nothing written");
     // Report mode keeps and reports them.
     o.transform.on_violation = OnViolation::Report;
@@ -361,7 +382,9 @@ fn violations_fail_the_partition_when_asked() {
 }
 
 fn ms(s: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+    chrono::DateTime::parse_from_rfc3339(s)
+        .unwrap()
+        .timestamp_millis()
 }
 
 /// Synthetic rows on `interval`'s grid at the given opens.
@@ -435,7 +458,10 @@ fn partition_boundaries_on_disk() {
     ]
     "#);
     assert_eq!(read_task(dir.path(), &mo, PriceType::Float64).len(), 5);
-    assert_eq!(read_task(dir.path(), &s, PriceType::Float64).open_time, secs);
+    assert_eq!(
+        read_task(dir.path(), &s, PriceType::Float64).open_time,
+        secs
+    );
     assert_eq!(last(dir.path(), &w), Some(opens[1]));
     assert_eq!(last(dir.path(), &s), Some(secs[3]));
     assert_eq!(last(dir.path(), &task("ETHUSDT", Interval::S1)), None);
@@ -453,18 +479,40 @@ fn merge_overlapping_non_overlapping_and_conflicting() {
         period: Period::Year(2023),
     };
     // Non-overlapping: the first 1000, then 2000..3000.
-    let a = w.write_partition(&key, parse(&page(&lines[..1000]), &t, &o)).unwrap();
+    let a = w
+        .write_partition(&key, parse(&page(&lines[..1000]), &t, &o))
+        .unwrap();
     assert_eq!((a.rows_written, a.rows_new), (1000, 1000));
-    let b = w.write_partition(&key, parse(&page(&lines[2000..3000]), &t, &o)).unwrap();
-    assert_eq!((b.rows_written, b.rows_new, b.rows_unchanged), (2000, 1000, 0));
+    let b = w
+        .write_partition(&key, parse(&page(&lines[2000..3000]), &t, &o))
+        .unwrap();
+    assert_eq!(
+        (b.rows_written, b.rows_new, b.rows_unchanged),
+        (2000, 1000, 0)
+    );
     // Overlapping: 500..3623 (500 already stored in the first block, 1000 in the second).
-    let c = w.write_partition(&key, parse(&page(&lines[500..]), &t, &o)).unwrap();
-    assert_eq!((c.rows_written, c.rows_new, c.rows_unchanged, c.rows_replaced), (3623, 1623, 1500, 0));
-    assert_eq!(load::read_partition(&c.path).unwrap(), expected(&lines, PriceType::Decimal));
+    let c = w
+        .write_partition(&key, parse(&page(&lines[500..]), &t, &o))
+        .unwrap();
+    assert_eq!(
+        (
+            c.rows_written,
+            c.rows_new,
+            c.rows_unchanged,
+            c.rows_replaced
+        ),
+        (3623, 1623, 1500, 0)
+    );
+    assert_eq!(
+        load::read_partition(&c.path).unwrap(),
+        expected(&lines, PriceType::Decimal)
+    );
     // Conflicting: the same open time with a different close; the incoming row wins.
     let mut changed = lines[10..12].to_vec();
     changed[1][4] = "17000.00000000".to_owned();
-    let d = w.write_partition(&key, parse(&page(&changed), &t, &o)).unwrap();
+    let d = w
+        .write_partition(&key, parse(&page(&changed), &t, &o))
+        .unwrap();
     assert_eq!((d.rows_replaced, d.rows_unchanged, d.rows_new), (1, 1, 0));
     assert_eq!(d.conflicts, vec![changed[1][0].parse::<i64>().unwrap()]);
     let back = load::read_partition(&d.path).unwrap();
@@ -500,7 +548,12 @@ fn reruns_leave_byte_identical_files() {
         let first = snapshot(a.path());
         // Same pipeline again over the same range: nothing rewritten, same bytes.
         let again = load_pages(a.path(), &o, &t, &lines, 100);
-        assert!(again.partitions.iter().all(|p| !p.rewritten && p.rows_new == 0));
+        assert!(
+            again
+                .partitions
+                .iter()
+                .all(|p| !p.rewritten && p.rows_new == 0)
+        );
         assert_eq!(snapshot(a.path()), first);
         // A fresh run in another directory, with other page sizes, writes the same bytes.
         load_pages(b.path(), &o, &t, &lines, 37);
@@ -534,14 +587,20 @@ fn a_write_interrupted_before_rename_leaves_the_old_file() {
         task: t.clone(),
         period: Period::Year(2023),
     };
-    let first = w.write_partition(&key, parse(&page(&lines[..100]), &t, &o)).unwrap();
+    let first = w
+        .write_partition(&key, parse(&page(&lines[..100]), &t, &o))
+        .unwrap();
     let before = std::fs::read(&first.path).unwrap();
     w.inject_fault(Some(Fault::BeforeRename));
     let e = w
         .write_partition(&key, parse(&page(&lines[100..200]), &t, &o))
         .unwrap_err();
     assert_eq!(e.exit_code(), ExitCode::Output);
-    assert_eq!(std::fs::read(&first.path).unwrap(), before, "old file intact");
+    assert_eq!(
+        std::fs::read(&first.path).unwrap(),
+        before,
+        "old file intact"
+    );
     assert_eq!(load::read_partition(&first.path).unwrap().len(), 100);
     let listing = files_under(dir.path());
     assert_eq!(listing.len(), 2, "{listing:?}");
@@ -551,7 +610,9 @@ fn a_write_interrupted_before_rename_leaves_the_old_file() {
     );
     // The next successful write completes the partition and removes the leftover.
     w.inject_fault(None);
-    let ok = w.write_partition(&key, parse(&page(&lines[100..200]), &t, &o)).unwrap();
+    let ok = w
+        .write_partition(&key, parse(&page(&lines[100..200]), &t, &o))
+        .unwrap();
     assert_eq!(ok.rows_written, 200);
     assert_eq!(files_under(dir.path()).len(), 1);
 }
@@ -595,16 +656,32 @@ fn bad_existing_files_are_refused_and_left_untouched() {
     };
     let newer = {
         let needle = b"kline_etl.schema_version";
-        let pos = good.windows(needle.len()).position(|w| w == needle).unwrap();
+        let pos = good
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap();
         let mut b = good.clone();
         // The value follows the key in the thrift footer: "1" -> "9".
-        let vpos = pos + needle.len() + b[pos + needle.len()..].iter().position(|&c| c == b'1').unwrap();
+        let vpos = pos
+            + needle.len()
+            + b[pos + needle.len()..]
+                .iter()
+                .position(|&c| c == b'1')
+                .unwrap();
         b[vpos] = b'9';
         b
     };
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("truncated", good[..good.len() / 2].to_vec(), "not a readable Parquet file"),
-        ("garbage", b"not parquet at all".to_vec(), "not a readable Parquet file"),
+        (
+            "truncated",
+            good[..good.len() / 2].to_vec(),
+            "not a readable Parquet file",
+        ),
+        (
+            "garbage",
+            b"not parquet at all".to_vec(),
+            "not a readable Parquet file",
+        ),
         ("foreign", foreign, "not a kline-etl partition"),
         ("newer", newer, "newer than this kline-etl"),
     ];
@@ -615,7 +692,11 @@ fn bad_existing_files_are_refused_and_left_untouched() {
         assert!(text.contains(msg), "{name}: {text}");
         assert!(text.contains(&path.display().to_string()), "{name}: {text}");
         assert_eq!(e.exit_code(), ExitCode::Output, "{name}");
-        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name}: not overwritten");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{name}: not overwritten"
+        );
     }
     // A partition written with float64 prices is not silently mixed with decimal rows.
     let (_dir, _, path) = setup(&good);
@@ -645,12 +726,26 @@ fn python_readers_agree() {
             let dir = tempfile::tempdir().unwrap();
             let o = opts(prices, unit);
             // 1h: one year partition (2023); 1m: month partitions; 1M: no partition directory.
-            load_pages(dir.path(), &o, &task("BTCUSDT", Interval::H1), &intabyu_lines(), 1000);
+            load_pages(
+                dir.path(),
+                &o,
+                &task("BTCUSDT", Interval::H1),
+                &intabyu_lines(),
+                1000,
+            );
             let mut adabtc = csv_lines("nautilus_trader/ADABTC-1m-2021-11-27.csv");
             adabtc.extend(synth(Interval::M1, &[ms("2021-12-01T00:00:00Z")]));
             load_pages(dir.path(), &o, &task("ADABTC", Interval::M1), &adabtc, 1000);
-            let months: Vec<i64> = (0..3).map(|n| Interval::Mo1.add(ms("2023-11-01T00:00:00Z"), n)).collect();
-            load_pages(dir.path(), &o, &task("BTCUSDT", Interval::Mo1), &synth(Interval::Mo1, &months), 1000);
+            let months: Vec<i64> = (0..3)
+                .map(|n| Interval::Mo1.add(ms("2023-11-01T00:00:00Z"), n))
+                .collect();
+            load_pages(
+                dir.path(),
+                &o,
+                &task("BTCUSDT", Interval::Mo1),
+                &synth(Interval::Mo1, &months),
+                1000,
+            );
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/interop.py");
             let out = std::process::Command::new(&python)
                 .arg(&script)
