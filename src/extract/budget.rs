@@ -217,10 +217,19 @@ impl BudgetState {
 
 /// Our estimate of the exchange's clock: local wall clock plus an offset measured from
 /// `/time`, so a simulator with a fake clock works too.
+///
+/// Two readings: [`ExchangeClock::now_ms`] (the exchange's data clock: which candles have
+/// closed) and [`ExchangeClock::window_now_ms`] (the clock the rate-limit windows follow). On
+/// the real exchange both are its wall clock, and a small offset is our own clock's skew. An
+/// offset larger than [`MAX_WALL_SKEW_MS`] means the exchange's `/time` is not a wall clock (a
+/// simulator replaying the past), so rate-limit windows stay on our wall clock.
 #[derive(Debug, Default)]
 pub struct ExchangeClock {
     offset_ms: AtomicI64,
 }
+
+/// The largest offset between our clock and the exchange's that is taken as clock skew.
+pub const MAX_WALL_SKEW_MS: i64 = 60_000;
 
 impl ExchangeClock {
     /// The local wall clock in ms since the epoch.
@@ -240,6 +249,17 @@ impl ExchangeClock {
     /// The exchange's current time, ms.
     pub fn now_ms(&self) -> i64 {
         Self::local_ms() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// The time rate-limit windows follow, ms (see the type's docs).
+    pub fn window_now_ms(&self) -> i64 {
+        let off = self.offset_ms.load(Ordering::Relaxed);
+        Self::local_ms()
+            + if off.abs() <= MAX_WALL_SKEW_MS {
+                off
+            } else {
+                0
+            }
     }
 }
 
@@ -285,7 +305,7 @@ impl WeightBudget {
     /// Wait until a request of `weight` fits, then count it.
     pub async fn acquire(&self, weight: u32) -> Admission {
         loop {
-            let now = self.clock.now_ms();
+            let now = self.clock.window_now_ms();
             match self.with(|s| s.try_acquire(now, weight)) {
                 Admit::Go { window } => return Admission { window, weight },
                 Admit::WaitUntil(t) => {
@@ -298,7 +318,7 @@ impl WeightBudget {
 
     /// Record the reply to an admitted request.
     pub fn complete(&self, a: Admission, header_used: Option<u32>) {
-        let now = self.clock.now_ms();
+        let now = self.clock.window_now_ms();
         self.with(|s| s.complete(now, a.window, a.weight, header_used));
     }
 }
@@ -435,5 +455,10 @@ mod tests {
         let now = c.now_ms();
         let expected = ExchangeClock::local_ms() + (1_000_000 - 20);
         assert!((now - expected).abs() < 1_000);
+        // A fake (replay) clock does not move the rate-limit windows.
+        assert!((c.window_now_ms() - ExchangeClock::local_ms()).abs() < 1_000);
+        let local = ExchangeClock::local_ms();
+        c.calibrate(local + 2_000, local, local);
+        assert!((c.window_now_ms() - c.now_ms()).abs() < 1_000);
     }
 }

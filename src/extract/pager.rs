@@ -438,7 +438,8 @@ impl Shared {
             }
         };
         guard.complete(reply.used_weight);
-        let now = self.budget.clock().now_ms();
+        // Retry-After and ban ends are relative to the rate-limit clock.
+        let now = self.budget.clock().window_now_ms();
         match classify(reply.status, reply.retry_after.as_deref(), &reply.body, now) {
             Verdict::Ok => Ok(reply.body),
             Verdict::Retry(cause) => {
