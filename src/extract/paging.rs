@@ -165,7 +165,8 @@ pub struct Screen {
     pub outside: usize,
     /// Rows at or before the last open time already emitted for the task (dropped).
     pub duplicate: usize,
-    /// Rows whose close time is not the regular one (dropped).
+    /// Rows whose close time lies outside `[open, regular close]` (dropped). A close time
+    /// before the regular one is real: a candle cut short by a trading halt.
     pub bad_close: usize,
     /// Rows not yet closed (held back).
     pub held_back: usize,
@@ -206,7 +207,7 @@ pub fn screen_page(
             &mut s.outside
         } else if after.is_some_and(|a| o <= a) {
             &mut s.duplicate
-        } else if c != interval.close_time(o) {
+        } else if c < o || c > interval.close_time(o) {
             &mut s.bad_close
         } else if closed_before.is_some_and(|t| c >= t) {
             &mut s.held_back
@@ -344,7 +345,8 @@ mod tests {
         let close = |o: i64| o + h - 1;
         let open = [9 * h, 10 * h, 11 * h + 5, 12 * h, 13 * h, 19 * h];
         let mut cl: Vec<i64> = open.iter().map(|&o| close(o)).collect();
-        cl[4] = 13 * h; // wrong close time
+        cl[4] = 15 * h; // closes after the next candle opens
+        cl[3] = 12 * h + 7; // cut short by a halt: kept
         let s = screen_page(
             Interval::H1,
             &w,
