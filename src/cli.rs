@@ -15,7 +15,12 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
     name = "kline-etl",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = "Examples:\n  \
+        kline-etl validate pipelines/*.yaml\n  \
+        kline-etl plan pipelines/nightly.yaml\n  \
+        kline-etl run pipelines/btcusdt-daily.yaml --from 2024-01-01\n  \
+        kline-etl -q --log-format json run pipelines/nightly.yaml"
 )]
 pub struct Cli {
     /// Global options.
@@ -30,16 +35,29 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// More log output (-v debug, -vv trace). `RUST_LOG` overrides.
-    #[arg(short, long, action = ArgAction::Count, global = true)]
+    #[arg(short, long, action = ArgAction::Count, global = true, help_heading = "Global options")]
     pub verbose: u8,
     /// Less log output (-q warnings only, -qq errors only).
-    #[arg(short, long, action = ArgAction::Count, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        action = ArgAction::Count,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
     pub quiet: u8,
     /// Log format on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true,
+        help_heading = "Global options"
+    )]
     pub log_format: LogFormat,
     /// Do not draw progress bars.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub no_progress: bool,
 }
 

@@ -3,7 +3,7 @@
 
 use std::error::Error;
 use std::fmt::Write as _;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use clap::Parser;
@@ -25,7 +25,8 @@ fn main() -> std::process::ExitCode {
     code.into()
 }
 
-/// Logs go to stderr; `RUST_LOG` wins over `-v`/`-q`.
+/// Logs go to stderr (colours only on a terminal without `NO_COLOR`); `RUST_LOG` wins over
+/// `-v`/`-q`.
 fn init_tracing(g: &GlobalArgs) {
     let level = match (i16::from(g.verbose) - i16::from(g.quiet)).clamp(-2, 2) {
         -2 => "error",
@@ -35,8 +36,10 @@ fn init_tracing(g: &GlobalArgs) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match g.log_format {
         LogFormat::Text => builder.with_target(false).try_init(),
@@ -61,7 +64,9 @@ fn report(e: &dyn Error) {
 }
 
 fn load(path: &Path) -> Result<Pipeline, ConfigError> {
-    config::load(path, &process_env)
+    let p = config::load(path, &process_env)?;
+    tracing::debug!(path = %path.display(), pipeline = %p.name, "pipeline is valid");
+    Ok(p)
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error.
@@ -129,14 +134,8 @@ fn plan_cmd(args: &PlanArgs) -> ExitCode {
             return ExitCode::Usage;
         }
     };
-    let (start, end) = p.range.resolve(now);
-    if start >= end {
-        eprintln!(
-            "error: the range of `{}` resolves to [{}, {}), which is empty",
-            args.pipeline.display(),
-            plan::iso(start),
-            plan::iso(end)
-        );
+    if let Err(e) = config::resolve_range(&p, now) {
+        report(&e);
         return ExitCode::Usage;
     }
     let plan = plan::build(&p, now);
@@ -164,8 +163,14 @@ fn run(args: &RunArgs) -> ExitCode {
             None => return ExitCode::Usage,
         }
     }
+    let now = now_ms();
+    for p in &pipelines {
+        if let Err(e) = config::resolve_range(p, now) {
+            report(&e);
+            return ExitCode::Usage;
+        }
+    }
     if args.dry_run {
-        let now = now_ms();
         for p in &pipelines {
             print(&format!("{}\n", plan::build(p, now)));
         }

@@ -26,7 +26,8 @@ pub struct Task {
     pub start_ms: i64,
     /// Window end, ms (exclusive).
     pub end_ms: i64,
-    /// Candle open times in the window (klines; 1 snapshot otherwise).
+    /// Rows expected to be written: candle open times in the window, without the candle
+    /// still forming at "now" unless `include_forming` (klines); 1 snapshot otherwise.
     pub expected_rows: i64,
     /// Requests needed at the best page size.
     pub requests: u64,
@@ -53,6 +54,8 @@ pub struct Plan {
     pub end_ms: i64,
     /// Set when `symbols` is a selector: how it will be resolved.
     pub selector: Option<String>,
+    /// The selector's `max`, which bounds the whole run's cost.
+    pub max_symbols: Option<usize>,
     /// The tasks.
     pub tasks: Vec<Task>,
     /// Requests and weight spent outside tasks (`exchangeInfo` for a selector).
@@ -109,8 +112,13 @@ pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
         match pipeline.dataset {
             Dataset::Klines => {
                 for &interval in &pipeline.intervals {
-                    let (expected_rows, requests, weight) =
+                    let (mut expected_rows, requests, weight) =
                         kline_cost(market, interval, start_ms, end_ms);
+                    if !pipeline.transform.include_forming {
+                        // The candle still forming at `now` is fetched but not written.
+                        let closed_end = end_ms.min(interval.floor(now_ms));
+                        expected_rows = interval.count_in(start_ms, closed_end);
+                    }
                     tasks.push(Task {
                         market,
                         symbol: symbol.clone(),
@@ -166,6 +174,10 @@ pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
         now_ms,
         start_ms,
         end_ms,
+        max_symbols: match &pipeline.symbols {
+            SymbolSelection::Selector(s) => s.max,
+            SymbolSelection::List(_) => None,
+        },
         selector,
         tasks,
         overhead_requests,
@@ -207,11 +219,7 @@ fn snapshot_weight(market: Market, dataset: Dataset) -> u64 {
 
 /// `2024-01-01T00:00:00Z` (milliseconds shown only when not zero).
 pub fn iso(ms: i64) -> String {
-    match chrono::DateTime::from_timestamp_millis(ms) {
-        Some(t) if ms % 1000 == 0 => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        None => format!("{ms}ms"),
-    }
+    crate::config::time::format_utc(ms)
 }
 
 /// A duration in seconds as `1h 02m 03s` / `2m 05s` / `4.2s`.
@@ -310,7 +318,26 @@ impl fmt::Display for Plan {
         if self.selector.is_some() {
             write!(f, " per selected symbol")?;
         }
-        writeln!(f)
+        writeln!(f)?;
+        if let Some(n) = self.max_symbols {
+            let (weight, seconds) = self.bound_for(n);
+            writeln!(
+                f,
+                "          with the selector's maximum of {n} symbols: weight {weight}, at least {}",
+                human_duration(seconds)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// Total weight and least time if the per-symbol tasks ran for `symbols` symbols.
+    pub fn bound_for(&self, symbols: usize) -> (u64, f64) {
+        let per_symbol: u64 = self.tasks.iter().map(|t| t.weight).sum();
+        let weight = self.overhead_weight + per_symbol * symbols as u64;
+        let budget = f64::from(self.weight_limit_per_minute) * self.weight_share;
+        (weight, weight as f64 / budget * 60.0)
     }
 }
 
@@ -331,7 +358,7 @@ mod tests {
     fn daily_btc_since_2020() {
         let p = plan(
             "name: t\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange: { start: 2020-07-05, end: 2024-01-01 }\n",
-            NOW,
+            1_710_000_000_000, // 2024-03-09, after the range
         );
         assert_eq!(p.tasks.len(), 1);
         let t = &p.tasks[0];
@@ -352,10 +379,20 @@ mod tests {
         assert_eq!(p.start_ms, NOW - 3 * DAY_MS);
         let m1 = &p.tasks[0];
         assert_eq!(m1.interval, Some(Interval::M1));
-        assert_eq!(m1.expected_rows, 3 * 1440);
+        // NOW is not on a minute boundary: the last minute is still forming.
+        assert_eq!(m1.expected_rows, 3 * 1440 - 1);
         assert_eq!(m1.requests, 5);
         assert_eq!(p.total_requests, 2 * (5 + 1 + 1));
         assert_eq!(p.total_weight, 2 * p.total_requests);
+    }
+
+    #[test]
+    fn forming_candles_are_counted_only_when_asked() {
+        let text = "name: t\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange: { start: 2023-11-01 }\n";
+        // 2023-11-01 .. 2023-11-14T22:13:20Z: 13 closed days and one forming.
+        assert_eq!(plan(text, NOW).tasks[0].expected_rows, 13);
+        let forming = format!("{text}transform: {{ include_forming: true }}\n");
+        assert_eq!(plan(&forming, NOW).tasks[0].expected_rows, 14);
     }
 
     #[test]
@@ -379,6 +416,15 @@ mod tests {
         assert_eq!(p.overhead_weight, 20);
         assert!(p.selector.as_deref().unwrap().contains("exchangeInfo"));
         assert!(p.to_string().contains("exchangeInfo"));
+        let p = plan(
+            "name: t\nsymbols: { quote: [USDT], max: 10 }\nintervals: [1h]\nrange: { start: 1 day ago }\n",
+            NOW,
+        );
+        assert_eq!(p.bound_for(10).0, 20 + 10 * 2);
+        assert!(
+            p.to_string().contains("maximum of 10 symbols: weight 40"),
+            "{p}"
+        );
     }
 
     #[test]

@@ -22,11 +22,10 @@ pub enum InterpolateError {
         name: String,
     },
     /// `${` without a closing `}`.
-    #[error("unterminated `${{` in `{text}`; expected `${{NAME}}` or `${{NAME:-default}}`")]
-    Unterminated {
-        /// The whole value.
-        text: String,
-    },
+    ///
+    /// The value is deliberately not shown: it may be an API key.
+    #[error("unterminated `${{`; expected `${{NAME}}` or `${{NAME:-default}}`")]
+    Unterminated,
     /// `${...}` whose name is not a valid variable name.
     #[error(
         "invalid variable name `{name}`; expected letters, digits and `_`, not starting with a digit"
@@ -51,11 +50,7 @@ pub fn interpolate(
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body
-                .find('}')
-                .ok_or_else(|| InterpolateError::Unterminated {
-                    text: text.to_owned(),
-                })?;
+            let end = body.find('}').ok_or(InterpolateError::Unterminated)?;
             let inner = &body[..end];
             let (name, default) = match inner.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -131,10 +126,15 @@ mod tests {
             }
         );
         assert!(e.to_string().contains("`BINANCE_API_KEY`"), "{e}");
-        assert!(matches!(
-            interpolate("${KEY", &env),
-            Err(InterpolateError::Unterminated { .. })
-        ));
+        assert_eq!(
+            interpolate("sekrit${KEY", &env),
+            Err(InterpolateError::Unterminated)
+        );
+        assert!(
+            !InterpolateError::Unterminated
+                .to_string()
+                .contains("sekrit")
+        );
         assert!(matches!(
             interpolate("${1X}", &env),
             Err(InterpolateError::BadName { .. })

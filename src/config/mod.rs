@@ -200,7 +200,12 @@ fn parse_raw(source_name: &str, text: &str) -> Result<raw::RawPipeline, ConfigEr
         let (line, column) = e
             .location()
             .map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
-        let found = token_at(text, line, column);
+        // Never echo what was written at `api_key`: it may be the key.
+        let found = if path.ends_with("api_key") {
+            None
+        } else {
+            token_at(text, line, column)
+        };
         let message = friendly(&clean_message(&e.to_string()), found);
         ConfigError::invalid(source_name, line.max(1), column.max(1), &path, message)
     })
@@ -279,6 +284,11 @@ fn friendly(msg: &str, found: Option<&str>) -> String {
             "the file exceeds a YAML safety limit (`{detail}`); pipeline files may use at most 100 anchors, 100 aliases, 100000 YAML events and nesting depth 64"
         );
     }
+    if let Some(rest) = msg.strip_prefix("invalid type: ")
+        && let Some((got, expected)) = rest.split_once(", expected ")
+    {
+        return format!("expected {expected}; found {}", article(got));
+    }
     if msg == "expected sequence start" {
         return format!("expected a list such as `[a, b]`{found_suffix}");
     }
@@ -300,6 +310,8 @@ fn article(what: &str) -> String {
         "floating point" | "f64" | "f32" => "a number".to_owned(),
         "u64" | "u32" | "u16" | "u8" | "i64" | "i32" | "usize" => "a whole number".to_owned(),
         "boolean" | "bool" => "`true` or `false`".to_owned(),
+        "sequence" => "a list".to_owned(),
+        "map" => "a mapping".to_owned(),
         other => other.to_owned(),
     }
 }
@@ -350,6 +362,40 @@ pub fn override_range(
         return Err(OverrideError::Empty);
     }
     Ok(())
+}
+
+/// The pipeline's range resolved at `now_ms`, checked to be non-empty. A range that mixes
+/// relative and absolute times (`start: 3 days ago`, `end: 2024-01-01`) can only be checked
+/// here, once "now" is known.
+///
+/// Snapshot datasets (`ticker_price`, `depth`) have no range; they resolve to `(now, now)`.
+pub fn resolve_range(pipeline: &Pipeline, now_ms: i64) -> Result<(i64, i64), EmptyRange> {
+    let (start, end) = pipeline.range.resolve(now_ms);
+    if pipeline.dataset != Dataset::Klines {
+        Ok((now_ms, now_ms))
+    } else if start < end {
+        Ok((start, end))
+    } else {
+        Err(EmptyRange {
+            name: pipeline.name.clone(),
+            start: time::format_utc(start),
+            end: time::format_utc(end),
+        })
+    }
+}
+
+/// A range that resolves to nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the range of pipeline `{name}` resolves to [`{start}`, `{end}`), which is empty; the start must be before the end"
+)]
+pub struct EmptyRange {
+    /// The pipeline's name.
+    pub name: String,
+    /// Resolved start.
+    pub start: String,
+    /// Resolved end.
+    pub end: String,
 }
 
 /// A bad `--from`/`--to`.

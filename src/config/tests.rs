@@ -225,6 +225,7 @@ fn compression_spellings() {
 fn non_klines_datasets_take_no_intervals() {
     let p = parse("name: t\ndataset: ticker_price\nsymbols: [BTCUSDT]\n").unwrap();
     assert!(p.intervals.is_empty());
+    assert_eq!(resolve_range(&p, 5), Ok((5, 5)));
     let d = diags("name: t\ndataset: depth\nsymbols: [BTCUSDT]\nintervals: [1d]\n");
     assert_eq!(d[0].path, "intervals");
 }
@@ -248,4 +249,99 @@ fn errors_render_with_positions() {
         e.starts_with("invalid pipeline `p.yaml`\n  --> p.yaml:3:17 at `intervals[1]`: unknown interval `1min` (did you mean `1m`?)"),
         "{e}"
     );
+}
+
+#[test]
+fn one_month_interval_on_a_short_range_is_fine() {
+    // `1M` is a month, not a minute: valid even when the range is shorter than a month.
+    let p = parse(
+        "name: t\nsymbols: [BTCUSDT]\nintervals: [1M, 1m]\nrange: { start: 2024-01-01, end: 2024-01-02 }\n",
+    )
+    .unwrap();
+    assert_eq!(p.intervals, vec![Interval::Mo1, Interval::M1]);
+}
+
+#[test]
+fn the_api_key_never_appears_in_errors() {
+    let text = format!("{MINIMAL}source:\n  api_key: hunter2${{oops\n  weight_share: 2\n");
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("source.api_key"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+    let env = |_: &str| Some("hunter2".to_owned());
+    let text = format!("{MINIMAL}source:\n  api_key: ${{KEY}}\n  weight_share: 2\n");
+    let e = parse_str("p.yaml", &text, &env).unwrap_err();
+    assert!(!format!("{e} {e:?}").contains("hunter2"));
+    let e = parse(&format!("{MINIMAL}source:\n  api_key: [hunter2]\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("source.api_key"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+}
+
+#[test]
+fn empty_ranges_are_caught_once_now_is_known() {
+    let p = parse(
+        "name: t\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange: { start: 3 days ago, end: 2024-01-01 }\n",
+    )
+    .unwrap();
+    let now = 1_704_067_200_000 + 10 * crate::interval::DAY_MS;
+    let e = resolve_range(&p, now).unwrap_err();
+    assert!(e.to_string().contains("`2024-01-01T00:00:00Z`"), "{e}");
+    let p = parse(MINIMAL).unwrap();
+    assert_eq!(resolve_range(&p, now), Ok((1_593_907_200_000, now)));
+}
+
+#[test]
+fn parser_messages_are_reworded() {
+    assert_eq!(
+        friendly(
+            "unknown field `intervls`, expected one of `name`, `intervals`",
+            None
+        ),
+        "unknown key `intervls` (did you mean `intervals`?); expected one of `name`, `intervals`"
+    );
+    assert_eq!(
+        friendly(
+            "unknown field `zzz`, expected one of `name`, `intervals`",
+            None
+        ),
+        "unknown key `zzz`; expected one of `name`, `intervals`"
+    );
+    assert_eq!(
+        friendly("invalid u64", Some("-1")),
+        "expected a whole number; found `-1`"
+    );
+    assert_eq!(
+        friendly("budget breached: Aliases { aliases: 101 }", None),
+        "the file exceeds a YAML safety limit (`aliases: 101`); pipeline files may use at most 100 anchors, 100 aliases, 100000 YAML events and nesting depth 64"
+    );
+    assert_eq!(token_at("a: 1\nb: [x, y]\n", 2, 5), Some("x"));
+    assert_eq!(token_at("a: 1\n", 9, 1), None);
+    assert_eq!(edit_distance("nmae", "name"), 2);
+    assert_eq!(edit_distance("", "abc"), 3);
+}
+
+#[test]
+fn wrong_yaml_types_say_what_was_found() {
+    let d = diags(&format!("{MINIMAL}source:\n  timeout_secs: 2.5\n"));
+    assert_eq!(d[0].path, "source.timeout_secs");
+    assert!(d[0].message.contains("found `2.5`"), "{}", d[0].message);
+    let d = diags("name: t\nsymbols: BTCUSDT\n");
+    assert_eq!(d[0].path, "symbols");
+}
+
+#[test]
+fn anchors_and_aliases_are_bounded() {
+    let mut text = String::from(
+        "name: t\nintervals: [1d]\nrange: { start: 2024-01-01 }\nsymbols:\n  - &s BTCUSDT\n",
+    );
+    for _ in 0..200 {
+        text.push_str("  - *s\n");
+    }
+    let d = diags(&text);
+    assert_eq!(d.len(), 1);
+    assert!(d[0].message.contains("safety limit"), "{}", d[0].message);
+    // A few aliases are fine (they are ordinary YAML).
+    let ok = "name: t\nintervals: &i [1d]\nrange: { start: 2024-01-01 }\nsymbols: [&s BTCUSDT]\n";
+    assert!(parse(ok).is_ok());
 }

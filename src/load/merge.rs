@@ -33,6 +33,14 @@ impl MergeReport {
 /// anyway, first row winning, so an odd file cannot duplicate rows.
 pub fn merge(existing: KlineRows, incoming: KlineRows) -> (KlineRows, MergeReport) {
     let n_old = existing.len();
+    if n_old == 0 && incoming.is_strictly_sorted() {
+        // A new partition from ordered pages: nothing to de-duplicate, no copy.
+        let report = MergeReport {
+            new: incoming.len() as u64,
+            ..MergeReport::default()
+        };
+        return (incoming, report);
+    }
     let mut all = existing;
     all.append(incoming);
     let mut idx: Vec<usize> = (0..all.len()).collect();

@@ -3,6 +3,7 @@
 //! - [`partition`]: which file a candle goes to (pure).
 //! - [`merge`]: existing + incoming rows, de-duplicated by open time (pure).
 //! - [`parquet`]: encoding, the writer properties and reading files back.
+//! - [`atomic`]: temporary file, fsync, rename, fsync the directory.
 //! - [`scan`]: which series and partition files are on disk.
 //! - [`DatasetWriter`]: writes one partition: read the existing file (if any), merge, encode,
 //!   write to a dot-prefixed temporary file in the same directory, fsync, read the footer back
@@ -23,6 +24,7 @@
 //! - A crash leaves at most a stale `.part.parquet.tmp-<pid>-<n>` file, which every hive
 //!   reader ignores (dot prefix) and the next successful write of that partition removes.
 
+pub mod atomic;
 pub mod merge;
 pub mod parquet;
 pub mod partition;
@@ -292,9 +294,10 @@ impl DatasetWriter {
         let had_file = existing.is_some();
         let empty = KlineRows::empty(rows.price_type());
         let (merged, report) = merge::merge(existing.unwrap_or(empty), rows);
+        let rows_total = merged.len() as u64;
         let outcome = |bytes: u64, rewritten: bool| WriteOutcome {
             path: path.clone(),
-            rows_written: merged.len() as u64,
+            rows_written: rows_total,
             rows_new: report.new,
             rows_replaced: report.replaced,
             rows_unchanged: report.unchanged,
@@ -312,15 +315,16 @@ impl DatasetWriter {
             interval: key.task.interval,
             options: &self.opts.transform,
         };
-        let batch = merged
-            .to_record_batch(&ctx)
-            .map_err(|source| LoadError::Schema {
-                path: path.clone(),
-                source,
+        let batch =
+            crate::transform::schema::into_record_batch(merged, &ctx).map_err(|source| {
+                LoadError::Schema {
+                    path: path.clone(),
+                    source,
+                }
             })?;
         let bytes = parquet::encode(&batch, key, &self.opts, &path)?;
         let len = bytes.len() as u64;
-        self.replace_atomically(&path, &bytes, merged.len() as u64)?;
+        self.replace_atomically(&path, &bytes, rows_total)?;
         Ok(outcome(len, true))
     }
 

@@ -14,14 +14,20 @@
 //! A candle belongs to the partition of its **open time** (a `1w` candle opening on Monday
 //! 2024-12-30 is in `year=2024` even though most of it lies in 2025).
 //!
-//! Spellings were chosen for the readers: `year=2024` is inferred as an integer by every hive
-//! reader (fine: it is one); `month=2024-01` stays a string in pyarrow, pandas, polars and
-//! DuckDB (no reader turns it into a date or a number); `date=2024-01-05` is inferred as a date
-//! by polars and DuckDB and as a string by pyarrow, which all sort and filter correctly.
-//! `market`, `symbol` and `interval` are strings. The interval directory uses Binance's
-//! spelling (`interval=1M` for months, `interval=1m` for minutes): the same value as the
-//! in-file `interval` column, so hive readers and single-file readers agree. On a
-//! case-insensitive file system `1m` and `1M` of one symbol would collide; the README says so.
+//! Spellings were chosen for the readers (checked by `tests/python/interop.py` with pyarrow,
+//! pandas, polars and DuckDB): `year=2024` is inferred as an integer everywhere (fine: it is
+//! one); `month=2024-01` stays a string in every reader (none turns it into a date or number);
+//! `date=2024-01-05` is a date in polars and DuckDB and a string in pyarrow/pandas, correct
+//! either way. `market`, `symbol` and `interval` are strings (dictionary/categorical in
+//! pandas). The interval directory uses Binance's spelling (`interval=1M` for months,
+//! `interval=1m` for minutes), the same value as the in-file `interval` column, so hive readers
+//! and single-file readers agree. On a case-insensitive file system `1m` and `1M` of one symbol
+//! would share a directory; use one of the two per output root there.
+//!
+//! Intervals of different granularity have different hive keys, and polars and DuckDB refuse
+//! a single scan over files with different keys ("Hive partition mismatch"). Scan one interval
+//! at a time, e.g. `read_parquet('klines/market=*/symbol=*/interval=1h/**/*.parquet',
+//! hive_partitioning = true)`; pyarrow and pandas read the whole tree (missing keys are null).
 
 use std::path::PathBuf;
 
@@ -230,6 +236,12 @@ pub fn split(
     if g == Granularity::None {
         return vec![(key(Period::All), sorted_rows)];
     }
+    // The common case, a page inside one partition, moves the rows without copying.
+    let first = Period::of(g, sorted_rows.open_time[0]);
+    let first_end = first.range_ms().map_or(i64::MAX, |(_, e)| e);
+    if sorted_rows.open_time.last().is_some_and(|&t| t < first_end) {
+        return vec![(key(first), sorted_rows)];
+    }
     let mut out = Vec::new();
     let mut start = 0;
     while start < sorted_rows.len() {
@@ -238,12 +250,6 @@ pub fn split(
         let len = sorted_rows.open_time[start..].partition_point(|&t| t < end_ms);
         out.push((key(period), sorted_rows.slice(start, len)));
         start += len;
-    }
-    if out.len() == 1 {
-        // Avoid the copy for the common single-partition case.
-        if let Some((k, _)) = out.pop() {
-            return vec![(k, sorted_rows)];
-        }
     }
     out
 }

@@ -6,6 +6,7 @@
 //! - [`series`]: one kline series (gaps, OHLC range, totals, VWAP, returns, volatility).
 //! - [`report`]: `_summary.json` / `_summary.parquet` and the readable tables.
 //! - [`dataset`]: statistics and chart data recomputed from the Parquet files alone.
+//! - [`table`]: `_summary.parquet`, the series statistics as one flat table.
 //! - [`chart`]: the candlestick + volume + moving-average chart (SVG, PNG).
 
 pub mod chart;
@@ -13,6 +14,7 @@ pub mod dataset;
 pub mod report;
 pub mod series;
 pub mod sketch;
+pub mod table;
 
 pub use series::{Gap, GapCause, KlineView, SeriesStats};
 pub use sketch::{ColumnStats, Describe, Moments};

@@ -426,6 +426,20 @@ impl KlineRows {
         self.take(&idx)
     }
 
+    /// The rows whose candle has closed by `now_ms` (`close_time < now_ms`): what is written
+    /// unless `transform.include_forming` is set. The still-forming candle is the last one of
+    /// the newest page.
+    #[must_use]
+    pub fn closed_before(&self, now_ms: i64) -> KlineRows {
+        if self.close_time.iter().all(|&c| c < now_ms) {
+            return self.clone();
+        }
+        let idx: Vec<usize> = (0..self.len())
+            .filter(|&i| self.close_time[i] < now_ms)
+            .collect();
+        self.take(&idx)
+    }
+
     /// Whether open times are strictly increasing (sorted, no duplicates).
     pub fn is_strictly_sorted(&self) -> bool {
         self.open_time.windows(2).all(|w| w[0] < w[1])
@@ -615,6 +629,9 @@ mod tests {
             vec![1_672_534_800_000, 1_672_531_200_000]
         );
         assert_eq!(rows.retain_range(1_672_534_800_000, i64::MAX).len(), 1);
+        // Both rows carry close time 1672534799999: forming until just after it.
+        assert_eq!(rows.closed_before(1_672_534_799_999).len(), 0);
+        assert_eq!(rows.closed_before(1_672_534_800_000).len(), 2);
         assert!(rows.row_eq(0, &rows, 0));
         assert!(!rows.row_eq(0, &rows, 1));
     }

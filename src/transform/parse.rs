@@ -218,9 +218,46 @@ fn split_number(t: Token<'_>) -> Result<NumParts<'_>, String> {
     })
 }
 
+/// Exact powers of ten as `f64` (every one up to 10^22 is representable).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Clinger's fast path: with at most 15 significant digits the digits form an integer below
+/// 2^53 and `10^k` (k <= 22) is exact, so one IEEE division is the correctly rounded result.
+/// `None` when the number is outside the fast path.
+fn fast_f64(p: &NumParts<'_>) -> Option<f64> {
+    if p.exp != 0 {
+        return None;
+    }
+    let frac_len = p.frac.len() - p.frac.iter().rev().take_while(|&&d| d == b'0').count();
+    let frac = &p.frac[..frac_len];
+    if frac_len >= POW10.len() {
+        return None;
+    }
+    let mut m: u64 = 0;
+    let mut sig = 0;
+    for &d in p.int.iter().chain(frac) {
+        if m == 0 && d == b'0' {
+            continue;
+        }
+        sig += 1;
+        if sig > 15 {
+            return None;
+        }
+        m = m * 10 + u64::from(d - b'0');
+    }
+    let v = m as f64 / POW10[frac_len];
+    Some(if p.neg { -v } else { v })
+}
+
 /// Parse a decimal token to `f64` (correctly rounded; NaN, inf and overflow rejected).
 fn parse_f64(t: Token<'_>) -> Result<f64, String> {
-    split_number(t)?;
+    let parts = split_number(t)?;
+    if let Some(v) = fast_f64(&parts) {
+        return Ok(v);
+    }
     // Syntax was checked above, so the text is ASCII and a plain decimal literal.
     let s =
         std::str::from_utf8(t.text).map_err(|_| format!("`{}` is not a number", show(t.text)))?;
@@ -472,6 +509,16 @@ mod tests {
             "", "-", "1.", ".5", "1e", "NaN", "inf", "+1", "1,5", "0x10", "1 2",
         ] {
             assert!(dec(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_float_path_is_correctly_rounded(int in 0u64..100_000_000_000, frac in 0u64..100_000_000, width in 0usize..12, zeros in 0usize..4, neg: bool) {
+            let text = format!("{}{int}.{frac:0width$}{}", if neg { "-" } else { "" }, "0".repeat(zeros));
+            let t = Token { text: text.as_bytes(), escaped: false };
+            let want: f64 = text.parse().unwrap();
+            proptest::prop_assert_eq!(parse_f64(t).unwrap().to_bits(), want.to_bits(), "{}", text);
         }
     }
 

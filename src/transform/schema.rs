@@ -14,12 +14,23 @@
 //! | `taker_buy_base_volume` | same | |
 //! | `taker_buy_quote_volume` | same | |
 //! | `trades` | `Int64` | number of trades (`Int64`: every reader handles it; `UInt64` is awkward in Java/Spark) |
-//! | `symbol` | `Utf8` | e.g. `BTCUSDT`; also the `symbol=` partition directory |
-//! | `interval` | `Utf8` | Binance spelling, e.g. `1h`, `1M`; also the `interval=` directory |
+//! | `symbol` | `Dictionary(Int32, Utf8)` | e.g. `BTCUSDT`; also the `symbol=` partition directory |
+//! | `interval` | `Dictionary(Int32, Utf8)` | Binance spelling, e.g. `1h`, `1M`; also the `interval=` directory |
 //!
-//! All columns are non-null. The exchange's 12th field ("ignore") is dropped. `symbol` and
-//! `interval` are stored inside every file so that reading one file (`pandas.read_parquet`)
-//! still says what it holds; hive readers see the same values in the directory names.
+//! All columns are non-null. The exchange's 12th field ("ignore") is dropped.
+//!
+//! `symbol` and `interval` are stored inside every file so that reading one file
+//! (`pandas.read_parquet(file)`) still says what it holds; hive readers see the same values in
+//! the directory names. They are *dictionary* strings because a column present both in the files
+//! and in the hive path must have the same type on both sides, and `pandas.read_parquet(dir)` /
+//! `pyarrow.parquet.read_table(dir)` infer hive values as dictionaries: with plain strings in the
+//! files those calls fail with "Unable to merge: Field symbol has incompatible types". With
+//! dictionaries they work, as do polars (`Categorical`) and DuckDB (`VARCHAR`). The one reader
+//! call that needs care is `pyarrow.dataset.dataset(dir, partitioning="hive")`, whose hive
+//! flavour infers plain strings: use
+//! `partitioning=pyarrow.dataset.HivePartitioning.discover(infer_dictionary=True)` (what pandas
+//! does), or no partitioning (the in-file columns are there). Checked by
+//! `tests/python/interop.py`.
 //!
 //! In `us` mode, `open_time` is `open_ms * 1000` and `close_time` is
 //! `(close_ms + 1) * 1000 - 1`: the last microsecond of the candle (`…59.999999`), not
@@ -35,10 +46,10 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Decimal128Array, Float64Array, Int64Array, StringArray,
-    TimestampMicrosecondArray, TimestampMillisecondArray,
+    Array, ArrayRef, Decimal128Array, DictionaryArray, Float64Array, Int32Array, Int64Array,
+    StringArray, TimestampMicrosecondArray, TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit as ArrowTimeUnit};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit as ArrowTimeUnit};
 use arrow::record_batch::RecordBatch;
 
 use super::{Column, KlineContext, KlineRows, VALUE_COLUMNS};
@@ -106,9 +117,25 @@ pub fn arrow_schema(prices: PriceType, time_unit: TimeUnit) -> SchemaRef {
         fields.push(Field::new(name, value_type(prices), false));
     }
     fields.push(Field::new("trades", DataType::Int64, false));
-    fields.push(Field::new("symbol", DataType::Utf8, false));
-    fields.push(Field::new("interval", DataType::Utf8, false));
+    fields.push(Field::new("symbol", label_type(), false));
+    fields.push(Field::new("interval", label_type(), false));
     Arc::new(Schema::new(fields))
+}
+
+/// The type of the `symbol` and `interval` columns (see the module docs for why a dictionary).
+pub fn label_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// A column of `n` copies of `value`, as a dictionary with one entry.
+fn label_array(value: &str, n: usize) -> ArrayRef {
+    let keys = Int32Array::from(vec![0; n]);
+    let values: ArrayRef = Arc::new(StringArray::from(vec![value]));
+    // One value, every key 0: always valid, except when there are no rows at all.
+    match DictionaryArray::<Int32Type>::try_new(keys, values) {
+        Ok(a) => Arc::new(a),
+        Err(_) => arrow::array::new_empty_array(&label_type()),
+    }
 }
 
 /// The spelling of a time unit in metadata and docs.
@@ -127,16 +154,14 @@ pub fn price_type_str(prices: PriceType) -> &'static str {
     }
 }
 
-fn to_time_array(ms: &[i64], unit: TimeUnit, close: bool) -> Result<ArrayRef, SchemaError> {
+fn to_time_array(ms: Vec<i64>, unit: TimeUnit, close: bool) -> Result<ArrayRef, SchemaError> {
     let column = if close { "close_time" } else { "open_time" };
     Ok(match unit {
-        TimeUnit::Millisecond => {
-            Arc::new(TimestampMillisecondArray::from(ms.to_vec()).with_timezone("UTC"))
-        }
+        TimeUnit::Millisecond => Arc::new(TimestampMillisecondArray::from(ms).with_timezone("UTC")),
         TimeUnit::Microsecond => {
             let us: Option<Vec<i64>> = ms
-                .iter()
-                .map(|&t| {
+                .into_iter()
+                .map(|t| {
                     if close {
                         t.checked_add(1)?.checked_mul(1000)?.checked_sub(1)
                     } else {
@@ -153,11 +178,11 @@ fn to_time_array(ms: &[i64], unit: TimeUnit, close: bool) -> Result<ArrayRef, Sc
     })
 }
 
-fn to_value_array(c: &Column) -> Result<ArrayRef, SchemaError> {
+fn to_value_array(c: Column) -> Result<ArrayRef, SchemaError> {
     Ok(match c {
-        Column::Float64(v) => Arc::new(Float64Array::from(v.clone())),
+        Column::Float64(v) => Arc::new(Float64Array::from(v)),
         Column::Decimal(v) => Arc::new(
-            Decimal128Array::from(v.clone())
+            Decimal128Array::from(v)
                 .with_precision_and_scale(DECIMAL_PRECISION, DECIMAL_SCALE)
                 .map_err(SchemaError::Arrow)?,
         ),
@@ -169,21 +194,44 @@ pub fn to_record_batch(
     rows: &KlineRows,
     ctx: &KlineContext<'_>,
 ) -> Result<RecordBatch, SchemaError> {
+    into_record_batch(rows.clone(), ctx)
+}
+
+/// Like [`to_record_batch`], moving the columns instead of copying them.
+pub fn into_record_batch(
+    rows: KlineRows,
+    ctx: &KlineContext<'_>,
+) -> Result<RecordBatch, SchemaError> {
     let n = rows.len();
-    let schema = arrow_schema(rows.price_type(), ctx.options.time_unit);
+    let prices = rows.price_type();
+    let schema = arrow_schema(prices, ctx.options.time_unit);
+    let KlineRows {
+        open_time,
+        close_time,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        quote_volume,
+        taker_buy_base_volume,
+        taker_buy_quote_volume,
+        trades,
+    } = rows;
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(13);
-    cols.push(to_time_array(
-        &rows.open_time,
-        ctx.options.time_unit,
-        false,
-    )?);
-    cols.push(to_time_array(
-        &rows.close_time,
-        ctx.options.time_unit,
-        true,
-    )?);
-    for c in rows.columns() {
-        if c.price_type() != rows.price_type() {
+    cols.push(to_time_array(open_time, ctx.options.time_unit, false)?);
+    cols.push(to_time_array(close_time, ctx.options.time_unit, true)?);
+    for c in [
+        open,
+        high,
+        low,
+        close,
+        volume,
+        quote_volume,
+        taker_buy_base_volume,
+        taker_buy_quote_volume,
+    ] {
+        if c.price_type() != prices {
             return Err(SchemaError::Value {
                 column: "open",
                 reason: "value columns of mixed price types".to_owned(),
@@ -191,18 +239,14 @@ pub fn to_record_batch(
         }
         cols.push(to_value_array(c)?);
     }
-    let trades: Option<Vec<i64>> = rows.trades.iter().map(|&t| i64::try_from(t).ok()).collect();
+    let trades: Option<Vec<i64>> = trades.iter().map(|&t| i64::try_from(t).ok()).collect();
     let trades = trades.ok_or_else(|| SchemaError::Value {
         column: "trades",
         reason: "a trade count exceeds the Int64 range".to_owned(),
     })?;
     cols.push(Arc::new(Int64Array::from(trades)));
-    cols.push(Arc::new(StringArray::from_iter_values(
-        std::iter::repeat_n(ctx.symbol.as_str(), n),
-    )));
-    cols.push(Arc::new(StringArray::from_iter_values(
-        std::iter::repeat_n(ctx.interval.as_str(), n),
-    )));
+    cols.push(label_array(ctx.symbol.as_str(), n));
+    cols.push(label_array(ctx.interval.as_str(), n));
     RecordBatch::try_new(schema, cols).map_err(SchemaError::Arrow)
 }
 

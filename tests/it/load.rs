@@ -2,6 +2,9 @@
 //! boundaries, merge, rerun byte-identity, crash safety, refusal of bad existing files, and the
 //! Python readers (pyarrow, pandas, polars, DuckDB).
 
+// Short names (t = task, o = options, w = writer) keep the many small scenarios readable.
+#![allow(clippy::many_single_char_names)]
+
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::DataType;
@@ -317,8 +320,8 @@ fn files_carry_the_schema_sorting_and_metadata() {
         "taker_buy_base_volume: Float64",
         "taker_buy_quote_volume: Float64",
         "trades: Int64",
-        "symbol: Utf8",
-        "interval: Utf8",
+        "symbol: Dictionary(Int32, Utf8)",
+        "interval: Dictionary(Int32, Utf8)",
     ]
     "#);
     let batch = b.build().unwrap().next().unwrap().unwrap();
@@ -329,6 +332,8 @@ fn files_carry_the_schema_sorting_and_metadata() {
         .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
         .unwrap();
     assert_eq!(close.value(0), 1_672_534_799_999_999);
+    // The newest open time comes from µs statistics, converted back to ms.
+    assert_eq!(last(dir.path(), &t), Some(1_685_574_000_000));
     assert_eq!(
         batch.column_by_name("trades").unwrap().data_type(),
         &DataType::Int64
@@ -699,9 +704,9 @@ fn bad_existing_files_are_refused_and_left_untouched() {
         );
     }
     // A partition written with float64 prices is not silently mixed with decimal rows.
-    let (_dir, _, path) = setup(&good);
+    let (float_dir, _, path) = setup(&good);
     let od = opts(PriceType::Decimal, TimeUnit::Millisecond);
-    let w = DatasetWriter::new(_dir.path(), od.clone());
+    let w = DatasetWriter::new(float_dir.path(), od.clone());
     let e = w
         .write_partition(&key, parse(&page(&lines[..50]), &t, &od))
         .unwrap_err();
@@ -746,6 +751,14 @@ fn python_readers_agree() {
                 &synth(Interval::Mo1, &months),
                 1000,
             );
+            let leap = ms("2024-02-29T00:00:00Z");
+            load_pages(
+                dir.path(),
+                &o,
+                &task("BTCUSDT", Interval::S1),
+                &synth(Interval::S1, &[leap - 1000, leap]),
+                1000,
+            );
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/interop.py");
             let out = std::process::Command::new(&python)
                 .arg(&script)
@@ -758,7 +771,7 @@ fn python_readers_agree() {
                     TimeUnit::Millisecond => "ms",
                     TimeUnit::Microsecond => "us",
                 })
-                .arg(format!("{}", 3623 + 11 + 3))
+                .arg(format!("{}", 3623 + 11 + 3 + 2))
                 .output()
                 .unwrap();
             assert!(

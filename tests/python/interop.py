@@ -67,8 +67,10 @@ def main():
     if rows is not None:
         check(total == rows, f"files hold {total} rows, expected {rows}")
 
-    # pyarrow.dataset with hive partitioning.
-    t = ds.dataset(root, format="parquet", partitioning="hive").to_table()
+    # pyarrow.dataset with hive partitioning, values inferred as dictionaries like pandas does
+    # (the in-file symbol/interval columns are dictionaries; see src/transform/schema.rs).
+    hive = ds.HivePartitioning.discover(infer_dictionary=True)
+    t = ds.dataset(root, format="parquet", partitioning=hive).to_table()
     check(t.num_rows == total, f"pyarrow: {t.num_rows} rows, expected {total}")
     for c in FILE_COLUMNS + ["market"]:
         check(c in t.column_names, f"pyarrow: column {c} missing: {t.column_names}")
@@ -87,7 +89,12 @@ def main():
     for c in ("symbol", "interval", "market"):
         ty = t.schema.field(c).type
         check(pa.types.is_string(ty) or pa.types.is_large_string(ty) or pa.types.is_dictionary(ty), f"pyarrow: {c} is {ty}")
+    check(pa.types.is_integer(t.schema.field("year").type.value_type) if "year" in t.column_names else True, "pyarrow: year not an integer")
     got = Counter(zip(t.column("symbol").to_pylist(), t.column("interval").to_pylist()))
+    # Without partitioning, the in-file columns alone.
+    t2 = ds.dataset(root, format="parquet").to_table()
+    got2 = Counter(zip(t2.column("symbol").to_pylist(), t2.column("interval").to_pylist()))
+    check(got2 == expected, f"pyarrow (no partitioning): symbol/interval {dict(got2)}")
     check(got == expected, f"pyarrow: symbol/interval {dict(got)} != paths {dict(expected)}")
 
     # pandas: the directory (hive via pyarrow) and one single file.
@@ -112,8 +119,38 @@ def main():
     )
     check(str(single["open_time"].dtype.tz) == "UTC", "pandas single file: open_time not UTC")
 
-    # polars with hive partitioning.
-    pf = pl.scan_parquet(os.path.join(root, "**", "*.parquet"), hive_partitioning=True).collect()
+    # polars with hive partitioning. Polars needs the same hive keys in every file of one scan,
+    # and intervals partition differently (year=, month=, date= or none), so scan one interval
+    # at a time, as the README tells users to.
+    intervals = sorted({i for _, i in expected})
+    pf = pl.concat(
+        [
+            pl.scan_parquet(
+                os.path.join(root, "market=*", "symbol=*", f"interval={i}", "**", "*.parquet"),
+                hive_partitioning=True,
+            )
+            .select([*FILE_COLUMNS, "market"])
+            .collect()
+            for i in intervals
+        ]
+    )
+    # Partition values: year an integer, month a string, date a date (or a string); values intact.
+    for i in intervals:
+        lf = pl.scan_parquet(
+            os.path.join(root, "market=*", "symbol=*", f"interval={i}", "**", "*.parquet"),
+            hive_partitioning=True,
+        )
+        sch = lf.collect_schema()
+        if "year" in sch:
+            check(sch["year"].is_integer(), f"polars: year is {sch['year']}")
+        if "month" in sch:
+            check(sch["month"] == pl.String, f"polars: month is {sch['month']}")
+            months = set(lf.select("month").collect()["month"].to_list())
+            check(all(len(m) == 7 and m[4] == "-" for m in months), f"polars: months {months}")
+        if "date" in sch:
+            check(sch["date"] in (pl.Date, pl.String), f"polars: date is {sch['date']}")
+            dates = {str(d) for d in lf.select("date").collect()["date"].to_list()}
+            check(all(len(d) == 10 for d in dates), f"polars: dates {dates}")
     check(pf.height == total, f"polars: {pf.height} rows")
     for c in FILE_COLUMNS + ["market"]:
         check(c in pf.columns, f"polars: column {c} missing: {pf.columns}")
@@ -129,31 +166,41 @@ def main():
         else:
             check(dt == pl.Float64, f"polars: {c} is {dt}")
     check(pf.schema["trades"] == pl.Int64, f"polars: trades is {pf.schema['trades']}")
-    check(pf.schema["symbol"] == pl.String and pf.schema["interval"] == pl.String, "polars: symbol/interval not strings")
+    for c in ("symbol", "interval", "market"):
+        check(pf.schema[c] in (pl.String, pl.Categorical), f"polars: {c} is {pf.schema[c]}")
     got = Counter(zip(pf["symbol"].to_list(), pf["interval"].to_list()))
     check(got == expected, f"polars: symbol/interval {dict(got)}")
 
-    # DuckDB with hive partitioning.
+    # DuckDB with hive partitioning: like polars, one interval per scan (DuckDB refuses files
+    # with different hive keys in one read_parquet).
     con = duckdb.connect()
-    src = f"read_parquet('{os.path.join(root, '**', '*.parquet')}', hive_partitioning = true)"
-    n = con.execute(f"select count(*) from {src}").fetchone()[0]
-    check(n == total, f"duckdb: {n} rows")
-    types = {r[0]: r[1] for r in con.execute(f"describe select * from {src}").fetchall()}
-    for c in FILE_COLUMNS + ["market"]:
-        check(c in types, f"duckdb: column {c} missing: {types}")
-    for c in ("open_time", "close_time"):
-        check(types[c] == "TIMESTAMP WITH TIME ZONE", f"duckdb: {c} is {types[c]}")
-    for c in VALUE_COLUMNS:
-        want = "DECIMAL(38,8)" if prices == "decimal" else "DOUBLE"
-        check(prices is None or types[c] == want, f"duckdb: {c} is {types[c]}, expected {want}")
-    check(types["trades"] == "BIGINT", f"duckdb: trades is {types['trades']}")
-    check(types["symbol"] == "VARCHAR" and types["interval"] == "VARCHAR", f"duckdb: {types}")
-    got = Counter(
-        (s, i)
-        for s, i, k in con.execute(f"select symbol, interval, count(*) from {src} group by all").fetchall()
-        for _ in range(k)
-    )
+    total_duck = 0
+    got = Counter()
+    for i in intervals:
+        pattern = os.path.join(root, "market=*", "symbol=*", f"interval={i}", "**", "*.parquet")
+        src = f"read_parquet('{pattern}', hive_partitioning = true)"
+        total_duck += con.execute(f"select count(*) from {src}").fetchone()[0]
+        types = {r[0]: r[1] for r in con.execute(f"describe select * from {src}").fetchall()}
+        for c in FILE_COLUMNS + ["market"]:
+            check(c in types, f"duckdb: column {c} missing: {types}")
+        for c in ("open_time", "close_time"):
+            check(types[c] == "TIMESTAMP WITH TIME ZONE", f"duckdb: {c} is {types[c]}")
+        for c in VALUE_COLUMNS:
+            want = "DECIMAL(38,8)" if prices == "decimal" else "DOUBLE"
+            check(prices is None or types[c] == want, f"duckdb: {c} is {types[c]}, expected {want}")
+        check(types["trades"] == "BIGINT", f"duckdb: trades is {types['trades']}")
+        check(types["symbol"] == "VARCHAR" and types["interval"] == "VARCHAR", f"duckdb: {types}")
+        if "year" in types:
+            check(types["year"] == "BIGINT", f"duckdb: year is {types['year']}")
+        if "month" in types:
+            check(types["month"] == "VARCHAR", f"duckdb: month is {types['month']}")
+        if "date" in types:
+            check(types["date"] in ("DATE", "VARCHAR"), f"duckdb: date is {types['date']}")
+        for s, iv, k in con.execute(f"select symbol, interval, count(*) from {src} group by all").fetchall():
+            got[(s, iv)] += k
+    check(total_duck == total, f"duckdb: {total_duck} rows")
     check(got == expected, f"duckdb: symbol/interval {dict(got)}")
+    src = f"read_parquet('{os.path.join(root, '**', '*.parquet')}', hive_partitioning = false)"
     # Time values agree between readers (first row by open_time).
     first_duck = con.execute(f"select epoch_ms(min(open_time)) from {src}").fetchone()[0]
     first_pa = min(t.column("open_time").cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist())
