@@ -2,4 +2,5 @@
 
 mod config;
 mod load;
+mod run;
 mod simulator;
