@@ -357,7 +357,73 @@ pub fn parse_decimal_str(text: &str) -> Result<i128, String> {
     })
 }
 
+/// One pass over the common `-?d+(.d{1,8})?` with at most 18 digits: `None` otherwise (the
+/// validating slow path then decides).
+#[inline]
+fn fast_decimal_text(text: &[u8]) -> Option<i128> {
+    const POW: [u64; 9] = [
+        1,
+        10,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+    ];
+    let (neg, s) = match text.first() {
+        Some(b'-') => (true, &text[1..]),
+        _ => (false, text),
+    };
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    let mut m: u64 = 0;
+    let mut i = 0;
+    while let Some(&c) = s.get(i) {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        m = m * 10 + u64::from(c - b'0');
+        i += 1;
+    }
+    if i == 0 {
+        return None;
+    }
+    let mut frac_len = 0;
+    if s.get(i) == Some(&b'.') {
+        i += 1;
+        while let Some(&c) = s.get(i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            m = m * 10 + u64::from(c - b'0');
+            i += 1;
+            frac_len += 1;
+        }
+        if frac_len == 0 || frac_len > 8 {
+            return None;
+        }
+    }
+    if i != s.len() {
+        return None;
+    }
+    let v = i128::from(m) * i128::from(POW[8 - frac_len]);
+    Some(if neg { -v } else { v })
+}
+
 fn parse_decimal(t: Token<'_>) -> Result<i128, String> {
+    if !t.escaped {
+        if let Some(v) = fast_decimal_text(t.text) {
+            return Ok(v);
+        }
+    }
+    parse_decimal_slow(t)
+}
+
+/// The general exact parser (exponents, long fractions with trailing zeros, 38 digits).
+fn parse_decimal_slow(t: Token<'_>) -> Result<i128, String> {
     let p = split_number(t)?;
     let overflow = || format!("`{}` does not fit Decimal128(38, 8)", show(t.text));
     // value = digits(int ++ frac) * 10^(exp - frac.len()); wanted: value * 10^8.
@@ -597,6 +663,18 @@ mod tests {
             proptest::prop_assert_eq!(parse_f64(t).unwrap().to_bits(), want.to_bits(), "{}", text);
             if let Some(v) = fast_f64_text(text.as_bytes()) {
                 proptest::prop_assert_eq!(v.to_bits(), want.to_bits(), "{}", text);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_decimal_path_matches_the_exact_parser(int in 0u64..10_000_000_000, frac in 0u64..100_000_000, width in 0usize..10, neg: bool) {
+            let sign = if neg { "-" } else { "" };
+            let text = if width == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{frac:0width$}") };
+            let t = Token { text: text.as_bytes(), escaped: false };
+            if let Some(v) = fast_decimal_text(t.text) {
+                proptest::prop_assert_eq!(Ok(v), parse_decimal_slow(t), "{}", text);
             }
         }
     }
