@@ -15,7 +15,8 @@
 //!
 //! - File names are deterministic (`part.parquet` in the partition directory) and no metadata
 //!   depends on time or randomness, so rerunning a pipeline over the same range leaves
-//!   byte-identical files (an unchanged partition is not even rewritten).
+//!   byte-identical files (an unchanged partition is not even rewritten; so a changed
+//!   `output.compression` or `row_group_rows` applies to partitions as they next change).
 //! - An existing file that is corrupt, truncated, foreign, of another price type or time unit,
 //!   or of a newer schema version is an error naming the path ([`ExitCode::Output`]) and is
 //!   never overwritten.
