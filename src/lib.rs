@@ -25,6 +25,7 @@
 //! Only `extract` (HTTP), `load` (files) and `simulator` (a server) do I/O. Paging decisions,
 //! retry decisions, transform, partitioning and statistics are plain functions.
 
+pub mod cli;
 pub mod config;
 pub mod exit;
 pub mod extract;
@@ -32,6 +33,8 @@ pub mod interval;
 pub mod load;
 pub mod market;
 pub mod plan;
+pub mod progress;
+pub mod run;
 pub mod simulator;
 pub mod summary;
 pub mod symbol;

@@ -1,1 +1,450 @@
-//! Planning: resolve a pipeline into tasks (market × symbol × interval × UTC window) with request and weight estimates.
+//! Planning: resolve a pipeline into tasks (market × symbol × interval × UTC window) with
+//! request and weight estimates, and the least time that weight needs at the run's budget.
+//!
+//! Plain functions, no I/O: `kline-etl plan` prints the result, and `run --dry-run` can too.
+//! A symbol *selector* cannot be resolved without the exchange, so its tasks are shown once per
+//! interval with the symbol `*` ("per selected symbol"), plus one `exchangeInfo` request.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::config::{Dataset, Endpoint, Pipeline, SymbolSelection};
+use crate::interval::{Interval, MINUTE_MS};
+use crate::market::Market;
+
+/// What one task will fetch, and what it will cost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    /// The market.
+    pub market: Market,
+    /// The symbol, or `*` for "each symbol the selector picks".
+    pub symbol: String,
+    /// The interval (klines only).
+    pub interval: Option<Interval>,
+    /// Window start, ms (inclusive).
+    pub start_ms: i64,
+    /// Window end, ms (exclusive).
+    pub end_ms: i64,
+    /// Rows expected to be written: candle open times in the window, without the candle
+    /// still forming at "now" unless `include_forming` (klines); 1 snapshot otherwise.
+    pub expected_rows: i64,
+    /// Requests needed at the best page size.
+    pub requests: u64,
+    /// Request weight of those requests.
+    pub weight: u64,
+}
+
+/// The resolved plan of a pipeline at a given time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// `name`.
+    pub pipeline: String,
+    /// `source.market`.
+    pub market: Market,
+    /// `dataset`.
+    pub dataset: &'static str,
+    /// Where requests go (`https://…` or `simulator (seed 42)`).
+    pub endpoint: String,
+    /// The time the relative parts of the range were resolved against, ms.
+    pub now_ms: i64,
+    /// Resolved range start, ms.
+    pub start_ms: i64,
+    /// Resolved range end, ms (exclusive).
+    pub end_ms: i64,
+    /// Set when `symbols` is a selector: how it will be resolved.
+    pub selector: Option<String>,
+    /// The selector's `max`, which bounds the whole run's cost.
+    pub max_symbols: Option<usize>,
+    /// The tasks.
+    pub tasks: Vec<Task>,
+    /// Requests and weight spent outside tasks (`exchangeInfo` for a selector).
+    pub overhead_requests: u64,
+    /// Weight of the overhead requests.
+    pub overhead_weight: u64,
+    /// The exchange's per-minute weight limit assumed (the market default, or the simulator's).
+    pub weight_limit_per_minute: u32,
+    /// `source.weight_share`.
+    pub weight_share: f64,
+    /// Total requests.
+    pub total_requests: u64,
+    /// Total weight.
+    pub total_weight: u64,
+    /// Total expected rows.
+    pub total_rows: i64,
+    /// The least time the weight needs at `weight_limit × weight_share` per minute, seconds.
+    pub min_seconds: f64,
+}
+
+/// Resolve `pipeline` at `now_ms` into a plan.
+pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
+    let market = pipeline.source.market;
+    let (start_ms, end_ms) = pipeline.range.resolve(now_ms);
+    let (symbols, selector): (Vec<String>, Option<String>) = match &pipeline.symbols {
+        SymbolSelection::List(list) => (list.iter().map(ToString::to_string).collect(), None),
+        SymbolSelection::Selector(s) => {
+            let mut parts = Vec::new();
+            if !s.quote.is_empty() {
+                parts.push(format!("quote in [{}]", s.quote.join(", ")));
+            }
+            if let Some(r) = &s.regex {
+                parts.push(format!("matching `{r}`"));
+            }
+            parts.push(if s.include_inactive {
+                "any status".to_owned()
+            } else {
+                "TRADING only".to_owned()
+            });
+            if let Some(m) = s.max {
+                parts.push(format!("at most {m}"));
+            }
+            (
+                vec!["*".to_owned()],
+                Some(format!(
+                    "resolved at run time against exchangeInfo: {}",
+                    parts.join(", ")
+                )),
+            )
+        }
+    };
+    let mut tasks = Vec::new();
+    for symbol in &symbols {
+        match pipeline.dataset {
+            Dataset::Klines => {
+                for &interval in &pipeline.intervals {
+                    let (mut expected_rows, requests, weight) =
+                        kline_cost(market, interval, start_ms, end_ms);
+                    if !pipeline.transform.include_forming {
+                        // The candle still forming at `now` is fetched but not written.
+                        let closed_end = end_ms.min(interval.floor(now_ms));
+                        expected_rows = interval.count_in(start_ms, closed_end);
+                    }
+                    tasks.push(Task {
+                        market,
+                        symbol: symbol.clone(),
+                        interval: Some(interval),
+                        start_ms,
+                        end_ms,
+                        expected_rows,
+                        requests,
+                        weight,
+                    });
+                }
+            }
+            Dataset::TickerPrice | Dataset::Depth => tasks.push(Task {
+                market,
+                symbol: symbol.clone(),
+                interval: None,
+                start_ms: now_ms,
+                end_ms: now_ms,
+                expected_rows: 1,
+                requests: 1,
+                weight: snapshot_weight(market, pipeline.dataset),
+            }),
+        }
+    }
+    let (overhead_requests, overhead_weight) = if selector.is_some() {
+        (1, u64::from(market.exchange_info_weight()))
+    } else {
+        (0, 0)
+    };
+    let weight_limit_per_minute = match &pipeline.source.endpoint {
+        Endpoint::Simulator(s) => s
+            .weight_limit
+            .unwrap_or_else(|| market.default_weight_limit()),
+        Endpoint::Url(_) => market.default_weight_limit(),
+    };
+    let total_requests = overhead_requests + tasks.iter().map(|t| t.requests).sum::<u64>();
+    let total_weight = overhead_weight + tasks.iter().map(|t| t.weight).sum::<u64>();
+    let total_rows = tasks.iter().map(|t| t.expected_rows).sum();
+    let budget = f64::from(weight_limit_per_minute) * pipeline.source.weight_share;
+    let min_seconds = if budget > 0.0 {
+        total_weight as f64 / budget * (MINUTE_MS / 1000) as f64
+    } else {
+        f64::INFINITY
+    };
+    Plan {
+        pipeline: pipeline.name.clone(),
+        market,
+        dataset: pipeline.dataset.as_str(),
+        endpoint: match &pipeline.source.endpoint {
+            Endpoint::Url(u) => u.clone(),
+            Endpoint::Simulator(s) => format!("built-in simulator (seed {})", s.seed),
+        },
+        now_ms,
+        start_ms,
+        end_ms,
+        max_symbols: match &pipeline.symbols {
+            SymbolSelection::Selector(s) => s.max,
+            SymbolSelection::List(_) => None,
+        },
+        selector,
+        tasks,
+        overhead_requests,
+        overhead_weight,
+        weight_limit_per_minute,
+        weight_share: pipeline.source.weight_share,
+        total_requests,
+        total_weight,
+        total_rows,
+        min_seconds,
+    }
+}
+
+/// Expected candles, requests and weight to fetch `[start, end)` at `interval`.
+///
+/// Pages hold [`Market::best_kline_page`] candles; an empty range still costs one request (to
+/// learn that it is empty); COIN-M requests span at most 200 days each.
+pub fn kline_cost(market: Market, interval: Interval, start: i64, end: i64) -> (i64, u64, u64) {
+    let candles = interval.count_in(start, end);
+    let page = i64::from(market.best_kline_page());
+    let mut requests = (candles + page - 1) / page;
+    if let Some(window) = market.max_kline_window_ms() {
+        requests = requests.max((end - start + window - 1) / window);
+    }
+    let requests = requests.max(1) as u64;
+    let weight = requests * u64::from(market.kline_weight(market.best_kline_page()));
+    (candles, requests, weight)
+}
+
+/// Weight of one snapshot request (`ticker/price` with a symbol; `depth` at the default limit
+/// 100).
+fn snapshot_weight(market: Market, dataset: Dataset) -> u64 {
+    match (dataset, market) {
+        (Dataset::Depth, Market::Spot) => 5,
+        (Dataset::Depth, _) | (_, Market::Spot) => 2,
+        _ => 1,
+    }
+}
+
+/// `2024-01-01T00:00:00Z` (milliseconds shown only when not zero).
+pub fn iso(ms: i64) -> String {
+    crate::config::time::format_utc(ms)
+}
+
+/// A duration in seconds as `1h 02m 03s` / `2m 05s` / `4.2s`.
+pub fn human_duration(secs: f64) -> String {
+    if !secs.is_finite() {
+        return "unbounded".to_owned();
+    }
+    if secs < 60.0 {
+        return format!("{secs:.1}s");
+    }
+    let s = secs.round() as u64;
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m {s:02}s")
+    } else {
+        format!("{m}m {s:02}s")
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "pipeline  {}", self.pipeline)?;
+        writeln!(
+            f,
+            "source    {} market, {} ({})",
+            self.market, self.endpoint, self.dataset
+        )?;
+        writeln!(
+            f,
+            "range     [{}, {})  (resolved at {})",
+            iso(self.start_ms),
+            iso(self.end_ms),
+            iso(self.now_ms)
+        )?;
+        if let Some(s) = &self.selector {
+            writeln!(f, "symbols   {s}; rows below are per selected symbol (`*`)")?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "{:<7} {:<14} {:<8} {:<24} {:<24} {:>12} {:>9} {:>9}",
+            "market",
+            "symbol",
+            "interval",
+            "start (UTC)",
+            "end (UTC)",
+            "rows",
+            "requests",
+            "weight"
+        )?;
+        for t in &self.tasks {
+            writeln!(
+                f,
+                "{:<7} {:<14} {:<8} {:<24} {:<24} {:>12} {:>9} {:>9}",
+                t.market.as_str(),
+                t.symbol,
+                t.interval.map_or("-", Interval::as_str),
+                iso(t.start_ms),
+                iso(t.end_ms),
+                t.expected_rows,
+                t.requests,
+                t.weight
+            )?;
+        }
+        if self.overhead_requests > 0 {
+            writeln!(
+                f,
+                "{:<7} {:<14} {:<8} {:<24} {:<24} {:>12} {:>9} {:>9}",
+                self.market.as_str(),
+                "exchangeInfo",
+                "-",
+                "-",
+                "-",
+                "-",
+                self.overhead_requests,
+                self.overhead_weight
+            )?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "total     {} task(s), {} rows, {} request(s), weight {}",
+            self.tasks.len(),
+            self.total_rows,
+            self.total_requests,
+            self.total_weight
+        )?;
+        write!(
+            f,
+            "budget    {} weight/min × weight_share {} = {:.0} weight/min; at least {} at full budget",
+            self.weight_limit_per_minute,
+            self.weight_share,
+            f64::from(self.weight_limit_per_minute) * self.weight_share,
+            human_duration(self.min_seconds)
+        )?;
+        if self.selector.is_some() {
+            write!(f, " per selected symbol")?;
+        }
+        writeln!(f)?;
+        if let Some(n) = self.max_symbols {
+            let (weight, seconds) = self.bound_for(n);
+            writeln!(
+                f,
+                "          with the selector's maximum of {n} symbols: weight {weight}, at least {}",
+                human_duration(seconds)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// Total weight and least time if the per-symbol tasks ran for `symbols` symbols.
+    pub fn bound_for(&self, symbols: usize) -> (u64, f64) {
+        let per_symbol: u64 = self.tasks.iter().map(|t| t.weight).sum();
+        let weight = self.overhead_weight + per_symbol * symbols as u64;
+        let budget = f64::from(self.weight_limit_per_minute) * self.weight_share;
+        (weight, weight as f64 / budget * 60.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+    use crate::interval::DAY_MS;
+
+    fn plan(text: &str, now: i64) -> Plan {
+        let p = parse_str("t.yaml", text, &|_| None).unwrap();
+        build(&p, now)
+    }
+
+    const NOW: i64 = 1_700_000_000_000; // 2023-11-14T22:13:20Z
+
+    #[test]
+    fn daily_btc_since_2020() {
+        let p = plan(
+            "name: t\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange: { start: 2020-07-05, end: 2024-01-01 }\n",
+            1_710_000_000_000, // 2024-03-09, after the range
+        );
+        assert_eq!(p.tasks.len(), 1);
+        let t = &p.tasks[0];
+        assert_eq!(t.expected_rows, 1275); // 2020-07-05 .. 2023-12-31 inclusive
+        assert_eq!(t.requests, 2);
+        assert_eq!(t.weight, 4);
+        assert_eq!(p.total_weight, 4);
+        assert!((p.min_seconds - 4.0 / 5400.0 * 60.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn tasks_are_symbols_times_intervals() {
+        let p = plan(
+            "name: t\nsymbols: [BTCUSDT, ETHUSDT]\nintervals: [1m, 1h, 1d]\nrange: { start: 3 days ago }\n",
+            NOW,
+        );
+        assert_eq!(p.tasks.len(), 6);
+        assert_eq!(p.start_ms, NOW - 3 * DAY_MS);
+        let m1 = &p.tasks[0];
+        assert_eq!(m1.interval, Some(Interval::M1));
+        // NOW is not on a minute boundary: the last minute is still forming.
+        assert_eq!(m1.expected_rows, 3 * 1440 - 1);
+        assert_eq!(m1.requests, 5);
+        assert_eq!(p.total_requests, 2 * (5 + 1 + 1));
+        assert_eq!(p.total_weight, 2 * p.total_requests);
+    }
+
+    #[test]
+    fn forming_candles_are_counted_only_when_asked() {
+        let text = "name: t\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange: { start: 2023-11-01 }\n";
+        // 2023-11-01 .. 2023-11-14T22:13:20Z: 13 closed days and one forming.
+        assert_eq!(plan(text, NOW).tasks[0].expected_rows, 13);
+        let forming = format!("{text}transform: {{ include_forming: true }}\n");
+        assert_eq!(plan(&forming, NOW).tasks[0].expected_rows, 14);
+    }
+
+    #[test]
+    fn futures_weight_and_coinm_window() {
+        let (rows, req, w) = kline_cost(Market::UsdM, Interval::M1, 0, 2000 * MINUTE_MS);
+        assert_eq!((rows, req, w), (2000, 2, 10));
+        // 400 days of 1d candles: 400 rows fit one page, but COIN-M caps a request at 200 days.
+        let (rows, req, _) = kline_cost(Market::CoinM, Interval::D1, 0, 400 * DAY_MS);
+        assert_eq!((rows, req), (400, 2));
+        let (rows, req, _) = kline_cost(Market::Spot, Interval::D1, 0, 0);
+        assert_eq!((rows, req), (0, 1));
+    }
+
+    #[test]
+    fn selectors_plan_per_symbol() {
+        let p = plan(
+            "name: t\nsymbols: { quote: [USDT] }\nintervals: [1h]\nrange: { start: 1 day ago }\n",
+            NOW,
+        );
+        assert_eq!(p.tasks[0].symbol, "*");
+        assert_eq!(p.overhead_weight, 20);
+        assert!(p.selector.as_deref().unwrap().contains("exchangeInfo"));
+        assert!(p.to_string().contains("exchangeInfo"));
+        let p = plan(
+            "name: t\nsymbols: { quote: [USDT], max: 10 }\nintervals: [1h]\nrange: { start: 1 day ago }\n",
+            NOW,
+        );
+        assert_eq!(p.bound_for(10).0, 20 + 10 * 2);
+        assert!(
+            p.to_string().contains("maximum of 10 symbols: weight 40"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn simulator_limit_is_used() {
+        let p = plan(
+            "name: t\nsource: { simulator: { weight_limit: 600 }, weight_share: 1 }\nsymbols: [BTCUSDT]\nintervals: [1m]\nrange: { start: 2023-01-01, end: 2023-02-01 }\n",
+            NOW,
+        );
+        assert_eq!(p.weight_limit_per_minute, 600);
+        // 31 days of minutes = 44640 rows = 45 requests = weight 90 -> 9 s at 600/min.
+        assert_eq!(p.total_weight, 90);
+        assert!((p.min_seconds - 9.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(4.3), "4.3s");
+        assert_eq!(human_duration(125.0), "2m 05s");
+        assert_eq!(human_duration(3723.0), "1h 02m 03s");
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso(1), "1970-01-01T00:00:00.001Z");
+    }
+}

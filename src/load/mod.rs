@@ -3,6 +3,8 @@
 //! - [`partition`]: which file a candle goes to (pure).
 //! - [`merge`]: existing + incoming rows, de-duplicated by open time (pure).
 //! - [`parquet`]: encoding, the writer properties and reading files back.
+//! - [`atomic`]: temporary file, fsync, rename, fsync the directory.
+//! - [`scan`]: which series and partition files are on disk.
 //! - [`DatasetWriter`]: writes one partition: read the existing file (if any), merge, encode,
 //!   write to a dot-prefixed temporary file in the same directory, fsync, read the footer back
 //!   to check it, rename into place, fsync the directory. A reader never sees a partial file.
@@ -23,9 +25,11 @@
 //! - A crash leaves at most a stale `.part.parquet.tmp-<pid>-<n>` file, which every hive
 //!   reader ignores (dot prefix) and the next successful write of that partition removes.
 
+pub mod atomic;
 pub mod merge;
 pub mod parquet;
 pub mod partition;
+pub mod scan;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,1 +1,20 @@
-//! Summary: mergeable statistics, `_summary.json` and the run report.
+//! Summary: statistics that notebooks get from `describe()`, kept as mergeable values so they
+//! are folded per page, per partition and per run without holding history in memory, plus
+//! the machine-readable `_summary.json` run report.
+//!
+//! - [`sketch`]: one numeric column (moments, min/max, quantile sketch).
+//! - [`series`]: one kline series (gaps, OHLC range, totals, VWAP, returns, volatility).
+//! - [`report`]: `_summary.json` / `_summary.parquet` and the readable tables.
+//! - [`dataset`]: statistics and chart data recomputed from the Parquet files alone.
+//! - [`table`]: `_summary.parquet`, the series statistics as one flat table.
+//! - [`chart`]: the candlestick + volume + moving-average chart (SVG, PNG).
+
+pub mod chart;
+pub mod dataset;
+pub mod report;
+pub mod series;
+pub mod sketch;
+pub mod table;
+
+pub use series::{Gap, GapCause, KlineView, SeriesStats};
+pub use sketch::{ColumnStats, Describe, Moments};

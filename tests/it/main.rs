@@ -1,1 +1,5 @@
+//! The one integration-test binary (one link step for all integration tests).
+
+mod config;
 mod load;
+mod simulator;

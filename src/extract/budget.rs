@@ -1,0 +1,464 @@
+//! The one request-weight budget every worker shares.
+//!
+//! Binance counts request weight per IP in fixed wall-clock windows (`REQUEST_WEIGHT` in
+//! `exchangeInfo.rateLimits`, e.g. 6000 per 1 MINUTE) and reports the running total in
+//! `X-MBX-USED-WEIGHT-<n><unit>` on every reply. The budget here mirrors that counter:
+//! weight is accounted *before* a request is sent, so workers burst up to the allowed share of
+//! the window and then wait for the next window (no even pacing below the limit); every reply's
+//! header corrects the count upwards (other clients on the same IP, requests we did not see).
+//!
+//! [`BudgetState`] is the pure accounting (unit-tested across window rollover, header
+//! correction, 429 and 418); [`WeightBudget`] wraps it for concurrent async workers.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::interval::{DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
+
+/// A `REQUEST_WEIGHT` rate limit as declared by `exchangeInfo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightLimit {
+    /// Weight allowed per window.
+    pub limit: u32,
+    /// The window's unit letter as used in the header suffix: `S`, `M`, `H` or `D`.
+    pub unit: char,
+    /// Units per window (`intervalNum`).
+    pub num: u32,
+}
+
+impl WeightLimit {
+    /// Build from a `rateLimits` entry's `interval` (`SECOND`, `MINUTE`, `HOUR`, `DAY`),
+    /// `intervalNum` and `limit`; `None` for an unknown interval or a zero window.
+    pub fn from_rate_limit(interval: &str, num: u32, limit: u32) -> Option<WeightLimit> {
+        let unit = match interval {
+            "SECOND" => 'S',
+            "MINUTE" => 'M',
+            "HOUR" => 'H',
+            "DAY" => 'D',
+            _ => return None,
+        };
+        (num > 0 && limit > 0).then_some(WeightLimit { limit, unit, num })
+    }
+
+    /// One minute of `limit` weight (the documented default until `exchangeInfo` answers).
+    pub fn per_minute(limit: u32) -> WeightLimit {
+        WeightLimit {
+            limit,
+            unit: 'M',
+            num: 1,
+        }
+    }
+
+    /// The window length in ms.
+    pub fn window_ms(&self) -> i64 {
+        let unit = match self.unit {
+            'S' => SECOND_MS,
+            'H' => HOUR_MS,
+            'D' => DAY_MS,
+            _ => MINUTE_MS,
+        };
+        unit * i64::from(self.num)
+    }
+
+    /// The reply header carrying this window's used weight, lowercase (HTTP header names are
+    /// case-insensitive; `http` stores them lowercase): `x-mbx-used-weight-1m`.
+    pub fn header_name(&self) -> String {
+        format!(
+            "x-mbx-used-weight-{}{}",
+            self.num,
+            self.unit.to_ascii_lowercase()
+        )
+    }
+}
+
+/// The answer to "may I send a request of this weight now?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Send now; the weight was counted in the window starting at `window`.
+    Go {
+        /// Start of the window the weight was counted in (exchange clock).
+        window: i64,
+    },
+    /// Ask again at this instant (exchange clock, ms).
+    WaitUntil(i64),
+}
+
+/// Pure weight accounting for one fixed window at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetState {
+    limit: WeightLimit,
+    share: f64,
+    min_share: f64,
+    /// A window is considered started only `guard_ms` after its boundary, to absorb the error
+    /// of our estimate of the exchange clock.
+    guard_ms: i64,
+    window_start: i64,
+    used: u32,
+    inflight: u32,
+    paused_until: i64,
+}
+
+impl BudgetState {
+    /// A budget allowing `share` (0, 1] of `limit`, rolling windows `guard_ms` after the
+    /// exchange's boundaries.
+    pub fn new(limit: WeightLimit, share: f64, guard_ms: i64) -> BudgetState {
+        let share = if share.is_finite() {
+            share.clamp(0.01, 1.0)
+        } else {
+            1.0
+        };
+        BudgetState {
+            limit,
+            share,
+            min_share: (share / 2.0).max(0.01),
+            guard_ms: guard_ms.max(0),
+            window_start: i64::MIN,
+            used: 0,
+            inflight: 0,
+            paused_until: i64::MIN,
+        }
+    }
+
+    /// Replace the limit (from `exchangeInfo`), keeping the count of the current window.
+    pub fn set_limit(&mut self, limit: WeightLimit) {
+        self.limit = limit;
+    }
+
+    /// The limit in force.
+    pub fn limit(&self) -> WeightLimit {
+        self.limit
+    }
+
+    /// The weight this run may use per window: `floor(limit * share)`, at least 1.
+    pub fn allowed(&self) -> u32 {
+        ((f64::from(self.limit.limit) * self.share).floor() as u32).max(1)
+    }
+
+    /// The current share of the limit.
+    pub fn share(&self) -> f64 {
+        self.share
+    }
+
+    /// Weight counted in the current window.
+    pub fn used(&self) -> u32 {
+        self.used
+    }
+
+    fn roll(&mut self, now: i64) {
+        let w = self.limit.window_ms();
+        let t = now - self.guard_ms;
+        let start = t - t.rem_euclid(w);
+        if start > self.window_start {
+            self.window_start = start;
+            // Requests still in flight may be counted by the exchange in the new window.
+            self.used = self.inflight;
+        }
+    }
+
+    /// Ask to send a request of `weight` at `now` (exchange clock, ms).
+    pub fn try_acquire(&mut self, now: i64, weight: u32) -> Admit {
+        if now < self.paused_until {
+            return Admit::WaitUntil(self.paused_until);
+        }
+        self.roll(now);
+        // A request heavier than the whole allowance may still go alone into an empty window.
+        if self.used + weight <= self.allowed() || (self.used == 0 && self.inflight == 0) {
+            self.used += weight;
+            self.inflight += weight;
+            Admit::Go {
+                window: self.window_start,
+            }
+        } else {
+            Admit::WaitUntil(self.window_start + self.limit.window_ms() + self.guard_ms)
+        }
+    }
+
+    /// Record a reply to a request of `weight` admitted in `window`; `header_used` is the
+    /// reply's used-weight header, if any. A header from the window the request was counted in
+    /// raises our count (never lowers it: our count includes requests still in flight).
+    pub fn complete(&mut self, now: i64, window: i64, weight: u32, header_used: Option<u32>) {
+        self.inflight = self.inflight.saturating_sub(weight);
+        self.roll(now);
+        if let Some(h) = header_used
+            && window == self.window_start
+        {
+            self.used = self.used.max(h);
+        }
+    }
+
+    /// Release a request that was admitted but never sent.
+    pub fn cancel(&mut self, window: i64, weight: u32) {
+        self.inflight = self.inflight.saturating_sub(weight);
+        if window == self.window_start {
+            self.used = self.used.saturating_sub(weight);
+        }
+    }
+
+    /// A 429: the exchange's count is past its limit. Close the current window, pause until
+    /// `Retry-After` has passed and shrink our share (others use this IP too).
+    pub fn on_rate_limited(&mut self, now: i64, retry_after_ms: u64) {
+        self.roll(now);
+        self.used = self.used.max(self.limit.limit);
+        self.share = (self.share * 0.9).max(self.min_share);
+        self.pause_until(now.saturating_add(retry_after_ms as i64));
+    }
+
+    /// Send nothing before `until` (a 418 ban end or a 429's `Retry-After`).
+    pub fn pause_until(&mut self, until: i64) {
+        self.paused_until = self.paused_until.max(until);
+    }
+
+    /// The instant before which nothing is sent.
+    pub fn paused_until(&self) -> i64 {
+        self.paused_until
+    }
+}
+
+/// Our estimate of the exchange's clock: local wall clock plus an offset measured from
+/// `/time`, so a simulator with a fake clock works too.
+///
+/// Two readings: [`ExchangeClock::now_ms`] (the exchange's data clock: which candles have
+/// closed) and [`ExchangeClock::window_now_ms`] (the clock the rate-limit windows follow). On
+/// the real exchange both are its wall clock, and a small offset is our own clock's skew. An
+/// offset larger than [`MAX_WALL_SKEW_MS`] means the exchange's `/time` is not a wall clock (a
+/// simulator replaying the past), so rate-limit windows stay on our wall clock.
+#[derive(Debug, Default)]
+pub struct ExchangeClock {
+    offset_ms: AtomicI64,
+}
+
+/// The largest offset between our clock and the exchange's that is taken as clock skew.
+pub const MAX_WALL_SKEW_MS: i64 = 60_000;
+
+impl ExchangeClock {
+    /// The local wall clock in ms since the epoch.
+    pub fn local_ms() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+
+    /// Set the offset from a `/time` reply `server_ms` observed between `sent_ms` and
+    /// `received_ms` (local clock): assume the server read its clock half way.
+    pub fn calibrate(&self, server_ms: i64, sent_ms: i64, received_ms: i64) {
+        let mid = sent_ms + (received_ms - sent_ms) / 2;
+        self.offset_ms.store(server_ms - mid, Ordering::Relaxed);
+    }
+
+    /// The exchange's current time, ms.
+    pub fn now_ms(&self) -> i64 {
+        Self::local_ms() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// The time rate-limit windows follow, ms (see the type's docs).
+    pub fn window_now_ms(&self) -> i64 {
+        let off = self.offset_ms.load(Ordering::Relaxed);
+        Self::local_ms()
+            + if off.abs() <= MAX_WALL_SKEW_MS {
+                off
+            } else {
+                0
+            }
+    }
+}
+
+/// The shared budget: [`BudgetState`] behind a lock, with async waiting.
+#[derive(Debug)]
+pub struct WeightBudget {
+    state: Mutex<BudgetState>,
+    clock: ExchangeClock,
+}
+
+/// Weight admitted for one request; hand it back with [`WeightBudget::complete`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// The window it was counted in.
+    pub window: i64,
+    /// Its weight.
+    pub weight: u32,
+}
+
+impl WeightBudget {
+    /// A shared budget over `state`, reading time from `clock`.
+    pub fn new(state: BudgetState, clock: ExchangeClock) -> WeightBudget {
+        WeightBudget {
+            state: Mutex::new(state),
+            clock,
+        }
+    }
+
+    /// The exchange clock.
+    pub fn clock(&self) -> &ExchangeClock {
+        &self.clock
+    }
+
+    /// Run `f` on the state (short, never across an await).
+    pub fn with<R>(&self, f: impl FnOnce(&mut BudgetState) -> R) -> R {
+        let mut g = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut g)
+    }
+
+    /// Wait until a request of `weight` fits, then count it.
+    pub async fn acquire(&self, weight: u32) -> Admission {
+        loop {
+            let now = self.clock.window_now_ms();
+            match self.with(|s| s.try_acquire(now, weight)) {
+                Admit::Go { window } => return Admission { window, weight },
+                Admit::WaitUntil(t) => {
+                    let wait = (t - now).clamp(1, 60_000) as u64;
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
+            }
+        }
+    }
+
+    /// Record the reply to an admitted request.
+    pub fn complete(&self, a: Admission, header_used: Option<u32>) {
+        let now = self.clock.window_now_ms();
+        self.with(|s| s.complete(now, a.window, a.weight, header_used));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(limit: u32, share: f64) -> BudgetState {
+        BudgetState::new(WeightLimit::per_minute(limit), share, 0)
+    }
+
+    #[test]
+    fn rate_limit_entries_map_to_windows_and_headers() {
+        let l = WeightLimit::from_rate_limit("MINUTE", 1, 6000).unwrap();
+        assert_eq!(l.window_ms(), 60_000);
+        assert_eq!(l.header_name(), "x-mbx-used-weight-1m");
+        let l = WeightLimit::from_rate_limit("SECOND", 10, 300).unwrap();
+        assert_eq!(l.window_ms(), 10_000);
+        assert_eq!(l.header_name(), "x-mbx-used-weight-10s");
+        assert!(WeightLimit::from_rate_limit("FORTNIGHT", 1, 1).is_none());
+        assert!(WeightLimit::from_rate_limit("MINUTE", 0, 1).is_none());
+    }
+
+    #[test]
+    fn bursts_to_the_share_then_waits_for_the_next_window() {
+        let mut s = state(100, 0.5);
+        let t0 = 120_000;
+        for i in 0..25 {
+            assert_eq!(
+                s.try_acquire(t0 + i, 2),
+                Admit::Go { window: t0 },
+                "request {i}"
+            );
+        }
+        assert_eq!(s.used(), 50);
+        assert_eq!(s.try_acquire(t0 + 30, 2), Admit::WaitUntil(180_000));
+        for _ in 0..25 {
+            s.complete(t0 + 40, t0, 2, None);
+        }
+        // Next window: the whole allowance again.
+        assert_eq!(s.try_acquire(180_000, 2), Admit::Go { window: 180_000 });
+        assert_eq!(s.used(), 2);
+    }
+
+    #[test]
+    fn in_flight_weight_carries_into_the_next_window() {
+        let mut s = state(10, 1.0);
+        assert_eq!(s.try_acquire(59_990, 4), Admit::Go { window: 0 });
+        // Still in flight at the rollover: it may land in the new window.
+        assert_eq!(s.try_acquire(60_001, 4), Admit::Go { window: 60_000 });
+        assert_eq!(s.used(), 8);
+        assert_eq!(s.try_acquire(60_002, 4), Admit::WaitUntil(120_000));
+    }
+
+    #[test]
+    fn headers_correct_the_count_upwards_only_within_their_window() {
+        let mut s = state(100, 1.0);
+        let a = s.try_acquire(1_000, 2);
+        assert_eq!(a, Admit::Go { window: 0 });
+        s.complete(1_100, 0, 2, Some(90)); // someone else on this IP used 88
+        assert_eq!(s.used(), 90);
+        s.complete(1_200, 0, 0, Some(10)); // a stale, lower count never lowers ours
+        assert_eq!(s.used(), 90);
+        assert!(matches!(s.try_acquire(1_300, 20), Admit::WaitUntil(60_000)));
+        // A late reply from the previous window does not touch the new one.
+        assert!(matches!(
+            s.try_acquire(60_000, 2),
+            Admit::Go { window: 60_000 }
+        ));
+        s.complete(60_010, 0, 2, Some(99));
+        assert_eq!(s.used(), 2);
+    }
+
+    #[test]
+    fn guard_delays_the_rollover() {
+        let mut s = BudgetState::new(WeightLimit::per_minute(4), 1.0, 200);
+        assert!(matches!(s.try_acquire(1_000, 4), Admit::Go { .. }));
+        s.complete(1_001, 0, 4, None);
+        // The first 200 ms after the boundary still count as the old window.
+        assert_eq!(s.try_acquire(60_100, 1), Admit::WaitUntil(60_200));
+        assert!(matches!(s.try_acquire(60_200, 1), Admit::Go { .. }));
+    }
+
+    #[test]
+    fn a_429_closes_the_window_pauses_and_shrinks_the_share() {
+        let mut s = state(1000, 1.0);
+        assert!(matches!(s.try_acquire(5_000, 2), Admit::Go { .. }));
+        s.on_rate_limited(5_100, 3_000);
+        assert_eq!(s.try_acquire(6_000, 2), Admit::WaitUntil(8_100));
+        // After Retry-After, still nothing in this window.
+        assert_eq!(s.try_acquire(9_000, 2), Admit::WaitUntil(60_000));
+        assert!((s.share() - 0.9).abs() < 1e-9);
+        assert_eq!(s.allowed(), 900);
+        assert!(matches!(
+            s.try_acquire(60_000, 2),
+            Admit::Go { window: 60_000 }
+        ));
+        // The share never falls below half of the configured one.
+        for _ in 0..50 {
+            s.on_rate_limited(61_000, 0);
+        }
+        assert_eq!(s.allowed(), 500);
+    }
+
+    #[test]
+    fn a_ban_blocks_every_request_until_it_ends() {
+        let mut s = state(1000, 1.0);
+        s.pause_until(500_000);
+        assert_eq!(s.try_acquire(100_000, 1), Admit::WaitUntil(500_000));
+        assert!(matches!(s.try_acquire(500_000, 1), Admit::Go { .. }));
+    }
+
+    #[test]
+    fn a_request_heavier_than_the_allowance_goes_alone() {
+        let mut s = state(10, 0.5);
+        assert!(matches!(s.try_acquire(0, 20), Admit::Go { .. }));
+        assert!(matches!(s.try_acquire(1, 1), Admit::WaitUntil(60_000)));
+    }
+
+    #[test]
+    fn cancel_returns_unsent_weight() {
+        let mut s = state(10, 1.0);
+        assert!(matches!(s.try_acquire(0, 6), Admit::Go { window: 0 }));
+        s.cancel(0, 6);
+        assert_eq!(s.used(), 0);
+        assert!(matches!(s.try_acquire(1, 10), Admit::Go { .. }));
+    }
+
+    #[test]
+    fn clock_offset_is_measured_at_the_midpoint() {
+        let c = ExchangeClock::default();
+        c.calibrate(1_000_000, 10, 30);
+        let now = c.now_ms();
+        let expected = ExchangeClock::local_ms() + (1_000_000 - 20);
+        assert!((now - expected).abs() < 1_000);
+        // A fake (replay) clock does not move the rate-limit windows.
+        assert!((c.window_now_ms() - ExchangeClock::local_ms()).abs() < 1_000);
+        let local = ExchangeClock::local_ms();
+        c.calibrate(local + 2_000, local, local);
+        assert!((c.window_now_ms() - c.now_ms()).abs() < 1_000);
+    }
+}

@@ -1,0 +1,832 @@
+//! The extractor: runs kline tasks against one market's REST API with many page windows in
+//! flight at once, across and within tasks, under one shared weight budget, and sends each
+//! task's rows downstream in open-time order over a bounded channel.
+//!
+//! Shape of a run:
+//! 1. `/time` once (the exchange clock, so "closed candle" and window boundaries use the
+//!    exchange's time, including a simulator's fake clock), then `/exchangeInfo` for the
+//!    `REQUEST_WEIGHT` limit and its window.
+//! 2. Per task (at most `max_active_tasks` at once): probe the listing date once per
+//!    symbol × interval (`startTime=0&limit=1`; not on COIN-M, whose 200-day rule makes the
+//!    probe meaningless), plan page windows, fetch up to `concurrency` windows ahead (a global
+//!    semaphore bounds requests in flight), and emit them in order as they complete.
+//! 3. Every request: wait for a semaphore permit and for budget weight (or a ban/429 pause),
+//!    send, correct the budget from the used-weight header, classify the reply
+//!    ([`super::retry::classify`]), parse the page on the worker with
+//!    [`crate::transform::parse_klines`], screen it ([`super::paging::screen_page`]); transient
+//!    failures retry with full-jitter backoff driven by `backon`.
+//!
+//! Memory is bounded by `max_active_tasks × concurrency` pages plus the channel's capacity,
+//! never by the length of a task's range.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backon::Retryable;
+use bytes::Bytes;
+use futures::{StreamExt, stream};
+use tokio::sync::{OnceCell, Semaphore, mpsc, watch};
+
+use super::budget::{Admission, BudgetState, ExchangeClock, WeightBudget, WeightLimit};
+use super::client::{ClientConfig, ExchangeInfo, RestClient};
+use super::metrics::{Counters, Meter, NoProgress, Progress};
+use super::paging::{
+    PageWindow, best_page_limit, continuation, count_windows, plan_windows, screen_page,
+};
+use super::retry::{BackoffPolicy, RetryCause, Verdict, classify};
+use super::{
+    ExtractError, ExtractEvent, FailedWindow, KlineTask, RunOutcome, RunReport, TaskError, TaskId,
+    TaskOutcome, TaskStatus,
+};
+use crate::config::{Secret, Source, TransformOptions};
+use crate::interval::Interval;
+use crate::market::Market;
+use crate::symbol::Symbol;
+use crate::transform::{KlineContext, KlineRows, parse_klines};
+
+/// Everything the extractor needs to know.
+#[derive(Debug, Clone)]
+pub struct ExtractConfig {
+    /// The market every task must be on.
+    pub market: Market,
+    /// Base URL (without the `/api/v3` prefix).
+    pub base_url: String,
+    /// Optional API key (sent only as `X-MBX-APIKEY`).
+    pub api_key: Option<Secret>,
+    /// Fraction (0, 1] of the weight limit this run may use.
+    pub weight_share: f64,
+    /// The longest 418 ban waited out; longer bans stop the run as resumable.
+    pub max_ban_wait: Duration,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Backoff for transient failures (`max_retries` included).
+    pub backoff: BackoffPolicy,
+    /// Requests in flight at once, over all tasks (also how far ahead a task fetches).
+    pub concurrency: usize,
+    /// Tasks worked on at once.
+    pub max_active_tasks: usize,
+    /// Rows per page; `None` = the cheapest per weight for the market.
+    pub page_limit: Option<u32>,
+    /// Typing options handed to the parser; `include_forming` keeps the forming candle.
+    pub transform: TransformOptions,
+    /// A candle counts as closed once its close time is this far in the exchange's past.
+    pub closed_margin_ms: i64,
+    /// How long after a window boundary the budget waits before using the new window
+    /// (absorbs the error of our exchange-clock estimate).
+    pub window_guard_ms: i64,
+    /// Largest accepted reply body.
+    pub max_body_bytes: usize,
+    /// Probe the listing date once per symbol × interval (spot and USDⓈ-M).
+    pub probe_listing: bool,
+    /// Seed of the backoff jitter.
+    pub jitter_seed: u64,
+}
+
+impl ExtractConfig {
+    /// Defaults for `market` at `base_url`.
+    pub fn new(market: Market, base_url: impl Into<String>, transform: TransformOptions) -> Self {
+        ExtractConfig {
+            market,
+            base_url: base_url.into(),
+            api_key: None,
+            weight_share: 0.95,
+            max_ban_wait: Duration::from_secs(300),
+            timeout: Duration::from_secs(10),
+            backoff: BackoffPolicy::default(),
+            concurrency: 16,
+            max_active_tasks: 4,
+            page_limit: None,
+            transform,
+            closed_margin_ms: 1_000,
+            window_guard_ms: 250,
+            max_body_bytes: super::client::DEFAULT_MAX_BODY_BYTES,
+            probe_listing: true,
+            jitter_seed: 0x006b_6c69_6e65,
+        }
+    }
+
+    /// From a pipeline's `source` (the lead resolves `base_url`, e.g. a started simulator).
+    pub fn from_source(
+        source: &Source,
+        base_url: impl Into<String>,
+        transform: TransformOptions,
+    ) -> Self {
+        let mut c = ExtractConfig::new(source.market, base_url, transform);
+        c.api_key.clone_from(&source.api_key);
+        c.weight_share = source.weight_share;
+        c.max_ban_wait = Duration::from_secs(source.max_ban_wait_secs);
+        c.timeout = Duration::from_secs(source.timeout_secs.max(1));
+        c.backoff.max_retries = source.max_retries;
+        c
+    }
+}
+
+/// Why workers stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Halt {
+    Running,
+    Cancelled,
+    Banned(i64),
+}
+
+/// A failed attempt, as seen by the retry loop.
+#[derive(Debug, Clone)]
+enum Attempt {
+    Transient(RetryCause, String),
+    Throttled,
+    Halted,
+    Rejected {
+        status: u16,
+        code: Option<i64>,
+        msg: String,
+    },
+}
+
+/// A request that failed for good.
+#[derive(Debug, Clone)]
+enum FetchError {
+    Halted,
+    Rejected {
+        status: u16,
+        code: Option<i64>,
+        msg: String,
+    },
+    Exhausted {
+        attempts: u32,
+        last: String,
+    },
+}
+
+impl FetchError {
+    fn into_task_error(self, task: &KlineTask, w: &PageWindow) -> Option<TaskError> {
+        match self {
+            FetchError::Halted => None,
+            FetchError::Rejected { status, code, msg } => Some(TaskError::Rejected {
+                task: task.to_string(),
+                status,
+                code: code.map_or_else(|| "none".to_owned(), |c| c.to_string()),
+                msg,
+            }),
+            FetchError::Exhausted { attempts, last } => Some(TaskError::RetriesExhausted {
+                task: task.to_string(),
+                start: w.start,
+                end: w.end,
+                attempts,
+                last,
+            }),
+        }
+    }
+}
+
+/// Returns admitted weight to the budget even when the request future is dropped.
+struct AdmissionGuard<'a> {
+    budget: &'a WeightBudget,
+    admission: Option<Admission>,
+}
+
+impl AdmissionGuard<'_> {
+    fn complete(&mut self, used: Option<u32>) {
+        if let Some(a) = self.admission.take() {
+            self.budget.complete(a, used);
+        }
+    }
+}
+
+impl Drop for AdmissionGuard<'_> {
+    fn drop(&mut self) {
+        self.complete(None);
+    }
+}
+
+type Listing = Arc<OnceCell<Result<Option<i64>, FetchError>>>;
+
+/// State shared by every worker of a run.
+struct Shared {
+    cfg: ExtractConfig,
+    client: RestClient,
+    budget: WeightBudget,
+    run: Counters,
+    halt: watch::Sender<Halt>,
+    permits: Semaphore,
+    progress: Arc<dyn Progress>,
+    listings: Mutex<HashMap<(Symbol, Interval), Listing>>,
+    any_failed: AtomicBool,
+    seed: AtomicU32,
+}
+
+/// Runs kline tasks; see the module docs.
+pub struct Extractor {
+    cfg: ExtractConfig,
+    progress: Arc<dyn Progress>,
+}
+
+impl std::fmt::Debug for Extractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extractor")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Extractor {
+    /// An extractor with `cfg` and no progress display.
+    pub fn new(cfg: ExtractConfig) -> Extractor {
+        Extractor {
+            cfg,
+            progress: Arc::new(NoProgress),
+        }
+    }
+
+    /// Report progress to `progress`.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Extractor {
+        self.progress = progress;
+        self
+    }
+
+    /// Run `tasks` (task `i` gets `TaskId(i)`), sending rows and task ends to `tx`. Setting
+    /// `cancel` to `true` stops the run cleanly: in-flight pages are dropped, every task still
+    /// gets its `TaskDone`, and the outcome is [`RunOutcome::Cancelled`].
+    pub async fn run(
+        self,
+        tasks: Vec<KlineTask>,
+        tx: mpsc::Sender<ExtractEvent>,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Result<RunReport, ExtractError> {
+        let started = Instant::now();
+        let cfg = self.cfg;
+        let client = RestClient::new(&ClientConfig {
+            market: cfg.market,
+            base_url: cfg.base_url.clone(),
+            api_key: cfg.api_key.clone(),
+            timeout: cfg.timeout,
+            max_body_bytes: cfg.max_body_bytes,
+        })
+        .map_err(ExtractError::Client)?;
+        let limit = WeightLimit::per_minute(cfg.market.default_weight_limit());
+        let budget = WeightBudget::new(
+            BudgetState::new(limit, cfg.weight_share, cfg.window_guard_ms),
+            ExchangeClock::default(),
+        );
+        let (halt, _) = watch::channel(Halt::Running);
+        let shared = Shared {
+            permits: Semaphore::new(cfg.concurrency.max(1)),
+            cfg,
+            client,
+            budget,
+            run: Counters::default(),
+            halt,
+            progress: self.progress,
+            listings: Mutex::new(HashMap::new()),
+            any_failed: AtomicBool::new(false),
+            seed: AtomicU32::new(0),
+        };
+        shared.setup().await?;
+
+        let active = shared.cfg.max_active_tasks.max(1);
+        let work = stream::iter(tasks.into_iter().enumerate())
+            .map(|(i, t)| shared.run_task(TaskId(i), t, &tx))
+            .buffer_unordered(active)
+            .for_each(|()| async {});
+        tokio::pin!(work);
+        let watcher = async {
+            loop {
+                if *cancel.borrow_and_update() {
+                    shared.stop(Halt::Cancelled);
+                    return;
+                }
+                if cancel.changed().await.is_err() {
+                    // Nobody can cancel any more.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            () = &mut work => {}
+            () = watcher => work.await,
+        }
+
+        let halt = *shared.halt.borrow();
+        let outcome = match halt {
+            Halt::Banned(until_ms) => RunOutcome::BannedResumable { until_ms },
+            Halt::Cancelled => RunOutcome::Cancelled,
+            Halt::Running if shared.any_failed.load(Ordering::Relaxed) => RunOutcome::TasksFailed,
+            Halt::Running => RunOutcome::Ok,
+        };
+        let (weight_limit, weight_share) = shared.budget.with(|s| (s.limit(), s.share()));
+        Ok(RunReport {
+            outcome,
+            metrics: shared.run.snapshot(elapsed_ms(started)),
+            weight_limit,
+            weight_share,
+        })
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    since.elapsed().as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+impl Shared {
+    fn stop(&self, why: Halt) {
+        self.halt.send_if_modified(|h| {
+            if *h == Halt::Running {
+                *h = why;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn halted(&self) -> bool {
+        *self.halt.borrow() != Halt::Running
+    }
+
+    async fn until_halted(&self) {
+        let mut rx = self.halt.subscribe();
+        // The sender lives as long as `self`, so this only returns on a halt.
+        let _ = rx.wait_for(|h| *h != Halt::Running).await;
+    }
+
+    /// `/time` (clock offset) and `/exchangeInfo` (weight limit and window).
+    async fn setup(&self) -> Result<(), ExtractError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Time {
+            server_time: i64,
+        }
+        let counters = Counters::default();
+        let meter = Meter {
+            task: &counters,
+            run: &self.run,
+        };
+        let sent = ExchangeClock::local_ms();
+        let body = self.fetch("/time", Vec::new(), 1, meter).await;
+        let received = ExchangeClock::local_ms();
+        let time = match body {
+            Ok(b) => serde_json::from_slice::<Time>(&b).map_err(|source| {
+                super::client::HelperError::Body {
+                    path: "/time".into(),
+                    source,
+                }
+            }),
+            Err(e) => Err(super::client::HelperError::Status {
+                path: "/time".into(),
+                status: 0,
+                text: fetch_error_text(&e),
+            }),
+        };
+        let time = time.map_err(ExtractError::ServerTime)?;
+        self.budget
+            .clock()
+            .calibrate(time.server_time, sent, received);
+
+        let weight = self.cfg.market.exchange_info_weight();
+        match self.fetch("/exchangeInfo", Vec::new(), weight, meter).await {
+            Ok(b) => match serde_json::from_slice::<ExchangeInfo>(&b) {
+                Ok(info) => match info.weight_limit() {
+                    Some(l) => self.budget.with(|s| s.set_limit(l)),
+                    None => tracing::warn!(
+                        "exchangeInfo declares no REQUEST_WEIGHT limit; using the market default"
+                    ),
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable exchangeInfo; using the default weight limit");
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %fetch_error_text(&e), "no exchangeInfo; using the default weight limit");
+            }
+        }
+        Ok(())
+    }
+
+    /// One attempt: permit, budget, send, account, classify.
+    async fn attempt(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        weight: u32,
+        meter: Meter<'_>,
+    ) -> Result<Bytes, Attempt> {
+        if self.halted() {
+            return Err(Attempt::Halted);
+        }
+        let _permit = tokio::select! {
+            p = self.permits.acquire() => p.map_err(|_| Attempt::Halted)?,
+            () = self.until_halted() => return Err(Attempt::Halted),
+        };
+        let admission = tokio::select! {
+            a = self.budget.acquire(weight) => a,
+            () = self.until_halted() => return Err(Attempt::Halted),
+        };
+        let mut guard = AdmissionGuard {
+            budget: &self.budget,
+            admission: Some(admission),
+        };
+        meter.each(|c| c.request(weight));
+        self.progress.request(weight);
+        let header = self.budget.with(|s| s.limit().header_name());
+        let reply = match self.client.get(path, query, &header).await {
+            Ok(r) => r,
+            Err(e) => {
+                guard.complete(None);
+                return Err(Attempt::Transient(e.cause(), error_chain(&e)));
+            }
+        };
+        guard.complete(reply.used_weight);
+        // Retry-After and ban ends are relative to the rate-limit clock.
+        let now = self.budget.clock().window_now_ms();
+        match classify(reply.status, reply.retry_after.as_deref(), &reply.body, now) {
+            Verdict::Ok => Ok(reply.body),
+            Verdict::Retry(cause) => {
+                Err(Attempt::Transient(cause, format!("http {}", reply.status)))
+            }
+            Verdict::RateLimited { retry_after_ms } => {
+                meter.each(Counters::rate_limited);
+                tracing::warn!(
+                    retry_after_ms,
+                    "http 429: pausing and shrinking the weight share"
+                );
+                self.budget.with(|s| s.on_rate_limited(now, retry_after_ms));
+                Err(Attempt::Throttled)
+            }
+            Verdict::Banned { until_ms } => {
+                meter.each(Counters::banned);
+                self.budget.with(|s| s.pause_until(until_ms));
+                let wait = u64::try_from(until_ms - now).unwrap_or(0);
+                if u128::from(wait) > self.cfg.max_ban_wait.as_millis() {
+                    tracing::error!(
+                        until_ms,
+                        "http 418: banned longer than max_ban_wait; stopping"
+                    );
+                    self.stop(Halt::Banned(until_ms));
+                    Err(Attempt::Halted)
+                } else {
+                    tracing::warn!(until_ms, "http 418: every worker waits for the ban to end");
+                    Err(Attempt::Throttled)
+                }
+            }
+            Verdict::Fatal { status, code, msg } => Err(Attempt::Rejected { status, code, msg }),
+        }
+    }
+
+    /// Retry `op` (one attempt each call) with backoff; 429/418 waits do not use up retries.
+    async fn retrying<T, F, Fut>(&self, op: F, meter: Meter<'_>) -> Result<T, FetchError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Attempt>>,
+    {
+        let seed = u64::from(self.seed.fetch_add(1, Ordering::Relaxed)) ^ self.cfg.jitter_seed;
+        let throttles = AtomicU32::new(0);
+        let policy = self.cfg.backoff;
+        let r = op
+            .retry(policy.jittered(seed))
+            .sleep(tokio::time::sleep)
+            .when(|e| match e {
+                Attempt::Transient(..) => true,
+                // A bound against an exchange that keeps throttling us whatever we do.
+                Attempt::Throttled => throttles.fetch_add(1, Ordering::Relaxed) < 50,
+                Attempt::Halted | Attempt::Rejected { .. } => false,
+            })
+            .adjust(|e, d| match e {
+                // The budget already waits out Retry-After or the ban.
+                Attempt::Throttled => Some(Duration::ZERO),
+                _ => d,
+            })
+            .notify(|e, d| {
+                let cause = match e {
+                    Attempt::Transient(c, msg) => {
+                        tracing::debug!(cause = c.as_str(), error = %msg, delay_ms = d.as_millis() as u64, "retrying");
+                        *c
+                    }
+                    _ => RetryCause::RateLimited,
+                };
+                meter.each(|c| c.retry(cause));
+            })
+            .await;
+        r.map_err(|e| match e {
+            Attempt::Halted => FetchError::Halted,
+            Attempt::Rejected { status, code, msg } => FetchError::Rejected { status, code, msg },
+            Attempt::Transient(_, last) => FetchError::Exhausted {
+                attempts: policy.max_retries + 1,
+                last,
+            },
+            Attempt::Throttled => FetchError::Exhausted {
+                attempts: policy.max_retries + 1,
+                last: "still rate limited".into(),
+            },
+        })
+    }
+
+    async fn fetch(
+        &self,
+        path: &str,
+        query: Vec<(&str, String)>,
+        weight: u32,
+        meter: Meter<'_>,
+    ) -> Result<Bytes, FetchError> {
+        self.retrying(|| self.attempt(path, &query, weight, meter), meter)
+            .await
+    }
+
+    fn klines_query(
+        task: &KlineTask,
+        start: i64,
+        end_time: Option<i64>,
+        limit: u32,
+    ) -> Vec<(&'static str, String)> {
+        let mut q = vec![
+            ("symbol", task.symbol.as_str().to_owned()),
+            ("interval", task.interval.as_str().to_owned()),
+            ("startTime", start.to_string()),
+        ];
+        if let Some(e) = end_time {
+            q.push(("endTime", e.to_string()));
+        }
+        q.push(("limit", limit.to_string()));
+        q
+    }
+
+    /// The first open time the exchange has, probed once per symbol × interval.
+    async fn listing(&self, task: &KlineTask, meter: Meter<'_>) -> Result<Option<i64>, FetchError> {
+        let cell = {
+            let mut map = self
+                .listings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(map.entry((task.symbol.clone(), task.interval)).or_default())
+        };
+        cell.get_or_init(|| async {
+            let query = Self::klines_query(task, 0, None, 1);
+            let weight = task.market.kline_weight(1);
+            let ctx = self.context(task);
+            self.retrying(
+                || async {
+                    let body = self.attempt("/klines", &query, weight, meter).await?;
+                    let rows = parse_klines(&body, &ctx)
+                        .map_err(|e| Attempt::Transient(RetryCause::BadBody, e.to_string()))?;
+                    Ok(rows.open_time.first().copied())
+                },
+                meter,
+            )
+            .await
+        })
+        .await
+        .clone()
+    }
+
+    fn context<'a>(&'a self, task: &'a KlineTask) -> KlineContext<'a> {
+        KlineContext {
+            market: task.market,
+            symbol: &task.symbol,
+            interval: task.interval,
+            options: &self.cfg.transform,
+        }
+    }
+
+    /// One page: fetch, parse, screen (retrying bad pages), keep the accepted rows.
+    async fn fetch_page(
+        &self,
+        task: &KlineTask,
+        w: &PageWindow,
+        after: Option<i64>,
+        meter: Meter<'_>,
+    ) -> Result<(KlineRows, usize, Option<i64>), FetchError> {
+        let query = Self::klines_query(task, w.start, Some(w.end_time()), w.limit);
+        let weight = task.market.kline_weight(w.limit);
+        let ctx = self.context(task);
+        let (rows, screen) = self
+            .retrying(
+                || async {
+                    let body = self.attempt("/klines", &query, weight, meter).await?;
+                    let bad = |m: String| Attempt::Transient(RetryCause::BadBody, m);
+                    let rows = parse_klines(&body, &ctx).map_err(|e| bad(e.to_string()))?;
+                    let closed_before = (!self.cfg.transform.include_forming)
+                        .then(|| self.budget.clock().now_ms() - self.cfg.closed_margin_ms);
+                    let screen = screen_page(
+                        task.interval,
+                        w,
+                        after,
+                        closed_before,
+                        &rows.open_time,
+                        &rows.close_time,
+                    )
+                    .map_err(|e| bad(format!("{task}: {e}")))?;
+                    Ok((rows, screen))
+                },
+                meter,
+            )
+            .await?;
+        meter.each(|c| c.page(&screen));
+        let n = rows.len();
+        let rows = match &screen.keep {
+            None => rows,
+            Some(mask) => {
+                let idx: Vec<usize> = mask
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, k)| k.then_some(i))
+                    .collect();
+                rows.take(&idx)
+            }
+        };
+        Ok((rows, n, screen.last_open))
+    }
+
+    /// A whole window, following continuations if a page came back full.
+    async fn fetch_window(
+        &self,
+        task: &KlineTask,
+        w: PageWindow,
+        meter: Meter<'_>,
+    ) -> Result<KlineRows, FetchError> {
+        let mut cur = w;
+        let mut after = None;
+        let mut out: Option<KlineRows> = None;
+        loop {
+            let (rows, n, last_open) = self.fetch_page(task, &cur, after, meter).await?;
+            if let Some(&last) = rows.open_time.last() {
+                after = Some(last);
+            }
+            match &mut out {
+                None => out = Some(rows),
+                Some(o) => o.append(rows),
+            }
+            match continuation(task.market, task.interval, &cur, n, last_open) {
+                Some(next) => cur = next,
+                None => break,
+            }
+        }
+        Ok(out.unwrap_or_else(|| KlineRows::empty(self.cfg.transform.prices)))
+    }
+
+    async fn run_task(&self, id: TaskId, task: KlineTask, tx: &mpsc::Sender<ExtractEvent>) {
+        let started = Instant::now();
+        let counters = Counters::default();
+        let meter = Meter {
+            task: &counters,
+            run: &self.run,
+        };
+        let mut failed_windows = Vec::new();
+        let mut listed_from = None;
+        let status = self
+            .drive_task(id, &task, tx, meter, &mut failed_windows, &mut listed_from)
+            .await;
+        if matches!(status, TaskStatus::Failed(_)) {
+            self.any_failed.store(true, Ordering::Relaxed);
+            if let TaskStatus::Failed(e) = &status {
+                tracing::error!(task = %task, error = %e, "task failed");
+            }
+        }
+        let outcome = TaskOutcome {
+            status,
+            listed_from,
+            failed_windows,
+            metrics: counters.snapshot(elapsed_ms(started)),
+        };
+        self.progress.task_done(id, &outcome);
+        // A closed channel means the consumer is gone; there is no one left to tell.
+        let _ = tx.send(ExtractEvent::TaskDone { task: id, outcome }).await;
+    }
+
+    async fn drive_task(
+        &self,
+        id: TaskId,
+        task: &KlineTask,
+        tx: &mpsc::Sender<ExtractEvent>,
+        meter: Meter<'_>,
+        failed: &mut Vec<FailedWindow>,
+        listed_from: &mut Option<i64>,
+    ) -> TaskStatus {
+        let market = self.cfg.market;
+        if task.market != market {
+            return TaskStatus::Failed(TaskError::WrongMarket {
+                task: task.to_string(),
+                expected: market,
+            });
+        }
+        if !market.supports(task.interval) {
+            return TaskStatus::Failed(TaskError::Unsupported {
+                task: task.to_string(),
+            });
+        }
+        if self.halted() {
+            return TaskStatus::Stopped {
+                resume_from: task.start_ms,
+            };
+        }
+        let i = task.interval;
+        // Nothing exists past the forming candle: never plan windows after it.
+        let now = self.budget.clock().now_ms();
+        let end = task.end_ms.min(i.next(i.floor(now)));
+        let mut start = task.start_ms;
+        if self.cfg.probe_listing && market.max_kline_window_ms().is_none() && start < end {
+            let whole = PageWindow {
+                start: task.start_ms,
+                end: task.end_ms,
+                limit: 1,
+            };
+            match self.listing(task, meter).await {
+                Ok(Some(first)) => {
+                    *listed_from = Some(first);
+                    start = start.max(first);
+                }
+                Ok(None) => return TaskStatus::Complete, // the exchange has no data at all
+                Err(FetchError::Halted) => {
+                    return TaskStatus::Stopped {
+                        resume_from: task.start_ms,
+                    };
+                }
+                Err(e) => {
+                    let err = e.into_task_error(task, &whole);
+                    failed.push(FailedWindow {
+                        start: task.start_ms,
+                        end: task.end_ms,
+                        reason: err.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    });
+                    return err.map_or(
+                        TaskStatus::Stopped {
+                            resume_from: task.start_ms,
+                        },
+                        TaskStatus::Failed,
+                    );
+                }
+            }
+        }
+        let page = self
+            .cfg
+            .page_limit
+            .unwrap_or_else(|| best_page_limit(market));
+        self.progress
+            .task_started(id, count_windows(market, i, start, end, page));
+        let mut windows = stream::iter(plan_windows(market, i, start, end, page))
+            .map(|w| async move { (w, self.fetch_window(task, w, meter).await) })
+            .buffered(self.cfg.concurrency.max(1));
+        while let Some((w, res)) = windows.next().await {
+            match res {
+                Ok(rows) => {
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    self.progress.rows(id, rows.len());
+                    if tx
+                        .send(ExtractEvent::Rows { task: id, rows })
+                        .await
+                        .is_err()
+                    {
+                        self.stop(Halt::Cancelled);
+                        return TaskStatus::Stopped {
+                            resume_from: w.start,
+                        };
+                    }
+                }
+                Err(FetchError::Halted) => {
+                    return TaskStatus::Stopped {
+                        resume_from: w.start,
+                    };
+                }
+                Err(e) => {
+                    let Some(err) = e.into_task_error(task, &w) else {
+                        return TaskStatus::Stopped {
+                            resume_from: w.start,
+                        };
+                    };
+                    // Nothing after the failed window is delivered: the task resumes there.
+                    failed.push(FailedWindow {
+                        start: w.start,
+                        end,
+                        reason: err.to_string(),
+                    });
+                    return TaskStatus::Failed(err);
+                }
+            }
+        }
+        TaskStatus::Complete
+    }
+}
+
+fn fetch_error_text(e: &FetchError) -> String {
+    match e {
+        FetchError::Halted => "stopped".into(),
+        FetchError::Rejected { status, code, msg } => {
+            format!("http {status}, code {code:?}: {msg}")
+        }
+        FetchError::Exhausted { attempts, last } => format!("{attempts} attempts: {last}"),
+    }
+}
+
+/// An error and its sources on one line (each cause once).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}

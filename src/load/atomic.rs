@@ -1,0 +1,119 @@
+//! Atomic file replacement: write a dot-prefixed temporary sibling, fsync it, let the caller
+//! check it, rename it over the destination and fsync the directory. A reader sees the old
+//! file or the new one, never a partial one; a crash leaves at most a dot-prefixed temporary
+//! file that every hive reader ignores.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::LoadError;
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The temporary sibling used while replacing `path` (`.<name>.tmp-<pid>-<n>`).
+pub fn temp_path(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Replace `path` with `bytes` atomically. `check` runs on the fsynced temporary file before
+/// the rename (for example a read-back of a Parquet footer); if it fails, nothing is renamed.
+/// `keep_temp_on` says which errors leave the temporary file behind (crash-safety tests).
+pub fn write_atomic(
+    path: &Path,
+    bytes: &[u8],
+    check: impl FnOnce(&Path) -> Result<(), LoadError>,
+    keep_temp_on: impl Fn(&LoadError) -> bool,
+) -> Result<(), LoadError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs_err::create_dir_all(dir)?;
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut f = fs_err::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        check(&tmp)?;
+        fs_err::rename(&tmp, path)?;
+        sync_dir(dir)?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        if !keep_temp_on(&e) {
+            let _ = fs_err::remove_file(&tmp);
+        }
+        return Err(e);
+    }
+    remove_stale_temps(path);
+    Ok(())
+}
+
+/// Fsync a directory so a rename in it is durable (a no-op where directories cannot be opened).
+pub fn sync_dir(dir: &Path) -> Result<(), LoadError> {
+    #[cfg(unix)]
+    {
+        fs_err::File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Remove `.<name>.tmp-*` leftovers of crashed runs for `path`, after `path` was just written
+/// successfully (only one writer is active per dataset).
+pub fn remove_stale_temps(path: &Path) {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.tmp-");
+    if let Ok(entries) = fs_err::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs_err::remove_file(e.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/_summary.json");
+        write_atomic(&p, b"one", |_| Ok(()), |_| false).unwrap();
+        write_atomic(&p, b"two", |_| Ok(()), |_| false).unwrap();
+        assert_eq!(fs_err::read(&p).unwrap(), b"two");
+        let failed = write_atomic(
+            &p,
+            b"three",
+            |t| {
+                Err(LoadError::Verify {
+                    path: t.to_owned(),
+                    reason: "no".into(),
+                })
+            },
+            |_| false,
+        );
+        assert!(failed.is_err());
+        assert_eq!(fs_err::read(&p).unwrap(), b"two");
+        let names: Vec<String> = fs_err::read_dir(dir.path().join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["_summary.json"]);
+    }
+}

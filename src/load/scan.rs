@@ -1,0 +1,131 @@
+//! What is on disk: the kline series (market × symbol × interval directories) under an output
+//! root and their partition files, found by walking the hive layout. Used by `summary`,
+//! `chart` and incremental runs; the data is the state, so nothing here trusts a manifest.
+//!
+//! Directories that do not parse as `market=…`, `symbol=…`, `interval=…` are skipped with a
+//! warning; entries starting with `.` (temporary files) or `_` (`_summary.json`) are ignored,
+//! as every hive reader does.
+
+use std::path::{Path, PathBuf};
+
+use super::partition::{FILE_NAME, TaskKey};
+use crate::interval::Interval;
+use crate::market::Market;
+use crate::symbol::Symbol;
+
+/// One series on disk and its partition files, sorted by path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesFiles {
+    /// The series.
+    pub task: TaskKey,
+    /// Its `part.parquet` files.
+    pub files: Vec<PathBuf>,
+}
+
+fn entries(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for e in fs_err::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') && !name.starts_with('_') {
+            out.push((name, e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn value<'a>(name: &'a str, key: &str) -> Option<&'a str> {
+    name.strip_prefix(key)?.strip_prefix('=')
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for (name, path) in entries(dir)? {
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else if name == FILE_NAME {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Every kline series under `root` (the pipeline's `output.path`). A missing root or
+/// `klines` directory is an empty dataset, not an error.
+pub fn scan(root: &Path) -> std::io::Result<Vec<SeriesFiles>> {
+    let klines = root.join("klines");
+    if !klines.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (m_name, m_path) in entries(&klines)? {
+        let Some(market) = value(&m_name, "market").and_then(|v| v.parse::<Market>().ok()) else {
+            skip(&m_path);
+            continue;
+        };
+        if !m_path.is_dir() {
+            continue;
+        }
+        for (s_name, s_path) in entries(&m_path)? {
+            let Some(symbol) = value(&s_name, "symbol").and_then(|v| v.parse::<Symbol>().ok())
+            else {
+                skip(&s_path);
+                continue;
+            };
+            for (i_name, i_path) in entries(&s_path)? {
+                let Some(interval) =
+                    value(&i_name, "interval").and_then(|v| v.parse::<Interval>().ok())
+                else {
+                    skip(&i_path);
+                    continue;
+                };
+                let mut files = Vec::new();
+                collect_files(&i_path, &mut files)?;
+                if !files.is_empty() {
+                    out.push(SeriesFiles {
+                        task: TaskKey {
+                            market,
+                            symbol: symbol.clone(),
+                            interval,
+                        },
+                        files,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn skip(path: &Path) {
+    tracing::warn!(path = %path.display(), "skipping a directory that is not part of the kline-etl layout");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_series_and_ignores_temporaries_and_strays() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let s = root.join("klines/market=spot/symbol=BTCUSDT/interval=1h");
+        for y in ["year=2023", "year=2024"] {
+            fs_err::create_dir_all(s.join(y)).unwrap();
+            fs_err::write(s.join(y).join("part.parquet"), b"x").unwrap();
+            fs_err::write(s.join(y).join(".part.parquet.tmp-1-1"), b"x").unwrap();
+        }
+        let d = root.join("klines/market=spot/symbol=BTCUSDT/interval=1d");
+        fs_err::create_dir_all(&d).unwrap();
+        fs_err::write(d.join("part.parquet"), b"x").unwrap();
+        fs_err::create_dir_all(root.join("klines/market=spot/symbol=bad..name")).unwrap();
+        fs_err::create_dir_all(root.join("klines/notes")).unwrap();
+        let found = scan(root).unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].task.interval, Interval::D1);
+        assert_eq!(found[1].task.interval, Interval::H1);
+        assert_eq!(found[1].files.len(), 2);
+        assert!(found[1].files[0].ends_with("year=2023/part.parquet"));
+        assert!(scan(&root.join("missing")).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,111 @@
+//! Statistics and chart data recomputed from the Parquet files alone (`kline-etl summary`,
+//! `kline-etl chart`, and the dataset part of `_summary.json`): any dataset written by the
+//! tool, whatever run wrote it.
+
+use std::path::Path;
+
+use super::chart::Candle;
+use super::report::{PartitionReport, SeriesReport, series_stats};
+use super::series::SeriesStats;
+use crate::interval::Interval;
+use crate::load::scan::{SeriesFiles, scan};
+use crate::load::{LoadError, TaskKey, parquet::read_file};
+use crate::market::Market;
+use crate::symbol::Symbol;
+use crate::transform::{KlineRows, fmt_ms};
+
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// Statistics of one series from its files (read one partition at a time).
+pub fn summarize_series(root: &Path, series: &SeriesFiles) -> Result<SeriesReport, LoadError> {
+    let interval = series.task.interval;
+    let mut parts: Vec<(SeriesStats, PartitionReport)> = Vec::with_capacity(series.files.len());
+    for path in &series.files {
+        let (rows, info) = read_file(path)?;
+        let stats = series_stats(interval, &rows);
+        let bytes = fs_err::metadata(path)?.len();
+        parts.push((
+            stats,
+            PartitionReport {
+                path: relative(root, path),
+                rows: info.rows,
+                bytes,
+                first_open_time: rows.open_time.first().copied().map(fmt_ms),
+                last_open_time: rows.open_time.last().copied().map(fmt_ms),
+            },
+        ));
+    }
+    // Partitions in time order (paths sort by period within one granularity; this also
+    // covers a dataset whose partitioning was changed between runs).
+    parts.sort_by_key(|(s, _)| s.first_open);
+    let mut total = SeriesStats::default();
+    let mut files = Vec::with_capacity(parts.len());
+    for (s, p) in parts {
+        total.merge(interval, &s);
+        files.push(p);
+    }
+    Ok(SeriesReport::new(
+        series.task.market,
+        series.task.symbol.as_str(),
+        interval,
+        &total,
+        files,
+    ))
+}
+
+/// Statistics of every series under `root`.
+pub fn summarize(root: &Path) -> Result<Vec<SeriesReport>, LoadError> {
+    scan(root)?
+        .iter()
+        .map(|s| summarize_series(root, s))
+        .collect()
+}
+
+/// The rows of one series, in time order, or `None` when the dataset has no such series.
+pub fn read_series(
+    root: &Path,
+    market: Market,
+    symbol: &Symbol,
+    interval: Interval,
+) -> Result<Option<KlineRows>, LoadError> {
+    let wanted = TaskKey {
+        market,
+        symbol: symbol.clone(),
+        interval,
+    };
+    let Some(series) = scan(root)?.into_iter().find(|s| s.task == wanted) else {
+        return Ok(None);
+    };
+    let mut parts = Vec::with_capacity(series.files.len());
+    for path in &series.files {
+        parts.push(read_file(path)?.0);
+    }
+    parts.sort_by_key(|r| r.open_time.first().copied());
+    let mut iter = parts.into_iter();
+    let Some(mut all) = iter.next() else {
+        return Ok(None);
+    };
+    for p in iter {
+        all.append(p);
+    }
+    Ok(Some(all))
+}
+
+/// Chart candles from typed rows.
+pub fn candles(rows: &KlineRows) -> Vec<Candle> {
+    (0..rows.len())
+        .map(|i| Candle {
+            open_time: rows.open_time[i],
+            open: rows.open.f64_at(i),
+            high: rows.high.f64_at(i),
+            low: rows.low.f64_at(i),
+            close: rows.close.f64_at(i),
+            volume: rows.volume.f64_at(i),
+        })
+        .collect()
+}

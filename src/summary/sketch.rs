@@ -1,0 +1,306 @@
+//! Mergeable one-pass statistics for a numeric column: moments (count, mean, variance by
+//! Chan et al.'s parallel update), exact min/max, and a DDSketch-style log-bucket quantile
+//! sketch with a fixed relative accuracy.
+//!
+//! Why a sketch: statistics are folded per page, per partition and per run, so they can never
+//! need the whole history in memory. Bucket counts add, so merging the sketches of the parts
+//! gives exactly the sketch of the whole; quantiles are within [`RELATIVE_ACCURACY`] of the
+//! exact value (and always clamped to the exact min/max).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Relative accuracy of the quantile sketch: a reported quantile `q` of a positive column is
+/// within ±0.5 % of a value whose rank is exactly the requested one.
+pub const RELATIVE_ACCURACY: f64 = 0.005;
+
+/// Running moments: count, mean and the sum of squared deviations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Moments {
+    /// Number of values.
+    pub count: u64,
+    /// Mean of the values.
+    pub mean: f64,
+    /// Sum of squared deviations from the mean.
+    pub m2: f64,
+}
+
+impl Moments {
+    /// Add one value (Welford).
+    pub fn push(&mut self, x: f64) {
+        self.count += 1;
+        let delta = x - self.mean;
+        self.mean += delta / self.count as f64;
+        self.m2 += delta * (x - self.mean);
+    }
+
+    /// Fold another set of moments into this one (Chan et al.).
+    pub fn merge(&mut self, other: &Moments) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            *self = *other;
+            return;
+        }
+        let n = (self.count + other.count) as f64;
+        let delta = other.mean - self.mean;
+        let (na, nb) = (self.count as f64, other.count as f64);
+        self.mean += delta * nb / n;
+        self.m2 += other.m2 + delta * delta * na * nb / n;
+        self.count += other.count;
+    }
+
+    /// Sample standard deviation (`ddof = 1`, as pandas' `describe()`); `None` below 2 values.
+    pub fn std(&self) -> Option<f64> {
+        (self.count > 1).then(|| (self.m2 / (self.count - 1) as f64).max(0.0).sqrt())
+    }
+}
+
+/// A log-bucket quantile sketch (DDSketch, unbounded stores) over finite values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sketch {
+    positive: BTreeMap<i32, u64>,
+    negative: BTreeMap<i32, u64>,
+    zeros: u64,
+}
+
+fn gamma() -> f64 {
+    (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
+}
+
+/// Values closer to zero than this are counted as zero.
+const MIN_MAGNITUDE: f64 = 1e-12;
+
+impl Sketch {
+    fn key(magnitude: f64) -> i32 {
+        (magnitude.ln() / gamma().ln()).ceil() as i32
+    }
+
+    fn value(key: i32) -> f64 {
+        let g = gamma();
+        2.0 * g.powi(key) / (g + 1.0)
+    }
+
+    /// Add one value; non-finite values are ignored.
+    pub fn push(&mut self, x: f64) {
+        if !x.is_finite() {
+            return;
+        }
+        if x.abs() < MIN_MAGNITUDE {
+            self.zeros += 1;
+        } else if x > 0.0 {
+            *self.positive.entry(Self::key(x)).or_default() += 1;
+        } else {
+            *self.negative.entry(Self::key(-x)).or_default() += 1;
+        }
+    }
+
+    /// Fold another sketch into this one: the result equals the sketch of all values.
+    pub fn merge(&mut self, other: &Sketch) {
+        for (k, c) in &other.positive {
+            *self.positive.entry(*k).or_default() += c;
+        }
+        for (k, c) in &other.negative {
+            *self.negative.entry(*k).or_default() += c;
+        }
+        self.zeros += other.zeros;
+    }
+
+    /// Number of values in the sketch.
+    pub fn count(&self) -> u64 {
+        self.zeros + self.positive.values().sum::<u64>() + self.negative.values().sum::<u64>()
+    }
+
+    /// The `q`-quantile (0 ≤ q ≤ 1) with the lower-rank convention `rank = q·(n−1)`.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let n = self.count();
+        if n == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * (n - 1) as f64).round() as u64;
+        let mut seen = 0u64;
+        // Most negative first: negative buckets by descending magnitude.
+        for (k, c) in self.negative.iter().rev() {
+            seen += c;
+            if seen > rank {
+                return Some(-Self::value(*k));
+            }
+        }
+        seen += self.zeros;
+        if seen > rank {
+            return Some(0.0);
+        }
+        for (k, c) in &self.positive {
+            seen += c;
+            if seen > rank {
+                return Some(Self::value(*k));
+            }
+        }
+        None
+    }
+}
+
+/// Everything `describe()` reports for one column, in mergeable form.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ColumnStats {
+    /// Count, mean, variance.
+    pub moments: Moments,
+    /// Exact minimum.
+    pub min: Option<f64>,
+    /// Exact maximum.
+    pub max: Option<f64>,
+    /// Exact sum.
+    pub sum: f64,
+    /// Quantile sketch.
+    pub sketch: Sketch,
+}
+
+impl ColumnStats {
+    /// Add one value; NaN and infinities are skipped (the quality checks count them).
+    pub fn push(&mut self, x: f64) {
+        if !x.is_finite() {
+            return;
+        }
+        self.moments.push(x);
+        self.sum += x;
+        self.min = Some(self.min.map_or(x, |m| m.min(x)));
+        self.max = Some(self.max.map_or(x, |m| m.max(x)));
+        self.sketch.push(x);
+    }
+
+    /// Fold another column's statistics into this one.
+    pub fn merge(&mut self, other: &ColumnStats) {
+        self.moments.merge(&other.moments);
+        self.sum += other.sum;
+        self.min = match (self.min, other.min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max = match (self.max, other.max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.sketch.merge(&other.sketch);
+    }
+
+    /// The `describe()` row: count, mean, std, min, 25%, 50%, 75%, max.
+    pub fn describe(&self) -> Describe {
+        let clamp = |v: Option<f64>| match (v, self.min, self.max) {
+            (Some(v), Some(lo), Some(hi)) => Some(v.clamp(lo, hi)),
+            (v, _, _) => v,
+        };
+        Describe {
+            count: self.moments.count,
+            mean: (self.moments.count > 0).then_some(self.moments.mean),
+            std: self.moments.std(),
+            min: self.min,
+            p25: clamp(self.sketch.quantile(0.25)),
+            p50: clamp(self.sketch.quantile(0.5)),
+            p75: clamp(self.sketch.quantile(0.75)),
+            max: self.max,
+        }
+    }
+}
+
+/// One `describe()` row.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Describe {
+    /// Number of values.
+    pub count: u64,
+    /// Mean.
+    pub mean: Option<f64>,
+    /// Sample standard deviation (ddof 1).
+    pub std: Option<f64>,
+    /// Minimum.
+    pub min: Option<f64>,
+    /// 25th percentile (within 0.5 %).
+    #[serde(rename = "25%")]
+    pub p25: Option<f64>,
+    /// Median (within 0.5 %).
+    #[serde(rename = "50%")]
+    pub p50: Option<f64>,
+    /// 75th percentile (within 0.5 %).
+    #[serde(rename = "75%")]
+    pub p75: Option<f64>,
+    /// Maximum.
+    pub max: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn exact_quantile(values: &[f64], q: f64) -> f64 {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[(q * (v.len() - 1) as f64).round() as usize]
+    }
+
+    #[test]
+    fn describe_matches_independent_computation() {
+        let values: Vec<f64> = (1..=1000).map(|i| f64::from(i) * 1.5).collect();
+        let mut s = ColumnStats::default();
+        for v in &values {
+            s.push(*v);
+        }
+        let d = s.describe();
+        assert_eq!(d.count, 1000);
+        assert!((d.mean.unwrap() - 750.75).abs() < 1e-9);
+        // Python: statistics.stdev([i * 1.5 for i in range(1, 1001)]) == 433.2291541436241
+        assert!((d.std.unwrap() - 433.229_154_143_624_1).abs() < 1e-9);
+        assert_eq!(d.min, Some(1.5));
+        assert_eq!(d.max, Some(1500.0));
+        for (q, got) in [(0.25, d.p25), (0.5, d.p50), (0.75, d.p75)] {
+            let exact = exact_quantile(&values, q);
+            let got = got.unwrap();
+            assert!(
+                (got - exact).abs() <= exact * RELATIVE_ACCURACY * 1.01,
+                "q{q}: {got} vs {exact}"
+            );
+        }
+    }
+
+    #[test]
+    fn zeros_and_negatives_are_ordered() {
+        let mut s = Sketch::default();
+        for x in [-5.0, -1.0, 0.0, 0.0, 2.0, 10.0] {
+            s.push(x);
+        }
+        assert!(s.quantile(0.0).unwrap() < -4.9);
+        assert_eq!(s.quantile(0.5).unwrap(), 0.0);
+        assert!(s.quantile(1.0).unwrap() > 9.9);
+    }
+
+    proptest! {
+        #[test]
+        fn merging_parts_equals_the_whole(values in proptest::collection::vec(-1e6f64..1e6, 1..300), cut in 0usize..300) {
+            let cut = cut.min(values.len());
+            let (a, b) = values.split_at(cut);
+            let mut whole = ColumnStats::default();
+            for v in &values { whole.push(*v); }
+            let mut left = ColumnStats::default();
+            for v in a { left.push(*v); }
+            let mut right = ColumnStats::default();
+            for v in b { right.push(*v); }
+            left.merge(&right);
+            prop_assert_eq!(&left.sketch, &whole.sketch);
+            prop_assert_eq!(left.min, whole.min);
+            prop_assert_eq!(left.max, whole.max);
+            prop_assert_eq!(left.moments.count, whole.moments.count);
+            prop_assert!((left.moments.mean - whole.moments.mean).abs() <= 1e-6 * (1.0 + whole.moments.mean.abs()));
+            prop_assert!((left.moments.m2 - whole.moments.m2).abs() <= 1e-6 * (1.0 + whole.moments.m2.abs()));
+        }
+
+        #[test]
+        fn quantiles_are_within_relative_accuracy(values in proptest::collection::vec(0.001f64..1e7, 1..500), q in 0.0f64..=1.0) {
+            let mut s = Sketch::default();
+            for v in &values { s.push(*v); }
+            let got = s.quantile(q).unwrap();
+            let exact = exact_quantile(&values, q);
+            prop_assert!((got - exact).abs() <= exact * RELATIVE_ACCURACY * 1.0001 + 1e-12, "{} vs {}", got, exact);
+        }
+    }
+}
