@@ -29,7 +29,7 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 /// The five intabyu BTCUSDT 1h spot months (3,623 rows, with the 2023-03-24 outage).
-fn intabyu_lines() -> Vec<Vec<String>> {
+pub(crate) fn intabyu_lines() -> Vec<Vec<String>> {
     (1..=5)
         .flat_map(|m| {
             let text = std::fs::read_to_string(fixture(&format!(
@@ -117,7 +117,7 @@ fn json_lines(rel: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn opts(prices: PriceType, time_unit: TimeUnit) -> WriteOptions {
+pub(crate) fn opts(prices: PriceType, time_unit: TimeUnit) -> WriteOptions {
     WriteOptions {
         pipeline: "test-pipeline".to_owned(),
         source: "simulator".to_owned(),
@@ -133,7 +133,7 @@ fn opts(prices: PriceType, time_unit: TimeUnit) -> WriteOptions {
     }
 }
 
-fn task(symbol: &str, interval: Interval) -> TaskKey {
+pub(crate) fn task(symbol: &str, interval: Interval) -> TaskKey {
     TaskKey {
         market: Market::Spot,
         symbol: symbol.parse().unwrap(),
@@ -152,7 +152,7 @@ fn parse(body: &str, task: &TaskKey, o: &WriteOptions) -> KlineRows {
 }
 
 /// Feed `lines` in pages of `page_rows` through a TaskSink; return the outcome.
-fn load_pages(
+pub(crate) fn load_pages(
     root: &Path,
     o: &WriteOptions,
     task: &TaskKey,

@@ -4,3 +4,4 @@ mod config;
 mod load;
 mod run;
 mod simulator;
+mod summary;

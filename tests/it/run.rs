@@ -70,7 +70,10 @@ fn options() -> TransformOptions {
 /// The simulator's ground truth for `[start, end)`, typed the way the pipeline types it.
 fn truth(sim: &SimHandle, symbol: &Symbol, interval: Interval, start: i64, end: i64) -> KlineRows {
     let rows = sim.expected_klines(Market::Spot, symbol, interval, start, end);
-    let page: Vec<[serde_json::Value; 12]> = rows.iter().map(kline_etl::simulator::KlineRow::to_json).collect();
+    let page: Vec<[serde_json::Value; 12]> = rows
+        .iter()
+        .map(kline_etl::simulator::KlineRow::to_json)
+        .collect();
     let body = serde_json::to_vec(&page).unwrap();
     let opts = options();
     let ctx = KlineContext {
