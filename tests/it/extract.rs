@@ -242,7 +242,7 @@ async fn outages_stay_gaps_and_nothing_is_invented() {
         ms("2023-03-24T16:00:00Z"),
     );
     let r = run(&h, Market::Spot, vec![t.clone()], |c| {
-        c.page_limit = Some(20)
+        c.page_limit = Some(20);
     })
     .await;
     assert!(complete(&r.outcomes[0]));
@@ -373,7 +373,7 @@ async fn the_forming_candle_is_held_back_unless_asked_for() {
     assert_eq!(r.rows[0].len(), 9);
     assert_eq!(r.outcomes[0].metrics.held_back, 1);
     let r = run(&h, Market::Spot, vec![t], |c| {
-        c.transform.include_forming = true
+        c.transform.include_forming = true;
     })
     .await;
     assert_eq!(r.rows[0].len(), 10);
@@ -406,7 +406,7 @@ async fn transient_faults_never_change_the_rows() {
         })
         .collect();
     let r = run(&h, Market::Spot, tasks.clone(), |c| {
-        c.page_limit = Some(100)
+        c.page_limit = Some(100);
     })
     .await;
     assert_eq!(r.report.outcome, RunOutcome::Ok, "{:?}", r.outcomes);
@@ -466,7 +466,7 @@ async fn after_a_429_the_client_causes_no_other() {
         ms("2024-02-01T00:00:00Z"),
     );
     let r = run(&h, Market::Spot, vec![t.clone()], |c| {
-        c.page_limit = Some(100)
+        c.page_limit = Some(100);
     })
     .await;
     assert_truth(&h, &t, &r.rows[0]);
