@@ -81,12 +81,15 @@ fn unlimited(c: &mut Criterion) {
             let end = NOW - k * 100_000 * MINUTE_MS;
             let mut cfg = ExtractConfig::new(Market::Spot, sim.base_url(), opts());
             cfg.probe_listing = false;
-            let (_, rows) = rt.block_on(backfill(
+            let (report, rows) = rt.block_on(backfill(
                 &sim,
                 cfg,
                 vec![task("ETHUSDT", end - 100_000 * MINUTE_MS, end)],
             ));
             assert_eq!(rows, 100_000, "ETHUSDT has no gaps");
+            if std::env::var_os("EXTRACT_BENCH_VERBOSE").is_some() {
+                eprintln!("k={k} {:?}", report.metrics);
+            }
         });
     });
     group.finish();
@@ -141,5 +144,9 @@ fn utilisation(_c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, utilisation, unlimited);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = utilisation, unlimited
+}
 criterion_main!(benches);
