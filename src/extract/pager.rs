@@ -7,8 +7,8 @@
 //!    exchange's time, including a simulator's fake clock), then `/exchangeInfo` for the
 //!    `REQUEST_WEIGHT` limit and its window.
 //! 2. Per task (at most `max_active_tasks` at once): probe the listing date once per
-//!    symbol × interval (`startTime=0&limit=1`; not on COIN-M, whose 200-day rule makes the
-//!    probe meaningless), plan page windows, fetch up to `concurrency` windows ahead (a global
+//!    symbol × interval (`startTime=0&limit=1`) when the range needs more than one page (not on
+//!    COIN-M, whose 200-day rule makes the probe meaningless), plan page windows, fetch up to `concurrency` windows ahead (a global
 //!    semaphore bounds requests in flight), and emit them in order as they complete.
 //! 3. Every request: wait for a semaphore permit and for budget weight (or a ban/429 pause),
 //!    send, correct the budget from the used-weight header, classify the reply
@@ -744,7 +744,18 @@ impl Shared {
         let now = self.budget.clock().now_ms();
         let end = task.end_ms.min(i.next(i.floor(now)));
         let mut start = task.start_ms;
-        if self.cfg.probe_listing && market.max_kline_window_ms().is_none() && start < end {
+        let page = self
+            .cfg
+            .page_limit
+            .unwrap_or_else(|| best_page_limit(market));
+        // The probe pays off only when it can skip pages: a range of one page (a nightly
+        // incremental run) costs one request, not two.
+        let worth_probing = plan_windows(market, i, start, end, page).nth(1).is_some();
+        if self.cfg.probe_listing
+            && worth_probing
+            && market.max_kline_window_ms().is_none()
+            && start < end
+        {
             let whole = PageWindow {
                 start: task.start_ms,
                 end: task.end_ms,
@@ -777,10 +788,6 @@ impl Shared {
                 }
             }
         }
-        let page = self
-            .cfg
-            .page_limit
-            .unwrap_or_else(|| best_page_limit(market));
         self.progress
             .task_started(id, count_windows(market, i, start, end, page));
         let mut windows = stream::iter(plan_windows(market, i, start, end, page))

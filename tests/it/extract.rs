@@ -372,6 +372,8 @@ async fn the_forming_candle_is_held_back_unless_asked_for() {
     // 03:00 .. 11:00 are closed; 12:00 is still forming at 12:34:56.
     assert_eq!(r.rows[0].len(), 9);
     assert_eq!(r.outcomes[0].metrics.held_back, 1);
+    // A range of one page (a nightly incremental run) costs one request: no listing probe.
+    assert_eq!(r.outcomes[0].metrics.requests, 1);
     let r = run(&h, Market::Spot, vec![t], |c| {
         c.transform.include_forming = true;
     })
