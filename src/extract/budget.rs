@@ -120,9 +120,13 @@ impl BudgetState {
         }
     }
 
-    /// Replace the limit (from `exchangeInfo`), keeping the count of the current window.
-    pub fn set_limit(&mut self, limit: WeightLimit) {
+    /// Replace the limit (from `exchangeInfo`) at `now`. The weight already counted stays
+    /// counted in the window of the new length that contains `now`: the exchange counted it
+    /// there too.
+    pub fn set_limit(&mut self, limit: WeightLimit, now: i64) {
         self.limit = limit;
+        let t = now - self.guard_ms;
+        self.window_start = t - t.rem_euclid(limit.window_ms());
     }
 
     /// The limit in force.
@@ -437,6 +441,28 @@ mod tests {
         let mut s = state(10, 0.5);
         assert!(matches!(s.try_acquire(0, 20), Admit::Go { .. }));
         assert!(matches!(s.try_acquire(1, 1), Admit::WaitUntil(60_000)));
+    }
+
+    #[test]
+    fn a_new_limit_keeps_the_weight_already_counted() {
+        let mut s = state(6000, 1.0);
+        assert!(matches!(s.try_acquire(61_500, 21), Admit::Go { .. }));
+        s.complete(61_600, 60_000, 21, None);
+        // exchangeInfo declares 100 per 1 second: the 21 already spent count in this second.
+        s.set_limit(
+            WeightLimit::from_rate_limit("SECOND", 1, 100).unwrap(),
+            61_700,
+        );
+        assert_eq!(s.used(), 21);
+        assert!(matches!(
+            s.try_acquire(61_800, 79),
+            Admit::Go { window: 61_000 }
+        ));
+        assert_eq!(s.try_acquire(61_900, 1), Admit::WaitUntil(62_000));
+        assert!(matches!(
+            s.try_acquire(62_000, 1),
+            Admit::Go { window: 62_000 }
+        ));
     }
 
     #[test]

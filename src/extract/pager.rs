@@ -7,8 +7,8 @@
 //!    exchange's time, including a simulator's fake clock), then `/exchangeInfo` for the
 //!    `REQUEST_WEIGHT` limit and its window.
 //! 2. Per task (at most `max_active_tasks` at once): probe the listing date once per
-//!    symbol × interval (`startTime=0&limit=1`; not on COIN-M, whose 200-day rule makes the
-//!    probe meaningless), plan page windows, fetch up to `concurrency` windows ahead (a global
+//!    symbol × interval (`startTime=0&limit=1`) when the range needs more than one page (not on
+//!    COIN-M, whose 200-day rule makes the probe meaningless), plan page windows, fetch up to `concurrency` windows ahead (a global
 //!    semaphore bounds requests in flight), and emit them in order as they complete.
 //! 3. Every request: wait for a semaphore permit and for budget weight (or a ban/429 pause),
 //!    send, correct the budget from the used-weight header, classify the reply
@@ -388,7 +388,10 @@ impl Shared {
         match self.fetch("/exchangeInfo", Vec::new(), weight, meter).await {
             Ok(b) => match serde_json::from_slice::<ExchangeInfo>(&b) {
                 Ok(info) => match info.weight_limit() {
-                    Some(l) => self.budget.with(|s| s.set_limit(l)),
+                    Some(l) => {
+                        let now = self.budget.clock().window_now_ms();
+                        self.budget.with(|s| s.set_limit(l, now));
+                    }
                     None => tracing::warn!(
                         "exchangeInfo declares no REQUEST_WEIGHT limit; using the market default"
                     ),
@@ -598,13 +601,12 @@ impl Shared {
     ) -> Result<(KlineRows, usize, Option<i64>), FetchError> {
         let query = Self::klines_query(task, w.start, Some(w.end_time()), w.limit);
         let weight = task.market.kline_weight(w.limit);
-        let ctx = self.context(task);
         let (rows, screen) = self
             .retrying(
                 || async {
                     let body = self.attempt("/klines", &query, weight, meter).await?;
                     let bad = |m: String| Attempt::Transient(RetryCause::BadBody, m);
-                    let rows = parse_klines(&body, &ctx).map_err(|e| bad(e.to_string()))?;
+                    let rows = self.parse_off_task(task, body).await.map_err(bad)?;
                     let closed_before = (!self.cfg.transform.include_forming)
                         .then(|| self.budget.clock().now_ms() - self.cfg.closed_margin_ms);
                     let screen = screen_page(
@@ -635,6 +637,24 @@ impl Shared {
             }
         };
         Ok((rows, n, screen.last_open))
+    }
+
+    /// Parse a page on the blocking pool, so pages of many windows parse in parallel while
+    /// this task keeps driving requests.
+    async fn parse_off_task(&self, task: &KlineTask, body: Bytes) -> Result<KlineRows, String> {
+        let symbol = task.symbol.clone();
+        let (market, interval, options) = (task.market, task.interval, self.cfg.transform);
+        tokio::task::spawn_blocking(move || {
+            let ctx = KlineContext {
+                market,
+                symbol: &symbol,
+                interval,
+                options: &options,
+            };
+            parse_klines(&body, &ctx).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| format!("the page parser stopped: {e}"))?
     }
 
     /// A whole window, following continuations if a page came back full.
@@ -724,7 +744,18 @@ impl Shared {
         let now = self.budget.clock().now_ms();
         let end = task.end_ms.min(i.next(i.floor(now)));
         let mut start = task.start_ms;
-        if self.cfg.probe_listing && market.max_kline_window_ms().is_none() && start < end {
+        let page = self
+            .cfg
+            .page_limit
+            .unwrap_or_else(|| best_page_limit(market));
+        // The probe pays off only when it can skip pages: a range of one page (a nightly
+        // incremental run) costs one request, not two.
+        let worth_probing = plan_windows(market, i, start, end, page).nth(1).is_some();
+        if self.cfg.probe_listing
+            && worth_probing
+            && market.max_kline_window_ms().is_none()
+            && start < end
+        {
             let whole = PageWindow {
                 start: task.start_ms,
                 end: task.end_ms,
@@ -757,10 +788,6 @@ impl Shared {
                 }
             }
         }
-        let page = self
-            .cfg
-            .page_limit
-            .unwrap_or_else(|| best_page_limit(market));
         self.progress
             .task_started(id, count_windows(market, i, start, end, page));
         let mut windows = stream::iter(plan_windows(market, i, start, end, page))

@@ -242,7 +242,7 @@ async fn outages_stay_gaps_and_nothing_is_invented() {
         ms("2023-03-24T16:00:00Z"),
     );
     let r = run(&h, Market::Spot, vec![t.clone()], |c| {
-        c.page_limit = Some(20)
+        c.page_limit = Some(20);
     })
     .await;
     assert!(complete(&r.outcomes[0]));
@@ -372,8 +372,10 @@ async fn the_forming_candle_is_held_back_unless_asked_for() {
     // 03:00 .. 11:00 are closed; 12:00 is still forming at 12:34:56.
     assert_eq!(r.rows[0].len(), 9);
     assert_eq!(r.outcomes[0].metrics.held_back, 1);
+    // A range of one page (a nightly incremental run) costs one request: no listing probe.
+    assert_eq!(r.outcomes[0].metrics.requests, 1);
     let r = run(&h, Market::Spot, vec![t], |c| {
-        c.transform.include_forming = true
+        c.transform.include_forming = true;
     })
     .await;
     assert_eq!(r.rows[0].len(), 10);
@@ -406,7 +408,7 @@ async fn transient_faults_never_change_the_rows() {
         })
         .collect();
     let r = run(&h, Market::Spot, tasks.clone(), |c| {
-        c.page_limit = Some(100)
+        c.page_limit = Some(100);
     })
     .await;
     assert_eq!(r.report.outcome, RunOutcome::Ok, "{:?}", r.outcomes);
@@ -466,7 +468,7 @@ async fn after_a_429_the_client_causes_no_other() {
         ms("2024-02-01T00:00:00Z"),
     );
     let r = run(&h, Market::Spot, vec![t.clone()], |c| {
-        c.page_limit = Some(100)
+        c.page_limit = Some(100);
     })
     .await;
     assert_truth(&h, &t, &r.rows[0]);
