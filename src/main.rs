@@ -179,15 +179,9 @@ fn run(args: &RunArgs, global: &GlobalArgs) -> ExitCode {
         }
         return ExitCode::Ok;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            report(&e);
-            return ExitCode::Internal;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
@@ -232,6 +226,17 @@ fn run(args: &RunArgs, global: &GlobalArgs) -> ExitCode {
         }
         worst
     })
+}
+
+/// A multi-threaded tokio runtime, or the exit code for failing to build one.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            report(&e);
+            ExitCode::Internal
+        })
 }
 
 /// The more severe of two exit codes (usage and internal errors outrank partial results).
@@ -297,15 +302,9 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
     {
         config.symbols.retain(|k, _| *k == m);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            report(&e);
-            return ExitCode::Internal;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(kline_etl::simulator::serve_until_ctrl_c(config, args.port)) {
         Ok(()) => ExitCode::Ok,

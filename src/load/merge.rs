@@ -91,16 +91,7 @@ mod tests {
         r.open_time = times.to_vec();
         r.close_time = times.iter().map(|t| t + 9).collect();
         r.trades = vec![1; times.len()];
-        for c in [
-            &mut r.open,
-            &mut r.high,
-            &mut r.low,
-            &mut r.close,
-            &mut r.volume,
-            &mut r.quote_volume,
-            &mut r.taker_buy_base_volume,
-            &mut r.taker_buy_quote_volume,
-        ] {
+        for c in r.columns_mut() {
             *c = Column::Float64(vec![val; times.len()]);
         }
         r

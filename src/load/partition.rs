@@ -281,16 +281,7 @@ mod tests {
             r.close_time.push(t + 1);
             r.trades.push(0);
         }
-        for c in [
-            &mut r.open,
-            &mut r.high,
-            &mut r.low,
-            &mut r.close,
-            &mut r.volume,
-            &mut r.quote_volume,
-            &mut r.taker_buy_base_volume,
-            &mut r.taker_buy_quote_volume,
-        ] {
+        for c in r.columns_mut() {
             *c = crate::transform::Column::Float64(vec![1.0; times.len()]);
         }
         r

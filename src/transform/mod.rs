@@ -288,7 +288,8 @@ impl KlineRows {
         ]
     }
 
-    fn columns_mut(&mut self) -> [&mut Column; 8] {
+    /// The eight price/volume columns, mutably, in schema order.
+    pub fn columns_mut(&mut self) -> [&mut Column; 8] {
         [
             &mut self.open,
             &mut self.high,
