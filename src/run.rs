@@ -170,6 +170,9 @@ pub struct RunInfo {
     pub weight_window: String,
     /// The share of the budget in force at the end (shrinks after a 429).
     pub weight_share: f64,
+    /// Weight used / (limit × rate-limit windows the extraction spanned): how much of the
+    /// exchange's budget the run used (a short run that fits in one window reads low).
+    pub budget_utilisation: f64,
     /// Retries by cause.
     pub retries: BTreeMap<String, u64>,
     /// HTTP 429 replies received.
@@ -474,6 +477,11 @@ async fn run_against(
             extracted.weight_limit.num, extracted.weight_limit.unit
         ),
         weight_share: extracted.weight_share,
+        budget_utilisation: {
+            let window = extracted.weight_limit.window_ms().max(1) as u64;
+            let windows = extract_ms.div_ceil(window).max(1);
+            m.weight as f64 / (f64::from(extracted.weight_limit.limit.max(1)) * windows as f64)
+        },
         retries: crate::extract::retry::RetryCause::ALL
             .iter()
             .map(|c| (c.as_str().to_owned(), m.retries_for(*c)))

@@ -12,7 +12,8 @@ use crate::load::scan::{SeriesFiles, scan};
 use crate::load::{LoadError, TaskKey, parquet::read_file};
 use crate::market::Market;
 use crate::symbol::Symbol;
-use crate::transform::{KlineRows, fmt_ms};
+use crate::transform::KlineRows;
+use crate::transform::quality;
 
 fn relative(root: &Path, path: &Path) -> String {
     path.strip_prefix(root)
@@ -26,19 +27,16 @@ pub fn summarize_series(root: &Path, series: &SeriesFiles) -> Result<SeriesRepor
     let interval = series.task.interval;
     let mut parts: Vec<(SeriesStats, PartitionReport)> = Vec::with_capacity(series.files.len());
     for path in &series.files {
-        let (rows, info) = read_file(path)?;
+        let (rows, _) = read_file(path)?;
         let stats = series_stats(interval, &rows);
+        let quality = quality::check(&rows, interval)
+            .counts
+            .iter()
+            .map(|(check, n)| (check.name().to_owned(), *n))
+            .collect();
         let bytes = fs_err::metadata(path)?.len();
-        parts.push((
-            stats,
-            PartitionReport {
-                path: relative(root, path),
-                rows: info.rows,
-                bytes,
-                first_open_time: rows.open_time.first().copied().map(fmt_ms),
-                last_open_time: rows.open_time.last().copied().map(fmt_ms),
-            },
-        ));
+        let report = PartitionReport::new(relative(root, path), bytes, interval, &stats, quality);
+        parts.push((stats, report));
     }
     // Partitions in time order (paths sort by period within one granularity; this also
     // covers a dataset whose partitioning was changed between runs).

@@ -13,7 +13,9 @@
 //!                 "open", "high", "low", "close", "volume", "quote_volume", "trades", "vwap",
 //!                 "log_return_mean", "log_return_std", "annualised_volatility",
 //!                 "describe": { column: {count, mean, std, min, 25%, 50%, 75%, max} },
-//!                 "partitions": [ {"path", "rows", "bytes", "first_open_time", "last_open_time"} ] } ] }
+//!                 "partitions": [ {"path", "rows", "bytes", "first_open_time", "last_open_time",
+//!                                  "expected_rows", "missing", "gaps", OHLC, totals, "vwap",
+//!                                  "quality": {check: n}} ] } ] }
 //! ```
 //! Times are RFC 3339 UTC strings with milliseconds.
 
@@ -79,6 +81,61 @@ pub struct PartitionReport {
     pub first_open_time: Option<String>,
     /// Last open time.
     pub last_open_time: Option<String>,
+    /// Rows the interval grid expects between the first and last open time.
+    pub expected_rows: i64,
+    /// Missing candles inside the partition.
+    pub missing: i64,
+    /// Gaps inside the partition (a gap across a partition seam is in the series' list).
+    pub gaps: Vec<GapReport>,
+    /// First open.
+    pub open: Option<f64>,
+    /// Highest high.
+    pub high: Option<f64>,
+    /// Lowest low.
+    pub low: Option<f64>,
+    /// Last close.
+    pub close: Option<f64>,
+    /// Total base volume.
+    pub volume: f64,
+    /// Total quote volume.
+    pub quote_volume: f64,
+    /// Total trades.
+    pub trades: f64,
+    /// Quote volume / base volume.
+    pub vwap: Option<f64>,
+    /// Quality-check findings in the file (see `transform::quality`), by check.
+    pub quality: BTreeMap<String, u64>,
+}
+
+impl PartitionReport {
+    /// The report of one partition file from its statistics.
+    pub fn new(
+        path: String,
+        bytes: u64,
+        interval: Interval,
+        s: &SeriesStats,
+        quality: BTreeMap<String, u64>,
+    ) -> PartitionReport {
+        PartitionReport {
+            path,
+            rows: s.rows,
+            bytes,
+            first_open_time: s.first_open.map(fmt_ms),
+            last_open_time: s.last_open.map(fmt_ms),
+            expected_rows: s.expected_rows(interval),
+            missing: s.missing(),
+            gaps: s.gaps.iter().map(GapReport::from).collect(),
+            open: s.open,
+            high: s.high,
+            low: s.low,
+            close: s.close,
+            volume: s.total("volume"),
+            quote_volume: s.total("quote_volume"),
+            trades: s.total("trades"),
+            vwap: s.vwap(),
+            quality,
+        }
+    }
 }
 
 /// A gap, with readable times.
