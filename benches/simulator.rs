@@ -101,7 +101,7 @@ fn pages(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(30);
+    config = Criterion::default().sample_size(30).without_plots();
     targets = pages
 }
 criterion_main!(benches);

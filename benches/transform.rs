@@ -156,5 +156,11 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    // No plots: the crate's `plotters` features (ab_glyph, for `chart`) make criterion's plot
+    // backend need a registered font, which the bench has no business setting up.
+    config = Criterion::default().without_plots();
+    targets = bench
+}
 criterion_main!(benches);

@@ -81,6 +81,11 @@ pub enum Command {
     Plan(PlanArgs),
     /// Serve the built-in Binance-compatible simulator on loopback.
     Simulate(SimulateArgs),
+    /// Recompute and print statistics from the Parquet files alone (any dataset written by
+    /// kline-etl).
+    Summary(SummaryArgs),
+    /// Draw the candlestick chart (candles, volume panel, moving averages) to SVG or PNG.
+    Chart(ChartArgs),
 }
 
 /// `kline-etl run`.
@@ -150,6 +155,60 @@ pub struct SimulateArgs {
     /// Serve only this market (default: all three).
     #[arg(long, value_parser = ["spot", "usdm", "coinm"])]
     pub market: Option<String>,
+    /// Fixed latency added to every reply, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub latency_ms: u64,
+}
+
+/// `kline-etl summary`.
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// An output root (the pipeline's `output.path`, e.g. `data/binance`) or a pipeline file.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// Print the summary as JSON on stdout (the `series` part of `_summary.json`).
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the `describe()` table of every series.
+    #[arg(long)]
+    pub describe: bool,
+}
+
+/// `kline-etl chart`.
+#[derive(Debug, Args)]
+pub struct ChartArgs {
+    /// An output root (the pipeline's `output.path`) or a pipeline file.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// The symbol to draw.
+    #[arg(long)]
+    pub symbol: String,
+    /// The interval to draw (Binance spelling: `1d`, `1h`, `1M`, ...).
+    #[arg(long)]
+    pub interval: String,
+    /// The market (`spot`, `usdm`, `coinm`).
+    #[arg(long, default_value = "spot")]
+    pub market: String,
+    /// Draw only the last N candles (moving averages still use the earlier ones).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub last: u32,
+    /// Moving-average windows of the close, comma-separated (empty for none).
+    #[arg(
+        long,
+        value_name = "N,N,...",
+        default_value = "10,20,30",
+        value_delimiter = ','
+    )]
+    pub mav: Vec<String>,
+    /// Image width in pixels (200 to 8000).
+    #[arg(long, default_value_t = 1200)]
+    pub width: u32,
+    /// Image height in pixels (200 to 8000).
+    #[arg(long, default_value_t = 700)]
+    pub height: u32,
+    /// Output file; `.svg` or `.png` chooses the format.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
 }
 
 #[cfg(test)]

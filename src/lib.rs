@@ -33,6 +33,8 @@ pub mod interval;
 pub mod load;
 pub mod market;
 pub mod plan;
+pub mod progress;
+pub mod run;
 pub mod simulator;
 pub mod summary;
 pub mod symbol;

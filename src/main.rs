@@ -4,13 +4,20 @@
 use std::error::Error;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Parser;
-use kline_etl::cli::{Cli, Command, GlobalArgs, LogFormat, PlanArgs, RunArgs, ValidateArgs};
+use kline_etl::cli::{
+    ChartArgs, Cli, Command, GlobalArgs, LogFormat, PlanArgs, RunArgs, SimulateArgs, SummaryArgs,
+    ValidateArgs,
+};
 use kline_etl::config::{self, ConfigError, Pipeline};
 use kline_etl::exit::ExitCode;
+use kline_etl::market::Market;
 use kline_etl::plan;
+use kline_etl::run::RunOptions;
+use kline_etl::simulator::SimConfig;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -19,8 +26,10 @@ fn main() -> std::process::ExitCode {
     let code = match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Plan(args) => plan_cmd(&args),
-        Command::Run(args) => run(&args),
-        Command::Simulate(_) => not_implemented("simulate"),
+        Command::Run(args) => run(&args, &cli.global),
+        Command::Simulate(args) => simulate(&args),
+        Command::Summary(args) => summary(&args),
+        Command::Chart(args) => chart(&args),
     };
     code.into()
 }
@@ -153,39 +162,319 @@ fn plan_cmd(args: &PlanArgs) -> ExitCode {
     ExitCode::Ok
 }
 
-/// Validates every pipeline first (nothing is fetched or written if any is invalid). The lead
-/// wires the real run on merge.
-fn run(args: &RunArgs) -> ExitCode {
+/// Validates every pipeline first (nothing is fetched or written if any is invalid), then runs
+/// them in order. The exit code is the worst of the runs'.
+fn run(args: &RunArgs, global: &GlobalArgs) -> ExitCode {
     let mut pipelines = Vec::new();
     for path in &args.pipelines {
         match load_with_range(path, &args.range) {
-            Some(p) => pipelines.push(p),
+            Some(p) => pipelines.push((path, p)),
             None => return ExitCode::Usage,
         }
     }
-    let now = now_ms();
-    for p in &pipelines {
-        if let Err(e) = config::resolve_range(p, now) {
-            report(&e);
-            return ExitCode::Usage;
-        }
-    }
     if args.dry_run {
-        for p in &pipelines {
+        let now = now_ms();
+        for (_, p) in &pipelines {
             print(&format!("{}\n", plan::build(p, now)));
         }
         return ExitCode::Ok;
     }
-    not_implemented("run")
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            report(&e);
+            return ExitCode::Internal;
+        }
+    };
+    runtime.block_on(async {
+        let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(watch_signals(cancel_tx));
+        let show_bar = !global.no_progress && global.quiet == 0 && std::io::stderr().is_terminal();
+        let mut worst = ExitCode::Ok;
+        for (path, p) in &pipelines {
+            let opts = RunOptions {
+                full_refresh: args.full_refresh,
+                concurrency: args.concurrency.map(usize::from),
+                pipeline_hash: fs_err::read(path).ok().map(|b| sha256_hex(&b)),
+                print_table: global.quiet == 0,
+            };
+            let bar = show_bar.then(|| Arc::new(kline_etl::progress::Bar::new()));
+            let progress: Arc<dyn kline_etl::extract::Progress> = match &bar {
+                Some(b) => b.clone(),
+                None => Arc::new(kline_etl::extract::NoProgress),
+            };
+            let result = kline_etl::run::run_pipeline(p, &opts, progress, cancel_rx.clone()).await;
+            if let Some(b) = bar {
+                b.finish();
+            }
+            let code = match result {
+                Ok(r) => {
+                    tracing::info!(
+                        pipeline = %p.name,
+                        outcome = %r.exit.name(),
+                        summary = %r.summary_path.display(),
+                        "run finished"
+                    );
+                    r.exit
+                }
+                Err(e) => {
+                    report(&e);
+                    e.exit_code()
+                }
+            };
+            worst = worse(worst, code);
+            if *cancel_rx.borrow() {
+                break;
+            }
+        }
+        worst
+    })
+}
+
+/// The more severe of two exit codes (usage and internal errors outrank partial results).
+fn worse(a: ExitCode, b: ExitCode) -> ExitCode {
+    let rank = |c: ExitCode| match c {
+        ExitCode::Ok => 0,
+        ExitCode::TasksFailed => 1,
+        ExitCode::Resumable => 2,
+        ExitCode::Locked => 3,
+        ExitCode::Output => 4,
+        ExitCode::Usage => 5,
+        ExitCode::Internal => 6,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+/// First Ctrl-C or SIGTERM: stop cleanly (in-flight requests abandoned, finished partitions
+/// kept, summary written, exit 3). Second Ctrl-C: exit at once with 3.
+async fn watch_signals(cancel: tokio::sync::watch::Sender<bool>) {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    loop {
+        #[cfg(unix)]
+        let got = match term.as_mut() {
+            Some(t) => tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                r = t.recv() => r.is_some(),
+            },
+            None => tokio::signal::ctrl_c().await.is_ok(),
+        };
+        #[cfg(not(unix))]
+        let got = tokio::signal::ctrl_c().await.is_ok();
+        if !got {
+            return;
+        }
+        if *cancel.borrow() {
+            eprintln!(
+                "interrupted again: exiting now (finished partitions are kept; rerun to resume)"
+            );
+            std::process::exit(i32::from(ExitCode::Resumable.code()));
+        }
+        eprintln!("interrupted: stopping cleanly (press Ctrl-C again to exit at once)");
+        let _ = cancel.send(true);
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn simulate(args: &SimulateArgs) -> ExitCode {
+    let mut config = SimConfig::default().with_seed(args.seed);
+    config.faults.latency.fixed_ms = args.latency_ms;
+    if let Some(m) = args
+        .market
+        .as_deref()
+        .and_then(|m| m.parse::<Market>().ok())
+    {
+        config.symbols.retain(|k, _| *k == m);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            report(&e);
+            return ExitCode::Internal;
+        }
+    };
+    match runtime.block_on(kline_etl::simulator::serve_until_ctrl_c(config, args.port)) {
+        Ok(()) => ExitCode::Ok,
+        Err(e) => {
+            report(&e);
+            ExitCode::Usage
+        }
+    }
+}
+
+/// `PATH` is an output root, or a pipeline file whose `output.path` is the root.
+fn output_root(path: &Path) -> Result<PathBuf, ExitCode> {
+    let is_pipeline = path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+    if is_pipeline {
+        return load(path).map(|p| p.output.path).map_err(|e| {
+            report(&e);
+            ExitCode::Usage
+        });
+    }
+    if !path.is_dir() {
+        eprintln!(
+            "error: `{}` is neither an output directory nor a pipeline file",
+            path.display()
+        );
+        return Err(ExitCode::Usage);
+    }
+    Ok(path.to_owned())
+}
+
+fn summary(args: &SummaryArgs) -> ExitCode {
+    let root = match output_root(&args.path) {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    let series = match kline_etl::summary::dataset::summarize(&root) {
+        Ok(s) => s,
+        Err(e) => {
+            report(&e);
+            return e.exit_code();
+        }
+    };
+    if series.is_empty() {
+        eprintln!("note: no kline data under `{}`", root.display());
+    }
+    if args.json {
+        let doc = kline_etl::summary::report::Report::<()> {
+            report_version: kline_etl::summary::report::REPORT_VERSION,
+            tool: kline_etl::summary::report::ToolInfo::default(),
+            pipeline: None,
+            run: None,
+            series,
+        };
+        match serde_json::to_string_pretty(&doc) {
+            Ok(s) => print(&format!("{s}\n")),
+            Err(e) => {
+                report(&e);
+                return ExitCode::Internal;
+            }
+        }
+        return ExitCode::Ok;
+    }
+    let mut out = kline_etl::summary::report::render_table(&series);
+    if args.describe {
+        for s in &series {
+            let _ = write!(out, "\n{} {} {}\n", s.market, s.symbol, s.interval);
+            out.push_str(&kline_etl::summary::report::render_describe(s));
+        }
+    }
+    print(&out);
+    ExitCode::Ok
+}
+
+fn chart(args: &ChartArgs) -> ExitCode {
+    use kline_etl::summary::chart::{ChartSpec, render_png, render_svg};
+    let usage = |msg: String| {
+        eprintln!("error: {msg}");
+        ExitCode::Usage
+    };
+    let root = match output_root(&args.path) {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    let market: Market = match args.market.parse() {
+        Ok(m) => m,
+        Err(e) => return usage(format!("{e}")),
+    };
+    let symbol: kline_etl::symbol::Symbol = match args.symbol.parse() {
+        Ok(s) => s,
+        Err(e) => return usage(format!("{e}")),
+    };
+    let interval: kline_etl::interval::Interval = match args.interval.parse() {
+        Ok(i) => i,
+        Err(e) => return usage(format!("{e}")),
+    };
+    let mut mav = Vec::new();
+    for w in args.mav.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        match w.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => mav.push(n),
+            _ => {
+                return usage(format!(
+                    "`--mav` takes whole numbers from 1 to 1000, found `{w}`"
+                ));
+            }
+        }
+    }
+    let ext = args
+        .output
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let png = match ext.as_deref() {
+        Some("png") => true,
+        Some("svg") => false,
+        _ => {
+            return usage(format!(
+                "`--output {}` must end in `.svg` or `.png`",
+                args.output.display()
+            ));
+        }
+    };
+    let rows = match kline_etl::summary::dataset::read_series(&root, market, &symbol, interval) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return usage(format!(
+                "no {market} {symbol} {interval} data under `{}`; run a pipeline first or check the names",
+                root.display()
+            ));
+        }
+        Err(e) => {
+            report(&e);
+            return e.exit_code();
+        }
+    };
+    let candles = kline_etl::summary::dataset::candles(&rows);
+    let spec = ChartSpec {
+        title: format!("{symbol} {interval} ({market})"),
+        interval,
+        width: args.width,
+        height: args.height,
+        mav,
+        last: Some(args.last as usize),
+    };
+    let bytes = if png {
+        render_png(&candles, &spec)
+    } else {
+        render_svg(&candles, &spec).map(String::into_bytes)
+    };
+    let bytes = match bytes {
+        Ok(b) => b,
+        Err(e) => return usage(format!("{e}")),
+    };
+    if let Err(e) =
+        kline_etl::load::atomic::write_atomic(&args.output, &bytes, |_| Ok(()), |_| false)
+    {
+        report(&e);
+        return ExitCode::Output;
+    }
+    eprintln!(
+        "wrote `{}` ({} candles)",
+        args.output.display(),
+        candles.len().min(args.last as usize)
+    );
+    ExitCode::Ok
 }
 
 /// The current time in whole seconds (plans read better without milliseconds).
 fn now_ms() -> i64 {
     let now = chrono::Utc::now().timestamp_millis();
     now - now % 1000
-}
-
-fn not_implemented(what: &str) -> ExitCode {
-    eprintln!("error: `{what}` is not implemented in this build");
-    ExitCode::Internal
 }

@@ -11,9 +11,17 @@ use super::LoadError;
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The directory holding `path` (`.` for a bare file name, whose parent is the empty path).
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// The temporary sibling used while replacing `path` (`.<name>.tmp-<pid>-<n>`).
 pub fn temp_path(path: &Path) -> PathBuf {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = parent(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -34,7 +42,7 @@ pub fn write_atomic(
     check: impl FnOnce(&Path) -> Result<(), LoadError>,
     keep_temp_on: impl Fn(&LoadError) -> bool,
 ) -> Result<(), LoadError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = parent(path);
     fs_err::create_dir_all(dir)?;
     let tmp = temp_path(path);
     let result = (|| {
@@ -71,7 +79,7 @@ pub fn sync_dir(dir: &Path) -> Result<(), LoadError> {
 /// Remove `.<name>.tmp-*` leftovers of crashed runs for `path`, after `path` was just written
 /// successfully (only one writer is active per dataset).
 pub fn remove_stale_temps(path: &Path) {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = parent(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -95,6 +103,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/_summary.json");
         write_atomic(&p, b"one", |_| Ok(()), |_| false).unwrap();
+        assert_eq!(parent(Path::new("c.svg")), Path::new("."));
         write_atomic(&p, b"two", |_| Ok(()), |_| false).unwrap();
         assert_eq!(fs_err::read(&p).unwrap(), b"two");
         let failed = write_atomic(

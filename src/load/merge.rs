@@ -106,6 +106,29 @@ mod tests {
         r
     }
 
+    proptest::proptest! {
+        #[test]
+        fn merged_rows_are_sorted_unique_and_incoming_wins(
+            old in proptest::collection::btree_set(0i64..200, 0..60),
+            new in proptest::collection::vec(0i64..200, 0..60),
+        ) {
+            let old: Vec<i64> = old.into_iter().collect();
+            let (m, rep) = merge(rows(&old, 1.0), rows(&new, 2.0));
+            proptest::prop_assert!(m.is_strictly_sorted());
+            let mut keys: Vec<i64> = old.iter().chain(&new).copied().collect();
+            keys.sort_unstable();
+            keys.dedup();
+            proptest::prop_assert_eq!(&m.open_time, &keys);
+            for (i, t) in m.open_time.iter().enumerate() {
+                let want = if new.contains(t) { 2.0 } else { 1.0 };
+                proptest::prop_assert_eq!(m.close.f64_at(i).to_bits(), f64::to_bits(want));
+            }
+            let overlap = old.iter().filter(|t| new.contains(t)).count() as u64;
+            proptest::prop_assert_eq!(rep.replaced, overlap);
+            proptest::prop_assert_eq!(rep.new, keys.len() as u64 - old.len() as u64);
+        }
+    }
+
     #[test]
     fn non_overlapping_appends() {
         let (m, rep) = merge(rows(&[10, 20], 1.0), rows(&[30, 40], 1.0));

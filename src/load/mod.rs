@@ -17,7 +17,8 @@
 //!
 //! - File names are deterministic (`part.parquet` in the partition directory) and no metadata
 //!   depends on time or randomness, so rerunning a pipeline over the same range leaves
-//!   byte-identical files (an unchanged partition is not even rewritten).
+//!   byte-identical files (an unchanged partition is not even rewritten; so a changed
+//!   `output.compression` or `row_group_rows` applies to partitions as they next change).
 //! - An existing file that is corrupt, truncated, foreign, of another price type or time unit,
 //!   or of a newer schema version is an error naming the path ([`ExitCode::Output`]) and is
 //!   never overwritten.
@@ -31,7 +32,6 @@ pub mod partition;
 pub mod scan;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::{
     Compression, Endpoint, OnViolation, PartitionSpec, Pipeline, TransformOptions,
@@ -217,8 +217,6 @@ pub enum Fault {
     BeforeRename,
 }
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// Writes partitions under one output root. Cheap to clone; synchronous.
 #[derive(Debug, Clone)]
 pub struct DatasetWriter {
@@ -329,71 +327,29 @@ impl DatasetWriter {
     }
 
     /// Write `bytes` to a temporary sibling of `path`, fsync, check it reads back with
-    /// `rows` rows, rename it over `path` and fsync the directory.
+    /// `rows` rows, rename it over `path` and fsync the directory ([`atomic::write_atomic`]).
     fn replace_atomically(&self, path: &Path, bytes: &[u8], rows: u64) -> Result<(), LoadError> {
-        use std::io::Write as _;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs_err::create_dir_all(dir)?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(
-            ".{name}.tmp-{}-{}",
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = (|| {
-            let mut f = fs_err::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            drop(f);
-            let info = parquet::read_info(&tmp)?;
-            if info.rows != rows {
-                return Err(LoadError::Verify {
-                    path: tmp.clone(),
-                    reason: format!("footer says {} rows, expected {rows}", info.rows),
-                });
-            }
-            if self.fault == Some(Fault::BeforeRename) {
-                return Err(LoadError::Injected { path: tmp.clone() });
-            }
-            fs_err::rename(&tmp, path)?;
-            sync_dir(dir)?;
-            Ok(())
-        })();
-        if let Err(e) = result {
-            if !matches!(e, LoadError::Injected { .. }) {
-                let _ = fs_err::remove_file(&tmp);
-            }
-            return Err(e);
-        }
-        remove_stale_temps(dir, &name);
-        Ok(())
-    }
-}
-
-/// Fsync a directory so a rename in it is durable (a no-op where directories cannot be opened).
-fn sync_dir(dir: &Path) -> Result<(), LoadError> {
-    #[cfg(unix)]
-    {
-        fs_err::File::open(dir)?.sync_all()?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
-
-/// Remove `.{name}.tmp-*` leftovers of crashed runs of *this* partition, after the partition
-/// was just written successfully (the dataset lock guarantees no other writer is active).
-fn remove_stale_temps(dir: &Path, name: &str) {
-    let prefix = format!(".{name}.tmp-");
-    if let Ok(entries) = fs_err::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = fs_err::remove_file(e.path());
-            }
-        }
+        let fault = self.fault;
+        atomic::write_atomic(
+            path,
+            bytes,
+            |tmp| {
+                let info = parquet::read_info(tmp)?;
+                if info.rows != rows {
+                    return Err(LoadError::Verify {
+                        path: tmp.to_owned(),
+                        reason: format!("footer says {} rows, expected {rows}", info.rows),
+                    });
+                }
+                if fault == Some(Fault::BeforeRename) {
+                    return Err(LoadError::Injected {
+                        path: tmp.to_owned(),
+                    });
+                }
+                Ok(())
+            },
+            |e| matches!(e, LoadError::Injected { .. }),
+        )
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::{Compression as PqCompression, ZstdLevel};
+use parquet::basic::{Compression as PqCompression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, ParquetMetaData, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::statistics::Statistics;
@@ -76,6 +76,13 @@ pub fn writer_properties(
             nulls_first: false,
         }]))
         .set_dictionary_enabled(false)
+        // Times step by one interval: delta encoding shrinks them to almost nothing before
+        // compression (less work for zstd). Every reader we test handles it.
+        .set_column_encoding(ColumnPath::from("open_time"), Encoding::DELTA_BINARY_PACKED)
+        .set_column_encoding(
+            ColumnPath::from("close_time"),
+            Encoding::DELTA_BINARY_PACKED,
+        )
         .set_column_dictionary_enabled(ColumnPath::from("symbol"), true)
         .set_column_dictionary_enabled(ColumnPath::from("interval"), true)
         .set_key_value_metadata(Some(key_value_metadata(key, opts)))

@@ -3,7 +3,8 @@
 //! `chart` and incremental runs; the data is the state, so nothing here trusts a manifest.
 //!
 //! Directories that do not parse as `market=…`, `symbol=…`, `interval=…` are skipped with a
-//! warning; dot-prefixed entries (temporary files) are ignored, as every hive reader does.
+//! warning; entries starting with `.` (temporary files) or `_` (`_summary.json`) are ignored,
+//! as every hive reader does.
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +27,7 @@ fn entries(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     for e in fs_err::read_dir(dir)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.') {
+        if !name.starts_with('.') && !name.starts_with('_') {
             out.push((name, e.path()));
         }
     }

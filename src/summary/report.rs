@@ -308,7 +308,11 @@ type Getter = fn(&Describe) -> Option<f64>;
 /// The `describe()` table of one series, laid out like pandas prints it.
 pub fn render_describe(s: &SeriesReport) -> String {
     let mut out = String::new();
-    let cols: Vec<(&String, &Describe)> = s.describe.iter().collect();
+    // Schema order, as pandas prints the columns.
+    let cols: Vec<(&str, &Describe)> = super::series::NUMERIC_COLUMNS
+        .iter()
+        .filter_map(|n| s.describe.get(*n).map(|d| (*n, d)))
+        .collect();
     let _ = write!(out, "{:<6}", "");
     for (name, _) in &cols {
         let _ = write!(out, " {name:>22}");

@@ -29,6 +29,8 @@ fn ms(text: Option<&String>) -> Option<i64> {
 }
 
 type Stat = (&'static str, fn(&Describe) -> Option<f64>);
+type IntCol = (&'static str, fn(&SeriesReport) -> i64);
+type FloatCol = (&'static str, fn(&SeriesReport) -> Option<f64>);
 
 const STATS: [Stat; 7] = [
     ("mean", |d| d.mean),
@@ -53,7 +55,7 @@ pub fn series_batch(series: &[SeriesReport]) -> Result<RecordBatch, ArrowError> 
     text("market", &|s| s.market.as_str().to_owned());
     text("symbol", &|s| s.symbol.clone());
     text("interval", &|s| s.interval.as_str().to_owned());
-    let ints: [(&str, fn(&SeriesReport) -> i64); 4] = [
+    let ints: [IntCol; 4] = [
         ("rows", |s| s.rows as i64),
         ("expected_rows", |s| s.expected_rows),
         ("missing", |s| s.missing),
@@ -77,7 +79,7 @@ pub fn series_batch(series: &[SeriesReport]) -> Result<RecordBatch, ArrowError> 
                 .with_timezone("UTC"),
         ));
     }
-    let floats: [(&str, fn(&SeriesReport) -> Option<f64>); 11] = [
+    let floats: [FloatCol; 11] = [
         ("open", |s| s.open),
         ("high", |s| s.high),
         ("low", |s| s.low),

@@ -169,13 +169,6 @@ impl Column {
         }
     }
 
-    fn truncate(&mut self, n: usize) {
-        match self {
-            Column::Float64(v) => v.truncate(n),
-            Column::Decimal(v) => v.truncate(n),
-        }
-    }
-
     fn slice(&self, start: usize, len: usize) -> Column {
         match self {
             Column::Float64(v) => Column::Float64(v[start..start + len].to_vec()),
@@ -306,29 +299,6 @@ impl KlineRows {
             &mut self.taker_buy_base_volume,
             &mut self.taker_buy_quote_volume,
         ]
-    }
-
-    /// The value column at exchange field index `field` (1-5, 7, 9, 10).
-    fn column_mut(&mut self, field: usize) -> &mut Column {
-        match field {
-            1 => &mut self.open,
-            2 => &mut self.high,
-            3 => &mut self.low,
-            4 => &mut self.close,
-            5 => &mut self.volume,
-            7 => &mut self.quote_volume,
-            9 => &mut self.taker_buy_base_volume,
-            _ => &mut self.taker_buy_quote_volume,
-        }
-    }
-
-    fn truncate(&mut self, n: usize) {
-        self.open_time.truncate(n);
-        self.close_time.truncate(n);
-        self.trades.truncate(n);
-        for c in self.columns_mut() {
-            c.truncate(n);
-        }
     }
 
     /// Append `other`'s rows after these.

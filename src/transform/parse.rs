@@ -80,14 +80,17 @@ impl<'a> Scanner<'a> {
                 let mut i = start;
                 let mut escaped = false;
                 loop {
-                    match self.b.get(i) {
+                    let rest = self.b.get(i..).unwrap_or_default();
+                    match rest.iter().position(|&c| c == b'"' || c == b'\\') {
                         None => return Err("unterminated string".to_owned()),
-                        Some(b'"') => break,
-                        Some(b'\\') => {
-                            escaped = true;
-                            i += 2;
+                        Some(n) if rest[n] == b'"' => {
+                            i += n;
+                            break;
                         }
-                        Some(_) => i += 1,
+                        Some(n) => {
+                            escaped = true;
+                            i += n + 2;
+                        }
                     }
                 }
                 self.pos = i + 1;
@@ -224,39 +227,106 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
-/// Clinger's fast path: with at most 15 significant digits the digits form an integer below
-/// 2^53 and `10^k` (k <= 22) is exact, so one IEEE division is the correctly rounded result.
-/// `None` when the number is outside the fast path.
-fn fast_f64(p: &NumParts<'_>) -> Option<f64> {
-    if p.exp != 0 {
-        return None;
-    }
-    let frac_len = p.frac.len() - p.frac.iter().rev().take_while(|&&d| d == b'0').count();
-    let frac = &p.frac[..frac_len];
-    if frac_len >= POW10.len() {
-        return None;
-    }
+/// What the one-pass float scanner found.
+enum Scanned {
+    /// A plain decimal inside the fast path: the correctly rounded value.
+    Value(f64),
+    /// A plain decimal (`-?d+(.d+)?`) with more than 15 significant digits: valid syntax, to be
+    /// rounded by the standard library.
+    Plain,
+    /// Anything else (exponent, bad syntax): the validating slow path decides.
+    Other,
+}
+
+/// Clinger's fast path in one pass over the text: with at most 15 significant digits the
+/// digits form an integer below 2^53 and `10^k` (k <= 22) is exact, so one IEEE division is the
+/// correctly rounded result. Applies to the common `-?d+(.d+)?` with at
+/// most 15 significant digits (trailing zeros of the fraction do not count).
+#[inline]
+fn scan_f64(text: &[u8]) -> Scanned {
+    let (neg, s) = match text.first() {
+        Some(b'-') => (true, &text[1..]),
+        _ => (false, text),
+    };
     let mut m: u64 = 0;
-    let mut sig = 0;
-    for &d in p.int.iter().chain(frac) {
-        if m == 0 && d == b'0' {
-            continue;
+    let mut sig = 0u32;
+    let mut i = 0;
+    while let Some(&c) = s.get(i) {
+        if !c.is_ascii_digit() {
+            break;
         }
-        sig += 1;
-        if sig > 15 {
-            return None;
+        if m != 0 || c != b'0' {
+            sig += 1;
         }
-        m = m * 10 + u64::from(d - b'0');
+        if sig <= 15 {
+            m = m * 10 + u64::from(c - b'0');
+        }
+        i += 1;
+    }
+    if i == 0 {
+        return Scanned::Other;
+    }
+    let mut frac_len = 0usize;
+    if s.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        let mut zeros = 0usize;
+        while let Some(&c) = s.get(i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            if c == b'0' {
+                zeros += 1;
+            } else if sig <= 15 {
+                // Apply the zeros seen since the last non-zero digit, then this digit.
+                for _ in 0..zeros {
+                    m *= 10;
+                    if m != 0 {
+                        sig += 1;
+                    }
+                }
+                frac_len += zeros + 1;
+                zeros = 0;
+                m = m * 10 + u64::from(c - b'0');
+                sig += 1;
+            } else {
+                sig += 1;
+            }
+            i += 1;
+        }
+        if i == start {
+            return Scanned::Other;
+        }
+    }
+    if i != s.len() {
+        return Scanned::Other;
+    }
+    if sig > 15 || frac_len >= POW10.len() {
+        return Scanned::Plain;
     }
     let v = m as f64 / POW10[frac_len];
-    Some(if p.neg { -v } else { v })
+    Scanned::Value(if neg { -v } else { v })
+}
+
+#[cfg(test)]
+fn fast_f64_text(text: &[u8]) -> Option<f64> {
+    match scan_f64(text) {
+        Scanned::Value(v) => Some(v),
+        Scanned::Plain | Scanned::Other => None,
+    }
 }
 
 /// Parse a decimal token to `f64` (correctly rounded; NaN, inf and overflow rejected).
 fn parse_f64(t: Token<'_>) -> Result<f64, String> {
-    let parts = split_number(t)?;
-    if let Some(v) = fast_f64(&parts) {
-        return Ok(v);
+    if t.escaped {
+        return Err(format!("`{}` is not a number", show(t.text)));
+    }
+    match scan_f64(t.text) {
+        Scanned::Value(v) => return Ok(v),
+        Scanned::Plain => {}
+        Scanned::Other => {
+            split_number(t)?;
+        }
     }
     // Syntax was checked above, so the text is ASCII and a plain decimal literal.
     let s =
@@ -281,7 +351,73 @@ pub fn parse_decimal_str(text: &str) -> Result<i128, String> {
     })
 }
 
+/// One pass over the common `-?d+(.d{1,8})?` with at most 18 digits: `None` otherwise (the
+/// validating slow path then decides).
+#[inline]
+fn fast_decimal_text(text: &[u8]) -> Option<i128> {
+    const POW: [u64; 9] = [
+        1,
+        10,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+    ];
+    let (neg, s) = match text.first() {
+        Some(b'-') => (true, &text[1..]),
+        _ => (false, text),
+    };
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    let mut m: u64 = 0;
+    let mut i = 0;
+    while let Some(&c) = s.get(i) {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        m = m * 10 + u64::from(c - b'0');
+        i += 1;
+    }
+    if i == 0 {
+        return None;
+    }
+    let mut frac_len = 0;
+    if s.get(i) == Some(&b'.') {
+        i += 1;
+        while let Some(&c) = s.get(i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            m = m * 10 + u64::from(c - b'0');
+            i += 1;
+            frac_len += 1;
+        }
+        if frac_len == 0 || frac_len > 8 {
+            return None;
+        }
+    }
+    if i != s.len() {
+        return None;
+    }
+    let v = i128::from(m) * i128::from(POW[8 - frac_len]);
+    Some(if neg { -v } else { v })
+}
+
 fn parse_decimal(t: Token<'_>) -> Result<i128, String> {
+    if !t.escaped {
+        if let Some(v) = fast_decimal_text(t.text) {
+            return Ok(v);
+        }
+    }
+    parse_decimal_slow(t)
+}
+
+/// The general exact parser (exponents, long fractions with trailing zeros, 38 digits).
+fn parse_decimal_slow(t: Token<'_>) -> Result<i128, String> {
     let p = split_number(t)?;
     let overflow = || format!("`{}` does not fit Decimal128(38, 8)", show(t.text));
     // value = digits(int ++ frac) * 10^(exp - frac.len()); wanted: value * 10^8.
@@ -323,27 +459,72 @@ fn parse_decimal(t: Token<'_>) -> Result<i128, String> {
     Ok(if p.neg { -v } else { v })
 }
 
-impl Column {
-    #[inline]
-    fn push_token(&mut self, t: Token<'_>) -> Result<(), String> {
-        match self {
-            Column::Float64(v) => v.push(parse_f64(t)?),
-            Column::Decimal(v) => v.push(parse_decimal(t)?),
-        }
-        Ok(())
-    }
+/// A price/volume value type: `f64` or exact `i128` (scale 8). Lets the row loop be
+/// monomorphised per page instead of dispatching on the column type for every value.
+trait Value: Copy + Default {
+    fn parse(t: Token<'_>) -> Result<Self, String>;
+    fn is_negative(self) -> bool;
+    fn vec(c: &mut Column) -> Option<&mut Vec<Self>>;
+}
 
-    /// Whether the last pushed value is negative.
-    fn last_is_negative(&self) -> bool {
-        match self {
-            Column::Float64(v) => v.last().is_some_and(|x| *x < 0.0),
-            Column::Decimal(v) => v.last().is_some_and(|x| *x < 0),
+impl Value for f64 {
+    #[inline]
+    fn parse(t: Token<'_>) -> Result<Self, String> {
+        parse_f64(t)
+    }
+    #[inline]
+    fn is_negative(self) -> bool {
+        self < 0.0
+    }
+    fn vec(c: &mut Column) -> Option<&mut Vec<Self>> {
+        match c {
+            Column::Float64(v) => Some(v),
+            Column::Decimal(_) => None,
         }
     }
 }
 
+impl Value for i128 {
+    #[inline]
+    fn parse(t: Token<'_>) -> Result<Self, String> {
+        parse_decimal(t)
+    }
+    #[inline]
+    fn is_negative(self) -> bool {
+        self < 0
+    }
+    fn vec(c: &mut Column) -> Option<&mut Vec<Self>> {
+        match c {
+            Column::Decimal(v) => Some(v),
+            Column::Float64(_) => None,
+        }
+    }
+}
+
+/// One parsed row before it is pushed.
+struct Row<T> {
+    open_time: i64,
+    close_time: i64,
+    /// open, high, low, close, volume, quote_volume, taker base, taker quote.
+    values: [T; 8],
+    trades: u64,
+}
+
 /// Parse one page; see [`super::parse_klines`].
 pub(super) fn parse_page(body: &[u8], ctx: &KlineContext<'_>) -> Result<KlineRows, ParseError> {
+    let mut rows = KlineRows::with_capacity(ctx.options.prices, body.len() / 150 + 1);
+    match ctx.options.prices {
+        PriceType::Float64 => parse_page_typed::<f64>(body, ctx, &mut rows)?,
+        PriceType::Decimal => parse_page_typed::<i128>(body, ctx, &mut rows)?,
+    }
+    Ok(rows)
+}
+
+fn parse_page_typed<T: Value>(
+    body: &[u8],
+    ctx: &KlineContext<'_>,
+    rows: &mut KlineRows,
+) -> Result<(), ParseError> {
     let mut sc = Scanner { b: body, pos: 0 };
     let page_err = |reason: String| ParseError::new(ctx, None, None, None, reason);
     if sc.peek() != Some(b'[') {
@@ -353,14 +534,47 @@ pub(super) fn parse_page(body: &[u8], ctx: &KlineContext<'_>) -> Result<KlineRow
         )));
     }
     sc.pos += 1;
-    // Rows are ~180 bytes of compact JSON; reserve to avoid regrowth on 1000-row pages.
-    let mut rows = KlineRows::with_capacity(ctx.options.prices, body.len() / 150 + 1);
+    let KlineRows {
+        open_time,
+        close_time,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        quote_volume,
+        taker_buy_base_volume,
+        taker_buy_quote_volume,
+        trades,
+    } = rows;
+    let (
+        Some(open),
+        Some(high),
+        Some(low),
+        Some(close),
+        Some(volume),
+        Some(quote_volume),
+        Some(taker_base),
+        Some(taker_quote),
+    ) = (
+        T::vec(open),
+        T::vec(high),
+        T::vec(low),
+        T::vec(close),
+        T::vec(volume),
+        T::vec(quote_volume),
+        T::vec(taker_buy_base_volume),
+        T::vec(taker_buy_quote_volume),
+    )
+    else {
+        return Err(page_err("internal: column type mismatch".to_owned()));
+    };
     let mut micros: Option<bool> = None;
     if sc.peek() == Some(b']') {
         sc.pos += 1;
     } else {
         loop {
-            let row = rows.len();
+            let row = open_time.len();
             if sc.peek() != Some(b'[') {
                 return Err(ParseError::new(
                     ctx,
@@ -371,18 +585,34 @@ pub(super) fn parse_page(body: &[u8], ctx: &KlineContext<'_>) -> Result<KlineRow
                 ));
             }
             sc.pos += 1;
-            let before = rows.len();
-            if let Err(e) = parse_row(&mut sc, &mut rows, &mut micros) {
-                let open_time = rows.open_time.get(before).copied();
-                rows.truncate(before);
-                return Err(ParseError::new(
+            let mut first_open = None;
+            let parsed = parse_row::<T>(&mut sc, &mut micros, &mut first_open).map_err(|e| {
+                ParseError::new(
                     ctx,
                     Some(row),
-                    open_time,
+                    first_open,
                     Some(FIELD_NAMES[e.field.min(11)]),
                     e.reason,
-                ));
+                )
+            })?;
+            open_time.push(parsed.open_time);
+            close_time.push(parsed.close_time);
+            for (col, v) in [
+                &mut *open,
+                &mut *high,
+                &mut *low,
+                &mut *close,
+                &mut *volume,
+                &mut *quote_volume,
+                &mut *taker_base,
+                &mut *taker_quote,
+            ]
+            .into_iter()
+            .zip(parsed.values)
+            {
+                col.push(v);
             }
+            trades.push(parsed.trades);
             match sc.peek() {
                 Some(b',') => sc.pos += 1,
                 Some(b']') => {
@@ -404,75 +634,104 @@ pub(super) fn parse_page(body: &[u8], ctx: &KlineContext<'_>) -> Result<KlineRow
             sc.describe()
         )));
     }
-    Ok(rows)
+    Ok(())
 }
 
-/// Parse the 12 fields of one row (the `[` is consumed) and push them. On error some columns
-/// may have been pushed; the caller truncates.
-fn parse_row(
-    sc: &mut Scanner<'_>,
-    rows: &mut KlineRows,
-    micros: &mut Option<bool>,
-) -> Result<(), FieldError> {
-    for field in 0..12 {
-        let t = sc.token().map_err(|reason| FieldError { field, reason })?;
-        let fe = |reason: String| FieldError { field, reason };
-        match field {
-            0 | 6 => {
-                let raw = parse_int(t).map_err(fe)?;
-                let is_us = raw >= MICROS_THRESHOLD;
-                let page_us = *micros.get_or_insert(is_us);
-                if page_us != is_us {
-                    return Err(fe(format!(
-                        "`{raw}` mixes millisecond and microsecond times in one page"
-                    )));
-                }
-                let ms = if page_us { raw.div_euclid(1000) } else { raw };
-                if field == 0 {
-                    rows.open_time.push(ms);
-                } else {
-                    rows.close_time.push(ms);
-                }
-            }
-            8 => {
-                let raw = parse_int(t).map_err(fe)?;
-                let n = u64::try_from(raw)
-                    .map_err(|_| fe(format!("`{raw}` is negative; a trade count is >= 0")))?;
-                rows.trades.push(n);
-            }
-            11 => {}
-            _ => {
-                let col = rows.column_mut(field);
-                col.push_token(t).map_err(fe)?;
-                if field <= 4 && col.last_is_negative() {
-                    return Err(fe(format!("`{}` is a negative price", show(t.text))));
-                }
-            }
+/// After field `field`: a `,` (fields 0-10) or the closing `]` (field 11).
+#[inline]
+fn separator(sc: &mut Scanner<'_>, field: usize) -> Result<(), FieldError> {
+    match sc.peek() {
+        Some(b',') if field < 11 => sc.pos += 1,
+        Some(b']') if field == 11 => sc.pos += 1,
+        Some(b']') => {
+            return Err(FieldError {
+                field: field + 1,
+                reason: format!("missing: the kline has {} fields, expected 12", field + 1),
+            });
         }
-        match sc.peek() {
-            Some(b',') if field < 11 => sc.pos += 1,
-            Some(b']') if field == 11 => sc.pos += 1,
-            Some(b']') => {
-                return Err(FieldError {
-                    field: field + 1,
-                    reason: format!("missing: the kline has {} fields, expected 12", field + 1),
-                });
-            }
-            Some(b',') => {
-                return Err(FieldError {
-                    field: 11,
-                    reason: "the kline has more than 12 fields".to_owned(),
-                });
-            }
-            _ => {
-                return Err(FieldError {
-                    field,
-                    reason: format!("expected `,` or `]`, found {}", sc.describe()),
-                });
-            }
+        Some(b',') => {
+            return Err(FieldError {
+                field: 11,
+                reason: "the kline has more than 12 fields".to_owned(),
+            });
+        }
+        _ => {
+            return Err(FieldError {
+                field,
+                reason: format!("expected `,` or `]`, found {}", sc.describe()),
+            });
         }
     }
     Ok(())
+}
+
+/// A time field (0 or 6) in ms, checking the page's unit (see the module docs of `transform`).
+#[inline]
+fn time_field(
+    sc: &mut Scanner<'_>,
+    field: usize,
+    micros: &mut Option<bool>,
+) -> Result<i64, FieldError> {
+    let fe = |reason: String| FieldError { field, reason };
+    let raw = parse_int(sc.token().map_err(fe)?).map_err(fe)?;
+    let is_us = raw >= MICROS_THRESHOLD;
+    let page_us = *micros.get_or_insert(is_us);
+    if page_us != is_us {
+        return Err(fe(format!(
+            "`{raw}` mixes millisecond and microsecond times in one page"
+        )));
+    }
+    separator(sc, field)?;
+    Ok(if page_us { raw.div_euclid(1000) } else { raw })
+}
+
+/// A price (fields 1-4, never negative) or volume field.
+#[inline]
+fn value_field<T: Value>(sc: &mut Scanner<'_>, field: usize) -> Result<T, FieldError> {
+    let fe = |reason: String| FieldError { field, reason };
+    let t = sc.token().map_err(fe)?;
+    let v = T::parse(t).map_err(fe)?;
+    if field <= 4 && v.is_negative() {
+        return Err(fe(format!("`{}` is a negative price", show(t.text))));
+    }
+    separator(sc, field)?;
+    Ok(v)
+}
+
+/// Parse the 12 fields of one row (the `[` is consumed). `first_open` is set as soon as the
+/// open time is read, so errors in later fields can name it.
+fn parse_row<T: Value>(
+    sc: &mut Scanner<'_>,
+    micros: &mut Option<bool>,
+    first_open: &mut Option<i64>,
+) -> Result<Row<T>, FieldError> {
+    let open_time = time_field(sc, 0, micros)?;
+    *first_open = Some(open_time);
+    let mut values = [T::default(); 8];
+    for (slot, field) in values[..5].iter_mut().zip(1..=5) {
+        *slot = value_field(sc, field)?;
+    }
+    let close_time = time_field(sc, 6, micros)?;
+    values[5] = value_field(sc, 7)?;
+    let trades = {
+        let fe = |reason: String| FieldError { field: 8, reason };
+        let raw = parse_int(sc.token().map_err(fe)?).map_err(fe)?;
+        let n = u64::try_from(raw)
+            .map_err(|_| fe(format!("`{raw}` is negative; a trade count is >= 0")))?;
+        separator(sc, 8)?;
+        n
+    };
+    values[6] = value_field(sc, 9)?;
+    values[7] = value_field(sc, 10)?;
+    sc.token()
+        .map_err(|reason| FieldError { field: 11, reason })?;
+    separator(sc, 11)?;
+    Ok(Row {
+        open_time,
+        close_time,
+        values,
+        trades,
+    })
 }
 
 /// `PriceType` → an empty column of that type.
@@ -519,6 +778,21 @@ mod tests {
             let t = Token { text: text.as_bytes(), escaped: false };
             let want: f64 = text.parse().unwrap();
             proptest::prop_assert_eq!(parse_f64(t).unwrap().to_bits(), want.to_bits(), "{}", text);
+            if let Some(v) = fast_f64_text(text.as_bytes()) {
+                proptest::prop_assert_eq!(v.to_bits(), want.to_bits(), "{}", text);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_decimal_path_matches_the_exact_parser(int in 0u64..10_000_000_000, frac in 0u64..100_000_000, width in 0usize..10, neg: bool) {
+            let sign = if neg { "-" } else { "" };
+            let text = if width == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{frac:0width$}") };
+            let t = Token { text: text.as_bytes(), escaped: false };
+            if let Some(v) = fast_decimal_text(t.text) {
+                proptest::prop_assert_eq!(Ok(v), parse_decimal_slow(t), "{}", text);
+            }
         }
     }
 

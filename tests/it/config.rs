@@ -240,17 +240,6 @@ fn plan_json_and_range_overrides() {
 }
 
 #[test]
-fn run_and_simulate_are_stubs_for_now() {
-    let cwd = tempfile::tempdir().unwrap();
-    let demo = root().join("pipelines/demo.yaml");
-    let out = kline_etl(cwd.path(), &["run", demo.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(70));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("`run` is not implemented"));
-    let out = kline_etl(cwd.path(), &["simulate", "--port", "0"]);
-    assert_eq!(out.status.code(), Some(70));
-}
-
-#[test]
 fn usage_errors_exit_2_and_help_exits_0() {
     let cwd = tempfile::tempdir().unwrap();
     let out = kline_etl(cwd.path(), &["run", "x.yaml", "--concurrency", "0"]);

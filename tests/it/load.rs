@@ -29,7 +29,7 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 /// The five intabyu BTCUSDT 1h spot months (3,623 rows, with the 2023-03-24 outage).
-fn intabyu_lines() -> Vec<Vec<String>> {
+pub(crate) fn intabyu_lines() -> Vec<Vec<String>> {
     (1..=5)
         .flat_map(|m| {
             let text = std::fs::read_to_string(fixture(&format!(
@@ -117,7 +117,7 @@ fn json_lines(rel: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn opts(prices: PriceType, time_unit: TimeUnit) -> WriteOptions {
+pub(crate) fn opts(prices: PriceType, time_unit: TimeUnit) -> WriteOptions {
     WriteOptions {
         pipeline: "test-pipeline".to_owned(),
         source: "simulator".to_owned(),
@@ -133,7 +133,7 @@ fn opts(prices: PriceType, time_unit: TimeUnit) -> WriteOptions {
     }
 }
 
-fn task(symbol: &str, interval: Interval) -> TaskKey {
+pub(crate) fn task(symbol: &str, interval: Interval) -> TaskKey {
     TaskKey {
         market: Market::Spot,
         symbol: symbol.parse().unwrap(),
@@ -152,7 +152,7 @@ fn parse(body: &str, task: &TaskKey, o: &WriteOptions) -> KlineRows {
 }
 
 /// Feed `lines` in pages of `page_rows` through a TaskSink; return the outcome.
-fn load_pages(
+pub(crate) fn load_pages(
     root: &Path,
     o: &WriteOptions,
     task: &TaskKey,
@@ -229,6 +229,63 @@ fn fixture_pages_round_trip_exactly_in_every_mode() {
             &json_lines("vbalabin-trtrd/klines.json"),
             PriceType::Decimal
         )
+    );
+}
+
+#[test]
+fn microsecond_pages_give_the_same_rows() {
+    let t = task("BTCUSDT", Interval::H1);
+    let o = opts(PriceType::Decimal, TimeUnit::Millisecond);
+    let lines = intabyu_lines();
+    let mut us = lines.clone();
+    for f in &mut us {
+        f[0] = format!("{}000", f[0]);
+        f[6] = format!("{}999", f[6]);
+    }
+    assert_eq!(parse(&page(&us), &t, &o), parse(&page(&lines), &t, &o));
+}
+
+#[test]
+fn a_late_chunk_for_an_earlier_partition_is_merged() {
+    let t = task("ADABTC", Interval::M1);
+    let o = opts(PriceType::Float64, TimeUnit::Millisecond);
+    let nov = synth(
+        Interval::M1,
+        &[ms("2024-11-30T23:58:00Z"), ms("2024-11-30T23:59:00Z")],
+    );
+    let dec = synth(
+        Interval::M1,
+        &[ms("2024-12-01T00:00:00Z"), ms("2024-12-01T00:01:00Z")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = TaskSink::new(DatasetWriter::new(dir.path(), o.clone()), t.clone());
+    // One page across the month boundary, then a late page for November again.
+    sink.push(parse(&page(&[nov[1].clone(), dec[0].clone()]), &t, &o))
+        .unwrap();
+    sink.push(parse(&page(&dec[1..]), &t, &o)).unwrap();
+    sink.push(parse(&page(&nov[..1]), &t, &o)).unwrap();
+    let out = sink.finish().unwrap();
+    let written: Vec<(String, u64)> = out
+        .partitions
+        .iter()
+        .map(|p| {
+            let dir = p.path.parent().unwrap().file_name().unwrap();
+            (dir.to_string_lossy().into_owned(), p.rows_written)
+        })
+        .collect();
+    assert_eq!(
+        written,
+        [
+            ("month=2024-11".to_owned(), 1),
+            ("month=2024-12".to_owned(), 2),
+            ("month=2024-11".to_owned(), 2),
+        ]
+    );
+    let mut all = nov.clone();
+    all.extend(dec);
+    assert_eq!(
+        read_task(dir.path(), &t, PriceType::Float64),
+        expected(&all, PriceType::Float64)
     );
 }
 

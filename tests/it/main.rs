@@ -3,4 +3,6 @@
 mod config;
 mod extract;
 mod load;
+mod run;
 mod simulator;
+mod summary;

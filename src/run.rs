@@ -1,0 +1,665 @@
+//! Running a pipeline end to end: resolve symbols and the time range against the exchange,
+//! turn the data on disk into the incremental task list, drive the extractor, feed its ordered
+//! pages to the loader on a dedicated thread, then write the run report (`_summary.json`,
+//! `_summary.parquet`) next to the data.
+//!
+//! This module owns the wiring only: paging and budgets live in [`crate::extract`], typing in
+//! [`crate::transform`], files in [`crate::load`], statistics in [`crate::summary`].
+//!
+//! # Incremental runs
+//!
+//! The data on disk is the state. For each symbol × interval, when the output already holds
+//! candles inside the requested range, the run starts at the last stored open time (that
+//! candle is fetched again and re-checked; the merge keeps files byte-identical when nothing
+//! changed) instead of `range.start`. `--full-refresh` fetches the whole range. A nightly run
+//! with nothing new therefore costs one small request per symbol × interval.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{Dataset, Endpoint, Pipeline, SymbolSelection, SymbolSelector};
+use crate::exit::ExitCode;
+use crate::extract::client::{ClientConfig, ExchangeInfo, RestClient};
+use crate::extract::{
+    ExtractConfig, ExtractEvent, Extractor, FailedWindow, KlineTask, Progress, RunOutcome,
+    TaskStatus,
+};
+use crate::load::{DatasetWriter, LoadError, TaskKey, TaskSink, WriteOptions};
+use crate::simulator::{SimConfig, SimHandle, Simulator};
+use crate::summary::dataset::summarize;
+use crate::summary::report::{PipelineInfo, Report, SeriesReport, ToolInfo, render_table};
+use crate::summary::series::GapCause;
+use crate::summary::table::series_parquet;
+use crate::symbol::Symbol;
+use crate::transform::fmt_ms;
+use crate::transform::quality::QualityReport;
+
+/// Run behaviour from the command line (the data the job produces is in the pipeline).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Fetch the whole range even where data is on disk.
+    pub full_refresh: bool,
+    /// Page requests in flight at once (default 8).
+    pub concurrency: Option<usize>,
+    /// SHA-256 of the pipeline file, for the report.
+    pub pipeline_hash: Option<String>,
+    /// Print the summary table on stderr at the end.
+    pub print_table: bool,
+}
+
+/// Why a run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The pipeline asks for something this build does not do.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The built-in simulator could not start.
+    #[error("cannot start the built-in simulator")]
+    Simulator(#[source] crate::simulator::SimError),
+    /// The exchange could not be reached or answered nonsense before any task started.
+    #[error("cannot talk to the exchange at `{base_url}`: {reason}")]
+    Exchange {
+        /// The base URL.
+        base_url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A symbol selector matched nothing, or too much.
+    #[error("{0}")]
+    Symbols(String),
+    /// Writing the report failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The extractor could not start.
+    #[error(transparent)]
+    Extract(#[from] crate::extract::ExtractError),
+}
+
+impl RunError {
+    /// The exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            RunError::Unsupported(_) | RunError::Symbols(_) => ExitCode::Usage,
+            RunError::Load(e) => e.exit_code(),
+            RunError::Simulator(_) => ExitCode::Internal,
+            RunError::Exchange { .. } | RunError::Extract(_) => ExitCode::TasksFailed,
+        }
+    }
+}
+
+/// One task's line in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskReport {
+    /// Market.
+    pub market: String,
+    /// Symbol.
+    pub symbol: String,
+    /// Interval.
+    pub interval: String,
+    /// Requested window start (after incremental adjustment).
+    pub start: String,
+    /// Requested window end (exclusive).
+    pub end: String,
+    /// `complete`, `failed`, `stopped`.
+    pub status: String,
+    /// Failure reason, when failed.
+    pub error: Option<String>,
+    /// Where a rerun resumes, when stopped.
+    pub resume_from: Option<String>,
+    /// Windows that could not be fetched.
+    pub failed_windows: Vec<FailedWindow>,
+    /// Requests sent.
+    pub requests: u64,
+    /// Weight used.
+    pub weight: u64,
+    /// Rows received (closed candles).
+    pub rows: u64,
+    /// Still-forming candles held back.
+    pub rows_held_back: u64,
+    /// Rows dropped as invalid (off grid, outside the window, duplicates, bad close time).
+    pub rows_dropped: u64,
+    /// Partition files written or rewritten.
+    pub files_written: u64,
+    /// Rows not on disk before.
+    pub rows_new: u64,
+    /// Stored rows replaced by different values.
+    pub rows_replaced: u64,
+    /// Quality findings.
+    pub quality: QualityReport,
+}
+
+/// The `run` section of `_summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    /// When the run started (UTC).
+    pub started_at: String,
+    /// When it finished.
+    pub finished_at: String,
+    /// Wall time, ms.
+    pub elapsed_ms: u64,
+    /// `ok`, `tasks_failed`, `resumable`, `output`, ...
+    pub outcome: String,
+    /// The process exit code.
+    pub exit_code: u8,
+    /// Resolved range start (UTC).
+    pub range_start: String,
+    /// Resolved range end (UTC, exclusive).
+    pub range_end: String,
+    /// The symbols the run covered (explicit or resolved from a selector).
+    pub symbols: Vec<String>,
+    /// Task counts.
+    pub tasks_total: usize,
+    /// Tasks completed.
+    pub tasks_ok: usize,
+    /// Tasks failed.
+    pub tasks_failed: usize,
+    /// Tasks stopped early (ban, interrupt): rerun to resume.
+    pub tasks_stopped: usize,
+    /// Requests sent.
+    pub requests: u64,
+    /// Request weight used.
+    pub weight_used: u64,
+    /// The exchange's weight limit per window.
+    pub weight_limit: u32,
+    /// The window the limit applies to, e.g. `1M` (minute).
+    pub weight_window: String,
+    /// The share of the budget in force at the end (shrinks after a 429).
+    pub weight_share: f64,
+    /// Retries by cause.
+    pub retries: BTreeMap<String, u64>,
+    /// HTTP 429 replies received.
+    pub http_429: u64,
+    /// HTTP 418 replies received.
+    pub http_418: u64,
+    /// Closed candles received.
+    pub rows_fetched: u64,
+    /// Still-forming candles held back.
+    pub rows_held_back: u64,
+    /// New rows written.
+    pub rows_new: u64,
+    /// Partition files written.
+    pub files_written: u64,
+    /// Bytes of partition files written.
+    pub bytes_written: u64,
+    /// Time spent fetching (the extractor's wall time), ms.
+    pub extract_ms: u64,
+    /// Time spent writing after the last page arrived, ms.
+    pub load_tail_ms: u64,
+    /// Time spent computing the summary, ms.
+    pub summary_ms: u64,
+    /// Per task.
+    pub tasks: Vec<TaskReport>,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The exit code the process should end with.
+    pub exit: ExitCode,
+    /// The report written to `_summary.json`.
+    pub report: Report<RunInfo>,
+    /// Where it was written.
+    pub summary_path: PathBuf,
+}
+
+/// The default number of page requests in flight.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// Run a validated pipeline. `cancel` set to `true` stops it cleanly (resumable).
+pub async fn run_pipeline(
+    p: &Pipeline,
+    opts: &RunOptions,
+    progress: Arc<dyn Progress>,
+    cancel: watch::Receiver<bool>,
+) -> Result<RunResult, RunError> {
+    if p.dataset != Dataset::Klines {
+        return Err(RunError::Unsupported(format!(
+            "dataset `{}` is not available in this version of kline-etl; use `dataset: klines`",
+            p.dataset.as_str()
+        )));
+    }
+    let started = Instant::now();
+    let started_at = fmt_ms(chrono::Utc::now().timestamp_millis());
+
+    // The simulator, when the pipeline asks for it, lives exactly as long as the run.
+    let (sim, base_url) = match &p.source.endpoint {
+        Endpoint::Url(u) => (None::<SimHandle>, u.clone()),
+        Endpoint::Simulator(settings) => {
+            let h = Simulator::start(SimConfig::from_settings(settings, p.source.market))
+                .await
+                .map_err(RunError::Simulator)?;
+            let url = h.base_url();
+            tracing::info!(%url, "started the built-in simulator");
+            (Some(h), url)
+        }
+    };
+    let result = run_against(p, opts, &base_url, progress, cancel, started, started_at).await;
+    if let Some(h) = sim {
+        h.shutdown().await;
+    }
+    result
+}
+
+async fn run_against(
+    p: &Pipeline,
+    opts: &RunOptions,
+    base_url: &str,
+    progress: Arc<dyn Progress>,
+    cancel: watch::Receiver<bool>,
+    started: Instant,
+    started_at: String,
+) -> Result<RunResult, RunError> {
+    let exchange_err = |reason: String| RunError::Exchange {
+        base_url: base_url.to_owned(),
+        reason,
+    };
+    let client = RestClient::new(&ClientConfig {
+        market: p.source.market,
+        base_url: base_url.to_owned(),
+        api_key: p.source.api_key.clone(),
+        timeout: std::time::Duration::from_secs(p.source.timeout_secs.max(1)),
+        max_body_bytes: crate::extract::client::DEFAULT_MAX_BODY_BYTES,
+    })
+    .map_err(|e| exchange_err(e.to_string()))?;
+    let now = client
+        .server_time()
+        .await
+        .map_err(|e| exchange_err(error_chain(&e)))?;
+    let symbols = match &p.symbols {
+        SymbolSelection::List(l) => l.clone(),
+        SymbolSelection::Selector(sel) => {
+            let info = client
+                .exchange_info()
+                .await
+                .map_err(|e| exchange_err(error_chain(&e)))?;
+            select_symbols(&info, sel)?
+        }
+    };
+    let (range_start, range_end) = p.range.resolve(now);
+    let root = p.output.path.clone();
+
+    // Tasks, starting where the data on disk ends.
+    let mut tasks = Vec::new();
+    for symbol in &symbols {
+        for interval in &p.intervals {
+            let mut start = range_start;
+            if !opts.full_refresh {
+                let last = crate::load::last_open_time(&root, p.source.market, symbol, *interval)?;
+                if let Some(last) = last.filter(|l| (range_start..range_end).contains(l)) {
+                    start = last;
+                }
+            }
+            if start < range_end {
+                tasks.push(KlineTask {
+                    market: p.source.market,
+                    symbol: symbol.clone(),
+                    interval: *interval,
+                    start_ms: start,
+                    end_ms: range_end,
+                });
+            }
+        }
+    }
+    tracing::info!(
+        tasks = tasks.len(),
+        start = %fmt_ms(range_start),
+        end = %fmt_ms(range_end),
+        "planned"
+    );
+
+    let mut cfg = ExtractConfig::from_source(&p.source, base_url, p.transform);
+    cfg.concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    let extractor = Extractor::new(cfg).with_progress(progress);
+    let (tx, rx) = mpsc::channel::<ExtractEvent>(64);
+
+    // Encoding is CPU work: it runs on its own thread, fed through a bounded channel.
+    let writer = DatasetWriter::new(root.clone(), WriteOptions::from_pipeline(p));
+    let keys: Vec<TaskKey> = tasks
+        .iter()
+        .map(|t| TaskKey {
+            market: t.market,
+            symbol: t.symbol.clone(),
+            interval: t.interval,
+        })
+        .collect();
+    let loader = std::thread::Builder::new()
+        .name("kline-etl-load".into())
+        .spawn(move || load_loop(rx, &writer, &keys))
+        .map_err(|e| RunError::Load(LoadError::Io(e)))?;
+
+    let task_list = tasks.clone();
+    let extract_started = Instant::now();
+    let extracted = extractor.run(tasks, tx, cancel).await;
+    let extract_ms = extract_started.elapsed().as_millis() as u64;
+    let tail_started = Instant::now();
+    let (mut outcomes, loaded) = loader.join().unwrap_or_else(|_| {
+        (
+            HashMap::new(),
+            HashMap::from([(usize::MAX, Err("the loader thread panicked".into()))]),
+        )
+    });
+    let load_tail_ms = tail_started.elapsed().as_millis() as u64;
+    let extracted = extracted?;
+
+    // Per task: what the extractor and the loader say.
+    let mut reports = Vec::with_capacity(task_list.len());
+    let mut any_load_error: Option<ExitCode> = None;
+    let (mut ok, mut failed, mut stopped) = (0, 0, 0);
+    let mut failed_windows: Vec<(TaskKey, Vec<(i64, i64)>)> = Vec::new();
+    for (i, t) in task_list.iter().enumerate() {
+        let ex = outcomes.remove(&i);
+        let ld = loaded.get(&i);
+        let mut r = TaskReport {
+            market: t.market.as_str().to_owned(),
+            symbol: t.symbol.to_string(),
+            interval: t.interval.as_str().to_owned(),
+            start: fmt_ms(t.start_ms),
+            end: fmt_ms(t.end_ms),
+            status: "complete".into(),
+            error: None,
+            resume_from: None,
+            failed_windows: Vec::new(),
+            requests: 0,
+            weight: 0,
+            rows: 0,
+            rows_held_back: 0,
+            rows_dropped: 0,
+            files_written: 0,
+            rows_new: 0,
+            rows_replaced: 0,
+            quality: QualityReport::default(),
+        };
+        if let Some(o) = &ex {
+            r.requests = o.metrics.requests;
+            r.weight = o.metrics.weight;
+            r.rows = o.metrics.rows;
+            r.rows_held_back = o.metrics.held_back;
+            r.rows_dropped = o.metrics.dropped();
+            r.failed_windows.clone_from(&o.failed_windows);
+            match &o.status {
+                TaskStatus::Complete => {}
+                TaskStatus::Failed(e) => {
+                    r.status = "failed".into();
+                    r.error = Some(e.to_string());
+                }
+                TaskStatus::Stopped { resume_from } => {
+                    r.status = "stopped".into();
+                    r.resume_from = Some(fmt_ms(*resume_from));
+                }
+            }
+            if !o.failed_windows.is_empty() {
+                failed_windows.push((
+                    TaskKey {
+                        market: t.market,
+                        symbol: t.symbol.clone(),
+                        interval: t.interval,
+                    },
+                    o.failed_windows.iter().map(|w| (w.start, w.end)).collect(),
+                ));
+            }
+        }
+        match ld {
+            Some(Ok(out)) => {
+                r.quality = out.quality.clone();
+                for part in &out.partitions {
+                    r.rows_new += part.rows_new;
+                    r.rows_replaced += part.rows_replaced;
+                    if part.rewritten {
+                        r.files_written += 1;
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                r.status = "failed".into();
+                r.error = Some(e.clone());
+                any_load_error.get_or_insert(ExitCode::Output);
+            }
+            None => {}
+        }
+        match r.status.as_str() {
+            "complete" => ok += 1,
+            "failed" => failed += 1,
+            _ => stopped += 1,
+        }
+        reports.push(r);
+    }
+    if let Some(Err(e)) = loaded.get(&usize::MAX) {
+        tracing::error!("{e}");
+        any_load_error = Some(ExitCode::Internal);
+    }
+
+    // Statistics of the data on disk (the source of truth), with gaps inside windows we
+    // failed to fetch marked as such.
+    let summary_started = Instant::now();
+    let root_for_summary = root.clone();
+    let mut series: Vec<SeriesReport> =
+        tokio::task::spawn_blocking(move || summarize(&root_for_summary))
+            .await
+            .map_err(|e| RunError::Load(LoadError::Io(std::io::Error::other(e.to_string()))))??;
+    attribute_failed_gaps(&mut series, &failed_windows);
+    let summary_ms = summary_started.elapsed().as_millis() as u64;
+
+    let exit = match (extracted.outcome, any_load_error) {
+        (_, Some(code)) => code,
+        (o, None) => o.exit_code(),
+    };
+    let m = &extracted.metrics;
+    let info = RunInfo {
+        started_at,
+        finished_at: fmt_ms(chrono::Utc::now().timestamp_millis()),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        outcome: match extracted.outcome {
+            RunOutcome::BannedResumable { .. } => "banned_resumable".to_owned(),
+            RunOutcome::Cancelled => "cancelled".to_owned(),
+            _ => exit.name().to_owned(),
+        },
+        exit_code: exit.code(),
+        range_start: fmt_ms(range_start),
+        range_end: fmt_ms(range_end),
+        symbols: symbols.iter().map(ToString::to_string).collect(),
+        tasks_total: task_list.len(),
+        tasks_ok: ok,
+        tasks_failed: failed,
+        tasks_stopped: stopped,
+        requests: m.requests,
+        weight_used: m.weight,
+        weight_limit: extracted.weight_limit.limit,
+        weight_window: format!(
+            "{}{}",
+            extracted.weight_limit.num, extracted.weight_limit.unit
+        ),
+        weight_share: extracted.weight_share,
+        retries: crate::extract::retry::RetryCause::ALL
+            .iter()
+            .map(|c| (c.as_str().to_owned(), m.retries_for(*c)))
+            .collect(),
+        http_429: m.http_429,
+        http_418: m.http_418,
+        rows_fetched: m.rows,
+        rows_held_back: m.held_back,
+        rows_new: reports.iter().map(|r| r.rows_new).sum(),
+        files_written: reports.iter().map(|r| r.files_written).sum(),
+        bytes_written: loaded
+            .values()
+            .filter_map(|r| r.as_ref().ok())
+            .flat_map(|o| o.partitions.iter())
+            .filter(|w| w.rewritten)
+            .map(|w| w.bytes)
+            .sum(),
+        extract_ms,
+        load_tail_ms,
+        summary_ms,
+        tasks: reports,
+    };
+    let report = Report {
+        report_version: crate::summary::report::REPORT_VERSION,
+        tool: ToolInfo::default(),
+        pipeline: Some(PipelineInfo {
+            name: p.name.clone(),
+            hash: opts.pipeline_hash.clone().unwrap_or_default(),
+        }),
+        run: Some(info),
+        series,
+    };
+    let summary_path = write_report(&root, &report)?;
+    if opts.print_table {
+        eprint!("{}", render_table(&report.series));
+    }
+    Ok(RunResult {
+        exit,
+        report,
+        summary_path,
+    })
+}
+
+/// Write `_summary.json` and `_summary.parquet` under `<root>/klines/`, atomically.
+pub fn write_report<R: Serialize>(root: &Path, report: &Report<R>) -> Result<PathBuf, LoadError> {
+    let dir = root.join("klines");
+    let json_path = dir.join("_summary.json");
+    let mut json =
+        serde_json::to_vec_pretty(report).map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
+    json.push(b'\n');
+    crate::load::atomic::write_atomic(&json_path, &json, |_| Ok(()), |_| false)?;
+    let pq_path = dir.join("_summary.parquet");
+    let pq = series_parquet(&report.series).map_err(|source| LoadError::Encode {
+        path: pq_path.clone(),
+        source,
+    })?;
+    crate::load::atomic::write_atomic(&pq_path, &pq, |_| Ok(()), |_| false)?;
+    Ok(json_path)
+}
+
+/// What the loader wrote per task (by task index).
+type LoadResults = HashMap<usize, Result<crate::load::TaskOutcome, String>>;
+/// How the extractor said each task ended (by task index).
+type ExtractResults = HashMap<usize, crate::extract::TaskOutcome>;
+
+/// The loader thread: one [`TaskSink`] per task, fed in order.
+fn load_loop(
+    mut rx: mpsc::Receiver<ExtractEvent>,
+    writer: &DatasetWriter,
+    keys: &[TaskKey],
+) -> (ExtractResults, LoadResults) {
+    let mut sinks: HashMap<usize, TaskSink> = HashMap::new();
+    let mut results: LoadResults = HashMap::new();
+    let mut extracted: ExtractResults = HashMap::new();
+    while let Some(ev) = rx.blocking_recv() {
+        match ev {
+            ExtractEvent::Rows { task, rows } => {
+                if results.contains_key(&task.0) {
+                    continue; // this task's load already failed; drop its rows
+                }
+                let sink = sinks
+                    .entry(task.0)
+                    .or_insert_with(|| TaskSink::new(writer.clone(), keys[task.0].clone()));
+                if let Err(e) = sink.push(rows) {
+                    tracing::error!(task = %keys[task.0].symbol, "{}", error_chain(&e));
+                    sinks.remove(&task.0);
+                    results.insert(task.0, Err(error_chain(&e)));
+                }
+            }
+            ExtractEvent::TaskDone { task, outcome } => {
+                extracted.insert(task.0, outcome);
+                if let Some(sink) = sinks.remove(&task.0) {
+                    let r = sink.finish().map_err(|e| error_chain(&e));
+                    if let Err(e) = &r {
+                        tracing::error!(task = %keys[task.0].symbol, "{e}");
+                    }
+                    results.insert(task.0, r);
+                }
+            }
+        }
+    }
+    // A channel closed without TaskDone (extractor error): still commit what arrived, since
+    // every partition written is complete and consistent on its own.
+    for (task, sink) in sinks {
+        results.insert(task, sink.finish().map_err(|e| error_chain(&e)));
+    }
+    (extracted, results)
+}
+
+fn attribute_failed_gaps(series: &mut [SeriesReport], failed: &[(TaskKey, Vec<(i64, i64)>)]) {
+    for (key, windows) in failed {
+        let Some(s) = series.iter_mut().find(|s| {
+            s.market == key.market && s.symbol == key.symbol.as_str() && s.interval == key.interval
+        }) else {
+            continue;
+        };
+        for g in &mut s.gaps {
+            let (Ok(start), Ok(end)) = (
+                chrono::DateTime::parse_from_rfc3339(&g.start),
+                chrono::DateTime::parse_from_rfc3339(&g.end),
+            ) else {
+                continue;
+            };
+            let (start, end) = (start.timestamp_millis(), end.timestamp_millis());
+            if windows.iter().any(|(ws, we)| start < *we && *ws < end) {
+                g.cause = GapCause::FetchFailed;
+            }
+        }
+    }
+}
+
+/// Resolve a selector against `exchangeInfo`: quote assets, status, regex, max.
+pub fn select_symbols(info: &ExchangeInfo, sel: &SymbolSelector) -> Result<Vec<Symbol>, RunError> {
+    let re = sel
+        .regex
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .map_err(|e| RunError::Symbols(format!("invalid symbol regex: {e}")))?;
+    let mut out = Vec::new();
+    for s in &info.symbols {
+        if !sel.quote.is_empty() && !sel.quote.contains(&s.quote_asset) {
+            continue;
+        }
+        if !sel.include_inactive && s.trading_status() != Some("TRADING") {
+            continue;
+        }
+        if let Some(re) = &re {
+            if !re.is_match(&s.symbol) {
+                continue;
+            }
+        }
+        match s.symbol.parse::<Symbol>() {
+            Ok(sym) => out.push(sym),
+            Err(e) => tracing::warn!("skipping exchange symbol: {e}"),
+        }
+    }
+    out.sort();
+    out.dedup();
+    if out.is_empty() {
+        return Err(RunError::Symbols(
+            "the symbol selector matched no symbol on the exchange; widen `quote`/`regex` or set `include_inactive: true`".into(),
+        ));
+    }
+    if let Some(max) = sel.max {
+        if out.len() > max {
+            return Err(RunError::Symbols(format!(
+                "the symbol selector matched {} symbols, more than `max: {max}`; narrow it or raise `max`",
+                out.len()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// `error: a: b: c` style text of an error and its causes, each once.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s
+}

@@ -1,0 +1,377 @@
+//! The real binary end to end against the simulator: `run` writes exactly the exchange's
+//! closed candles, reruns are byte-identical no-ops, a nightly rerun fetches only what is new,
+//! bad symbols fail their own task only, `summary` and `chart` read the output, and the API
+//! key never leaks.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use kline_etl::config::{OnViolation, PriceType, TimeUnit, TransformOptions};
+use kline_etl::interval::{DAY_MS, Interval};
+use kline_etl::market::Market;
+use kline_etl::simulator::{ClockMode, SimConfig, SimHandle, Simulator};
+use kline_etl::summary::dataset::read_series;
+use kline_etl::symbol::Symbol;
+use kline_etl::transform::{KlineContext, KlineRows, parse_klines};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kline-etl");
+/// 2024-06-01T00:30:00Z: the simulator's frozen "now" in these tests (mid-candle for `1h`, so
+/// the forming candle is held back, and 30 minutes after the last daily close).
+const NOW: i64 = 1_717_201_800_000;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn cli(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .env_remove("BINANCE_API_KEY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().expect("the binary runs"))
+        .await
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn simulator() -> SimHandle {
+    let cfg = SimConfig {
+        clock: ClockMode::Fixed(NOW),
+        ..SimConfig::default()
+    };
+    Simulator::start(cfg).await.unwrap()
+}
+
+fn pipeline(dir: &Path, base_url: &str, symbols: &str, intervals: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        "name: it-run\nsource:\n  base_url: {base_url}\n{extra}symbols: {symbols}\nintervals: {intervals}\nrange:\n  start: 2024-01-01\n  end: now\noutput:\n  path: out\n"
+    );
+    let p = dir.join("pipeline.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn options() -> TransformOptions {
+    TransformOptions {
+        prices: PriceType::Float64,
+        time_unit: TimeUnit::Millisecond,
+        include_forming: false,
+        on_violation: OnViolation::Report,
+    }
+}
+
+/// The simulator's ground truth for `[start, end)`, typed the way the pipeline types it.
+fn truth(sim: &SimHandle, symbol: &Symbol, interval: Interval, start: i64, end: i64) -> KlineRows {
+    let rows = sim.expected_klines(Market::Spot, symbol, interval, start, end);
+    let page: Vec<[serde_json::Value; 12]> = rows
+        .iter()
+        .map(kline_etl::simulator::KlineRow::to_json)
+        .collect();
+    let body = serde_json::to_vec(&page).unwrap();
+    let opts = options();
+    let ctx = KlineContext {
+        market: Market::Spot,
+        symbol,
+        interval,
+        options: &opts,
+    };
+    parse_klines(&body, &ctx).unwrap()
+}
+
+/// Equal rows, with a readable message (the Debug of thousands of rows is not).
+fn assert_same(got: &KlineRows, want: &KlineRows, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: row count");
+    if let Some(i) = (0..got.len()).find(|i| !got.row_eq(*i, want, *i)) {
+        panic!(
+            "{what}: first difference at row {i} (open time {} vs {})",
+            got.open_time[i], want.open_time[i]
+        );
+    }
+}
+
+fn summary_json(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("out/klines/_summary.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn file_hashes(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet")
+                && p.to_string_lossy().contains("interval=")
+            {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_pipeline_runs_offline_and_a_rerun_is_a_byte_identical_no_op() {
+    let cwd = tempfile::tempdir().unwrap();
+    let demo = repo().join("pipelines/demo.yaml");
+    let demo = demo.to_str().unwrap();
+    let first = cli(cwd.path(), &["run", demo], &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("BTCUSDT"),
+        "summary table on stderr"
+    );
+    let out = cwd.path().join("data/demo");
+    let before = file_hashes(&out);
+    assert_eq!(
+        before.len(),
+        6,
+        "3 symbols × (1h in year=2024, 1d in one file)"
+    );
+    let second = cli(cwd.path(), &["-q", "run", demo], &[]).await;
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    assert_eq!(file_hashes(&out), before, "rerun changed bytes");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("klines/_summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(s["run"]["rows_new"], 0);
+    assert_eq!(s["run"]["files_written"], 0);
+    assert_eq!(s["series"].as_array().unwrap().len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_writes_exactly_the_exchange_data_and_a_bad_symbol_fails_only_its_task() {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(
+        dir.path(),
+        &sim.base_url(),
+        "[BTCUSDT, ETHUSDT, NOSUCHUSDT]",
+        "[1h, 1d, 1w, 1M]",
+        "",
+    );
+    let out = cli(dir.path(), &["run", p.to_str().unwrap()], &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let start = 1_704_067_200_000; // 2024-01-01
+    for sym in ["BTCUSDT", "ETHUSDT"] {
+        let symbol: Symbol = sym.parse().unwrap();
+        for interval in [Interval::H1, Interval::D1, Interval::W1, Interval::Mo1] {
+            let got = read_series(&dir.path().join("out"), Market::Spot, &symbol, interval)
+                .unwrap()
+                .unwrap();
+            let want = truth(&sim, &symbol, interval, start, NOW);
+            assert!(!want.is_empty());
+            assert_same(&got, &want, &format!("{sym} {interval}"));
+        }
+    }
+    let s = summary_json(dir.path());
+    let run = &s["run"];
+    assert_eq!(run["tasks_failed"], 4, "NOSUCHUSDT × 4 intervals");
+    assert_eq!(run["tasks_ok"], 8);
+    let failed: Vec<&serde_json::Value> = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "failed")
+        .collect();
+    assert!(failed.iter().all(|t| t["symbol"] == "NOSUCHUSDT"));
+    let err = failed[0]["error"].as_str().unwrap();
+    assert!(err.contains("-1121") && err.contains("NOSUCHUSDT"), "{err}");
+    assert_eq!(run["http_429"], 0);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nightly_rerun_fetches_only_the_new_candles() {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), &sim.base_url(), "[BTCUSDT]", "[1h, 1d]", "");
+    let p = p.to_str().unwrap().to_owned();
+    let first = cli(dir.path(), &["run", &p], &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let rows_before = summary_json(dir.path())["series"][1]["rows"]
+        .as_u64()
+        .unwrap();
+    sim.advance(DAY_MS);
+    let requests_before = sim.stats().requests_total;
+    let second = cli(dir.path(), &["run", &p], &[]).await;
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    let s = summary_json(dir.path());
+    // 24 new hourly candles and one daily candle; the re-checked last stored candles are
+    // unchanged.
+    assert_eq!(s["run"]["rows_new"], 25, "{}", s["run"]);
+    assert_eq!(s["series"][1]["rows"].as_u64().unwrap(), rows_before + 24);
+    assert_eq!(s["series"][1]["missing"], 0);
+    let kline_requests: u64 = s["run"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["requests"].as_u64().unwrap())
+        .sum();
+    assert!(kline_requests <= 4, "{kline_requests} kline requests");
+    assert!(sim.stats().requests_total - requests_before <= 8);
+    let symbol: Symbol = "BTCUSDT".parse().unwrap();
+    let got = read_series(&dir.path().join("out"), Market::Spot, &symbol, Interval::H1)
+        .unwrap()
+        .unwrap();
+    let want = truth(&sim, &symbol, Interval::H1, 1_704_067_200_000, NOW + DAY_MS);
+    assert_same(&got, &want, "BTCUSDT 1h after the rerun");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_and_chart_read_the_output() {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), &sim.base_url(), "[BTCUSDT]", "[1d]", "");
+    let run = cli(dir.path(), &["-q", "run", p.to_str().unwrap()], &[]).await;
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+
+    let out = cli(dir.path(), &["summary", "out", "--json"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let series = &s["series"][0];
+    assert_eq!(series["symbol"], "BTCUSDT");
+    let rows = series["rows"].as_u64().unwrap();
+    assert_eq!(rows, 152, "2024-01-01 .. 2024-06-01 is 152 days");
+    assert_eq!(series["describe"]["close"]["count"], 152);
+    // The pipeline file works as PATH too, and the table and describe() print.
+    let out = cli(dir.path(), &["summary", "pipeline.yaml", "--describe"], &[]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("BTCUSDT") && text.contains("75%"), "{text}");
+
+    let svg = cli(
+        dir.path(),
+        &[
+            "chart",
+            "out",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1d",
+            "--last",
+            "60",
+            "-o",
+            "c.svg",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(svg.status.code(), Some(0), "{}", stderr(&svg));
+    let text = std::fs::read_to_string(dir.path().join("c.svg")).unwrap();
+    assert!(text.contains("BTCUSDT 1d (spot)") && text.contains("MA 30"));
+    let png = cli(
+        dir.path(),
+        &[
+            "chart",
+            "out",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1d",
+            "--width",
+            "640",
+            "--height",
+            "400",
+            "-o",
+            "c.png",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(png.status.code(), Some(0), "{}", stderr(&png));
+    let bytes = std::fs::read(dir.path().join("c.png")).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 640);
+
+    let missing = cli(
+        dir.path(),
+        &[
+            "chart",
+            "out",
+            "--symbol",
+            "ETHUSDT",
+            "--interval",
+            "1d",
+            "-o",
+            "e.svg",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("no spot ETHUSDT 1d data"));
+    let bad = cli(
+        dir.path(),
+        &[
+            "chart",
+            "out",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1d",
+            "-o",
+            "c.gif",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(2));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_key_never_appears_in_logs_or_files_and_json_logs_parse() {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "sk-TEST-7f3a9c1e5d";
+    let p = pipeline(
+        dir.path(),
+        &sim.base_url(),
+        "[BTCUSDT, NOSUCHUSDT]",
+        "[1d]",
+        "  api_key: ${BINANCE_API_KEY}\n",
+    );
+    let out = cli(
+        dir.path(),
+        &["-vv", "--log-format", "json", "run", p.to_str().unwrap()],
+        &[("BINANCE_API_KEY", secret)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains(secret) && !String::from_utf8_lossy(&out.stdout).contains(secret));
+    let mut json_lines = 0;
+    for line in err.lines().filter(|l| l.starts_with('{')) {
+        serde_json::from_str::<serde_json::Value>(line).expect("a JSON log line");
+        json_lines += 1;
+    }
+    assert!(json_lines > 0);
+    let mut stack = vec![dir.path().to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "secret in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    sim.shutdown().await;
+}
