@@ -320,15 +320,15 @@ async fn futures_markets_page_within_their_rules() {
             Market::CoinM,
             "BTCUSD_PERP",
             Interval::D1,
-            ms("2020-01-01T00:00:00Z"),
-            ms("2024-05-01T00:00:00Z"),
+            ms("2020-06-01T00:00:00Z"),
+            ms("2021-12-01T00:00:00Z"),
         ),
         task(
             Market::CoinM,
             "ETHUSD_PERP",
             Interval::Mo1,
             0,
-            ms("2024-05-01T00:00:00Z"),
+            ms("2022-01-01T00:00:00Z"),
         ),
         task(
             Market::CoinM,
