@@ -167,9 +167,11 @@ impl BudgetState {
         }
         self.roll(now);
         // A request heavier than the whole allowance may still go alone into an empty window.
-        if self.used + weight <= self.allowed() || (self.used == 0 && self.inflight == 0) {
-            self.used += weight;
-            self.inflight += weight;
+        if self.used.saturating_add(weight) <= self.allowed()
+            || (self.used == 0 && self.inflight == 0)
+        {
+            self.used = self.used.saturating_add(weight);
+            self.inflight = self.inflight.saturating_add(weight);
             Admit::Go {
                 window: self.window_start,
             }

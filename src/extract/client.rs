@@ -134,6 +134,9 @@ pub struct SymbolInfo {
     /// Quote asset.
     #[serde(default)]
     pub quote_asset: String,
+    /// Futures only: when the contract was listed, ms.
+    #[serde(default)]
+    pub onboard_date: Option<i64>,
 }
 
 impl SymbolInfo {
@@ -363,12 +366,13 @@ mod tests {
             {"rateLimitType":"RAW_REQUESTS","interval":"MINUTE","intervalNum":5,"limit":61000},
             {"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,"limit":6000}],
             "symbols":[{"symbol":"BTCUSDT","status":"TRADING","baseAsset":"BTC","quoteAsset":"USDT"},
-            {"symbol":"BTCUSD_PERP","contractStatus":"TRADING","baseAsset":"BTC","quoteAsset":"USD"}]}"#;
+            {"symbol":"BTCUSD_PERP","contractStatus":"TRADING","baseAsset":"BTC","quoteAsset":"USD","onboardDate":1597042800000}]}"#;
         let info: ExchangeInfo = serde_json::from_str(body).unwrap();
         let l = info.weight_limit().unwrap();
         assert_eq!((l.limit, l.window_ms()), (6000, 60_000));
         assert_eq!(info.symbols[1].trading_status(), Some("TRADING"));
         assert_eq!(info.symbols[0].quote_asset, "USDT");
+        assert_eq!(info.symbols[1].onboard_date, Some(1_597_042_800_000));
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //!    exchange's time, including a simulator's fake clock), then `/exchangeInfo` for the
 //!    `REQUEST_WEIGHT` limit and its window.
 //! 2. Per task (at most `max_active_tasks` at once): probe the listing date once per
-//!    symbol × interval (`startTime=0&limit=1`) when the range needs more than one page (not on
-//!    COIN-M, whose 200-day rule makes the probe meaningless), plan page windows, fetch up to `concurrency` windows ahead (a global
+//!    symbol × interval (`startTime=0&limit=1`) when the range needs more than one page (on
+//!    COIN-M, whose 200-day rule defeats the probe, `exchangeInfo`'s `onboardDate` instead),
+//!    plan page windows, fetch up to `concurrency` windows ahead (a global
 //!    semaphore bounds requests in flight), and emit them in order as they complete.
 //! 3. Every request: wait for a semaphore permit and for budget weight (or a ban/429 pause),
 //!    send, correct the budget from the used-weight header, classify the reply
@@ -212,6 +213,8 @@ struct Shared {
     permits: Semaphore,
     progress: Arc<dyn Progress>,
     listings: Mutex<HashMap<(Symbol, Interval), Listing>>,
+    /// Futures listing times from `exchangeInfo` (`onboardDate`), by symbol.
+    onboard: Mutex<HashMap<String, i64>>,
     any_failed: AtomicBool,
     seed: AtomicU32,
 }
@@ -280,6 +283,7 @@ impl Extractor {
             halt,
             progress: self.progress,
             listings: Mutex::new(HashMap::new()),
+            onboard: Mutex::new(HashMap::new()),
             any_failed: AtomicBool::new(false),
             seed: AtomicU32::new(0),
         };
@@ -387,15 +391,26 @@ impl Shared {
         let weight = self.cfg.market.exchange_info_weight();
         match self.fetch("/exchangeInfo", Vec::new(), weight, meter).await {
             Ok(b) => match serde_json::from_slice::<ExchangeInfo>(&b) {
-                Ok(info) => match info.weight_limit() {
-                    Some(l) => {
-                        let now = self.budget.clock().window_now_ms();
-                        self.budget.with(|s| s.set_limit(l, now));
+                Ok(info) => {
+                    let onboard = info
+                        .symbols
+                        .iter()
+                        .filter_map(|s| Some((s.symbol.clone(), s.onboard_date?)))
+                        .collect();
+                    *self
+                        .onboard
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = onboard;
+                    match info.weight_limit() {
+                        Some(l) => {
+                            let now = self.budget.clock().window_now_ms();
+                            self.budget.with(|s| s.set_limit(l, now));
+                        }
+                        None => tracing::warn!(
+                            "exchangeInfo declares no REQUEST_WEIGHT limit; using the market default"
+                        ),
                     }
-                    None => tracing::warn!(
-                        "exchangeInfo declares no REQUEST_WEIGHT limit; using the market default"
-                    ),
-                },
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "unreadable exchangeInfo; using the default weight limit");
                 }
@@ -751,11 +766,21 @@ impl Shared {
         // The probe pays off only when it can skip pages: a range of one page (a nightly
         // incremental run) costs one request, not two.
         let worth_probing = plan_windows(market, i, start, end, page).nth(1).is_some();
-        if self.cfg.probe_listing
-            && worth_probing
-            && market.max_kline_window_ms().is_none()
-            && start < end
-        {
+        if market.max_kline_window_ms().is_some() {
+            // COIN-M cannot probe (its 200-day rule); exchangeInfo's onboardDate says where
+            // the contract's history starts, so the empty years before it are not walked.
+            let onboard = self
+                .onboard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(task.symbol.as_str())
+                .copied();
+            if let Some(t) = onboard {
+                let first = i.floor(t);
+                *listed_from = Some(first);
+                start = start.max(first);
+            }
+        } else if self.cfg.probe_listing && worth_probing && start < end {
             let whole = PageWindow {
                 start: task.start_ms,
                 end: task.end_ms,
