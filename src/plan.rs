@@ -398,7 +398,8 @@ mod tests {
     #[test]
     fn futures_weight_and_coinm_window() {
         let (rows, req, w) = kline_cost(Market::UsdM, Interval::M1, 0, 2000 * MINUTE_MS);
-        assert_eq!((rows, req, w), (2000, 2, 10));
+        // 499-candle pages (weight 2 each) are the cheapest per candle on futures.
+        assert_eq!((rows, req, w), (2000, 5, 10));
         // 400 days of 1d candles: 400 rows fit one page, but COIN-M caps a request at 200 days.
         let (rows, req, _) = kline_cost(Market::CoinM, Interval::D1, 0, 400 * DAY_MS);
         assert_eq!((rows, req), (400, 2));

@@ -33,9 +33,7 @@ use tokio::sync::{OnceCell, Semaphore, mpsc, watch};
 use super::budget::{Admission, BudgetState, ExchangeClock, WeightBudget, WeightLimit};
 use super::client::{ClientConfig, ExchangeInfo, RestClient};
 use super::metrics::{Counters, Meter, NoProgress, Progress};
-use super::paging::{
-    PageWindow, best_page_limit, continuation, count_windows, plan_windows, screen_page,
-};
+use super::paging::{PageWindow, continuation, count_windows, plan_windows, screen_page};
 use super::retry::{BackoffPolicy, RetryCause, Verdict, classify};
 use super::{
     ExtractError, ExtractEvent, FailedWindow, KlineTask, RunOutcome, RunReport, TaskError, TaskId,
@@ -762,7 +760,7 @@ impl Shared {
         let page = self
             .cfg
             .page_limit
-            .unwrap_or_else(|| best_page_limit(market));
+            .unwrap_or_else(|| market.best_kline_page());
         // The probe pays off only when it can skip pages: a range of one page (a nightly
         // incremental run) costs one request, not two.
         let worth_probing = plan_windows(market, i, start, end, page).nth(1).is_some();

@@ -34,21 +34,6 @@ impl PageWindow {
     }
 }
 
-/// The page size with the most candles per unit of request weight, from the market's weight
-/// table (ties go to the larger page: fewer requests). Spot: 1000 (weight 2). Futures: 499
-/// (weight 2, 249.5 rows per weight, against 200 for 1000 at weight 5).
-pub fn best_page_limit(market: Market) -> u32 {
-    let mut best = 1;
-    for limit in 1..=market.max_kline_limit() {
-        // Compare limit/weight without floats: a/wa >= b/wb  <=>  a*wb >= b*wa.
-        let (wa, wb) = (market.kline_weight(limit), market.kline_weight(best));
-        if u64::from(limit) * u64::from(wb) >= u64::from(best) * u64::from(wa) {
-            best = limit;
-        }
-    }
-    best
-}
-
 /// The number of slots a window starting at `start` may hold on `market`: `page`, reduced on
 /// COIN-M so that `endTime - startTime` stays within the 200-day rule.
 fn slots_from(market: Market, interval: Interval, start: i64, page: u32) -> u32 {
@@ -249,9 +234,8 @@ mod tests {
 
     #[test]
     fn best_pages_follow_the_weight_tables() {
-        assert_eq!(best_page_limit(Market::Spot), 1000);
-        assert_eq!(best_page_limit(Market::UsdM), 499);
-        assert_eq!(best_page_limit(Market::CoinM), 499);
+        assert_eq!(Market::Spot.best_kline_page(), 1000);
+        assert_eq!(Market::UsdM.best_kline_page(), 499);
         assert_eq!(Market::UsdM.kline_weight(499), 2);
     }
 
