@@ -598,7 +598,7 @@ fn attribute_failed_gaps(series: &mut [SeriesReport], failed: &[(TaskKey, Vec<(i
         }) else {
             continue;
         };
-        for g in &mut s.gaps {
+        for g in &mut s.range.gaps {
             let (Ok(start), Ok(end)) = (
                 chrono::DateTime::parse_from_rfc3339(&g.start),
                 chrono::DateTime::parse_from_rfc3339(&g.end),

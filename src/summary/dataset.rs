@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::chart::Candle;
-use super::report::{PartitionReport, SeriesReport, series_stats};
+use super::report::{PartitionReport, RangeReport, SeriesReport, series_stats};
 use super::series::SeriesStats;
 use crate::interval::Interval;
 use crate::load::scan::{SeriesFiles, scan};
@@ -35,7 +35,12 @@ pub fn summarize_series(root: &Path, series: &SeriesFiles) -> Result<SeriesRepor
             .map(|(check, n)| (check.name().to_owned(), *n))
             .collect();
         let bytes = fs_err::metadata(path)?.len();
-        let report = PartitionReport::new(relative(root, path), bytes, interval, &stats, quality);
+        let report = PartitionReport {
+            path: relative(root, path),
+            bytes,
+            range: RangeReport::new(interval, &stats),
+            quality,
+        };
         parts.push((stats, report));
     }
     // Partitions in time order (paths sort by period within one granularity; this also

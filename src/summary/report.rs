@@ -68,24 +68,21 @@ pub fn series_stats(interval: Interval, rows: &KlineRows) -> SeriesStats {
     )
 }
 
-/// One written partition file.
+/// What a stretch of candles holds: counts, coverage, gaps, OHLC range and totals. Shared by
+/// the series and partition reports (flattened into both in JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PartitionReport {
-    /// Path relative to the output root.
-    pub path: String,
-    /// Rows in the file.
+pub struct RangeReport {
+    /// Rows.
     pub rows: u64,
-    /// File size.
-    pub bytes: u64,
+    /// Rows the interval grid expects between the first and last open time.
+    pub expected_rows: i64,
+    /// Missing candles (sum over gaps).
+    pub missing: i64,
     /// First open time.
     pub first_open_time: Option<String>,
     /// Last open time.
     pub last_open_time: Option<String>,
-    /// Rows the interval grid expects between the first and last open time.
-    pub expected_rows: i64,
-    /// Missing candles inside the partition.
-    pub missing: i64,
-    /// Gaps inside the partition (a gap across a partition seam is in the series' list).
+    /// Gaps (for a partition: inside it; a gap across a seam is in the series' list).
     pub gaps: Vec<GapReport>,
     /// First open.
     pub open: Option<f64>,
@@ -103,27 +100,17 @@ pub struct PartitionReport {
     pub trades: f64,
     /// Quote volume / base volume.
     pub vwap: Option<f64>,
-    /// Quality-check findings in the file (see `transform::quality`), by check.
-    pub quality: BTreeMap<String, u64>,
 }
 
-impl PartitionReport {
-    /// The report of one partition file from its statistics.
-    pub fn new(
-        path: String,
-        bytes: u64,
-        interval: Interval,
-        s: &SeriesStats,
-        quality: BTreeMap<String, u64>,
-    ) -> PartitionReport {
-        PartitionReport {
-            path,
+impl RangeReport {
+    /// The report of `s`, candles at `interval`.
+    pub fn new(interval: Interval, s: &SeriesStats) -> RangeReport {
+        RangeReport {
             rows: s.rows,
-            bytes,
-            first_open_time: s.first_open.map(fmt_ms),
-            last_open_time: s.last_open.map(fmt_ms),
             expected_rows: s.expected_rows(interval),
             missing: s.missing(),
+            first_open_time: s.first_open.map(fmt_ms),
+            last_open_time: s.last_open.map(fmt_ms),
             gaps: s.gaps.iter().map(GapReport::from).collect(),
             open: s.open,
             high: s.high,
@@ -133,9 +120,22 @@ impl PartitionReport {
             quote_volume: s.total("quote_volume"),
             trades: s.total("trades"),
             vwap: s.vwap(),
-            quality,
         }
     }
+}
+
+/// One partition file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionReport {
+    /// Path relative to the output root.
+    pub path: String,
+    /// File size.
+    pub bytes: u64,
+    /// What the file holds.
+    #[serde(flatten)]
+    pub range: RangeReport,
+    /// Quality-check findings in the file (see `transform::quality`), by check.
+    pub quality: BTreeMap<String, u64>,
 }
 
 /// A gap, with readable times.
@@ -171,34 +171,9 @@ pub struct SeriesReport {
     pub symbol: String,
     /// Interval.
     pub interval: Interval,
-    /// Rows on disk.
-    pub rows: u64,
-    /// Rows the interval grid expects between the first and last open time.
-    pub expected_rows: i64,
-    /// Missing candles (sum over gaps).
-    pub missing: i64,
-    /// First open time.
-    pub first_open_time: Option<String>,
-    /// Last open time.
-    pub last_open_time: Option<String>,
-    /// Gaps.
-    pub gaps: Vec<GapReport>,
-    /// First open.
-    pub open: Option<f64>,
-    /// Highest high.
-    pub high: Option<f64>,
-    /// Lowest low.
-    pub low: Option<f64>,
-    /// Last close.
-    pub close: Option<f64>,
-    /// Total base volume.
-    pub volume: f64,
-    /// Total quote volume.
-    pub quote_volume: f64,
-    /// Total trades.
-    pub trades: f64,
-    /// Quote volume / base volume.
-    pub vwap: Option<f64>,
+    /// What the series holds.
+    #[serde(flatten)]
+    pub range: RangeReport,
     /// Mean log return per candle.
     pub log_return_mean: Option<f64>,
     /// Standard deviation of log returns per candle.
@@ -224,20 +199,7 @@ impl SeriesReport {
             market,
             symbol: symbol.to_owned(),
             interval,
-            rows: s.rows,
-            expected_rows: s.expected_rows(interval),
-            missing: s.missing(),
-            first_open_time: s.first_open.map(fmt_ms),
-            last_open_time: s.last_open.map(fmt_ms),
-            gaps: s.gaps.iter().map(GapReport::from).collect(),
-            open: s.open,
-            high: s.high,
-            low: s.low,
-            close: s.close,
-            volume: s.total("volume"),
-            quote_volume: s.total("quote_volume"),
-            trades: s.total("trades"),
-            vwap: s.vwap(),
+            range: RangeReport::new(interval, s),
             log_return_mean: (s.log_returns.count > 0).then_some(s.log_returns.mean),
             log_return_std: s.log_returns.std(),
             annualised_volatility: s.annualised_volatility(interval),
@@ -330,21 +292,21 @@ pub fn render_table(series: &[SeriesReport]) -> String {
             s.market.as_str(),
             s.symbol,
             s.interval.as_str(),
-            s.rows,
-            s.expected_rows,
-            s.missing,
-            s.first_open_time.as_deref().unwrap_or("-"),
-            s.last_open_time.as_deref().unwrap_or("-"),
-            num(s.low),
-            num(s.high),
-            num(s.close),
-            num(Some(s.volume)),
+            s.range.rows,
+            s.range.expected_rows,
+            s.range.missing,
+            s.range.first_open_time.as_deref().unwrap_or("-"),
+            s.range.last_open_time.as_deref().unwrap_or("-"),
+            num(s.range.low),
+            num(s.range.high),
+            num(s.range.close),
+            num(Some(s.range.volume)),
             s.annualised_volatility
                 .map_or_else(|| "-".to_owned(), |v| format!("{:.1}%", v * 100.0)),
         );
     }
     for s in series {
-        for g in &s.gaps {
+        for g in &s.range.gaps {
             let cause = match g.cause {
                 GapCause::ExchangeNone => "exchange returned none",
                 GapCause::FetchFailed => "fetch failed",
@@ -428,15 +390,15 @@ mod tests {
         let rf = SeriesReport::new(Market::Spot, "BTCUSDT", Interval::H1, &f, vec![]);
         let rd = SeriesReport::new(Market::Spot, "BTCUSDT", Interval::H1, &d, vec![]);
         assert_eq!(rf, rd);
-        assert_eq!(rf.rows, 3);
-        assert_eq!(rf.expected_rows, 4);
-        assert_eq!(rf.missing, 1);
-        assert_eq!(rf.gaps[0].start, "1970-01-01T02:00:00.000Z");
-        assert_eq!(rf.volume, 6.0);
-        assert_eq!(rf.trades, 12.0);
-        assert_eq!(rf.vwap, Some(70.0 / 6.0));
-        assert_eq!(rf.high, Some(13.0));
-        assert_eq!(rf.low, Some(9.0));
+        assert_eq!(rf.range.rows, 3);
+        assert_eq!(rf.range.expected_rows, 4);
+        assert_eq!(rf.range.missing, 1);
+        assert_eq!(rf.range.gaps[0].start, "1970-01-01T02:00:00.000Z");
+        assert_eq!(rf.range.volume, 6.0);
+        assert_eq!(rf.range.trades, 12.0);
+        assert_eq!(rf.range.vwap, Some(70.0 / 6.0));
+        assert_eq!(rf.range.high, Some(13.0));
+        assert_eq!(rf.range.low, Some(9.0));
         let table = render_table(std::slice::from_ref(&rf));
         assert!(
             table.contains("gap: spot BTCUSDT 1h: 1 candle(s) missing"),

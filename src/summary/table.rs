@@ -56,10 +56,10 @@ pub fn series_batch(series: &[SeriesReport]) -> Result<RecordBatch, ArrowError> 
     text("symbol", &|s| s.symbol.clone());
     text("interval", &|s| s.interval.as_str().to_owned());
     let ints: [IntCol; 4] = [
-        ("rows", |s| s.rows as i64),
-        ("expected_rows", |s| s.expected_rows),
-        ("missing", |s| s.missing),
-        ("gaps", |s| s.gaps.len() as i64),
+        ("rows", |s| s.range.rows as i64),
+        ("expected_rows", |s| s.range.expected_rows),
+        ("missing", |s| s.range.missing),
+        ("gaps", |s| s.range.gaps.len() as i64),
     ];
     for (name, f) in ints {
         fields.push(Field::new(name, DataType::Int64, false));
@@ -69,9 +69,9 @@ pub fn series_batch(series: &[SeriesReport]) -> Result<RecordBatch, ArrowError> 
     for (name, f) in [
         (
             "first_open_time",
-            (|s| ms(s.first_open_time.as_ref())) as fn(&SeriesReport) -> Option<i64>,
+            (|s| ms(s.range.first_open_time.as_ref())) as fn(&SeriesReport) -> Option<i64>,
         ),
-        ("last_open_time", |s| ms(s.last_open_time.as_ref())),
+        ("last_open_time", |s| ms(s.range.last_open_time.as_ref())),
     ] {
         fields.push(Field::new(name, ts.clone(), true));
         cols.push(Arc::new(
@@ -80,14 +80,14 @@ pub fn series_batch(series: &[SeriesReport]) -> Result<RecordBatch, ArrowError> 
         ));
     }
     let floats: [FloatCol; 11] = [
-        ("open", |s| s.open),
-        ("high", |s| s.high),
-        ("low", |s| s.low),
-        ("close", |s| s.close),
-        ("volume", |s| Some(s.volume)),
-        ("quote_volume", |s| Some(s.quote_volume)),
-        ("trades", |s| Some(s.trades)),
-        ("vwap", |s| s.vwap),
+        ("open", |s| s.range.open),
+        ("high", |s| s.range.high),
+        ("low", |s| s.range.low),
+        ("close", |s| s.range.close),
+        ("volume", |s| Some(s.range.volume)),
+        ("quote_volume", |s| Some(s.range.quote_volume)),
+        ("trades", |s| Some(s.range.trades)),
+        ("vwap", |s| s.range.vwap),
         ("log_return_mean", |s| s.log_return_mean),
         ("log_return_std", |s| s.log_return_std),
         ("annualised_volatility", |s| s.annualised_volatility),

@@ -29,19 +29,19 @@ fn real_fixture_statistics_match_independent_values_and_show_the_outage_gap() {
         let series = summarize(dir.path()).unwrap();
         assert_eq!(series.len(), 1);
         let s = &series[0];
-        assert_eq!(s.rows, 3623);
-        assert_eq!(s.expected_rows, 3624);
-        assert_eq!(s.missing, 1);
-        assert_eq!(s.gaps.len(), 1, "{:?}", s.gaps);
-        assert_eq!(s.gaps[0].start, "2023-03-24T13:00:00.000Z");
-        assert_eq!(s.gaps[0].end, "2023-03-24T14:00:00.000Z");
-        assert_eq!(s.gaps[0].cause, GapCause::ExchangeNone);
+        assert_eq!(s.range.rows, 3623);
+        assert_eq!(s.range.expected_rows, 3624);
+        assert_eq!(s.range.missing, 1);
+        assert_eq!(s.range.gaps.len(), 1, "{:?}", s.range.gaps);
+        assert_eq!(s.range.gaps[0].start, "2023-03-24T13:00:00.000Z");
+        assert_eq!(s.range.gaps[0].end, "2023-03-24T14:00:00.000Z");
+        assert_eq!(s.range.gaps[0].cause, GapCause::ExchangeNone);
         assert_eq!(
-            s.first_open_time.as_deref(),
+            s.range.first_open_time.as_deref(),
             Some("2023-01-01T00:00:00.000Z")
         );
         assert_eq!(
-            s.last_open_time.as_deref(),
+            s.range.last_open_time.as_deref(),
             Some("2023-05-31T23:00:00.000Z")
         );
 
@@ -54,16 +54,22 @@ fn real_fixture_statistics_match_independent_values_and_show_the_outage_gap() {
         let volume = column(&lines, 5);
         let quote = column(&lines, 7);
         let trades = column(&lines, 8);
-        assert_eq!(s.open, Some(open[0]));
-        assert_eq!(s.close, close.last().copied());
-        assert_eq!(s.high, Some(high.iter().copied().fold(f64::MIN, f64::max)));
-        assert_eq!(s.low, Some(low.iter().copied().fold(f64::MAX, f64::min)));
+        assert_eq!(s.range.open, Some(open[0]));
+        assert_eq!(s.range.close, close.last().copied());
+        assert_eq!(
+            s.range.high,
+            Some(high.iter().copied().fold(f64::MIN, f64::max))
+        );
+        assert_eq!(
+            s.range.low,
+            Some(low.iter().copied().fold(f64::MAX, f64::min))
+        );
         let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-12);
-        assert!(rel(s.volume, volume.iter().sum()) < 1e-9);
-        assert!(rel(s.quote_volume, quote.iter().sum()) < 1e-9);
-        assert!(rel(s.trades, trades.iter().sum()) < 1e-12);
+        assert!(rel(s.range.volume, volume.iter().sum()) < 1e-9);
+        assert!(rel(s.range.quote_volume, quote.iter().sum()) < 1e-9);
+        assert!(rel(s.range.trades, trades.iter().sum()) < 1e-12);
         let vwap = quote.iter().sum::<f64>() / volume.iter().sum::<f64>();
-        assert!(rel(s.vwap.unwrap(), vwap) < 1e-9);
+        assert!(rel(s.range.vwap.unwrap(), vwap) < 1e-9);
 
         let (m, sd) = mean_std(&close);
         let d = &s.describe["close"];
@@ -86,6 +92,6 @@ fn real_fixture_statistics_match_independent_values_and_show_the_outage_gap() {
         let annual = rsd * (365.0f64 * 24.0).sqrt();
         assert!(rel(s.annualised_volatility.unwrap(), annual) < 1e-9);
         assert_eq!(s.partitions.len(), 1);
-        assert_eq!(s.partitions[0].rows, 3623);
+        assert_eq!(s.partitions[0].range.rows, 3623);
     }
 }
