@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{Dataset, Endpoint, Pipeline, SymbolSelection, SymbolSelector};
 use crate::exit::ExitCode;
-use crate::extract::client::{ClientConfig, ExchangeInfo, RestClient};
+use crate::extract::client::ExchangeInfo;
 use crate::extract::{
     ExtractConfig, ExtractEvent, Extractor, FailedWindow, KlineTask, Progress, RunOutcome,
     TaskStatus,
@@ -257,30 +257,28 @@ async fn run_against(
     started: Instant,
     started_at: String,
 ) -> Result<RunResult, RunError> {
-    let exchange_err = |reason: String| RunError::Exchange {
-        base_url: base_url.to_owned(),
-        reason,
-    };
-    let client = RestClient::new(&ClientConfig {
-        market: p.source.market,
-        base_url: base_url.to_owned(),
-        api_key: p.source.api_key.clone(),
-        timeout: std::time::Duration::from_secs(p.source.timeout_secs.max(1)),
-        max_body_bytes: crate::extract::client::DEFAULT_MAX_BODY_BYTES,
-    })
-    .map_err(|e| exchange_err(e.to_string()))?;
-    let now = client
-        .server_time()
+    // One connection: the exchange's clock and exchangeInfo, read through the shared weight
+    // budget, serve range resolution, symbol selection and the extraction alike.
+    let mut cfg = ExtractConfig::from_source(&p.source, base_url, p.transform);
+    cfg.concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    let session = Extractor::new(cfg)
+        .with_progress(progress)
+        .connect()
         .await
-        .map_err(|e| exchange_err(error_chain(&e)))?;
+        .map_err(|e| RunError::Exchange {
+            base_url: base_url.to_owned(),
+            reason: error_chain(&e),
+        })?;
+    let now = session.now_ms();
     let symbols = match &p.symbols {
         SymbolSelection::List(l) => l.clone(),
         SymbolSelection::Selector(sel) => {
-            let info = client
-                .exchange_info()
-                .await
-                .map_err(|e| exchange_err(error_chain(&e)))?;
-            select_symbols(&info, sel)?
+            let info = session.exchange_info().ok_or_else(|| RunError::Exchange {
+                base_url: base_url.to_owned(),
+                reason: "exchangeInfo is unavailable, so the symbol selector cannot be resolved"
+                    .to_owned(),
+            })?;
+            select_symbols(info, sel)?
         }
     };
     let (range_start, range_end) = p.range.resolve(now);
@@ -315,9 +313,6 @@ async fn run_against(
         "planned"
     );
 
-    let mut cfg = ExtractConfig::from_source(&p.source, base_url, p.transform);
-    cfg.concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-    let extractor = Extractor::new(cfg).with_progress(progress);
     let (tx, rx) = mpsc::channel::<ExtractEvent>(64);
 
     // Encoding is CPU work: it runs on its own thread, fed through a bounded channel.
@@ -337,7 +332,7 @@ async fn run_against(
 
     let task_list = tasks.clone();
     let extract_started = Instant::now();
-    let extracted = extractor.run(tasks, tx, cancel).await;
+    let extracted = session.run(tasks, tx, cancel).await;
     let extract_ms = extract_started.elapsed().as_millis() as u64;
     let tail_started = Instant::now();
     let (mut outcomes, loaded) = loader.join().unwrap_or_else(|_| {

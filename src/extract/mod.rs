@@ -24,7 +24,7 @@ pub mod retry;
 use std::fmt;
 
 pub use metrics::{MetricsSnapshot, NoProgress, Progress};
-pub use pager::{ExtractConfig, Extractor};
+pub use pager::{ExtractConfig, Extractor, Session};
 
 use crate::exit::ExitCode;
 use crate::interval::Interval;

@@ -247,15 +247,20 @@ impl Extractor {
         self
     }
 
-    /// Run `tasks` (task `i` gets `TaskId(i)`), sending rows and task ends to `tx`. Setting
-    /// `cancel` to `true` stops the run cleanly: in-flight pages are dropped, every task still
-    /// gets its `TaskDone`, and the outcome is [`RunOutcome::Cancelled`].
+    /// [`Extractor::connect`], then [`Session::run`].
     pub async fn run(
         self,
         tasks: Vec<KlineTask>,
         tx: mpsc::Sender<ExtractEvent>,
-        mut cancel: watch::Receiver<bool>,
+        cancel: watch::Receiver<bool>,
     ) -> Result<RunReport, ExtractError> {
+        self.connect().await?.run(tasks, tx, cancel).await
+    }
+
+    /// Read the exchange's clock (`/time`) and limits (`/exchangeInfo`), both through the
+    /// shared budget. The session answers "what time is it on the exchange" and "which
+    /// symbols exist" without further requests, then runs the tasks.
+    pub async fn connect(self) -> Result<Session, ExtractError> {
         let started = Instant::now();
         let cfg = self.cfg;
         let client = RestClient::new(&ClientConfig {
@@ -285,8 +290,53 @@ impl Extractor {
             any_failed: AtomicBool::new(false),
             seed: AtomicU32::new(0),
         };
-        shared.setup().await?;
+        let info = shared.setup().await?;
+        Ok(Session {
+            shared,
+            info,
+            started,
+        })
+    }
+}
 
+/// A connected extractor: the exchange's clock is calibrated and its `exchangeInfo` read.
+pub struct Session {
+    shared: Shared,
+    info: Option<ExchangeInfo>,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("cfg", &self.shared.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// The exchange's current time (ms), from the `/time` calibration.
+    pub fn now_ms(&self) -> i64 {
+        self.shared.budget.clock().now_ms()
+    }
+
+    /// The `exchangeInfo` read at connect time, if the exchange answered it.
+    pub fn exchange_info(&self) -> Option<&ExchangeInfo> {
+        self.info.as_ref()
+    }
+
+    /// Run `tasks` (task `i` gets `TaskId(i)`), sending rows and task ends to `tx`. Setting
+    /// `cancel` to `true` stops the run cleanly: in-flight pages are dropped, every task still
+    /// gets its `TaskDone`, and the outcome is [`RunOutcome::Cancelled`].
+    pub async fn run(
+        self,
+        tasks: Vec<KlineTask>,
+        tx: mpsc::Sender<ExtractEvent>,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Result<RunReport, ExtractError> {
+        let Session {
+            shared, started, ..
+        } = self;
         let active = shared.cfg.max_active_tasks.max(1);
         let work = stream::iter(tasks.into_iter().enumerate())
             .map(|(i, t)| shared.run_task(TaskId(i), t, &tx))
@@ -354,7 +404,7 @@ impl Shared {
     }
 
     /// `/time` (clock offset) and `/exchangeInfo` (weight limit and window).
-    async fn setup(&self) -> Result<(), ExtractError> {
+    async fn setup(&self) -> Result<Option<ExchangeInfo>, ExtractError> {
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Time {
@@ -387,7 +437,7 @@ impl Shared {
             .calibrate(time.server_time, sent, received);
 
         let weight = self.cfg.market.exchange_info_weight();
-        match self.fetch("/exchangeInfo", Vec::new(), weight, meter).await {
+        let info = match self.fetch("/exchangeInfo", Vec::new(), weight, meter).await {
             Ok(b) => match serde_json::from_slice::<ExchangeInfo>(&b) {
                 Ok(info) => {
                     let onboard = info
@@ -408,16 +458,19 @@ impl Shared {
                             "exchangeInfo declares no REQUEST_WEIGHT limit; using the market default"
                         ),
                     }
+                    Some(info)
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "unreadable exchangeInfo; using the default weight limit");
+                    None
                 }
             },
             Err(e) => {
                 tracing::warn!(error = %fetch_error_text(&e), "no exchangeInfo; using the default weight limit");
+                None
             }
-        }
-        Ok(())
+        };
+        Ok(info)
     }
 
     /// One attempt: permit, budget, send, account, classify.
