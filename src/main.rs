@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use clap::Parser;
 use kline_etl::cli::{
-    ChartArgs, Cli, Command, GlobalArgs, LogFormat, PlanArgs, RunArgs, SimulateArgs, SummaryArgs,
-    ValidateArgs,
+    ChartArgs, Cli, Command, GlobalArgs, LogFormat, PlanArgs, RepairArgs, RunArgs, SimulateArgs,
+    StatusArgs, SummaryArgs, ValidateArgs,
 };
 use kline_etl::config::{self, ConfigError, Pipeline};
 use kline_etl::exit::ExitCode;
 use kline_etl::market::Market;
 use kline_etl::plan;
-use kline_etl::run::RunOptions;
+use kline_etl::run::{RunMode, RunOptions};
 use kline_etl::simulator::SimConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -27,6 +27,8 @@ fn main() -> std::process::ExitCode {
         Command::Validate(args) => validate(&args),
         Command::Plan(args) => plan_cmd(&args),
         Command::Run(args) => run(&args, &cli.global),
+        Command::Repair(args) => repair(&args, &cli.global),
+        Command::Status(args) => status(&args),
         Command::Simulate(args) => simulate(&args),
         Command::Summary(args) => summary(&args),
         Command::Chart(args) => chart(&args),
@@ -179,6 +181,38 @@ fn run(args: &RunArgs, global: &GlobalArgs) -> ExitCode {
         }
         return ExitCode::Ok;
     }
+    let base = RunOptions {
+        full_refresh: args.full_refresh,
+        concurrency: args.concurrency.map(usize::from),
+        pipeline_hash: None,
+        print_table: global.quiet == 0,
+        lock_wait: std::time::Duration::from_secs(args.lock.lock_wait),
+        mode: RunMode::Incremental,
+    };
+    run_all(&pipelines, &base, global)
+}
+
+/// `kline-etl repair`: the same run, with tasks taken from the summary's failed fetches.
+fn repair(args: &RepairArgs, global: &GlobalArgs) -> ExitCode {
+    let Some(p) = load_with_range(&args.pipeline, &kline_etl::cli::RangeOverride::default()) else {
+        return ExitCode::Usage;
+    };
+    let base = RunOptions {
+        full_refresh: false,
+        concurrency: args.concurrency.map(usize::from),
+        pipeline_hash: None,
+        print_table: global.quiet == 0,
+        lock_wait: std::time::Duration::from_secs(args.lock.lock_wait),
+        mode: RunMode::Repair {
+            exchange_gaps: args.exchange_gaps,
+        },
+    };
+    run_all(&[(&args.pipeline, p)], &base, global)
+}
+
+/// Run pipelines in order with Ctrl-C/SIGTERM handling and progress; the exit code is the
+/// worst of the runs'.
+fn run_all(pipelines: &[(&PathBuf, Pipeline)], base: &RunOptions, global: &GlobalArgs) -> ExitCode {
     let runtime = match runtime() {
         Ok(r) => r,
         Err(code) => return code,
@@ -188,12 +222,10 @@ fn run(args: &RunArgs, global: &GlobalArgs) -> ExitCode {
         tokio::spawn(watch_signals(cancel_tx));
         let show_bar = !global.no_progress && global.quiet == 0 && std::io::stderr().is_terminal();
         let mut worst = ExitCode::Ok;
-        for (path, p) in &pipelines {
+        for (path, p) in pipelines {
             let opts = RunOptions {
-                full_refresh: args.full_refresh,
-                concurrency: args.concurrency.map(usize::from),
                 pipeline_hash: fs_err::read(path).ok().map(|b| sha256_hex(&b)),
-                print_table: global.quiet == 0,
+                ..base.clone()
             };
             let bar = show_bar.then(|| Arc::new(kline_etl::progress::Bar::new()));
             let progress: Arc<dyn kline_etl::extract::Progress> = match &bar {
@@ -342,13 +374,17 @@ fn summary(args: &SummaryArgs) -> ExitCode {
         Ok(r) => r,
         Err(c) => return c,
     };
-    let series = match kline_etl::summary::dataset::summarize(&root) {
+    let mut series = match kline_etl::summary::dataset::summarize(&root) {
         Ok(s) => s,
         Err(e) => {
             report(&e);
             return e.exit_code();
         }
     };
+    kline_etl::summary::dataset::attribute_pending(
+        &mut series,
+        &kline_etl::load::resume::read(&root),
+    );
     if series.is_empty() {
         eprintln!("note: no kline data under `{}`", root.display());
     }
@@ -377,6 +413,32 @@ fn summary(args: &SummaryArgs) -> ExitCode {
         }
     }
     print(&out);
+    ExitCode::Ok
+}
+
+fn status(args: &StatusArgs) -> ExitCode {
+    let root = match output_root(&args.path) {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    let st = match kline_etl::status::status(&root) {
+        Ok(s) => s,
+        Err(e) => {
+            report(&e);
+            return e.exit_code();
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&st) {
+            Ok(s) => print(&format!("{s}\n")),
+            Err(e) => {
+                report(&e);
+                return ExitCode::Internal;
+            }
+        }
+    } else {
+        print(&kline_etl::status::render(&st));
+    }
     ExitCode::Ok
 }
 

@@ -29,7 +29,9 @@ use crate::extract::{
     ExtractConfig, ExtractEvent, Extractor, FailedWindow, KlineTask, Progress, RunOutcome,
     TaskStatus,
 };
-use crate::load::{DatasetWriter, LoadError, TaskKey, TaskSink, WriteOptions};
+use crate::incremental::{self, Window};
+use crate::load::resume::{self, Pending, Reason};
+use crate::load::{DatasetWriter, LoadError, TaskKey, TaskSink, WriteOptions, state};
 use crate::simulator::{SimConfig, SimHandle, Simulator};
 use crate::summary::dataset::summarize;
 use crate::summary::report::{PipelineInfo, Report, SeriesReport, ToolInfo, render_table};
@@ -50,6 +52,25 @@ pub struct RunOptions {
     pub pipeline_hash: Option<String>,
     /// Print the summary table on stderr at the end.
     pub print_table: bool,
+    /// How long to wait for another run writing the same dataset (0: fail at once, exit 5).
+    pub lock_wait: std::time::Duration,
+    /// A normal run, or `kline-etl repair`.
+    pub mode: RunMode,
+}
+
+/// What a run fetches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RunMode {
+    /// The range, incrementally (what is stored is skipped), plus unfinished windows of
+    /// earlier runs.
+    #[default]
+    Incremental,
+    /// `kline-etl repair`: exactly the gaps `_summary.json` lists as failed fetches, and with
+    /// `exchange_gaps` also the gaps the exchange had no data for (to re-check them).
+    Repair {
+        /// Also re-check `exchange_none` gaps.
+        exchange_gaps: bool,
+    },
 }
 
 /// Why a run could not start or finish.
@@ -284,34 +305,57 @@ async fn run_against(
     let (range_start, range_end) = p.range.resolve(now);
     let root = p.output.path.clone();
 
-    // Tasks, starting where the data on disk ends.
-    let mut tasks = Vec::new();
-    for symbol in &symbols {
-        for interval in &p.intervals {
-            let mut start = range_start;
-            if !opts.full_refresh {
-                let last = crate::load::last_open_time(&root, p.source.market, symbol, *interval)?;
-                if let Some(last) = last.filter(|l| (range_start..range_end).contains(l)) {
-                    start = last;
-                }
-            }
-            if start < range_end {
-                tasks.push(KlineTask {
-                    market: p.source.market,
-                    symbol: symbol.clone(),
-                    interval: *interval,
-                    start_ms: start,
-                    end_ms: range_end,
-                });
-            }
-        }
-    }
+    // One writer per dataset: taken before the state on disk is read.
+    let lock = {
+        let (root, name, wait) = (root.clone(), p.name.clone(), opts.lock_wait);
+        tokio::task::spawn_blocking(move || crate::load::lock::acquire(&root, &name, wait))
+            .await
+            .map_err(|e| RunError::Load(LoadError::Io(std::io::Error::other(e.to_string()))))??
+    };
+
+    let series: Vec<TaskKey> = symbols
+        .iter()
+        .flat_map(|symbol| {
+            p.intervals.iter().map(|interval| TaskKey {
+                market: p.source.market,
+                symbol: symbol.clone(),
+                interval: *interval,
+            })
+        })
+        .collect();
+    let pending_before = resume::read(&root);
+    let tasks = match opts.mode {
+        RunMode::Incremental => incremental_tasks(
+            &root,
+            &series,
+            &pending_before,
+            (range_start, range_end),
+            opts.full_refresh,
+        )?,
+        RunMode::Repair { exchange_gaps } => repair_tasks(&root, &series, exchange_gaps)?,
+    };
     tracing::info!(
         tasks = tasks.len(),
         start = %fmt_ms(range_start),
         end = %fmt_ms(range_end),
         "planned"
     );
+    // Until the run reports back, every planned window may be incomplete on disk.
+    let mut in_flight = pending_before.clone();
+    in_flight.extend(tasks.iter().map(|t| {
+        Pending::new(
+            &TaskKey {
+                market: t.market,
+                symbol: t.symbol.clone(),
+                interval: t.interval,
+            },
+            (t.start_ms, t.end_ms),
+            Reason::InFlight,
+        )
+    }));
+    if !tasks.is_empty() {
+        resume::write(&root, &in_flight)?;
+    }
 
     let (tx, rx) = mpsc::channel::<ExtractEvent>(64);
 
@@ -348,10 +392,16 @@ async fn run_against(
     let mut reports = Vec::with_capacity(task_list.len());
     let mut any_load_error: Option<ExitCode> = None;
     let (mut ok, mut failed, mut stopped) = (0, 0, 0);
-    let mut failed_windows: Vec<(TaskKey, Vec<(i64, i64)>)> = Vec::new();
+    let mut done: BTreeMap<TaskKey, Vec<Window>> = BTreeMap::new();
+    let mut unfinished: Vec<Pending> = Vec::new();
     for (i, t) in task_list.iter().enumerate() {
         let ex = outcomes.remove(&i);
         let ld = loaded.get(&i);
+        let key = TaskKey {
+            market: t.market,
+            symbol: t.symbol.clone(),
+            interval: t.interval,
+        };
         let mut r = TaskReport {
             market: t.market.as_str().to_owned(),
             symbol: t.symbol.to_string(),
@@ -390,15 +440,8 @@ async fn run_against(
                     r.resume_from = Some(fmt_ms(*resume_from));
                 }
             }
-            if !o.failed_windows.is_empty() {
-                failed_windows.push((
-                    TaskKey {
-                        market: t.market,
-                        symbol: t.symbol.clone(),
-                        interval: t.interval,
-                    },
-                    o.failed_windows.iter().map(|w| (w.start, w.end)).collect(),
-                ));
+            for w in &o.failed_windows {
+                unfinished.push(Pending::new(&key, (w.start, w.end), Reason::FetchFailed));
             }
         }
         match ld {
@@ -419,10 +462,31 @@ async fn run_against(
             }
             None => {}
         }
-        match r.status.as_str() {
-            "complete" => ok += 1,
-            "failed" => failed += 1,
-            _ => stopped += 1,
+        let window = (t.start_ms, t.end_ms);
+        match (r.status.as_str(), ex.as_ref().map(|o| &o.status)) {
+            ("complete", _) => {
+                ok += 1;
+                done.entry(key).or_default().push(window);
+            }
+            ("failed", _) => {
+                failed += 1;
+                unfinished.push(Pending::new(&key, window, Reason::TaskFailed));
+            }
+            (_, Some(TaskStatus::Stopped { resume_from })) => {
+                stopped += 1;
+                done.entry(key.clone())
+                    .or_default()
+                    .push((t.start_ms, *resume_from));
+                unfinished.push(Pending::new(
+                    &key,
+                    (*resume_from, t.end_ms),
+                    Reason::Stopped,
+                ));
+            }
+            _ => {
+                stopped += 1;
+                unfinished.push(Pending::new(&key, window, Reason::Stopped));
+            }
         }
         reports.push(r);
     }
@@ -439,7 +503,9 @@ async fn run_against(
         tokio::task::spawn_blocking(move || summarize(&root_for_summary))
             .await
             .map_err(|e| RunError::Load(LoadError::Io(std::io::Error::other(e.to_string()))))??;
-    attribute_failed_gaps(&mut series, &failed_windows);
+    let pending_after = resume::carry_over(&pending_before, &done, unfinished);
+    resume::write(&root, &pending_after)?;
+    crate::summary::dataset::attribute_pending(&mut series, &pending_after);
     let summary_ms = summary_started.elapsed().as_millis() as u64;
 
     let exit = match (extracted.outcome, any_load_error) {
@@ -510,6 +576,7 @@ async fn run_against(
         series,
     };
     let summary_path = write_report(&root, &report)?;
+    drop(lock);
     if opts.print_table {
         eprint!("{}", render_table(&report.series));
     }
@@ -586,26 +653,113 @@ fn load_loop(
     (extracted, results)
 }
 
-fn attribute_failed_gaps(series: &mut [SeriesReport], failed: &[(TaskKey, Vec<(i64, i64)>)]) {
-    for (key, windows) in failed {
-        let Some(s) = series.iter_mut().find(|s| {
-            s.market == key.market && s.symbol == key.symbol.as_str() && s.interval == key.interval
-        }) else {
-            continue;
+fn parse_utc(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// Tasks of an incremental run: per series, the requested range minus what is stored, plus
+/// the unfinished windows of earlier runs from where they stopped.
+fn incremental_tasks(
+    root: &Path,
+    series: &[TaskKey],
+    pending: &[Pending],
+    requested: Window,
+    full_refresh: bool,
+) -> Result<Vec<KlineTask>, LoadError> {
+    let mut tasks = Vec::new();
+    for key in series {
+        let mut resumed = Vec::new();
+        for p in pending.iter().filter(|p| p.task() == *key) {
+            let w = p.window();
+            let last = state::last_stored_in(root, key, w.0, w.1)?;
+            resumed.push(incremental::resume_point(w, last));
+        }
+        let stored = if full_refresh {
+            None
+        } else {
+            state::series_bounds(root, key)?
         };
-        for g in &mut s.range.gaps {
-            let (Ok(start), Ok(end)) = (
-                chrono::DateTime::parse_from_rfc3339(&g.start),
-                chrono::DateTime::parse_from_rfc3339(&g.end),
-            ) else {
-                continue;
-            };
-            let (start, end) = (start.timestamp_millis(), end.timestamp_millis());
-            if windows.iter().any(|(ws, we)| start < *we && *ws < end) {
-                g.cause = GapCause::FetchFailed;
-            }
+        for (start_ms, end_ms) in
+            incremental::windows_to_fetch(requested, stored, &resumed, full_refresh)
+        {
+            tasks.push(KlineTask {
+                market: key.market,
+                symbol: key.symbol.clone(),
+                interval: key.interval,
+                start_ms,
+                end_ms,
+            });
         }
     }
+    Ok(tasks)
+}
+
+/// Tasks of `kline-etl repair`: the gaps the last `_summary.json` lists as failed fetches
+/// (and, with `exchange_gaps`, the exchange's own gaps) of the pipeline's series.
+fn repair_tasks(
+    root: &Path,
+    series: &[TaskKey],
+    exchange_gaps: bool,
+) -> Result<Vec<KlineTask>, RunError> {
+    let path = root.join("klines").join("_summary.json");
+    let text = fs_err::read_to_string(&path).map_err(|e| {
+        RunError::Symbols(format!(
+            "`repair` works from the last run's summary, which cannot be read ({e}); run the pipeline first"
+        ))
+    })?;
+    let doc: RepairSummary = serde_json::from_str(&text).map_err(|e| {
+        RunError::Symbols(format!(
+            "`{}` is not a kline-etl summary ({e}); rerun the pipeline to rewrite it",
+            path.display()
+        ))
+    })?;
+    let mut tasks = Vec::new();
+    for s in doc.series {
+        let Ok(symbol) = s.symbol.parse::<Symbol>() else {
+            continue;
+        };
+        let key = TaskKey {
+            market: s.market,
+            symbol,
+            interval: s.interval,
+        };
+        if !series.contains(&key) {
+            continue;
+        }
+        let windows: Vec<Window> = s
+            .gaps
+            .iter()
+            .filter(|g| g.cause == GapCause::FetchFailed || exchange_gaps)
+            .filter_map(|g| Some((parse_utc(&g.start)?, parse_utc(&g.end)?)))
+            .collect();
+        for (start_ms, end_ms) in incremental::coalesce(windows) {
+            tasks.push(KlineTask {
+                market: key.market,
+                symbol: key.symbol.clone(),
+                interval: key.interval,
+                start_ms,
+                end_ms,
+            });
+        }
+    }
+    Ok(tasks)
+}
+
+/// The part of `_summary.json` that `repair` reads.
+#[derive(serde::Deserialize)]
+struct RepairSummary {
+    series: Vec<RepairSeries>,
+}
+
+#[derive(serde::Deserialize)]
+struct RepairSeries {
+    market: crate::market::Market,
+    symbol: String,
+    interval: crate::interval::Interval,
+    #[serde(default)]
+    gaps: Vec<crate::summary::report::GapReport>,
 }
 
 /// Resolve a selector against `exchangeInfo`: quote assets, status, regex, max.

@@ -5,6 +5,10 @@
 //! - [`parquet`]: encoding, the writer properties and reading files back.
 //! - [`atomic`]: temporary file, fsync, rename, fsync the directory.
 //! - [`scan`]: which series and partition files are on disk.
+//! - [`state`]: what one series holds (first and last open time), read from file footers;
+//!   the state incremental runs start from.
+//! - [`resume`]: `_resume.json`, windows earlier runs left unfinished.
+//! - [`lock`]: the one-writer-per-dataset lock.
 //! - [`DatasetWriter`]: writes one partition: read the existing file (if any), merge, encode,
 //!   write to a dot-prefixed temporary file in the same directory, fsync, read the footer back
 //!   to check it, rename into place, fsync the directory. A reader never sees a partial file.
@@ -26,10 +30,13 @@
 //!   reader ignores (dot prefix) and the next successful write of that partition removes.
 
 pub mod atomic;
+pub mod lock;
 pub mod merge;
 pub mod parquet;
 pub mod partition;
+pub mod resume;
 pub mod scan;
+pub mod state;
 
 use std::path::{Path, PathBuf};
 
@@ -135,6 +142,18 @@ pub enum LoadError {
         /// The report's one-line summary.
         summary: String,
     },
+    /// Another run holds the dataset lock.
+    #[error(
+        "the dataset is locked by {holder} (lock file `{path}`, waited {waited_secs} s); wait for that run to finish, or pass `--lock-wait SECS` to wait for it"
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it.
+        holder: String,
+        /// How long this run waited.
+        waited_secs: u64,
+    },
     /// A test-only injected failure (see [`DatasetWriter::inject_fault`]).
     #[error("injected failure before renaming `{path}` into place")]
     Injected {
@@ -149,6 +168,7 @@ impl LoadError {
         match self {
             LoadError::Quality { .. } => ExitCode::TasksFailed,
             LoadError::WrongPartition { .. } => ExitCode::Internal,
+            LoadError::Locked { .. } => ExitCode::Locked,
             _ => ExitCode::Output,
         }
     }

@@ -39,6 +39,17 @@ fn value<'a>(name: &'a str, key: &str) -> Option<&'a str> {
     name.strip_prefix(key)?.strip_prefix('=')
 }
 
+/// The partition files of one series, sorted by path (none when the series is not stored).
+pub fn series_files(root: &Path, task: &TaskKey) -> std::io::Result<Vec<PathBuf>> {
+    let dir = root.join(task.relative_dir());
+    let mut out = Vec::new();
+    if dir.is_dir() {
+        collect_files(&dir, &mut out)?;
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for (name, path) in entries(dir)? {
         if path.is_dir() {

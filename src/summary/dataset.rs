@@ -112,3 +112,32 @@ pub fn candles(rows: &KlineRows) -> Vec<Candle> {
         })
         .collect()
 }
+
+/// Mark gaps that overlap windows still pending in the resume file (fetches that failed, were
+/// stopped or never reported back) as `fetch_failed`; the others are the exchange's own gaps.
+pub fn attribute_pending(series: &mut [SeriesReport], pending: &[crate::load::resume::Pending]) {
+    let parse = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    };
+    for p in pending {
+        let Some(s) = series.iter_mut().find(|s| {
+            s.market == p.market && s.symbol == p.symbol.as_str() && s.interval == p.interval
+        }) else {
+            continue;
+        };
+        let partition_gaps = s
+            .partitions
+            .iter_mut()
+            .flat_map(|p| p.range.gaps.iter_mut());
+        for g in s.range.gaps.iter_mut().chain(partition_gaps) {
+            let (Some(start), Some(end)) = (parse(&g.start), parse(&g.end)) else {
+                continue;
+            };
+            if p.start_ms < end && start < p.end_ms {
+                g.cause = super::series::GapCause::FetchFailed;
+            }
+        }
+    }
+}
