@@ -43,15 +43,15 @@ fn init_tracing(g: &GlobalArgs) {
         -2 => "error",
         -1 => "warn",
         0 => "info",
-        1 => "debug",
-        _ => "trace",
+        1 => "info,kline_etl=debug",
+        _ => "debug,kline_etl=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(kline_etl::progress::LogWriter);
     let _ = match g.log_format {
         LogFormat::Text => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -283,7 +283,7 @@ async fn run_against(
     let mut cfg = ExtractConfig::from_source(&p.source, base_url, p.transform);
     cfg.concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     let session = Extractor::new(cfg)
-        .with_progress(progress)
+        .with_progress(progress.clone())
         .connect()
         .await
         .map_err(|e| RunError::Exchange {
@@ -357,6 +357,12 @@ async fn run_against(
         resume::write(&root, &in_flight)?;
     }
 
+    progress.tasks_planned(
+        &tasks
+            .iter()
+            .map(|t| format!("{} {}", t.symbol, t.interval))
+            .collect::<Vec<_>>(),
+    );
     let (tx, rx) = mpsc::channel::<ExtractEvent>(64);
 
     // Encoding is CPU work: it runs on its own thread, fed through a bounded channel.
