@@ -324,7 +324,7 @@ async fn run_against(
         })
         .collect();
     let pending_before = resume::read(&root);
-    let tasks = match opts.mode {
+    let (tasks, covered) = match opts.mode {
         RunMode::Incremental => incremental_tasks(
             &root,
             &series,
@@ -332,7 +332,9 @@ async fn run_against(
             (range_start, range_end),
             opts.full_refresh,
         )?,
-        RunMode::Repair { exchange_gaps } => repair_tasks(&root, &series, exchange_gaps)?,
+        RunMode::Repair { exchange_gaps } => {
+            repair_tasks(&root, &series, &pending_before, exchange_gaps)?
+        }
     };
     tracing::info!(
         tasks = tasks.len(),
@@ -398,7 +400,7 @@ async fn run_against(
     let mut reports = Vec::with_capacity(task_list.len());
     let mut any_load_error: Option<ExitCode> = None;
     let (mut ok, mut failed, mut stopped) = (0, 0, 0);
-    let mut done: BTreeMap<TaskKey, Vec<Window>> = BTreeMap::new();
+    let mut done: BTreeMap<TaskKey, Vec<Window>> = covered;
     let mut unfinished: Vec<Pending> = Vec::new();
     for (i, t) in task_list.iter().enumerate() {
         let ex = outcomes.remove(&i);
@@ -665,6 +667,41 @@ fn parse_utc(s: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
+/// The tasks of a run, and per series the stretches of earlier unfinished windows found
+/// already stored (they are done, the window resumes after them).
+type Planned = (Vec<KlineTask>, BTreeMap<TaskKey, Vec<Window>>);
+
+/// Unfinished windows of `key` moved to start at the last candle stored inside each; the
+/// stored stretches before those points go to `covered`.
+fn resume_pending(
+    root: &Path,
+    key: &TaskKey,
+    pending: &[Pending],
+    covered: &mut BTreeMap<TaskKey, Vec<Window>>,
+) -> Result<Vec<Window>, LoadError> {
+    let mut resumed = Vec::new();
+    for p in pending.iter().filter(|p| p.task() == *key) {
+        let w = p.window();
+        let last = state::last_stored_in(root, key, w.0, w.1)?;
+        let r = incremental::resume_point(w, last);
+        if r.0 > w.0 {
+            covered.entry(key.clone()).or_default().push((w.0, r.0));
+        }
+        resumed.push(r);
+    }
+    Ok(resumed)
+}
+
+fn task_of(key: &TaskKey, (start_ms, end_ms): Window) -> KlineTask {
+    KlineTask {
+        market: key.market,
+        symbol: key.symbol.clone(),
+        interval: key.interval,
+        start_ms,
+        end_ms,
+    }
+}
+
 /// Tasks of an incremental run: per series, the requested range minus what is stored, plus
 /// the unfinished windows of earlier runs from where they stopped.
 fn incremental_tasks(
@@ -673,55 +710,51 @@ fn incremental_tasks(
     pending: &[Pending],
     requested: Window,
     full_refresh: bool,
-) -> Result<Vec<KlineTask>, LoadError> {
+) -> Result<Planned, LoadError> {
     let mut tasks = Vec::new();
+    let mut covered = BTreeMap::new();
     for key in series {
-        let mut resumed = Vec::new();
-        for p in pending.iter().filter(|p| p.task() == *key) {
-            let w = p.window();
-            let last = state::last_stored_in(root, key, w.0, w.1)?;
-            resumed.push(incremental::resume_point(w, last));
-        }
+        let resumed = resume_pending(root, key, pending, &mut covered)?;
         let stored = if full_refresh {
             None
         } else {
             state::series_bounds(root, key)?
         };
-        for (start_ms, end_ms) in
-            incremental::windows_to_fetch(requested, stored, &resumed, full_refresh)
-        {
-            tasks.push(KlineTask {
-                market: key.market,
-                symbol: key.symbol.clone(),
-                interval: key.interval,
-                start_ms,
-                end_ms,
-            });
+        for w in incremental::windows_to_fetch(requested, stored, &resumed, full_refresh) {
+            tasks.push(task_of(key, w));
         }
     }
-    Ok(tasks)
+    Ok((tasks, covered))
 }
 
-/// Tasks of `kline-etl repair`: the gaps the last `_summary.json` lists as failed fetches
-/// (and, with `exchange_gaps`, the exchange's own gaps) of the pipeline's series.
+/// Tasks of `kline-etl repair`: the windows earlier runs left unfinished (failed fetches,
+/// failed or stopped tasks, runs that were killed) and the gaps the last `_summary.json`
+/// lists as failed fetches (with `exchange_gaps`, also the exchange's own gaps) of the
+/// pipeline's series; never the range's head or tail.
 fn repair_tasks(
     root: &Path,
     series: &[TaskKey],
+    pending: &[Pending],
     exchange_gaps: bool,
-) -> Result<Vec<KlineTask>, RunError> {
+) -> Result<Planned, RunError> {
     let path = root.join("klines").join("_summary.json");
-    let text = fs_err::read_to_string(&path).map_err(|e| {
-        RunError::Symbols(format!(
-            "`repair` works from the last run's summary, which cannot be read ({e}); run the pipeline first"
-        ))
-    })?;
-    let doc: RepairSummary = serde_json::from_str(&text).map_err(|e| {
-        RunError::Symbols(format!(
-            "`{}` is not a kline-etl summary ({e}); rerun the pipeline to rewrite it",
-            path.display()
-        ))
-    })?;
-    let mut tasks = Vec::new();
+    let doc: RepairSummary = match fs_err::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            RunError::Symbols(format!(
+                "`{}` is not a kline-etl summary ({e}); run the pipeline to rewrite it",
+                path.display()
+            ))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !pending.is_empty() => {
+            RepairSummary { series: Vec::new() }
+        }
+        Err(e) => {
+            return Err(RunError::Symbols(format!(
+                "`repair` works from the last run's summary, which cannot be read ({e}); run the pipeline first"
+            )));
+        }
+    };
+    let mut gaps: BTreeMap<TaskKey, Vec<Window>> = BTreeMap::new();
     for s in doc.series {
         let Ok(symbol) = s.symbol.parse::<Symbol>() else {
             continue;
@@ -731,26 +764,23 @@ fn repair_tasks(
             symbol,
             interval: s.interval,
         };
-        if !series.contains(&key) {
-            continue;
-        }
-        let windows: Vec<Window> = s
-            .gaps
-            .iter()
-            .filter(|g| g.cause == GapCause::FetchFailed || exchange_gaps)
-            .filter_map(|g| Some((parse_utc(&g.start)?, parse_utc(&g.end)?)))
-            .collect();
-        for (start_ms, end_ms) in incremental::coalesce(windows) {
-            tasks.push(KlineTask {
-                market: key.market,
-                symbol: key.symbol.clone(),
-                interval: key.interval,
-                start_ms,
-                end_ms,
-            });
+        gaps.entry(key).or_default().extend(
+            s.gaps
+                .iter()
+                .filter(|g| g.cause == GapCause::FetchFailed || exchange_gaps)
+                .filter_map(|g| Some((parse_utc(&g.start)?, parse_utc(&g.end)?))),
+        );
+    }
+    let mut tasks = Vec::new();
+    let mut covered = BTreeMap::new();
+    for key in series {
+        let mut windows = resume_pending(root, key, pending, &mut covered)?;
+        windows.extend(gaps.remove(key).unwrap_or_default());
+        for w in incremental::coalesce(windows) {
+            tasks.push(task_of(key, w));
         }
     }
-    Ok(tasks)
+    Ok((tasks, covered))
 }
 
 /// The part of `_summary.json` that `repair` reads.
@@ -784,10 +814,10 @@ pub fn select_symbols(info: &ExchangeInfo, sel: &SymbolSelector) -> Result<Vec<S
         if !sel.include_inactive && s.trading_status() != Some("TRADING") {
             continue;
         }
-        if let Some(re) = &re {
-            if !re.is_match(&s.symbol) {
-                continue;
-            }
+        if let Some(re) = &re
+            && !re.is_match(&s.symbol)
+        {
+            continue;
         }
         match s.symbol.parse::<Symbol>() {
             Ok(sym) => out.push(sym),
@@ -801,13 +831,13 @@ pub fn select_symbols(info: &ExchangeInfo, sel: &SymbolSelector) -> Result<Vec<S
             "the symbol selector matched no symbol on the exchange; widen `quote`/`regex` or set `include_inactive: true`".into(),
         ));
     }
-    if let Some(max) = sel.max {
-        if out.len() > max {
-            return Err(RunError::Symbols(format!(
-                "the symbol selector matched {} symbols, more than `max: {max}`; narrow it or raise `max`",
-                out.len()
-            )));
-        }
+    if let Some(max) = sel.max
+        && out.len() > max
+    {
+        return Err(RunError::Symbols(format!(
+            "the symbol selector matched {} symbols, more than `max: {max}`; narrow it or raise `max`",
+            out.len()
+        )));
     }
     Ok(out)
 }

@@ -3,6 +3,7 @@
 mod config;
 mod extract;
 mod load;
+mod nightly;
 mod run;
 mod simulator;
 mod summary;
