@@ -179,6 +179,10 @@ pub struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Resolve a symbol selector against the exchange's `exchangeInfo` (one request of weight
+    /// 20; the built-in simulator when the pipeline uses it) and plan each symbol.
+    #[arg(long)]
+    pub resolve: bool,
     /// Resolve relative times against this instant instead of the clock (for reproducible
     /// output in tests and docs).
     #[arg(long, value_name = "TIME", hide = true)]

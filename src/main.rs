@@ -149,7 +149,26 @@ fn plan_cmd(args: &PlanArgs) -> ExitCode {
         report(&e);
         return ExitCode::Usage;
     }
-    let plan = plan::build(&p, now);
+    let mut plan = plan::build(&p, now);
+    if args.resolve && matches!(p.symbols, config::SymbolSelection::Selector(_)) {
+        let runtime = match runtime() {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        let symbols = match runtime.block_on(kline_etl::run::resolve_symbols(&p)) {
+            Ok(s) => s,
+            Err(e) => {
+                report(&e);
+                return e.exit_code();
+            }
+        };
+        let selector = plan.selector.take();
+        let mut listed = p.clone();
+        listed.symbols = config::SymbolSelection::List(symbols.clone());
+        plan = plan::build(&listed, now);
+        plan.selector = selector;
+        plan.resolved_symbols = Some(symbols.iter().map(ToString::to_string).collect());
+    }
     if args.json {
         match serde_json::to_string_pretty(&plan) {
             Ok(s) => print(&format!("{s}\n")),

@@ -291,17 +291,7 @@ async fn run_against(
             reason: error_chain(&e),
         })?;
     let now = session.now_ms();
-    let symbols = match &p.symbols {
-        SymbolSelection::List(l) => l.clone(),
-        SymbolSelection::Selector(sel) => {
-            let info = session.exchange_info().ok_or_else(|| RunError::Exchange {
-                base_url: base_url.to_owned(),
-                reason: "exchangeInfo is unavailable, so the symbol selector cannot be resolved"
-                    .to_owned(),
-            })?;
-            select_symbols(info, sel)?
-        }
-    };
+    let symbols = symbols_of(p, &session, base_url)?;
     let (range_start, range_end) = p.range.resolve(now);
     let root = p.output.path.clone();
 
@@ -796,6 +786,53 @@ struct RepairSeries {
     interval: crate::interval::Interval,
     #[serde(default)]
     gaps: Vec<crate::summary::report::GapReport>,
+}
+
+/// The pipeline's symbols: its list, or its selector resolved against the session's
+/// `exchangeInfo`.
+fn symbols_of(
+    p: &Pipeline,
+    session: &crate::extract::Session,
+    base_url: &str,
+) -> Result<Vec<Symbol>, RunError> {
+    match &p.symbols {
+        SymbolSelection::List(l) => Ok(l.clone()),
+        SymbolSelection::Selector(sel) => {
+            let info = session.exchange_info().ok_or_else(|| RunError::Exchange {
+                base_url: base_url.to_owned(),
+                reason: "exchangeInfo is unavailable, so the symbol selector cannot be resolved"
+                    .to_owned(),
+            })?;
+            select_symbols(info, sel)
+        }
+    }
+}
+
+/// Resolve the pipeline's symbols against the exchange (starting the built-in simulator when
+/// the pipeline uses it) without fetching anything else: `kline-etl plan --resolve`.
+pub async fn resolve_symbols(p: &Pipeline) -> Result<Vec<Symbol>, RunError> {
+    let (sim, base_url) = match &p.source.endpoint {
+        Endpoint::Url(u) => (None::<SimHandle>, u.clone()),
+        Endpoint::Simulator(settings) => {
+            let h = Simulator::start(SimConfig::from_settings(settings, p.source.market))
+                .await
+                .map_err(RunError::Simulator)?;
+            let url = h.base_url();
+            (Some(h), url)
+        }
+    };
+    let cfg = ExtractConfig::from_source(&p.source, &base_url, p.transform);
+    let result = match Extractor::new(cfg).connect().await {
+        Ok(session) => symbols_of(p, &session, &base_url),
+        Err(e) => Err(RunError::Exchange {
+            base_url: base_url.clone(),
+            reason: error_chain(&e),
+        }),
+    };
+    if let Some(h) = sim {
+        h.shutdown().await;
+    }
+    result
 }
 
 /// Resolve a selector against `exchangeInfo`: quote assets, status, regex, max.

@@ -363,3 +363,85 @@ async fn repair_refetches_exactly_the_failed_windows() {
     assert_eq!(summary_json(dir.path())["run"]["tasks_total"], 0);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_longer_than_the_wait_limit_exits_3_and_the_rerun_completes() {
+    let sim = Simulator::start(
+        SimConfig {
+            clock: ClockMode::Fixed(NOW_31),
+            ..SimConfig::default()
+        }
+        .with_ban_base(Duration::from_secs(2))
+        .with_faults(FaultPlan::none().at(5, FaultKind::Ban)),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(
+        dir.path(),
+        &sim.base_url(),
+        "[BTCUSDT]",
+        "[15m]",
+        "  max_ban_wait_secs: 0\n",
+    );
+    let p = p.to_str().unwrap();
+    let banned = cli(dir.path(), &["-q", "run", p, "--concurrency", "1"], &[]).await;
+    assert_eq!(banned.status.code(), Some(3), "{}", stderr(&banned));
+    let s = summary_json(dir.path());
+    assert_eq!(s["run"]["outcome"], "banned_resumable");
+    assert_eq!(s["run"]["http_418"], 1);
+    assert_only_complete_files_visible(&dir.path().join("out"));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let rerun = cli(dir.path(), &["-q", "run", p], &[]).await;
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+    assert_equals_exchange(
+        &sim,
+        &dir.path().join("out"),
+        &["BTCUSDT"],
+        &[Interval::M15],
+        JAN_1,
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_path_that_is_a_file_exits_4_and_touches_nothing() {
+    let sim = slow_simulator(0, FaultPlan::none()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("out"), b"not a directory").unwrap();
+    let p = pipeline(dir.path(), &sim.base_url(), "[BTCUSDT]", "[1d]", "");
+    let out = cli(dir.path(), &["-q", "run", p.to_str().unwrap()], &[]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("out/klines"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(dir.path().join("out")).unwrap(),
+        b"not a directory"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_resolve_prints_the_symbols_a_selector_picks() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("sel.yaml");
+    std::fs::write(
+        &p,
+        "name: sel\nsource:\n  simulator: {}\nsymbols:\n  quote: [USDT]\n  regex: \"^(BTC|ETH|LUNA)\"\nintervals: [1d]\nrange:\n  start: 2024-01-01\n  end: 2024-02-01\noutput:\n  path: out\n",
+    )
+    .unwrap();
+    let out = cli(
+        dir.path(),
+        &["plan", p.to_str().unwrap(), "--resolve", "--json"],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // LUNAUSDT is delisted: not TRADING, so not selected.
+    assert_eq!(
+        plan["resolved_symbols"],
+        serde_json::json!(["BTCUSDT", "ETHUSDT"])
+    );
+    assert_eq!(plan["tasks"].as_array().unwrap().len(), 2);
+    assert!(!dir.path().join("out").exists(), "plan writes nothing");
+}
