@@ -6,4 +6,5 @@ mod load;
 mod nightly;
 mod run;
 mod simulator;
+mod soak;
 mod summary;

@@ -42,7 +42,7 @@ fn kline_requests(s: &serde_json::Value) -> u64 {
 }
 
 /// Every series of `symbols` × `intervals` under `out` equals the exchange from `start`.
-fn assert_equals_exchange(
+pub(crate) fn assert_equals_exchange(
     sim: &SimHandle,
     out: &Path,
     symbols: &[&str],
@@ -63,7 +63,7 @@ fn assert_equals_exchange(
 
 /// Files a reader would see: everything not starting with `.` or `_`, which must be
 /// directories or readable `part.parquet` files.
-fn assert_only_complete_files_visible(root: &Path) {
+pub(crate) fn assert_only_complete_files_visible(root: &Path) {
     let mut stack = vec![root.to_owned()];
     while let Some(d) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&d) else {
@@ -87,7 +87,7 @@ fn assert_only_complete_files_visible(root: &Path) {
     }
 }
 
-fn spawn(dir: &Path, args: &[&str]) -> Child {
+pub(crate) fn spawn(dir: &Path, args: &[&str]) -> Child {
     Command::new(BIN)
         .args(args)
         .current_dir(dir)
@@ -98,7 +98,7 @@ fn spawn(dir: &Path, args: &[&str]) -> Child {
         .unwrap()
 }
 
-async fn wait(child: Child) -> std::process::Output {
+pub(crate) async fn wait(child: Child) -> std::process::Output {
     tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap()
