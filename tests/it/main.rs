@@ -2,6 +2,7 @@
 
 mod config;
 mod extract;
+mod hostile;
 mod load;
 mod nightly;
 mod run;
