@@ -29,6 +29,8 @@ pub mod cli;
 pub mod config;
 pub mod exit;
 pub mod extract;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod incremental;
 pub mod interval;
 pub mod load;

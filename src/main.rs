@@ -21,6 +21,7 @@ use kline_etl::simulator::SimConfig;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
+    install_panic_hook();
     let cli = Cli::parse();
     init_tracing(&cli.global);
     let code = match cli.command {
@@ -63,7 +64,7 @@ fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// Print `error: …` and each cause once.
+/// Print `error: …` and each cause once (with every registered secret redacted).
 fn report(e: &dyn Error) {
     let mut msg = format!("error: {e}");
     let mut source = e.source();
@@ -71,7 +72,29 @@ fn report(e: &dyn Error) {
         let _ = write!(msg, "\n  caused by: {s}");
         source = s.source();
     }
-    eprintln!("{msg}");
+    eprintln!("{}", config::redact(&msg));
+}
+
+/// A panic is a bug: print it once (secrets redacted) with a request to report it, and exit
+/// with the documented internal-error code (70) instead of Rust's 101.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error (a bug in kline-etl): {}{at}\n  please report it with the command line and pipeline file; files already written are complete and consistent",
+            config::redact(&what)
+        );
+        std::process::exit(i32::from(ExitCode::Internal.code()));
+    }));
 }
 
 fn load(path: &Path) -> Result<Pipeline, ConfigError> {

@@ -3,7 +3,8 @@
 //! The extractor only sees the [`Progress`] trait; this is the terminal implementation, used
 //! when stderr is a terminal and neither `-q` nor `--no-progress` was given.
 //!
-//! Log lines must not garble the bars: [`LogWriter`] is the writer the logger uses, and while
+//! Log lines are passed through [`crate::config::redact`] (no registered secret is ever
+//! printed) and must not garble the bars: [`LogWriter`] is the writer the logger uses, and while
 //! a display is active it prints each line through [`MultiProgress::suspend`], which clears
 //! the bars, writes the line and redraws them below it.
 
@@ -142,6 +143,9 @@ impl Write for LogWriter {
     }
 
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let text = String::from_utf8_lossy(buf);
+        let redacted = crate::config::redact(&text);
+        let buf = redacted.as_bytes();
         let active = ACTIVE
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -589,8 +589,10 @@ async fn run_against(
 pub fn write_report<R: Serialize>(root: &Path, report: &Report<R>) -> Result<PathBuf, LoadError> {
     let dir = root.join("klines");
     let json_path = dir.join("_summary.json");
-    let mut json =
-        serde_json::to_vec_pretty(report).map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
+    let json = serde_json::to_string_pretty(report)
+        .map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
+    // Error texts quote the exchange, which may echo what it was sent: no secret is written.
+    let mut json = crate::config::redact(&json).into_owned().into_bytes();
     json.push(b'\n');
     crate::load::atomic::write_atomic(&json_path, &json, |_| Ok(()), |_| false)?;
     let pq_path = dir.join("_summary.parquet");

@@ -70,13 +70,43 @@ pub struct SimulatorSettings {
     pub weight_limit: Option<u32>,
 }
 
-/// An API key. Its `Debug` and `Display` never show the value.
+/// An API key. Its `Debug` and `Display` never show the value, and every secret created is
+/// registered so that [`redact`] removes it from any text (log lines, error chains, panic
+/// messages) as a second line of defence.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
+/// Every secret value seen by this process (see [`redact`]).
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Values shorter than this are not registered (redacting `1` would mangle every number).
+const MIN_REDACTED_LEN: usize = 6;
+
+/// `text` with every registered secret replaced by `<redacted>`.
+pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    let secrets = SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for s in secrets.iter() {
+        if out.contains(s.as_str()) {
+            out = std::borrow::Cow::Owned(out.replace(s.as_str(), "<redacted>"));
+        }
+    }
+    out
+}
+
 impl Secret {
-    /// Wrap a secret value.
+    /// Wrap a secret value (and register it for [`redact`]).
     pub fn new(value: String) -> Self {
+        if value.len() >= MIN_REDACTED_LEN {
+            let mut secrets = SECRETS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !secrets.contains(&value) {
+                secrets.push(value.clone());
+            }
+        }
         Secret(value)
     }
 
@@ -275,6 +305,20 @@ mod tests {
         let s = Secret::new("hunter2".into());
         assert!(!format!("{s:?} {s}").contains("hunter2"));
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn registered_secrets_are_redacted_from_any_text() {
+        let _ = Secret::new("sk-live-0123456789".into());
+        let _ = Secret::new("12".into());
+        assert_eq!(
+            redact("error: key sk-live-0123456789 refused (code -2014, 12 ms)"),
+            "error: key <redacted> refused (code -2014, 12 ms)"
+        );
+        assert!(matches!(
+            redact("nothing here"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

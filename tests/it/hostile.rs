@@ -46,7 +46,17 @@ async fn handle(script: Script, req: Request<Body>) -> Response<Body> {
             .into_bytes(),
         )
     } else if path.ends_with("/klines") {
-        script.klines.lock().unwrap().clone()
+        let (status, body) = script.klines.lock().unwrap().clone();
+        // A hostile exchange that echoes the API key it was sent back in its error message.
+        let key = req
+            .headers()
+            .get("x-mbx-apikey")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let body = String::from_utf8_lossy(&body)
+            .replace("{KEY}", key)
+            .into_bytes();
+        (status, body)
     } else {
         (404, b"{\"code\":-1,\"msg\":\"no\"}".to_vec())
     };
@@ -364,4 +374,57 @@ async fn flags_out_of_range_exit_2_with_a_message() {
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),
         "nothing written"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_echoed_by_the_exchange_is_redacted_everywhere() {
+    let secret = "sk-ECHO-5e1f0c2d9b";
+    let script = Script {
+        klines: Arc::new(Mutex::new((
+            400,
+            b"{\"code\":-2014,\"msg\":\"API-key format invalid: {KEY}\"}".to_vec(),
+        ))),
+        symbols: Arc::new(vec!["BTCUSDT".into()]),
+    };
+    let (url, server) = hostile_exchange(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "name: echo\nsource:\n  base_url: {url}\n  api_key: ${{BINANCE_API_KEY}}\nsymbols: [BTCUSDT]\nintervals: [1h]\nrange:\n  start: 2024-05-31\n  end: now\noutput:\n  path: out\n"
+    );
+    std::fs::write(dir.path().join("p.yaml"), text).unwrap();
+    for format in ["text", "json"] {
+        let out = cli(
+            dir.path(),
+            &["-vv", "--log-format", format, "run", "p.yaml"],
+            &[("BINANCE_API_KEY", secret)],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("-2014") && err.contains("<redacted>"), "{err}");
+        assert!(!err.contains(secret), "{err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
+    }
+    let mut stack = vec![dir.path().to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "secret in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    let summary = std::fs::read_to_string(dir.path().join("out/klines/_summary.json")).unwrap();
+    assert!(
+        summary.contains("<redacted>"),
+        "the error is kept, redacted"
+    );
+    server.abort();
 }

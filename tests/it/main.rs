@@ -2,6 +2,7 @@
 
 mod config;
 mod extract;
+mod fuzz_regressions;
 mod hostile;
 mod load;
 mod nightly;
