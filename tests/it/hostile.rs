@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 
+use kline_etl::simulator::{ClockMode, SimConfig, Simulator};
+
 use crate::run::{BIN, NOW, cli, file_hashes, stderr};
 
 const HOUR: i64 = 3_600_000;
@@ -427,4 +429,86 @@ async fn an_api_key_echoed_by_the_exchange_is_redacted_everywhere() {
         "the error is kept, redacted"
     );
     server.abort();
+}
+
+/// A tmpfs mounted for one test (needs root; tests skip where mounting is not allowed).
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(dir: &Path, options: &str) -> Option<Mount> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        }
+        ok.then(|| Mount(dir.to_owned()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_or_read_only_output_exits_4_and_loses_nothing() {
+    let sim = Simulator::start(SimConfig {
+        clock: ClockMode::Fixed(NOW),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // 300 KiB: room for a few months of hourly candles, not for a year of minutes.
+    let Some(full) = Mount::tmpfs(&dir.path().join("full"), "size=300k") else {
+        return;
+    };
+    let small = format!(
+        "name: small\nsource:\n  base_url: {}\nsymbols: [BTCUSDT]\nintervals: [1h]\nrange:\n  start: 2024-03-01\n  end: now\noutput:\n  path: full/out\n",
+        sim.base_url()
+    );
+    std::fs::write(dir.path().join("small.yaml"), small).unwrap();
+    let first = cli(dir.path(), &["-q", "run", "small.yaml"], &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let before = file_hashes(&dir.path().join("full/out"));
+    assert_eq!(before.len(), 1);
+
+    let big = format!(
+        "name: big\nsource:\n  base_url: {}\nsymbols: [BTCUSDT]\nintervals: [1m]\nrange:\n  start: 2024-01-01\n  end: now\noutput:\n  path: full/out\n",
+        sim.base_url()
+    );
+    std::fs::write(dir.path().join("big.yaml"), big).unwrap();
+    let out = cli(dir.path(), &["-q", "run", "big.yaml"], &[]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let msg = stderr(&out);
+    assert!(msg.to_lowercase().contains("no space left"), "{msg}");
+    assert!(msg.contains("full/out"), "the path is named: {msg}");
+    // The hourly file is intact; every minute partition that exists is complete and readable;
+    // temporary files are dot-prefixed or gone.
+    let after = file_hashes(&dir.path().join("full/out"));
+    assert!(
+        after.iter().any(|f| before.contains(f)),
+        "the earlier file changed"
+    );
+    crate::nightly::assert_only_complete_files_visible(&dir.path().join("full/out"));
+    drop(full);
+
+    let Some(_ro) = Mount::tmpfs(&dir.path().join("ro"), "ro,size=64k") else {
+        return;
+    };
+    let ro = format!(
+        "name: ro\nsource:\n  base_url: {}\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange:\n  start: 2024-03-01\n  end: now\noutput:\n  path: ro/out\n",
+        sim.base_url()
+    );
+    std::fs::write(dir.path().join("ro.yaml"), ro).unwrap();
+    let out = cli(dir.path(), &["-q", "run", "ro.yaml"], &[]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ro/out"), "{}", stderr(&out));
+    sim.shutdown().await;
 }
