@@ -143,7 +143,22 @@ async fn hostile_replies_fail_their_task_clearly_and_leave_written_data_alone() 
     }
     gigantic.extend_from_slice(rows[0].as_bytes());
     gigantic.push(b']');
+    let many: Vec<String> = (0..200)
+        .map(|i| {
+            let t = 1_717_200_000_000 - (200 - i) * HOUR;
+            format!(
+                "[{t},\"100.00\",\"101.00\",\"99.00\",\"100.50\",\"10.0\",{},\"1005.0\",7,\"5.0\",\"502.5\",\"0\"]",
+                t + HOUR - 1
+            )
+        })
+        .collect();
     let cases: Vec<(&str, u16, Vec<u8>, &str)> = vec![
+        (
+            "more rows than asked for",
+            200,
+            page(&many),
+            "more than the `limit`",
+        ),
         (
             "html",
             200,
