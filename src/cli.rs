@@ -111,6 +111,15 @@ pub struct RunArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub lock: LockArgs,
+    /// Run only shard I of N (`2/4`): the series whose stable hash falls to it, so N processes
+    /// (on N hosts, with N weight budgets) fill one dataset without coordinating.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<crate::plan::Shard>,
+}
+
+/// `--shard I/N`.
+fn parse_shard(s: &str) -> Result<crate::plan::Shard, String> {
+    s.parse()
 }
 
 /// How a run waits for another run writing the same dataset.
@@ -136,6 +145,9 @@ pub struct RepairArgs {
     pub concurrency: Option<u16>,
     #[command(flatten)]
     pub lock: LockArgs,
+    /// Repair only shard I of N (`2/4`), as `run --shard` wrote it.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<crate::plan::Shard>,
 }
 
 /// `kline-etl status`.

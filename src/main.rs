@@ -230,6 +230,7 @@ fn run(args: &RunArgs, global: &GlobalArgs) -> ExitCode {
         print_table: global.quiet == 0,
         lock_wait: std::time::Duration::from_secs(args.lock.lock_wait),
         mode: RunMode::Incremental,
+        shard: args.shard,
     };
     run_all(&pipelines, &base, global)
 }
@@ -248,6 +249,7 @@ fn repair(args: &RepairArgs, global: &GlobalArgs) -> ExitCode {
         mode: RunMode::Repair {
             exchange_gaps: args.exchange_gaps,
         },
+        shard: args.shard,
     };
     run_all(&[(&args.pipeline, p)], &base, global)
 }
@@ -425,7 +427,7 @@ fn summary(args: &SummaryArgs) -> ExitCode {
     };
     kline_etl::summary::dataset::attribute_pending(
         &mut series,
-        &kline_etl::load::resume::read(&root),
+        &kline_etl::load::resume::read_all(&root),
     );
     if series.is_empty() {
         eprintln!("note: no kline data under `{}`", root.display());

@@ -13,6 +13,59 @@ use crate::config::{Dataset, Endpoint, Pipeline, SymbolSelection};
 use crate::interval::{Interval, MINUTE_MS};
 use crate::market::Market;
 
+/// One of N shards of a pipeline (`--shard I/N`): the series (market × symbol × interval)
+/// whose stable hash modulo N is `I - 1`. N processes on N hosts fill one dataset without
+/// coordinating: no two shards ever write the same series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Shard {
+    /// 1-based index.
+    pub index: u32,
+    /// Number of shards.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether this shard owns the series `market/symbol/interval`. FNV-1a of the text, so
+    /// the split is the same on every host, build and run.
+    pub fn owns(self, market: Market, symbol: &str, interval: Interval) -> bool {
+        let key = format!("{}/{symbol}/{}", market.as_str(), interval.as_str());
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in key.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h % u64::from(self.count) == u64::from(self.index - 1)
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "shard-{}-of-{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `I/N` (the flag) or `shard-I-of-N` (file names), `1 <= I <= N <= 1024`.
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let parts = s
+            .split_once('/')
+            .or_else(|| s.strip_prefix("shard-")?.split_once("-of-"));
+        let bad =
+            || format!("invalid shard `{s}`; expected `I/N` with 1 <= I <= N <= 1024, e.g. `2/4`");
+        let (i, n) = parts.ok_or_else(bad)?;
+        let (index, count) = (
+            i.trim().parse::<u32>().map_err(|_| bad())?,
+            n.trim().parse::<u32>().map_err(|_| bad())?,
+        );
+        if index == 0 || index > count || count > 1024 {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
 /// What one task will fetch, and what it will cost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Task {
@@ -363,6 +416,29 @@ mod tests {
     }
 
     const NOW: i64 = 1_700_000_000_000; // 2023-11-14T22:13:20Z
+
+    #[test]
+    fn shards_split_series_exactly_once() {
+        let shards: Vec<Shard> = (1..=4).map(|i| Shard { index: i, count: 4 }).collect();
+        let mut owned = [0usize; 4];
+        for sym in [
+            "BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT",
+        ] {
+            for i in [Interval::M1, Interval::H1, Interval::D1] {
+                let owners: Vec<usize> = (0..4)
+                    .filter(|k| shards[*k].owns(Market::Spot, sym, i))
+                    .collect();
+                assert_eq!(owners.len(), 1, "{sym} {i}");
+                owned[owners[0]] += 1;
+            }
+        }
+        assert!(owned.iter().all(|n| *n > 0), "{owned:?}");
+        assert_eq!("2/4".parse::<Shard>().unwrap(), shards[1]);
+        assert_eq!(shards[1].to_string().parse::<Shard>().unwrap(), shards[1]);
+        for bad in ["0/4", "5/4", "1/0", "a/b", "3", "1/2000"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn daily_btc_since_2020() {

@@ -56,6 +56,8 @@ pub struct RunOptions {
     pub lock_wait: std::time::Duration,
     /// A normal run, or `kline-etl repair`.
     pub mode: RunMode,
+    /// `--shard I/N`: only the series this shard owns (see [`crate::plan::Shard`]).
+    pub shard: Option<crate::plan::Shard>,
 }
 
 /// What a run fetches.
@@ -99,6 +101,9 @@ pub enum RunError {
     /// The extractor could not start.
     #[error(transparent)]
     Extract(#[from] crate::extract::ExtractError),
+    /// The object store output could not be read or written.
+    #[error(transparent)]
+    Remote(#[from] crate::load::remote::RemoteError),
 }
 
 impl RunError {
@@ -107,6 +112,7 @@ impl RunError {
         match self {
             RunError::Unsupported(_) | RunError::Symbols(_) => ExitCode::Usage,
             RunError::Load(e) => e.exit_code(),
+            RunError::Remote(e) => e.exit_code(),
             RunError::Simulator(_) => ExitCode::Internal,
             RunError::Exchange { .. } | RunError::Extract(_) => ExitCode::TasksFailed,
         }
@@ -298,9 +304,20 @@ async fn run_against(
     // One writer per dataset: taken before the state on disk is read.
     let lock = {
         let (root, name, wait) = (root.clone(), p.name.clone(), opts.lock_wait);
-        tokio::task::spawn_blocking(move || crate::load::lock::acquire(&root, &name, wait))
+        let shard = opts.shard;
+        tokio::task::spawn_blocking(move || crate::load::lock::acquire(&root, shard, &name, wait))
             .await
             .map_err(|e| RunError::Load(LoadError::Io(std::io::Error::other(e.to_string()))))??
+    };
+    // An object store output: the run works on a local mirror brought up to date first.
+    let remote = match &p.output.remote {
+        Some(url) => {
+            let remote = crate::load::remote::open(url, &p.output.path)?;
+            let pulled = remote.pull().await?;
+            tracing::info!(store = %url, files = pulled.files, bytes = pulled.bytes, "mirrored the object store");
+            Some(remote)
+        }
+        None => None,
     };
 
     let series: Vec<TaskKey> = symbols
@@ -312,8 +329,12 @@ async fn run_against(
                 interval: *interval,
             })
         })
+        .filter(|k| {
+            opts.shard
+                .is_none_or(|s| s.owns(k.market, k.symbol.as_str(), k.interval))
+        })
         .collect();
-    let pending_before = resume::read(&root);
+    let pending_before = resume::read(&root, opts.shard);
     let (tasks, covered) = match opts.mode {
         RunMode::Incremental => incremental_tasks(
             &root,
@@ -346,7 +367,7 @@ async fn run_against(
         )
     }));
     if !tasks.is_empty() {
-        resume::write(&root, &in_flight)?;
+        resume::write(&root, opts.shard, &in_flight)?;
     }
 
     progress.tasks_planned(
@@ -502,7 +523,7 @@ async fn run_against(
             .await
             .map_err(|e| RunError::Load(LoadError::Io(std::io::Error::other(e.to_string()))))??;
     let pending_after = resume::carry_over(&pending_before, &done, unfinished);
-    resume::write(&root, &pending_after)?;
+    resume::write(&root, opts.shard, &pending_after)?;
     crate::summary::dataset::attribute_pending(&mut series, &pending_after);
     let summary_ms = summary_started.elapsed().as_millis() as u64;
 
@@ -573,7 +594,11 @@ async fn run_against(
         run: Some(info),
         series,
     };
-    let summary_path = write_report(&root, &report)?;
+    let summary_path = write_report(&root, opts.shard, &report)?;
+    if let Some(remote) = &remote {
+        let pushed = remote.push().await?;
+        tracing::info!(store = %remote.url(), files = pushed.files, bytes = pushed.bytes, "uploaded to the object store");
+    }
     drop(lock);
     if opts.print_table {
         eprint!("{}", render_table(&report.series));
@@ -585,17 +610,23 @@ async fn run_against(
     })
 }
 
-/// Write `_summary.json` and `_summary.parquet` under `<root>/klines/`, atomically.
-pub fn write_report<R: Serialize>(root: &Path, report: &Report<R>) -> Result<PathBuf, LoadError> {
+/// Write `_summary.json` and `_summary.parquet` under `<root>/klines/`, atomically (with
+/// `--shard I/N`: `_summary.shard-I-of-N.json` and `.parquet`, one pair per shard).
+pub fn write_report<R: Serialize>(
+    root: &Path,
+    shard: Option<crate::plan::Shard>,
+    report: &Report<R>,
+) -> Result<PathBuf, LoadError> {
     let dir = root.join("klines");
-    let json_path = dir.join("_summary.json");
+    let stem = shard.map_or_else(|| "_summary".to_owned(), |s| format!("_summary.{s}"));
+    let json_path = dir.join(format!("{stem}.json"));
     let json = serde_json::to_string_pretty(report)
         .map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
     // Error texts quote the exchange, which may echo what it was sent: no secret is written.
     let mut json = crate::config::redact(&json).into_owned().into_bytes();
     json.push(b'\n');
     crate::load::atomic::write_atomic(&json_path, &json, |_| Ok(()), |_| false)?;
-    let pq_path = dir.join("_summary.parquet");
+    let pq_path = dir.join(format!("{stem}.parquet"));
     let pq = series_parquet(&report.series).map_err(|source| LoadError::Encode {
         path: pq_path.clone(),
         source,

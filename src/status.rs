@@ -106,7 +106,7 @@ struct TaskDoc {
 
 /// Read the status of the dataset under `root` (reads every partition file once).
 pub fn status(root: &Path) -> Result<Status, LoadError> {
-    let pending = resume::read(root);
+    let pending = resume::read_all(root);
     let mut series = crate::summary::dataset::summarize(root)?;
     crate::summary::dataset::attribute_pending(&mut series, &pending);
     let doc: Option<SummaryDoc> = fs_err::read_to_string(root.join("klines").join("_summary.json"))

@@ -286,8 +286,12 @@ pub enum Compression {
 /// `output`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputOptions {
-    /// `output.path`: the output root (default `data/binance`).
+    /// The local output root: `output.path` (default `data/binance`), or with an object store
+    /// `output.path`, the local mirror (`output.staging`) the run works in.
     pub path: PathBuf,
+    /// `output.path` when it is an object store URL (`s3://bucket/prefix`, ...): files are
+    /// mirrored from it before the run and uploaded to it after.
+    pub remote: Option<String>,
     /// `output.partition`.
     pub partition: PartitionSpec,
     /// `output.compression`.

@@ -204,9 +204,13 @@ pub struct RawTransform {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutput {
-    /// `output.path`: the output root directory. Default `data/binance`. `${VAR}` is
-    /// interpolated.
+    /// `output.path`: the output root: a directory (default `data/binance`) or an object
+    /// store URL (`s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`,
+    /// `file:///abs/path`). `${VAR}` is interpolated.
     pub path: Option<SText>,
+    /// `output.staging`: with an object store `path`, the local mirror a run works in
+    /// (default `${XDG_CACHE_HOME:-~/.cache}/kline-etl/<scheme>/<bucket>/<prefix>`).
+    pub staging: Option<SText>,
     /// `output.partition`: `auto` (default: chosen per interval), `none`, `year`, `month` or
     /// `day`.
     pub partition: Option<SText>,

@@ -573,9 +573,57 @@ fn transform(cx: &mut Ctx<'_>, raw: Option<&RawTransform>) -> TransformOptions {
     }
 }
 
+/// Object store schemes `output.path` accepts.
+const STORE_SCHEMES: &[&str] = &["s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "file"];
+
+/// Check an object store URL: a known scheme, a bucket (or an absolute `file://` path).
+fn remote_url(s: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(s.trim()).map_err(|e| {
+        format!(
+            "invalid object store URL `{}`: {e}; expected e.g. `s3://bucket/prefix`",
+            s.escape_debug()
+        )
+    })?;
+    if !STORE_SCHEMES.contains(&url.scheme()) {
+        return Err(format!(
+            "unsupported object store scheme `{}://`; expected one of s3://, gs://, az://, abfs://, file://",
+            url.scheme()
+        ));
+    }
+    if url.scheme() != "file" && url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "object store URL `{s}` has no bucket; expected e.g. `{}://bucket/prefix`",
+            url.scheme()
+        ));
+    }
+    if url.path().split('/').any(|seg| seg == "..") {
+        return Err(format!("object store URL `{s}` must not contain `..`"));
+    }
+    Ok(url)
+}
+
+/// The default local mirror of an object store output:
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/kline-etl/<scheme>/<bucket>/<prefix>`.
+fn default_staging(env: &dyn Fn(&str) -> Option<String>, url: &url::Url) -> PathBuf {
+    let base = env("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".kline-etl-cache"));
+    let mut dir = base.join("kline-etl").join(url.scheme());
+    if let Some(host) = url.host_str() {
+        dir.push(host);
+    }
+    for seg in url.path().split('/').filter(|s| !s.is_empty() && *s != ".") {
+        dir.push(seg);
+    }
+    dir
+}
+
 fn output(cx: &mut Ctx<'_>, raw: Option<&RawOutput>) -> OutputOptions {
     let mut out = OutputOptions {
         path: PathBuf::from(DEFAULT_OUTPUT_PATH),
+        remote: None,
         partition: PartitionSpec::Auto,
         compression: Compression::Zstd(DEFAULT_ZSTD_LEVEL),
         row_group_rows: DEFAULT_ROW_GROUP_ROWS,
@@ -594,7 +642,36 @@ fn output(cx: &mut Ctx<'_>, raw: Option<&RawOutput>) -> OutputOptions {
                 ),
             );
         }
-        out.path = PathBuf::from(s);
+        if s.contains("://") {
+            match remote_url(&s) {
+                Ok(url) => {
+                    out.path = default_staging(cx.env, &url);
+                    out.remote = Some(url.to_string());
+                }
+                Err(why) => cx.at(p.referenced, "output.path", why),
+            }
+        } else {
+            out.path = PathBuf::from(s);
+        }
+    }
+    if let Some(st) = &raw.staging
+        && let Some(s) = cx.interp(st, "output.staging")
+    {
+        if out.remote.is_none() {
+            cx.at(
+                st.referenced,
+                "output.staging",
+                "`output.staging` applies only when `output.path` is an object store URL such as `s3://bucket/prefix`; remove it",
+            );
+        } else if s.trim().is_empty() || s.contains('\0') {
+            cx.at(
+                st.referenced,
+                "output.staging",
+                format_args!("invalid staging directory `{}`", s.escape_debug()),
+            );
+        } else {
+            out.path = PathBuf::from(s);
+        }
     }
     out.partition = cx.choice(
         raw.partition.as_ref(),

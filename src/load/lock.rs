@@ -59,9 +59,14 @@ impl Drop for DatasetLock {
     }
 }
 
-/// Where the lock file of an output root lives.
-pub fn path(root: &Path) -> PathBuf {
-    root.join("klines").join(FILE_NAME)
+/// Where the lock file of an output root lives. Shards of one pipeline write disjoint series
+/// and their own summary and resume files, so each shard has its own lock
+/// (`.kline-etl.shard-2-of-4.lock`).
+pub fn path(root: &Path, shard: Option<crate::plan::Shard>) -> PathBuf {
+    match shard {
+        None => root.join("klines").join(FILE_NAME),
+        Some(s) => root.join("klines").join(format!(".kline-etl.{s}.lock")),
+    }
 }
 
 fn read_owner(file: &mut File) -> Option<Owner> {
@@ -85,7 +90,7 @@ fn host_name() -> String {
 /// Who holds the lock of the dataset under `root` right now, if anyone (never creates the
 /// lock file, never blocks).
 pub fn holder(root: &Path) -> Option<Owner> {
-    let mut file = File::open(path(root)).ok()?;
+    let mut file = File::open(path(root, None)).ok()?;
     match file.try_lock_shared() {
         Ok(()) => {
             let _ = file.unlock();
@@ -103,8 +108,13 @@ pub fn holder(root: &Path) -> Option<Owner> {
 
 /// Take the lock of the dataset under `root`, waiting up to `wait` for another run to finish.
 /// [`LoadError::Locked`] says who holds it when the wait runs out.
-pub fn acquire(root: &Path, pipeline: &str, wait: Duration) -> Result<DatasetLock, LoadError> {
-    let path = path(root);
+pub fn acquire(
+    root: &Path,
+    shard: Option<crate::plan::Shard>,
+    pipeline: &str,
+    wait: Duration,
+) -> Result<DatasetLock, LoadError> {
+    let path = path(root, shard);
     if let Some(dir) = path.parent() {
         fs_err::create_dir_all(dir)?;
     }
@@ -186,29 +196,29 @@ mod tests {
     #[test]
     fn a_second_holder_is_refused_and_a_release_lets_it_in() {
         let dir = tempfile::tempdir().unwrap();
-        let first = acquire(dir.path(), "a", Duration::ZERO).unwrap();
+        let first = acquire(dir.path(), None, "a", Duration::ZERO).unwrap();
         assert!(first.took_over.is_none());
-        let err = acquire(dir.path(), "b", Duration::from_millis(300)).unwrap_err();
+        let err = acquire(dir.path(), None, "b", Duration::from_millis(300)).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("pipeline `a`"), "{msg}");
         assert!(msg.contains(&std::process::id().to_string()), "{msg}");
         assert_eq!(err.exit_code(), crate::exit::ExitCode::Locked);
         drop(first);
-        let second = acquire(dir.path(), "b", Duration::ZERO).unwrap();
+        let second = acquire(dir.path(), None, "b", Duration::ZERO).unwrap();
         assert!(second.took_over.is_none(), "a clean release is not stale");
     }
 
     #[test]
     fn a_stale_owner_record_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
-        let p = path(dir.path());
+        let p = path(dir.path(), None);
         fs_err::create_dir_all(p.parent().unwrap()).unwrap();
         fs_err::write(
             &p,
             r#"{"pid":999999,"host":"gone","since":"2024-01-01T00:00:00Z","pipeline":"old"}"#,
         )
         .unwrap();
-        let lock = acquire(dir.path(), "new", Duration::ZERO).unwrap();
+        let lock = acquire(dir.path(), None, "new", Duration::ZERO).unwrap();
         assert_eq!(lock.took_over.as_ref().unwrap().pid, 999_999);
         let text = fs_err::read_to_string(&p).unwrap();
         assert!(text.contains("\"pipeline\":\"new\""), "{text}");

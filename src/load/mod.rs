@@ -9,6 +9,7 @@
 //!   the state incremental runs start from.
 //! - [`resume`]: `_resume.json`, windows earlier runs left unfinished.
 //! - [`lock`]: the one-writer-per-dataset lock.
+//! - [`remote`]: object store outputs (`s3://…`), mirrored to a local directory around a run.
 //! - [`DatasetWriter`]: writes one partition: read the existing file (if any), merge, encode,
 //!   write to a dot-prefixed temporary file in the same directory, fsync, read the footer back
 //!   to check it, rename into place, fsync the directory. A reader never sees a partial file.
@@ -34,6 +35,7 @@ pub mod lock;
 pub mod merge;
 pub mod parquet;
 pub mod partition;
+pub mod remote;
 pub mod resume;
 pub mod scan;
 pub mod state;

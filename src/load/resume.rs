@@ -104,15 +104,43 @@ pub struct ResumeFile {
     pub pending: Vec<Pending>,
 }
 
-/// Where the resume file of an output root lives.
-pub fn path(root: &Path) -> PathBuf {
-    root.join("klines").join(FILE_NAME)
+/// Where the resume file of an output root lives (`_resume.json`, or one per shard:
+/// `_resume.shard-2-of-4.json`, so sharded runs never write each other's).
+pub fn path(root: &Path, shard: Option<crate::plan::Shard>) -> PathBuf {
+    let name = match shard {
+        None => FILE_NAME.to_owned(),
+        Some(s) => format!("_resume.{s}.json"),
+    };
+    root.join("klines").join(name)
 }
 
-/// Read the resume file; a missing file is empty, a damaged one is reported and treated as
+/// Every resume file under `root` (unsharded and per shard), read together.
+pub fn read_all(root: &Path) -> Vec<Pending> {
+    let mut out = read(root, None);
+    if let Ok(entries) = fs_err::read_dir(root.join("klines")) {
+        let mut shards: Vec<Option<crate::plan::Shard>> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix("_resume.")?
+                    .strip_suffix(".json")?
+                    .parse::<crate::plan::Shard>()
+                    .ok()
+            })
+            .map(Some)
+            .collect();
+        shards.sort();
+        for s in shards {
+            out.extend(read(root, s));
+        }
+    }
+    out
+}
+
+/// Read a resume file; a missing file is empty, a damaged one is reported and treated as
 /// empty (it only ever adds work).
-pub fn read(root: &Path) -> Vec<Pending> {
-    let p = path(root);
+pub fn read(root: &Path, shard: Option<crate::plan::Shard>) -> Vec<Pending> {
+    let p = path(root, shard);
     let text = match fs_err::read_to_string(&p) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
@@ -137,8 +165,12 @@ pub fn read(root: &Path) -> Vec<Pending> {
 }
 
 /// Replace the resume file atomically (removing it when nothing is pending).
-pub fn write(root: &Path, pending: &[Pending]) -> Result<(), LoadError> {
-    let p = path(root);
+pub fn write(
+    root: &Path,
+    shard: Option<crate::plan::Shard>,
+    pending: &[Pending],
+) -> Result<(), LoadError> {
+    let p = path(root, shard);
     if pending.is_empty() {
         return match fs_err::remove_file(&p) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
@@ -196,24 +228,27 @@ mod tests {
     #[test]
     fn round_trips_and_an_empty_file_is_removed() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(read(dir.path()).is_empty());
+        assert!(read(dir.path(), None).is_empty());
         let p = vec![Pending::new(
             &key("BTCUSDT"),
             (0, 3_600_000),
             Reason::InFlight,
         )];
-        write(dir.path(), &p).unwrap();
-        assert_eq!(read(dir.path()), p);
-        write(dir.path(), &[]).unwrap();
-        assert!(!path(dir.path()).exists());
+        write(dir.path(), None, &p).unwrap();
+        assert_eq!(read(dir.path(), None), p);
+        let shard: crate::plan::Shard = "shard-2-of-3".parse().unwrap();
+        write(dir.path(), Some(shard), &p).unwrap();
+        assert_eq!(read_all(dir.path()).len(), 2);
+        write(dir.path(), None, &[]).unwrap();
+        assert!(!path(dir.path(), None).exists());
     }
 
     #[test]
     fn a_damaged_file_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         fs_err::create_dir_all(dir.path().join("klines")).unwrap();
-        fs_err::write(path(dir.path()), b"{not json").unwrap();
-        assert!(read(dir.path()).is_empty());
+        fs_err::write(path(dir.path(), None), b"{not json").unwrap();
+        assert!(read(dir.path(), None).is_empty());
     }
 
     #[test]

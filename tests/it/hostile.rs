@@ -24,6 +24,7 @@ struct Script {
     symbols: Arc<Vec<String>>,
 }
 
+#[allow(clippy::unused_async)] // an axum handler: it must return a future
 async fn handle(script: Script, req: Request<Body>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let (status, body) = if path.ends_with("/time") {

@@ -9,4 +9,5 @@ mod nightly;
 mod run;
 mod simulator;
 mod soak;
+mod store;
 mod summary;
