@@ -288,7 +288,15 @@ mod tests {
             .collect();
         assert_eq!(
             fut,
-            [(5, 2), (10, 2), (50, 2), (100, 5), (500, 10), (1000, 20), (1000, 20)]
+            [
+                (5, 2),
+                (10, 2),
+                (50, 2),
+                (100, 5),
+                (500, 10),
+                (1000, 20),
+                (1000, 20)
+            ]
         );
         assert!(Market::Spot.valid_depth_limit(37));
         assert!(!Market::CoinM.valid_depth_limit(37));

@@ -220,12 +220,6 @@ pub async fn run_pipeline(
     progress: Arc<dyn Progress>,
     cancel: watch::Receiver<bool>,
 ) -> Result<RunResult, RunError> {
-    if p.dataset != Dataset::Klines {
-        return Err(RunError::Unsupported(format!(
-            "dataset `{}` is not available in this version of kline-etl; use `dataset: klines`",
-            p.dataset.as_str()
-        )));
-    }
     let started = Instant::now();
     let started_at = fmt_ms(chrono::Utc::now().timestamp_millis());
 
@@ -257,6 +251,13 @@ async fn run_against(
     started: Instant,
     started_at: String,
 ) -> Result<RunResult, RunError> {
+    // Snapshot datasets (ticker_price, depth) have their own orchestration.
+    if p.dataset != Dataset::Klines {
+        return crate::snapshot::run_snapshot(
+            p, opts, base_url, progress, cancel, started, started_at,
+        )
+        .await;
+    }
     // One connection: the exchange's clock and exchangeInfo, read through the shared weight
     // budget, serve range resolution, symbol selection and the extraction alike.
     let mut cfg = ExtractConfig::from_source(&p.source, base_url, p.transform);

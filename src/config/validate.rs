@@ -10,9 +10,9 @@ use serde_saphyr::{Location, Spanned};
 use super::Diagnostic;
 use super::interpolate::interpolate;
 use super::model::{
-    Compression, ContractType, Dataset, Endpoint, KlineFamily, OnViolation, OutputOptions, PartitionSpec, Pipeline, PriceType,
-    Secret, SimulatorSettings, Source, SymbolSelection, SymbolSelector, TimeRange, TimeSpec,
-    TimeUnit, TransformOptions,
+    Compression, ContractType, Dataset, Endpoint, KlineFamily, OnViolation, OutputOptions,
+    PartitionSpec, Pipeline, PriceType, Secret, SimulatorSettings, Source, SymbolSelection,
+    SymbolSelector, TimeRange, TimeSpec, TimeUnit, TransformOptions,
 };
 use super::raw::{
     RawOutput, RawPipeline, RawRange, RawSelector, RawSource, RawSymbols, RawTransform, SText,

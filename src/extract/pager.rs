@@ -39,7 +39,7 @@ use super::{
     ExtractError, ExtractEvent, FailedWindow, KlineTask, RunOutcome, RunReport, TaskError, TaskId,
     TaskOutcome, TaskStatus,
 };
-use crate::config::{Secret, Source, TransformOptions};
+use crate::config::{KlineFamily, Secret, Source, TransformOptions};
 use crate::interval::Interval;
 use crate::market::Market;
 use crate::symbol::Symbol;
@@ -81,6 +81,9 @@ pub struct ExtractConfig {
     pub probe_listing: bool,
     /// Seed of the backoff jitter.
     pub jitter_seed: u64,
+    /// Which kline endpoint the tasks read (`/klines` by default); the family's instrument
+    /// parameter (`symbol` or `pair`) and `contractType` go with it.
+    pub kline_family: KlineFamily,
 }
 
 impl ExtractConfig {
@@ -103,6 +106,7 @@ impl ExtractConfig {
             max_body_bytes: super::client::DEFAULT_MAX_BODY_BYTES,
             probe_listing: true,
             jitter_seed: 0x006b_6c69_6e65,
+            kline_family: KlineFamily::Trades,
         }
     }
 
@@ -325,6 +329,45 @@ impl Session {
         self.info.as_ref()
     }
 
+    /// One request outside the kline tasks (the snapshot datasets' `/ticker/price` and
+    /// `/depth`), through the same permits, weight budget, used-weight correction, retries
+    /// and 429/418 handling as every kline page. `weight` is the request's weight per the
+    /// market's table.
+    pub async fn request(
+        &self,
+        path: &str,
+        query: Vec<(&str, String)>,
+        weight: u32,
+    ) -> Result<Bytes, super::snapshot::RequestError> {
+        let counters = Counters::default();
+        let meter = Meter {
+            task: &counters,
+            run: &self.shared.run,
+        };
+        self.shared
+            .fetch(path, query, weight, meter)
+            .await
+            .map_err(|e| match e {
+                FetchError::Halted => super::snapshot::RequestError::Halted,
+                FetchError::Rejected { status, code, msg } => {
+                    super::snapshot::RequestError::Rejected { status, code, msg }
+                }
+                FetchError::Exhausted { attempts, last } => {
+                    super::snapshot::RequestError::Exhausted { attempts, last }
+                }
+            })
+    }
+
+    /// The run-level request counters so far (requests, weight, retries, 429s, 418s).
+    pub fn metrics(&self) -> super::MetricsSnapshot {
+        self.shared.run.snapshot(elapsed_ms(self.started))
+    }
+
+    /// The weight limit in force and this run's share of it.
+    pub fn weight_limit(&self) -> (WeightLimit, f64) {
+        self.shared.budget.with(|s| (s.limit(), s.share()))
+    }
+
     /// Run `tasks` (task `i` gets `TaskId(i)`), sending rows and task ends to `tx`. Setting
     /// `cancel` to `true` stops the run cleanly: in-flight pages are dropped, every task still
     /// gets its `TaskDone`, and the outcome is [`RunOutcome::Cancelled`].
@@ -440,11 +483,21 @@ impl Shared {
         let info = match self.fetch("/exchangeInfo", Vec::new(), weight, meter).await {
             Ok(b) => match serde_json::from_slice::<ExchangeInfo>(&b) {
                 Ok(info) => {
-                    let onboard = info
+                    let mut onboard: HashMap<String, i64> = info
                         .symbols
                         .iter()
                         .filter_map(|s| Some((s.symbol.clone(), s.onboard_date?)))
                         .collect();
+                    // Pair-based kline families (index price, continuous) name the pair
+                    // (`BTCUSD` of `BTCUSD_PERP`): it exists since its first contract.
+                    for s in &info.symbols {
+                        if let (Some((pair, _)), Some(t)) =
+                            (s.symbol.split_once('_'), s.onboard_date)
+                        {
+                            let e = onboard.entry(pair.to_owned()).or_insert(t);
+                            *e = (*e).min(t);
+                        }
+                    }
                     *self
                         .onboard
                         .lock()
@@ -603,16 +656,21 @@ impl Shared {
     }
 
     fn klines_query(
+        &self,
         task: &KlineTask,
         start: i64,
         end_time: Option<i64>,
         limit: u32,
     ) -> Vec<(&'static str, String)> {
-        let mut q = vec![
-            ("symbol", task.symbol.as_str().to_owned()),
+        let family = self.cfg.kline_family;
+        let mut q = vec![(family.symbol_param(), task.symbol.as_str().to_owned())];
+        if let Some(c) = family.contract_type() {
+            q.push(("contractType", c.as_str().to_owned()));
+        }
+        q.extend([
             ("interval", task.interval.as_str().to_owned()),
             ("startTime", start.to_string()),
-        ];
+        ]);
         if let Some(e) = end_time {
             q.push(("endTime", e.to_string()));
         }
@@ -630,12 +688,14 @@ impl Shared {
             Arc::clone(map.entry((task.symbol.clone(), task.interval)).or_default())
         };
         cell.get_or_init(|| async {
-            let query = Self::klines_query(task, 0, None, 1);
+            let query = self.klines_query(task, 0, None, 1);
             let weight = task.market.kline_weight(1);
             let ctx = self.context(task);
             self.retrying(
                 || async {
-                    let body = self.attempt("/klines", &query, weight, meter).await?;
+                    let body = self
+                        .attempt(self.cfg.kline_family.endpoint(), &query, weight, meter)
+                        .await?;
                     let rows = parse_klines(&body, &ctx)
                         .map_err(|e| Attempt::Transient(RetryCause::BadBody, e.to_string()))?;
                     Ok(rows.open_time.first().copied())
@@ -665,12 +725,14 @@ impl Shared {
         after: Option<i64>,
         meter: Meter<'_>,
     ) -> Result<(KlineRows, usize, Option<i64>), FetchError> {
-        let query = Self::klines_query(task, w.start, Some(w.end_time()), w.limit);
+        let query = self.klines_query(task, w.start, Some(w.end_time()), w.limit);
         let weight = task.market.kline_weight(w.limit);
         let (rows, screen) = self
             .retrying(
                 || async {
-                    let body = self.attempt("/klines", &query, weight, meter).await?;
+                    let body = self
+                        .attempt(self.cfg.kline_family.endpoint(), &query, weight, meter)
+                        .await?;
                     let bad = |m: String| Attempt::Transient(RetryCause::BadBody, m);
                     let rows = self.parse_off_task(task, body).await.map_err(bad)?;
                     let closed_before = (!self.cfg.transform.include_forming)

@@ -5,6 +5,8 @@
 //! - [`parquet`]: encoding, the writer properties and reading files back.
 //! - [`atomic`]: temporary file, fsync, rename, fsync the directory.
 //! - [`scan`]: which series and partition files are on disk.
+//! - [`snapshot`]: the snapshot datasets' files (`ticker_price`, `depth`): one file per
+//!   snapshot, named by its time.
 //! - [`DatasetWriter`]: writes one partition: read the existing file (if any), merge, encode,
 //!   write to a dot-prefixed temporary file in the same directory, fsync, read the footer back
 //!   to check it, rename into place, fsync the directory. A reader never sees a partial file.
@@ -30,6 +32,7 @@ pub mod merge;
 pub mod parquet;
 pub mod partition;
 pub mod scan;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 

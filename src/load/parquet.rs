@@ -33,7 +33,7 @@ pub struct FileInfo {
     pub rows: u64,
 }
 
-fn compression(c: Compression) -> Result<PqCompression, parquet::errors::ParquetError> {
+pub(crate) fn compression(c: Compression) -> Result<PqCompression, parquet::errors::ParquetError> {
     Ok(match c {
         Compression::Zstd(level) => PqCompression::ZSTD(ZstdLevel::try_new(level)?),
         Compression::Snappy => PqCompression::SNAPPY,

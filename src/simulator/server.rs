@@ -726,10 +726,7 @@ fn klines(
     now: i64,
     micros: bool,
 ) -> Result<Reply, ApiError> {
-    let by_pair = matches!(
-        ep,
-        Endpoint::IndexPriceKlines | Endpoint::ContinuousKlines
-    );
+    let by_pair = matches!(ep, Endpoint::IndexPriceKlines | Endpoint::ContinuousKlines);
     let instrument = if by_pair {
         let pair = p.required("pair")?;
         check_symbol_chars("pair", pair)?;
@@ -822,7 +819,9 @@ fn klines(
     };
     let mut rows = data.klines(market, interval, sel, now);
     if ep != Endpoint::Klines && ep != Endpoint::UiKlines {
-        let key = mix(instrument.bytes().fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b)));
+        let key = mix(instrument
+            .bytes()
+            .fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b)));
         rows = rows.into_iter().map(|r| family_row(ep, key, r)).collect();
     }
     let mut out = Vec::with_capacity(rows.len() * 180 + 2);

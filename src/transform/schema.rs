@@ -93,7 +93,7 @@ pub enum SchemaError {
     Arrow(#[source] arrow::error::ArrowError),
 }
 
-fn ts_type(unit: TimeUnit) -> DataType {
+pub(crate) fn ts_type(unit: TimeUnit) -> DataType {
     let u = match unit {
         TimeUnit::Millisecond => ArrowTimeUnit::Millisecond,
         TimeUnit::Microsecond => ArrowTimeUnit::Microsecond,
@@ -101,7 +101,7 @@ fn ts_type(unit: TimeUnit) -> DataType {
     DataType::Timestamp(u, Some("UTC".into()))
 }
 
-fn value_type(prices: PriceType) -> DataType {
+pub(crate) fn value_type(prices: PriceType) -> DataType {
     match prices {
         PriceType::Float64 => DataType::Float64,
         PriceType::Decimal => DataType::Decimal128(DECIMAL_PRECISION, DECIMAL_SCALE),
@@ -128,7 +128,7 @@ pub fn label_type() -> DataType {
 }
 
 /// A column of `n` copies of `value`, as a dictionary with one entry.
-fn label_array(value: &str, n: usize) -> ArrayRef {
+pub(crate) fn label_array(value: &str, n: usize) -> ArrayRef {
     let keys = Int32Array::from(vec![0; n]);
     let values: ArrayRef = Arc::new(StringArray::from(vec![value]));
     // One value, every key 0: always valid, except when there are no rows at all.
@@ -178,7 +178,7 @@ fn to_time_array(ms: Vec<i64>, unit: TimeUnit, close: bool) -> Result<ArrayRef, 
     })
 }
 
-fn to_value_array(c: Column) -> Result<ArrayRef, SchemaError> {
+pub(crate) fn to_value_array(c: Column) -> Result<ArrayRef, SchemaError> {
     Ok(match c {
         Column::Float64(v) => Arc::new(Float64Array::from(v)),
         Column::Decimal(v) => Arc::new(
