@@ -31,7 +31,7 @@ use crate::extract::{
 };
 use crate::load::{DatasetWriter, LoadError, TaskKey, TaskSink, WriteOptions};
 use crate::simulator::{SimConfig, SimHandle, Simulator};
-use crate::summary::dataset::summarize;
+use crate::summary::dataset::summarize_in;
 use crate::summary::report::{PipelineInfo, Report, SeriesReport, ToolInfo, render_table};
 use crate::summary::series::GapCause;
 use crate::summary::table::series_parquet;
@@ -262,6 +262,7 @@ async fn run_against(
     // budget, serve range resolution, symbol selection and the extraction alike.
     let mut cfg = ExtractConfig::from_source(&p.source, base_url, p.transform);
     cfg.concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    cfg.kline_family = p.kline_family;
     let session = Extractor::new(cfg)
         .with_progress(progress)
         .connect()
@@ -291,7 +292,13 @@ async fn run_against(
         for interval in &p.intervals {
             let mut start = range_start;
             if !opts.full_refresh {
-                let last = crate::load::last_open_time(&root, p.source.market, symbol, *interval)?;
+                let last = crate::load::last_open_time_in(
+                    &root,
+                    p.kline_family,
+                    p.source.market,
+                    symbol,
+                    *interval,
+                )?;
                 if let Some(last) = last.filter(|l| (range_start..range_end).contains(l)) {
                     start = last;
                 }
@@ -317,7 +324,8 @@ async fn run_against(
     let (tx, rx) = mpsc::channel::<ExtractEvent>(64);
 
     // Encoding is CPU work: it runs on its own thread, fed through a bounded channel.
-    let writer = DatasetWriter::new(root.clone(), WriteOptions::from_pipeline(p));
+    let writer = DatasetWriter::new(root.clone(), WriteOptions::from_pipeline(p))
+        .with_family(p.kline_family);
     let keys: Vec<TaskKey> = tasks
         .iter()
         .map(|t| TaskKey {
@@ -436,8 +444,9 @@ async fn run_against(
     // failed to fetch marked as such.
     let summary_started = Instant::now();
     let root_for_summary = root.clone();
+    let family_dir = p.kline_family.relative_root();
     let mut series: Vec<SeriesReport> =
-        tokio::task::spawn_blocking(move || summarize(&root_for_summary))
+        tokio::task::spawn_blocking(move || summarize_in(&root_for_summary, &family_dir))
             .await
             .map_err(|e| RunError::Load(LoadError::Io(std::io::Error::other(e.to_string()))))??;
     attribute_failed_gaps(&mut series, &failed_windows);
@@ -510,7 +519,7 @@ async fn run_against(
         run: Some(info),
         series,
     };
-    let summary_path = write_report(&root, &report)?;
+    let summary_path = write_report_in(&root.join(p.kline_family.relative_root()), &report)?;
     if opts.print_table {
         eprint!("{}", render_table(&report.series));
     }
@@ -523,7 +532,11 @@ async fn run_against(
 
 /// Write `_summary.json` and `_summary.parquet` under `<root>/klines/`, atomically.
 pub fn write_report<R: Serialize>(root: &Path, report: &Report<R>) -> Result<PathBuf, LoadError> {
-    let dir = root.join("klines");
+    write_report_in(&root.join("klines"), report)
+}
+
+/// [`write_report`] into one kline dataset directory (`<root>/klines` or a kline family's).
+pub fn write_report_in<R: Serialize>(dir: &Path, report: &Report<R>) -> Result<PathBuf, LoadError> {
     let json_path = dir.join("_summary.json");
     let mut json =
         serde_json::to_vec_pretty(report).map_err(|e| LoadError::Io(std::io::Error::other(e)))?;

@@ -183,6 +183,18 @@ impl KlineFamily {
         }
     }
 
+    /// The family's dataset directory relative to `output.path`, replacing `klines` in the
+    /// klines layout: `klines`, `mark_price_klines`, `index_price_klines`,
+    /// `premium_index_klines`, or `continuous_klines/contract_type=PERPETUAL` (one hive level
+    /// per contract type).
+    pub fn relative_root(self) -> PathBuf {
+        let dir = PathBuf::from(self.dataset_dir());
+        match self {
+            KlineFamily::Continuous(c) => dir.join(format!("contract_type={}", c.as_str())),
+            _ => dir,
+        }
+    }
+
     /// Whether the rows carry volumes, trade counts and taker figures (only traded-price
     /// klines do; Binance sends `"0"` for them in mark/index/premium rows).
     pub fn has_volumes(self) -> bool {

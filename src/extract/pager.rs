@@ -43,7 +43,7 @@ use crate::config::{KlineFamily, Secret, Source, TransformOptions};
 use crate::interval::Interval;
 use crate::market::Market;
 use crate::symbol::Symbol;
-use crate::transform::{KlineContext, KlineRows, parse_klines};
+use crate::transform::{KlineContext, KlineRows, parse_klines, parse_signed_klines};
 
 /// Everything the extractor needs to know.
 #[derive(Debug, Clone)]
@@ -696,7 +696,7 @@ impl Shared {
                     let body = self
                         .attempt(self.cfg.kline_family.endpoint(), &query, weight, meter)
                         .await?;
-                    let rows = parse_klines(&body, &ctx)
+                    let rows = self.parser()(&body, &ctx)
                         .map_err(|e| Attempt::Transient(RetryCause::BadBody, e.to_string()))?;
                     Ok(rows.open_time.first().copied())
                 },
@@ -706,6 +706,17 @@ impl Shared {
         })
         .await
         .clone()
+    }
+
+    /// The page parser of the run's kline family (premium-index values may be negative).
+    fn parser(
+        &self,
+    ) -> fn(&[u8], &KlineContext<'_>) -> Result<KlineRows, crate::transform::ParseError> {
+        if self.cfg.kline_family == KlineFamily::PremiumIndex {
+            parse_signed_klines
+        } else {
+            parse_klines
+        }
     }
 
     fn context<'a>(&'a self, task: &'a KlineTask) -> KlineContext<'a> {
@@ -772,6 +783,7 @@ impl Shared {
     async fn parse_off_task(&self, task: &KlineTask, body: Bytes) -> Result<KlineRows, String> {
         let symbol = task.symbol.clone();
         let (market, interval, options) = (task.market, task.interval, self.cfg.transform);
+        let parse = self.parser();
         tokio::task::spawn_blocking(move || {
             let ctx = KlineContext {
                 market,
@@ -779,7 +791,7 @@ impl Shared {
                 interval,
                 options: &options,
             };
-            parse_klines(&body, &ctx).map_err(|e| e.to_string())
+            parse(&body, &ctx).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| format!("the page parser stopped: {e}"))?

@@ -37,7 +37,7 @@ pub mod snapshot;
 use std::path::{Path, PathBuf};
 
 use crate::config::{
-    Compression, Endpoint, OnViolation, PartitionSpec, Pipeline, TransformOptions,
+    Compression, Endpoint, KlineFamily, OnViolation, PartitionSpec, Pipeline, TransformOptions,
 };
 use crate::exit::ExitCode;
 use crate::interval::Interval;
@@ -226,6 +226,7 @@ pub struct DatasetWriter {
     root: PathBuf,
     opts: WriteOptions,
     fault: Option<Fault>,
+    family: KlineFamily,
 }
 
 impl DatasetWriter {
@@ -235,7 +236,18 @@ impl DatasetWriter {
             root: root.into(),
             opts,
             fault: None,
+            family: KlineFamily::Trades,
         }
+    }
+
+    /// Write a kline family other than traded-price klines: files go under the family's
+    /// dataset directory ([`KlineFamily::relative_root`]) instead of `klines`, and families
+    /// without volumes (mark, index, premium index) store only the time and OHLC columns
+    /// (plus `symbol`, `interval`), with `kline_etl.kline_family` in the metadata.
+    #[must_use]
+    pub fn with_family(mut self, family: KlineFamily) -> Self {
+        self.family = family;
+        self
     }
 
     /// The output root.
@@ -250,7 +262,7 @@ impl DatasetWriter {
 
     /// The absolute path of a partition's file.
     pub fn path_of(&self, key: &PartitionKey) -> PathBuf {
-        self.root.join(key.relative_path())
+        family_path(&self.root, self.family, &key.relative_path())
     }
 
     /// Make the next writes fail at `fault` (tests only).
@@ -323,7 +335,17 @@ impl DatasetWriter {
                     source,
                 }
             })?;
-        let bytes = parquet::encode(&batch, key, &self.opts, &path)?;
+        let bytes = if self.family == KlineFamily::Trades {
+            parquet::encode(&batch, key, &self.opts, &path)?
+        } else {
+            let batch = crate::transform::schema::project_family(&batch, self.family).map_err(
+                |source| LoadError::Schema {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
+            parquet::encode_family(&batch, key, &self.opts, self.family, &path)?
+        };
         let len = bytes.len() as u64;
         self.replace_atomically(&path, &bytes, rows_total)?;
         Ok(outcome(len, true))
@@ -362,6 +384,15 @@ pub fn read_partition(path: &Path) -> Result<KlineRows, LoadError> {
     parquet::read_file(path).map(|(rows, _)| rows)
 }
 
+/// `root` joined with a klines-layout relative path (`klines/market=…`), the `klines` part
+/// replaced by the family's dataset directory.
+pub fn family_path(root: &Path, family: KlineFamily, relative: &Path) -> PathBuf {
+    match relative.strip_prefix("klines") {
+        Ok(rest) if family != KlineFamily::Trades => root.join(family.relative_root()).join(rest),
+        _ => root.join(relative),
+    }
+}
+
 /// The newest stored open time (ms) of one market × symbol × interval under `root`, or `None`
 /// when nothing is stored. Reads only the footer statistics of the newest partition file of
 /// each granularity found (partition directories sort by time as text).
@@ -371,12 +402,23 @@ pub fn last_open_time(
     symbol: &Symbol,
     interval: Interval,
 ) -> Result<Option<i64>, LoadError> {
+    last_open_time_in(root, KlineFamily::Trades, market, symbol, interval)
+}
+
+/// [`last_open_time`] of a kline family's dataset (`klines` for [`KlineFamily::Trades`]).
+pub fn last_open_time_in(
+    root: &Path,
+    family: KlineFamily,
+    market: Market,
+    symbol: &Symbol,
+    interval: Interval,
+) -> Result<Option<i64>, LoadError> {
     let task = TaskKey {
         market,
         symbol: symbol.clone(),
         interval,
     };
-    let dir = root.join(task.relative_dir());
+    let dir = family_path(root, family, &task.relative_dir());
     if !dir.is_dir() {
         return Ok(None);
     }

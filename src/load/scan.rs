@@ -53,12 +53,17 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// Every kline series under `root` (the pipeline's `output.path`). A missing root or
 /// `klines` directory is an empty dataset, not an error.
 pub fn scan(root: &Path) -> std::io::Result<Vec<SeriesFiles>> {
-    let klines = root.join("klines");
+    scan_dataset(&root.join("klines"))
+}
+
+/// Every kline series under one kline dataset directory (`<root>/klines`, or a kline
+/// family's, e.g. `<root>/mark_price_klines`). A missing directory is an empty dataset.
+pub fn scan_dataset(klines: &Path) -> std::io::Result<Vec<SeriesFiles>> {
     if !klines.is_dir() {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    for (m_name, m_path) in entries(&klines)? {
+    for (m_name, m_path) in entries(klines)? {
         let Some(market) = value(&m_name, "market").and_then(|v| v.parse::<Market>().ok()) else {
             skip(&m_path);
             continue;

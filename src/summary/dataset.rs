@@ -61,6 +61,15 @@ pub fn summarize_series(root: &Path, series: &SeriesFiles) -> Result<SeriesRepor
     ))
 }
 
+/// Statistics of every series of one kline dataset directory (`dataset`, relative to `root`:
+/// `klines`, or a kline family's, see [`crate::config::KlineFamily::relative_root`]).
+pub fn summarize_in(root: &Path, dataset: &Path) -> Result<Vec<SeriesReport>, LoadError> {
+    crate::load::scan::scan_dataset(&root.join(dataset))?
+        .iter()
+        .map(|s| summarize_series(root, s))
+        .collect()
+}
+
 /// Statistics of every series under `root`.
 pub fn summarize(root: &Path) -> Result<Vec<SeriesReport>, LoadError> {
     scan(root)?

@@ -447,7 +447,13 @@ impl KlineRows {
 /// decimals, a body that is not an array) is a [`ParseError`], never a panic. Rows are returned
 /// in page order; checks on order and the grid are [`quality::check`]'s job.
 pub fn parse_klines(body: &[u8], ctx: &KlineContext<'_>) -> Result<KlineRows, ParseError> {
-    parse::parse_page(body, ctx)
+    parse::parse_page(body, ctx, false)
+}
+
+/// [`parse_klines`] for premium-index klines, whose OHLC values are rates that can be
+/// negative (every other check is the same).
+pub fn parse_signed_klines(body: &[u8], ctx: &KlineContext<'_>) -> Result<KlineRows, ParseError> {
+    parse::parse_page(body, ctx, true)
 }
 
 impl fmt::Display for KlineRows {

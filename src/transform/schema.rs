@@ -304,6 +304,32 @@ fn from_time_array(
     })
 }
 
+/// The columns mark-price, index-price and premium-index klines do not have (Binance sends
+/// `"0"` for them; they are not written as fake zeros).
+pub const VOLUME_COLUMNS: [&str; 5] = [
+    "volume",
+    "quote_volume",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+    "trades",
+];
+
+/// The output batch of a kline family: the full batch for families with volumes, without
+/// [`VOLUME_COLUMNS`] for the others.
+pub fn project_family(
+    batch: &RecordBatch,
+    family: crate::config::KlineFamily,
+) -> Result<RecordBatch, SchemaError> {
+    if family.has_volumes() {
+        return Ok(batch.clone());
+    }
+    let schema = batch.schema();
+    let keep: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| !VOLUME_COLUMNS.contains(&schema.field(i).name().as_str()))
+        .collect();
+    batch.project(&keep).map_err(SchemaError::Arrow)
+}
+
 /// Read a batch in the output schema back into rows (the inverse of [`to_record_batch`]).
 /// The price type and time unit are given (from the file's metadata) and checked.
 pub fn from_record_batch(
@@ -315,8 +341,20 @@ pub fn from_record_batch(
     rows.open_time = from_time_array(batch, "open_time", time_unit, false)?;
     rows.close_time = from_time_array(batch, "close_time", time_unit, true)?;
     let vt = value_type(prices);
+    // Mark/index/premium-index klines store no volume columns: they read back as zeros.
+    let no_volumes = VOLUME_COLUMNS
+        .iter()
+        .all(|name| batch.column_by_name(name).is_none());
+    let n = rows.open_time.len();
     let mut values = Vec::with_capacity(8);
     for name in VALUE_COLUMNS {
+        if no_volumes && VOLUME_COLUMNS.contains(&name) {
+            values.push(match prices {
+                PriceType::Float64 => Column::Float64(vec![0.0; n]),
+                PriceType::Decimal => Column::Decimal(vec![0; n]),
+            });
+            continue;
+        }
         let c = column(batch, name, &vt)?;
         values.push(match prices {
             PriceType::Float64 => Column::Float64(
@@ -347,6 +385,10 @@ pub fn from_record_batch(
         if let Some(c) = it.next() {
             *slot = c;
         }
+    }
+    if no_volumes {
+        rows.trades = vec![0; n];
+        return Ok(rows);
     }
     let trades = column(batch, "trades", &DataType::Int64)?;
     let trades: Option<Vec<u64>> = trades
