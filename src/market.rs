@@ -129,11 +129,10 @@ impl Market {
     /// The weight of `/ticker/price`: `single` = one `symbol` (spot 2, futures 1); otherwise
     /// every symbol, or on spot a `symbols` list (spot 4, futures 2).
     pub fn ticker_price_weight(self, single: bool) -> u32 {
-        match (self, single) {
-            (Market::Spot, true) => 2,
-            (Market::Spot, false) => 4,
-            (Market::UsdM | Market::CoinM, true) => 1,
-            (Market::UsdM | Market::CoinM, false) => 2,
+        let futures = if single { 1 } else { 2 };
+        match self {
+            Market::Spot => futures * 2,
+            Market::UsdM | Market::CoinM => futures,
         }
     }
 

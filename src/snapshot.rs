@@ -139,7 +139,9 @@ pub async fn run_snapshot(
             depth(&session, p, &symbols, &root, &wopts, &cancel, concurrency).await
         }
     };
-    finish(p, opts, &session, &symbols, &root, out, started, started_at)
+    finish(
+        p, opts, &session, &symbols, &root, &out, started, started_at,
+    )
 }
 
 /// One ticker snapshot: one request (per symbol only when spot refuses a list for a bad
@@ -400,7 +402,7 @@ fn finish(
     session: &Session,
     symbols: &[Symbol],
     root: &Path,
-    out: Outcome,
+    out: &Outcome,
     started: Instant,
     started_at: String,
 ) -> Result<RunResult, RunError> {

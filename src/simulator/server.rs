@@ -701,20 +701,24 @@ fn family_row(ep: Endpoint, key: u64, mut r: super::data::KlineRow) -> super::da
             let u = unit(mix(key ^ (r.open_time as u64).rotate_left(17) ^ salt));
             ((u - 0.5) * 200_000.0) as i128
         };
-        let (o, c) = (rate(1), rate(2));
-        let h = o.max(c) + (rate(3).abs() / 4);
-        let l = o.min(c) - (rate(4).abs() / 4);
-        r.open = fixed(o, 8, 8);
-        r.high = fixed(h, 8, 8);
-        r.low = fixed(l, 8, 8);
-        r.close = fixed(c, 8, 8);
+        let (open, close) = (rate(1), rate(2));
+        let high = open.max(close) + (rate(3).abs() / 4);
+        let low = open.min(close) - (rate(4).abs() / 4);
+        r.open = fixed(open, 8, 8);
+        r.high = fixed(high, 8, 8);
+        r.low = fixed(low, 8, 8);
+        r.close = fixed(close, 8, 8);
     }
-    r.volume = "0".to_owned();
-    r.quote_volume = "0".to_owned();
+    for field in [
+        &mut r.volume,
+        &mut r.quote_volume,
+        &mut r.taker_buy_base_volume,
+        &mut r.taker_buy_quote_volume,
+        &mut r.ignore,
+    ] {
+        "0".clone_into(field);
+    }
     r.trades = u64::try_from((r.close_time + 1 - r.open_time) / 1000).unwrap_or(0);
-    r.taker_buy_base_volume = "0".to_owned();
-    r.taker_buy_quote_volume = "0".to_owned();
-    r.ignore = "0".to_owned();
     r
 }
 

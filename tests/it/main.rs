@@ -5,4 +5,5 @@ mod extract;
 mod load;
 mod run;
 mod simulator;
+mod snapshots_ds;
 mod summary;
