@@ -647,3 +647,51 @@ async fn family_endpoints_validate_like_binance_and_weigh_by_limit() {
     // COIN-M's counter: the refused premium request (default limit 500: 5) + 10.
     assert_eq!((w1 - w0, w2), (5, 5 + 10));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Interop.
+
+/// Writes every new dataset (both price types and time units) and reads it back with pyarrow,
+/// pandas, polars and DuckDB via `tests/python/interop_snapshots.py`.
+#[tokio::test]
+async fn python_readers_agree_on_snapshots_and_families() {
+    let Some(python) = std::env::var_os("KLINE_ETL_PYTHON") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "KLINE_ETL_PYTHON must point at a Python with pyarrow, pandas, polars and duckdb in CI"
+        );
+        eprintln!("skipping python_readers_agree_on_snapshots_and_families: set KLINE_ETL_PYTHON");
+        return;
+    };
+    let h = sim().await;
+    for (prices, unit) in [("float64", "ms"), ("decimal", "us")] {
+        let dir = tempfile::tempdir().unwrap();
+        let t = format!("transform: {{ prices: {prices}, time_unit: {unit} }}");
+        for body in [
+            format!("dataset: ticker_price\nsymbols: [BTCUSDT, ETHUSDT]\n{t}"),
+            format!("dataset: depth\ndepth_limit: 50\nsymbols: [BTCUSDT, ETHUSDT]\n{t}"),
+            format!(
+                "market: usdm\nkline_family: mark_price\nsymbols: [BTCUSDT]\nintervals: [1h]\nrange: {{ start: 2024-05-01, end: 2024-06-01 }}\n{t}"
+            ),
+            format!(
+                "market: usdm\nkline_family: continuous\nsymbols: [BTCUSDT]\nintervals: [1h]\nrange: {{ start: 2024-05-01, end: 2024-06-01 }}\n{t}"
+            ),
+        ] {
+            let p = pipeline(&h, dir.path(), &body);
+            assert_eq!(run(&p).await.exit, ExitCode::Ok, "{body}");
+        }
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/interop_snapshots.py");
+        let mut cmd = std::process::Command::new(&python);
+        cmd.arg(&script).arg(dir.path()).arg(prices).arg(unit);
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "interop_snapshots.py failed for {prices} {unit}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
