@@ -4,6 +4,9 @@
 //! used-weight windows); bad symbols failing alone; reruns of the same snapshot not
 //! duplicating; and the simulator's own answers for the new endpoints.
 
+// h, p, r, b: the simulator, a pipeline, a run result, a record batch, in every test.
+#![allow(clippy::many_single_char_names)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
