@@ -331,8 +331,8 @@ impl Session {
 
     /// One request outside the kline tasks (the snapshot datasets' `/ticker/price` and
     /// `/depth`), through the same permits, weight budget, used-weight correction, retries
-    /// and 429/418 handling as every kline page. `weight` is the request's weight per the
-    /// market's table.
+    /// and 429/418 handling as every kline page; a body that is not JSON (cut, HTML) is
+    /// retried too. `weight` is the request's weight per the market's table.
     pub async fn request(
         &self,
         path: &str,
@@ -344,8 +344,19 @@ impl Session {
             task: &counters,
             run: &self.shared.run,
         };
-        self.shared
-            .fetch(path, query, weight, meter)
+        let shared = &self.shared;
+        shared
+            .retrying(
+                || async {
+                    let body = shared.attempt(path, &query, weight, meter).await?;
+                    // A cut or garbled body is retried like a bad kline page.
+                    serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|e| {
+                        Attempt::Transient(RetryCause::BadBody, format!("{path}: {e}"))
+                    })?;
+                    Ok(body)
+                },
+                meter,
+            )
             .await
             .map_err(|e| match e {
                 FetchError::Halted => super::snapshot::RequestError::Halted,

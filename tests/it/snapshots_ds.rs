@@ -17,7 +17,9 @@ use kline_etl::config::{Pipeline, parse_str};
 use kline_etl::exit::ExitCode;
 use kline_etl::extract::NoProgress;
 use kline_etl::run::{RunOptions, RunResult, run_pipeline};
-use kline_etl::simulator::{RateWindow, SimConfig, SimHandle, Simulator, WindowUnit};
+use kline_etl::simulator::{
+    FaultKind, FaultPlan, RateWindow, SimConfig, SimHandle, Simulator, WindowUnit,
+};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
@@ -25,8 +27,12 @@ use serde_json::Value;
 const NOW: i64 = 1_717_201_800_000;
 
 async fn sim() -> SimHandle {
+    sim_with(SimConfig::default()).await
+}
+
+async fn sim_with(cfg: SimConfig) -> SimHandle {
     // A day-long weight window: every request of a test lands in one window.
-    let cfg = SimConfig::default().with_now(NOW).with_window(RateWindow {
+    let cfg = cfg.with_now(NOW).with_window(RateWindow {
         unit: WindowUnit::Day,
         num: 1,
     });
@@ -386,6 +392,57 @@ async fn futures_depth_weights_follow_their_table() {
         );
         check_book(&read(&depth_file(dir.path(), market, symbol)), limit);
     }
+}
+
+#[tokio::test]
+async fn snapshot_requests_are_retried_like_pages() {
+    // Requests 1 and 2 are /time and exchangeInfo; the first two /depth attempts fail.
+    let faults = FaultPlan::none()
+        .at(3, FaultKind::InternalError)
+        .at(4, FaultKind::TruncatedBody);
+    let h = sim_with(SimConfig::default().with_faults(faults)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(
+        &h,
+        dir.path(),
+        "dataset: depth
+depth_limit: 10
+symbols: [BTCUSDT]",
+    );
+    let r = run(&p).await;
+    assert_eq!(r.exit, ExitCode::Ok);
+    assert_eq!(requests(&h, "/api/v3/depth"), 3);
+    check_book(&read(&depth_file(dir.path(), "spot", "BTCUSDT")), 10);
+    let run_info = r.report.run.unwrap();
+    assert_eq!(
+        run_info.retries.values().sum::<u64>(),
+        2,
+        "{:?}",
+        run_info.retries
+    );
+}
+
+#[tokio::test]
+async fn a_long_ban_stops_a_snapshot_run_as_resumable() {
+    let h = sim_with(
+        SimConfig::default()
+            .with_ban_base(std::time::Duration::from_secs(600))
+            .with_faults(FaultPlan::none().at(3, FaultKind::Ban)),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(
+        &h,
+        dir.path(),
+        "dataset: ticker_price
+symbols: [BTCUSDT]",
+    );
+    let r = run(&p).await;
+    assert_eq!(r.exit, ExitCode::Resumable);
+    assert!(!dir.path().join("ticker_price/market=spot").exists());
+    let s = summary(&r.summary_path);
+    assert_eq!(s["run"]["outcome"], "resumable");
+    assert_eq!(s["run"]["http_418"], 1);
 }
 
 #[tokio::test]
