@@ -202,31 +202,16 @@ async fn ticker(
         ) {
             Ok(rows) => match &mut merged {
                 None => merged = Some(rows),
-                Some(m) => {
-                    // Per-symbol replies of one snapshot: one time, the first reply's.
-                    m.symbol.extend(rows.symbol);
-                    let mut price = rows.price;
-                    if let (
-                        crate::transform::Column::Float64(a),
-                        crate::transform::Column::Float64(b),
-                    ) = (&mut m.price, &mut price)
-                    {
-                        a.append(b);
-                    } else if let (
-                        crate::transform::Column::Decimal(a),
-                        crate::transform::Column::Decimal(b),
-                    ) = (&mut m.price, &mut price)
-                    {
-                        a.append(b);
-                    }
-                }
+                // Per-symbol replies of one snapshot: one time, the first reply's.
+                Some(m) => m.absorb(&rows),
             },
             Err(e) => out.fail(&name, e.to_string()),
         }
     }
     let Some(rows) = merged else { return out };
-    if let Some(keep) = &req_keep(symbols, selected) {
-        for s in keep {
+    // An explicit list must be found in full (a selector's symbols come from exchangeInfo).
+    if !selected {
+        for s in symbols {
             let present = rows.symbol.iter().any(|x| x == s.as_str());
             let failed = out.failures.iter().any(|f| f.symbol == s.as_str());
             if !present && !failed {
@@ -267,12 +252,6 @@ async fn ticker(
         });
     out.wrote(write, "*");
     out
-}
-
-/// The symbols a ticker run must find in the reply: an explicit list (a selector's symbols
-/// come from `exchangeInfo`, so they are all there unless not trading).
-fn req_keep(symbols: &[Symbol], selected: bool) -> Option<Vec<Symbol>> {
-    (!selected).then(|| symbols.to_vec())
 }
 
 /// One order book per symbol, up to `concurrency` requests in flight (the shared budget paces
@@ -370,7 +349,16 @@ pub fn render_snapshot_table(r: &SnapshotReport) -> String {
             t.market, t.snapshot_time, t.symbols
         );
     }
-    let num = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x}"));
+    // Prices to 10 significant digits: enough for any tick size, without float noise.
+    let num = |v: Option<f64>| {
+        v.map_or_else(
+            || "-".to_owned(),
+            |x| {
+                let s = format!("{x:.10e}");
+                s.parse::<f64>().map_or(s, |y| y.to_string())
+            },
+        )
+    };
     for d in &r.depth {
         let _ = writeln!(
             s,

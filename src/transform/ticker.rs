@@ -131,6 +131,41 @@ impl TickerRows {
     pub fn is_empty(&self) -> bool {
         self.symbol.is_empty()
     }
+
+    /// Add the rows of another reply of the same snapshot (per-symbol requests), keeping this
+    /// snapshot's time, the rows sorted by symbol and the first row of a symbol.
+    pub fn absorb(&mut self, other: &TickerRows) {
+        let mut idx: Vec<(String, usize, bool)> = Vec::with_capacity(self.len() + other.len());
+        idx.extend(
+            self.symbol
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.clone(), i, true)),
+        );
+        idx.extend(
+            other
+                .symbol
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.clone(), i, false)),
+        );
+        // Stable: for equal symbols, this snapshot's row comes first and wins.
+        idx.sort_by(|a, b| a.0.cmp(&b.0));
+        idx.dedup_by(|a, b| a.0 == b.0);
+        self.price = match (&self.price, &other.price) {
+            (Column::Decimal(a), Column::Decimal(b)) => Column::Decimal(
+                idx.iter()
+                    .map(|(_, i, mine)| if *mine { a[*i] } else { b[*i] })
+                    .collect(),
+            ),
+            (a, b) => Column::Float64(
+                idx.iter()
+                    .map(|(_, i, mine)| if *mine { a.f64_at(*i) } else { b.f64_at(*i) })
+                    .collect(),
+            ),
+        };
+        self.symbol = idx.into_iter().map(|(s, _, _)| s).collect();
+    }
 }
 
 /// The exchange time a reply states (futures `time`), if any: the latest one.
@@ -282,6 +317,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("`x`"), "{e}");
+    }
+
+    #[test]
+    fn per_symbol_replies_merge_sorted() {
+        let o = opts(PriceType::Decimal);
+        let mut a = parse_ticker_price(
+            br#"{"symbol":"XRPUSDT","price":"0.5"}"#,
+            Market::Spot,
+            7_000,
+            None,
+            &o,
+        )
+        .unwrap();
+        let b = parse_ticker_price(
+            br#"{"symbol":"BTCUSDT","price":"3"}"#,
+            Market::Spot,
+            9_000,
+            None,
+            &o,
+        )
+        .unwrap();
+        a.absorb(&b);
+        assert_eq!(a.symbol, ["BTCUSDT", "XRPUSDT"]);
+        assert_eq!(a.price, Column::Decimal(vec![300_000_000, 50_000_000]));
+        assert_eq!(a.snapshot_ms, 7_000);
     }
 
     #[test]

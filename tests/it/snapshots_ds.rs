@@ -445,6 +445,40 @@ symbols: [BTCUSDT]",
     assert_eq!(s["run"]["http_418"], 1);
 }
 
+#[test]
+fn plans_weigh_snapshots_like_the_run() {
+    let plan = |text: &str| {
+        let p = parse_str("x.yaml", &format!("name: x\n{text}\n"), &|_| None).unwrap();
+        let plan = kline_etl::plan::build(&p, NOW);
+        (plan.total_requests, plan.total_weight)
+    };
+    assert_eq!(
+        plan("dataset: ticker_price\nsymbols: [BTCUSDT, ETHUSDT]"),
+        (1, 4)
+    );
+    assert_eq!(plan("dataset: ticker_price\nsymbols: [BTCUSDT]"), (1, 2));
+    // A selector: exchangeInfo (20) + the whole market (4).
+    assert_eq!(
+        plan("dataset: ticker_price\nsymbols: { quote: [USDT] }"),
+        (2, 24)
+    );
+    assert_eq!(
+        plan("source: { market: usdm }\ndataset: ticker_price\nsymbols: [BTCUSDT, ETHUSDT]"),
+        (1, 2)
+    );
+    assert_eq!(
+        plan("dataset: depth\ndepth_limit: 500\nsymbols: [BTCUSDT, ETHUSDT]"),
+        (2, 50)
+    );
+    assert_eq!(plan("dataset: depth\nsymbols: [BTCUSDT]"), (1, 5));
+    assert_eq!(
+        plan(
+            "source: { market: coinm }\ndataset: depth\ndepth_limit: 1000\nsymbols: [BTCUSD_PERP]"
+        ),
+        (1, 20)
+    );
+}
+
 #[tokio::test]
 async fn depth_limits_are_checked_per_market_at_validation() {
     let bad = |text: &str| {
