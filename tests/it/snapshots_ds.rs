@@ -333,8 +333,9 @@ async fn spot_depth_weighs_by_limit_and_stores_plausible_books() {
         ]
     );
     let (bid, ask, id) = check_book(&b, 500);
+    // The book straddles the ticker price (the latest candle's close).
     let last = last_close(&h, "/api/v3", "BTCUSDT").await;
-    assert!((bid - last).abs() / last < 0.01 && (ask - last).abs() / last < 0.01);
+    assert!(bid < last && last < ask, "{bid} < {last} < {ask}");
     check_book(&read(&depth_file(dir.path(), "spot", "ETHUSDT")), 500);
     assert!(
         !dir.path()
@@ -733,13 +734,27 @@ async fn family_endpoints_validate_like_binance_and_weigh_by_limit() {
         (Some("0"), Some("0"), Some(60))
     );
     let (_, w1, _) = get(&h, "/fapi/v1/markPriceKlines?symbol=BTCUSDT&interval=1m").await;
+    // The families share the klines' limits and COIN-M's 200-day window.
+    let (s, _, v) = get(
+        &h,
+        "/fapi/v1/premiumIndexKlines?symbol=BTCUSDT&interval=1m&limit=1501",
+    )
+    .await;
+    assert_eq!((s, v["code"].as_i64()), (400, Some(-1130)));
+    let (s, _, v) = get(
+        &h,
+        "/dapi/v1/markPriceKlines?symbol=BTCUSD_PERP&interval=1d&startTime=1600000000000&endTime=1700000000000",
+    )
+    .await;
+    assert_eq!((s, v["code"].as_i64()), (400, Some(-1127)));
     let (_, w2, _) = get(
         &h,
         "/dapi/v1/indexPriceKlines?pair=BTCUSD&interval=1m&limit=1500",
     )
     .await;
-    // COIN-M's counter: the refused premium request (default limit 500: 5) + 10.
-    assert_eq!((w1 - w0, w2), (5, 5 + 10));
+    // COIN-M's counter: the refused premium and mark requests (default limit 500: 5 each),
+    // then 10 for limit 1500.
+    assert_eq!((w1 - w0, w2), (5, 5 + 5 + 10));
 }
 
 // ---------------------------------------------------------------------------------------------
