@@ -619,6 +619,21 @@ fn range(cx: &mut Ctx<'_>, raw: Option<&RawRange>, dataset: Dataset) -> TimeRang
         }
         return fallback;
     };
+    if dataset != Dataset::Klines {
+        // Snapshot datasets take one snapshot per run, "now".
+        let at = raw.start.as_ref().or(raw.end.as_ref());
+        if let Some(v) = at {
+            cx.at(
+                v.referenced,
+                "range",
+                format_args!(
+                    "`range` applies to the klines dataset only; a `{}` run takes one snapshot, now; remove it",
+                    dataset.as_str()
+                ),
+            );
+        }
+        return fallback;
+    }
     let mut time = |v: &SText, path: &str| match parse_time(&v.value.0) {
         Ok(t) => Some(t),
         Err(e) => {
