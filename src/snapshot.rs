@@ -135,8 +135,11 @@ pub async fn run_snapshot(
         Dataset::TickerPrice => {
             ticker(&session, p, &symbols, selected, &root, &wopts, &cancel).await
         }
-        Dataset::Depth | Dataset::Klines => {
-            depth(&session, p, &symbols, &root, &wopts, &cancel, concurrency).await
+        Dataset::Depth => depth(&session, p, &symbols, &root, &wopts, &cancel, concurrency).await,
+        Dataset::Klines => {
+            return Err(RunError::Unsupported(
+                "the klines dataset is run by `run::run_pipeline`, not as a snapshot".to_owned(),
+            ));
         }
     };
     finish(
