@@ -284,6 +284,38 @@ mod tests {
         assert_eq!(q.violations(), 4);
     }
 
+    proptest::proptest! {
+        /// Any book with a gap between the sides and strictly sorted levels passes every check,
+        /// round-trips through the batch, and is exact in decimal mode.
+        #[test]
+        fn sorted_books_pass_and_round_trip(
+            mid in 10_000i64..10_000_000,
+            bid_steps in proptest::collection::vec(1i64..50, 1..40),
+            ask_steps in proptest::collection::vec(1i64..50, 1..40),
+            qty in 1i64..1_000_000,
+        ) {
+            let fmt = |ticks: i64| format!("{}.{:02}", ticks / 100, ticks % 100);
+            let mut p = mid;
+            let bids: Vec<String> = bid_steps.iter().map(|s| { p -= s; format!("[\"{}\",\"{}\"]", fmt(p), fmt(qty)) }).collect();
+            let mut p = mid;
+            let asks: Vec<String> = ask_steps.iter().map(|s| { p += s; format!("[\"{}\",\"{}\"]", fmt(p), fmt(qty)) }).collect();
+            let body = format!(
+                "{{\"lastUpdateId\":1,\"bids\":[{}],\"asks\":[{}]}}",
+                bids.join(","),
+                asks.join(",")
+            );
+            let r = parse_depth(body.as_bytes(), Market::Spot, &sym(), 0, &opts(PriceType::Decimal)).unwrap();
+            proptest::prop_assert_eq!(check_depth(&r), DepthQuality::default());
+            proptest::prop_assert_eq!(r.len(), bid_steps.len() + ask_steps.len());
+            let best_bid = i128::from(mid - bid_steps[0]) * 1_000_000;
+            if let Column::Decimal(v) = &r.price {
+                proptest::prop_assert_eq!(v[0], best_bid);
+            }
+            let b = depth_batch(&r, TimeUnit::Microsecond).unwrap();
+            proptest::prop_assert_eq!(b.num_rows(), r.len());
+        }
+    }
+
     #[test]
     fn bad_bodies_are_errors() {
         let o = opts(PriceType::Float64);
