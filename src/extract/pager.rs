@@ -17,6 +17,12 @@
 //!    [`crate::transform::parse_klines`], screen it ([`super::paging::screen_page`]); transient
 //!    failures retry with full-jitter backoff driven by `backon`.
 //!
+//! The endpoint is the run's kline family ([`ExtractConfig::kline_family`]): `/klines` or a
+//! futures family (`/markPriceKlines`, `/indexPriceKlines`, `/premiumIndexKlines`,
+//! `/continuousKlines`), with `pair`/`contractType` where the family needs them; paging,
+//! weights and windows are the same. [`Session::request`] sends the snapshot datasets'
+//! requests through the same budget.
+//!
 //! Memory is bounded by `max_active_tasks × concurrency` pages plus the channel's capacity,
 //! never by the length of a task's range.
 

@@ -19,6 +19,10 @@
 //!
 //! All columns are non-null. The exchange's 12th field ("ignore") is dropped.
 //!
+//! Mark-price, index-price and premium-index klines (see [`crate::config::KlineFamily`]) have
+//! no volumes: their files omit [`VOLUME_COLUMNS`] ([`project_family`]) and
+//! [`from_record_batch`] reads such files back with zero volumes.
+//!
 //! `symbol` and `interval` are stored inside every file so that reading one file
 //! (`pandas.read_parquet(file)`) still says what it holds; hive readers see the same values in
 //! the directory names. They are *dictionary* strings because a column present both in the files
