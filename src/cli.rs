@@ -81,6 +81,10 @@ pub enum Command {
     Plan(PlanArgs),
     /// Serve the built-in Binance-compatible simulator on loopback.
     Simulate(SimulateArgs),
+    /// Refetch exactly the ranges the last run's summary lists as failed fetches.
+    Repair(RepairArgs),
+    /// Show what is on disk per series: first, last, rows, gaps, and the last run's result.
+    Status(StatusArgs),
     /// Recompute and print statistics from the Parquet files alone (any dataset written by
     /// kline-etl).
     Summary(SummaryArgs),
@@ -105,6 +109,44 @@ pub struct RunArgs {
     /// Show what would be fetched and written, then stop (no network, no files).
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// How a run waits for another run writing the same dataset.
+#[derive(Debug, Args, Default)]
+pub struct LockArgs {
+    /// Seconds to wait for another run writing the same output dataset to finish (default 0:
+    /// exit at once with code 5).
+    #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub lock_wait: u64,
+}
+
+/// `kline-etl repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// The pipeline whose dataset to repair.
+    #[arg(value_name = "PIPELINE")]
+    pub pipeline: PathBuf,
+    /// Also refetch the gaps the exchange had no candles for (to re-check them).
+    #[arg(long)]
+    pub exchange_gaps: bool,
+    /// Tasks fetched concurrently (1 to 64).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: Option<u16>,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// `kline-etl status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// An output root (the pipeline's `output.path`) or a pipeline file.
+    #[arg(value_name = "PIPELINE|PATH")]
+    pub path: PathBuf,
+    /// Print the status as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `--from`/`--to`: override the pipeline's `range`.
@@ -137,6 +179,10 @@ pub struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Resolve a symbol selector against the exchange's `exchangeInfo` (one request of weight
+    /// 20; the built-in simulator when the pipeline uses it) and plan each symbol.
+    #[arg(long)]
+    pub resolve: bool,
     /// Resolve relative times against this instant instead of the clock (for reproducible
     /// output in tests and docs).
     #[arg(long, value_name = "TIME", hide = true)]

@@ -30,6 +30,9 @@ pub mod cli;
 pub mod config;
 pub mod exit;
 pub mod extract;
+#[doc(hidden)]
+pub mod fuzz;
+pub mod incremental;
 pub mod interval;
 pub mod load;
 pub mod market;
@@ -38,6 +41,7 @@ pub mod progress;
 pub mod run;
 pub mod simulator;
 pub mod snapshot;
+pub mod status;
 pub mod summary;
 pub mod symbol;
 pub mod transform;

@@ -9,24 +9,27 @@ use std::sync::Arc;
 
 use clap::Parser;
 use kline_etl::cli::{
-    ChartArgs, Cli, Command, GlobalArgs, LogFormat, PlanArgs, RunArgs, SimulateArgs, SummaryArgs,
-    ValidateArgs,
+    ChartArgs, Cli, Command, GlobalArgs, LogFormat, PlanArgs, RepairArgs, RunArgs, SimulateArgs,
+    StatusArgs, SummaryArgs, ValidateArgs,
 };
 use kline_etl::config::{self, ConfigError, Pipeline};
 use kline_etl::exit::ExitCode;
 use kline_etl::market::Market;
 use kline_etl::plan;
-use kline_etl::run::RunOptions;
+use kline_etl::run::{RunMode, RunOptions};
 use kline_etl::simulator::SimConfig;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
+    install_panic_hook();
     let cli = Cli::parse();
     init_tracing(&cli.global);
     let code = match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Plan(args) => plan_cmd(&args),
         Command::Run(args) => run(&args, &cli.global),
+        Command::Repair(args) => repair(&args, &cli.global),
+        Command::Status(args) => status(&args),
         Command::Simulate(args) => simulate(&args),
         Command::Summary(args) => summary(&args),
         Command::Chart(args) => chart(&args),
@@ -41,15 +44,15 @@ fn init_tracing(g: &GlobalArgs) {
         -2 => "error",
         -1 => "warn",
         0 => "info",
-        1 => "debug",
-        _ => "trace",
+        1 => "info,kline_etl=debug",
+        _ => "debug,kline_etl=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(kline_etl::progress::LogWriter);
     let _ = match g.log_format {
         LogFormat::Text => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -61,7 +64,7 @@ fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// Print `error: …` and each cause once.
+/// Print `error: …` and each cause once (with every registered secret redacted).
 fn report(e: &dyn Error) {
     let mut msg = format!("error: {e}");
     let mut source = e.source();
@@ -69,7 +72,29 @@ fn report(e: &dyn Error) {
         let _ = write!(msg, "\n  caused by: {s}");
         source = s.source();
     }
-    eprintln!("{msg}");
+    eprintln!("{}", config::redact(&msg));
+}
+
+/// A panic is a bug: print it once (secrets redacted) with a request to report it, and exit
+/// with the documented internal-error code (70) instead of Rust's 101.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error (a bug in kline-etl): {}{at}\n  please report it with the command line and pipeline file; files already written are complete and consistent",
+            config::redact(&what)
+        );
+        std::process::exit(i32::from(ExitCode::Internal.code()));
+    }));
 }
 
 fn load(path: &Path) -> Result<Pipeline, ConfigError> {
@@ -147,7 +172,26 @@ fn plan_cmd(args: &PlanArgs) -> ExitCode {
         report(&e);
         return ExitCode::Usage;
     }
-    let plan = plan::build(&p, now);
+    let mut plan = plan::build(&p, now);
+    if args.resolve && matches!(p.symbols, config::SymbolSelection::Selector(_)) {
+        let runtime = match runtime() {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        let symbols = match runtime.block_on(kline_etl::run::resolve_symbols(&p)) {
+            Ok(s) => s,
+            Err(e) => {
+                report(&e);
+                return e.exit_code();
+            }
+        };
+        let selector = plan.selector.take();
+        let mut listed = p.clone();
+        listed.symbols = config::SymbolSelection::List(symbols.clone());
+        plan = plan::build(&listed, now);
+        plan.selector = selector;
+        plan.resolved_symbols = Some(symbols.iter().map(ToString::to_string).collect());
+    }
     if args.json {
         match serde_json::to_string_pretty(&plan) {
             Ok(s) => print(&format!("{s}\n")),
@@ -179,6 +223,38 @@ fn run(args: &RunArgs, global: &GlobalArgs) -> ExitCode {
         }
         return ExitCode::Ok;
     }
+    let base = RunOptions {
+        full_refresh: args.full_refresh,
+        concurrency: args.concurrency.map(usize::from),
+        pipeline_hash: None,
+        print_table: global.quiet == 0,
+        lock_wait: std::time::Duration::from_secs(args.lock.lock_wait),
+        mode: RunMode::Incremental,
+    };
+    run_all(&pipelines, &base, global)
+}
+
+/// `kline-etl repair`: the same run, with tasks taken from the summary's failed fetches.
+fn repair(args: &RepairArgs, global: &GlobalArgs) -> ExitCode {
+    let Some(p) = load_with_range(&args.pipeline, &kline_etl::cli::RangeOverride::default()) else {
+        return ExitCode::Usage;
+    };
+    let base = RunOptions {
+        full_refresh: false,
+        concurrency: args.concurrency.map(usize::from),
+        pipeline_hash: None,
+        print_table: global.quiet == 0,
+        lock_wait: std::time::Duration::from_secs(args.lock.lock_wait),
+        mode: RunMode::Repair {
+            exchange_gaps: args.exchange_gaps,
+        },
+    };
+    run_all(&[(&args.pipeline, p)], &base, global)
+}
+
+/// Run pipelines in order with Ctrl-C/SIGTERM handling and progress; the exit code is the
+/// worst of the runs'.
+fn run_all(pipelines: &[(&PathBuf, Pipeline)], base: &RunOptions, global: &GlobalArgs) -> ExitCode {
     let runtime = match runtime() {
         Ok(r) => r,
         Err(code) => return code,
@@ -188,12 +264,10 @@ fn run(args: &RunArgs, global: &GlobalArgs) -> ExitCode {
         tokio::spawn(watch_signals(cancel_tx));
         let show_bar = !global.no_progress && global.quiet == 0 && std::io::stderr().is_terminal();
         let mut worst = ExitCode::Ok;
-        for (path, p) in &pipelines {
+        for (path, p) in pipelines {
             let opts = RunOptions {
-                full_refresh: args.full_refresh,
-                concurrency: args.concurrency.map(usize::from),
                 pipeline_hash: fs_err::read(path).ok().map(|b| sha256_hex(&b)),
-                print_table: global.quiet == 0,
+                ..base.clone()
             };
             let bar = show_bar.then(|| Arc::new(kline_etl::progress::Bar::new()));
             let progress: Arc<dyn kline_etl::extract::Progress> = match &bar {
@@ -322,7 +396,7 @@ fn output_root(path: &Path) -> Result<PathBuf, ExitCode> {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
     if is_pipeline {
-        return load(path).map(|p| p.output.path).map_err(|e| {
+        return load(path).map(|p| p.kline_root()).map_err(|e| {
             report(&e);
             ExitCode::Usage
         });
@@ -342,13 +416,17 @@ fn summary(args: &SummaryArgs) -> ExitCode {
         Ok(r) => r,
         Err(c) => return c,
     };
-    let series = match kline_etl::summary::dataset::summarize(&root) {
+    let mut series = match kline_etl::summary::dataset::summarize(&root) {
         Ok(s) => s,
         Err(e) => {
             report(&e);
             return e.exit_code();
         }
     };
+    kline_etl::summary::dataset::attribute_pending(
+        &mut series,
+        &kline_etl::load::resume::read(&root),
+    );
     if series.is_empty() {
         eprintln!("note: no kline data under `{}`", root.display());
     }
@@ -377,6 +455,32 @@ fn summary(args: &SummaryArgs) -> ExitCode {
         }
     }
     print(&out);
+    ExitCode::Ok
+}
+
+fn status(args: &StatusArgs) -> ExitCode {
+    let root = match output_root(&args.path) {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    let st = match kline_etl::status::status(&root) {
+        Ok(s) => s,
+        Err(e) => {
+            report(&e);
+            return e.exit_code();
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&st) {
+            Ok(s) => print(&format!("{s}\n")),
+            Err(e) => {
+                report(&e);
+                return ExitCode::Internal;
+            }
+        }
+    } else {
+        print(&kline_etl::status::render(&st));
+    }
     ExitCode::Ok
 }
 

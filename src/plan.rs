@@ -2,7 +2,7 @@
 //! request and weight estimates, and the least time that weight needs at the run's budget.
 //!
 //! Plain functions, no I/O: `kline-etl plan` prints the result, and `run --dry-run` can too.
-//! A symbol *selector* cannot be resolved without the exchange, so its tasks are shown once per
+//! A symbol *selector* cannot be resolved without the exchange (`plan --resolve` asks it), so its tasks are shown once per
 //! interval with the symbol `*` ("per selected symbol"), plus one `exchangeInfo` request.
 
 use std::fmt;
@@ -54,6 +54,8 @@ pub struct Plan {
     pub end_ms: i64,
     /// Set when `symbols` is a selector: how it will be resolved.
     pub selector: Option<String>,
+    /// The symbols a selector resolved to (`plan --resolve`), when resolved.
+    pub resolved_symbols: Option<Vec<String>>,
     /// The selector's `max`, which bounds the whole run's cost.
     pub max_symbols: Option<usize>,
     /// The tasks.
@@ -182,6 +184,7 @@ pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
             SymbolSelection::List(_) => None,
         },
         selector,
+        resolved_symbols: None,
         tasks,
         overhead_requests,
         overhead_weight,
@@ -271,8 +274,15 @@ impl fmt::Display for Plan {
             iso(self.end_ms),
             iso(self.now_ms)
         )?;
-        if let Some(s) = &self.selector {
-            writeln!(f, "symbols   {s}; rows below are per selected symbol (`*`)")?;
+        match (&self.selector, &self.resolved_symbols) {
+            (Some(s), Some(list)) => {
+                writeln!(f, "selector  {s}")?;
+                writeln!(f, "symbols   {} resolved: {}", list.len(), list.join(", "))?;
+            }
+            (Some(s), None) => {
+                writeln!(f, "symbols   {s}; rows below are per selected symbol (`*`)")?;
+            }
+            _ => {}
         }
         writeln!(f)?;
         writeln!(
@@ -332,7 +342,7 @@ impl fmt::Display for Plan {
             f64::from(self.weight_limit_per_minute) * self.weight_share,
             human_duration(self.min_seconds)
         )?;
-        if self.selector.is_some() {
+        if self.selector.is_some() && self.resolved_symbols.is_none() {
             write!(f, " per selected symbol")?;
         }
         writeln!(f)?;

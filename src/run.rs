@@ -29,9 +29,11 @@ use crate::extract::{
     ExtractConfig, ExtractEvent, Extractor, FailedWindow, KlineTask, Progress, RunOutcome,
     TaskStatus,
 };
-use crate::load::{DatasetWriter, LoadError, TaskKey, TaskSink, WriteOptions};
+use crate::incremental::{self, Window};
+use crate::load::resume::{self, Pending, Reason};
+use crate::load::{DatasetWriter, LoadError, TaskKey, TaskSink, WriteOptions, state};
 use crate::simulator::{SimConfig, SimHandle, Simulator};
-use crate::summary::dataset::summarize_in;
+use crate::summary::dataset::summarize;
 use crate::summary::report::{PipelineInfo, Report, SeriesReport, ToolInfo, render_table};
 use crate::summary::series::GapCause;
 use crate::summary::table::series_parquet;
@@ -50,6 +52,25 @@ pub struct RunOptions {
     pub pipeline_hash: Option<String>,
     /// Print the summary table on stderr at the end.
     pub print_table: bool,
+    /// How long to wait for another run writing the same dataset (0: fail at once, exit 5).
+    pub lock_wait: std::time::Duration,
+    /// A normal run, or `kline-etl repair`.
+    pub mode: RunMode,
+}
+
+/// What a run fetches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RunMode {
+    /// The range, incrementally (what is stored is skipped), plus unfinished windows of
+    /// earlier runs.
+    #[default]
+    Incremental,
+    /// `kline-etl repair`: exactly the gaps `_summary.json` lists as failed fetches, and with
+    /// `exchange_gaps` also the gaps the exchange had no data for (to re-check them).
+    Repair {
+        /// Also re-check `exchange_none` gaps.
+        exchange_gaps: bool,
+    },
 }
 
 /// Why a run could not start or finish.
@@ -264,7 +285,7 @@ async fn run_against(
     cfg.concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     cfg.kline_family = p.kline_family;
     let session = Extractor::new(cfg)
-        .with_progress(progress)
+        .with_progress(progress.clone())
         .connect()
         .await
         .map_err(|e| RunError::Exchange {
@@ -272,55 +293,71 @@ async fn run_against(
             reason: error_chain(&e),
         })?;
     let now = session.now_ms();
-    let symbols = match &p.symbols {
-        SymbolSelection::List(l) => l.clone(),
-        SymbolSelection::Selector(sel) => {
-            let info = session.exchange_info().ok_or_else(|| RunError::Exchange {
-                base_url: base_url.to_owned(),
-                reason: "exchangeInfo is unavailable, so the symbol selector cannot be resolved"
-                    .to_owned(),
-            })?;
-            select_symbols(info, sel)?
+    let symbols = symbols_of(p, &session, base_url)?;
+    let (range_start, range_end) = p.range.resolve(now);
+    // `output.path`, or a futures kline family's own root under it.
+    let root = p.kline_root();
+
+    // One writer per dataset: taken before the state on disk is read.
+    let lock = {
+        let (root, name, wait) = (root.clone(), p.name.clone(), opts.lock_wait);
+        tokio::task::spawn_blocking(move || crate::load::lock::acquire(&root, &name, wait))
+            .await
+            .map_err(|e| RunError::Load(LoadError::Io(std::io::Error::other(e.to_string()))))??
+    };
+
+    let series: Vec<TaskKey> = symbols
+        .iter()
+        .flat_map(|symbol| {
+            p.intervals.iter().map(|interval| TaskKey {
+                market: p.source.market,
+                symbol: symbol.clone(),
+                interval: *interval,
+            })
+        })
+        .collect();
+    let pending_before = resume::read(&root);
+    let (tasks, covered) = match opts.mode {
+        RunMode::Incremental => incremental_tasks(
+            &root,
+            &series,
+            &pending_before,
+            (range_start, range_end),
+            opts.full_refresh,
+        )?,
+        RunMode::Repair { exchange_gaps } => {
+            repair_tasks(&root, &series, &pending_before, exchange_gaps)?
         }
     };
-    let (range_start, range_end) = p.range.resolve(now);
-    let root = p.output.path.clone();
-
-    // Tasks, starting where the data on disk ends.
-    let mut tasks = Vec::new();
-    for symbol in &symbols {
-        for interval in &p.intervals {
-            let mut start = range_start;
-            if !opts.full_refresh {
-                let last = crate::load::last_open_time_in(
-                    &root,
-                    p.kline_family,
-                    p.source.market,
-                    symbol,
-                    *interval,
-                )?;
-                if let Some(last) = last.filter(|l| (range_start..range_end).contains(l)) {
-                    start = last;
-                }
-            }
-            if start < range_end {
-                tasks.push(KlineTask {
-                    market: p.source.market,
-                    symbol: symbol.clone(),
-                    interval: *interval,
-                    start_ms: start,
-                    end_ms: range_end,
-                });
-            }
-        }
-    }
     tracing::info!(
         tasks = tasks.len(),
         start = %fmt_ms(range_start),
         end = %fmt_ms(range_end),
         "planned"
     );
+    // Until the run reports back, every planned window may be incomplete on disk.
+    let mut in_flight = pending_before.clone();
+    in_flight.extend(tasks.iter().map(|t| {
+        Pending::new(
+            &TaskKey {
+                market: t.market,
+                symbol: t.symbol.clone(),
+                interval: t.interval,
+            },
+            (t.start_ms, t.end_ms),
+            Reason::InFlight,
+        )
+    }));
+    if !tasks.is_empty() {
+        resume::write(&root, &in_flight)?;
+    }
 
+    progress.tasks_planned(
+        &tasks
+            .iter()
+            .map(|t| format!("{} {}", t.symbol, t.interval))
+            .collect::<Vec<_>>(),
+    );
     let (tx, rx) = mpsc::channel::<ExtractEvent>(64);
 
     // Encoding is CPU work: it runs on its own thread, fed through a bounded channel.
@@ -357,10 +394,16 @@ async fn run_against(
     let mut reports = Vec::with_capacity(task_list.len());
     let mut any_load_error: Option<ExitCode> = None;
     let (mut ok, mut failed, mut stopped) = (0, 0, 0);
-    let mut failed_windows: Vec<(TaskKey, Vec<(i64, i64)>)> = Vec::new();
+    let mut done: BTreeMap<TaskKey, Vec<Window>> = covered;
+    let mut unfinished: Vec<Pending> = Vec::new();
     for (i, t) in task_list.iter().enumerate() {
         let ex = outcomes.remove(&i);
         let ld = loaded.get(&i);
+        let key = TaskKey {
+            market: t.market,
+            symbol: t.symbol.clone(),
+            interval: t.interval,
+        };
         let mut r = TaskReport {
             market: t.market.as_str().to_owned(),
             symbol: t.symbol.to_string(),
@@ -399,15 +442,8 @@ async fn run_against(
                     r.resume_from = Some(fmt_ms(*resume_from));
                 }
             }
-            if !o.failed_windows.is_empty() {
-                failed_windows.push((
-                    TaskKey {
-                        market: t.market,
-                        symbol: t.symbol.clone(),
-                        interval: t.interval,
-                    },
-                    o.failed_windows.iter().map(|w| (w.start, w.end)).collect(),
-                ));
+            for w in &o.failed_windows {
+                unfinished.push(Pending::new(&key, (w.start, w.end), Reason::FetchFailed));
             }
         }
         match ld {
@@ -428,10 +464,31 @@ async fn run_against(
             }
             None => {}
         }
-        match r.status.as_str() {
-            "complete" => ok += 1,
-            "failed" => failed += 1,
-            _ => stopped += 1,
+        let window = (t.start_ms, t.end_ms);
+        match (r.status.as_str(), ex.as_ref().map(|o| &o.status)) {
+            ("complete", _) => {
+                ok += 1;
+                done.entry(key).or_default().push(window);
+            }
+            ("failed", _) => {
+                failed += 1;
+                unfinished.push(Pending::new(&key, window, Reason::TaskFailed));
+            }
+            (_, Some(TaskStatus::Stopped { resume_from })) => {
+                stopped += 1;
+                done.entry(key.clone())
+                    .or_default()
+                    .push((t.start_ms, *resume_from));
+                unfinished.push(Pending::new(
+                    &key,
+                    (*resume_from, t.end_ms),
+                    Reason::Stopped,
+                ));
+            }
+            _ => {
+                stopped += 1;
+                unfinished.push(Pending::new(&key, window, Reason::Stopped));
+            }
         }
         reports.push(r);
     }
@@ -444,12 +501,13 @@ async fn run_against(
     // failed to fetch marked as such.
     let summary_started = Instant::now();
     let root_for_summary = root.clone();
-    let family_dir = p.kline_family.relative_root();
     let mut series: Vec<SeriesReport> =
-        tokio::task::spawn_blocking(move || summarize_in(&root_for_summary, &family_dir))
+        tokio::task::spawn_blocking(move || summarize(&root_for_summary))
             .await
             .map_err(|e| RunError::Load(LoadError::Io(std::io::Error::other(e.to_string()))))??;
-    attribute_failed_gaps(&mut series, &failed_windows);
+    let pending_after = resume::carry_over(&pending_before, &done, unfinished);
+    resume::write(&root, &pending_after)?;
+    crate::summary::dataset::attribute_pending(&mut series, &pending_after);
     let summary_ms = summary_started.elapsed().as_millis() as u64;
 
     let exit = match (extracted.outcome, any_load_error) {
@@ -519,7 +577,8 @@ async fn run_against(
         run: Some(info),
         series,
     };
-    let summary_path = write_report_in(&root.join(p.kline_family.relative_root()), &report)?;
+    let summary_path = write_report(&root, &report)?;
+    drop(lock);
     if opts.print_table {
         eprint!("{}", render_table(&report.series));
     }
@@ -532,14 +591,12 @@ async fn run_against(
 
 /// Write `_summary.json` and `_summary.parquet` under `<root>/klines/`, atomically.
 pub fn write_report<R: Serialize>(root: &Path, report: &Report<R>) -> Result<PathBuf, LoadError> {
-    write_report_in(&root.join("klines"), report)
-}
-
-/// [`write_report`] into one kline dataset directory (`<root>/klines` or a kline family's).
-pub fn write_report_in<R: Serialize>(dir: &Path, report: &Report<R>) -> Result<PathBuf, LoadError> {
+    let dir = root.join("klines");
     let json_path = dir.join("_summary.json");
-    let mut json =
-        serde_json::to_vec_pretty(report).map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
+    let json = serde_json::to_string_pretty(report)
+        .map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
+    // Error texts quote the exchange, which may echo what it was sent: no secret is written.
+    let mut json = crate::config::redact(&json).into_owned().into_bytes();
     json.push(b'\n');
     crate::load::atomic::write_atomic(&json_path, &json, |_| Ok(()), |_| false)?;
     let pq_path = dir.join("_summary.parquet");
@@ -600,26 +657,188 @@ fn load_loop(
     (extracted, results)
 }
 
-fn attribute_failed_gaps(series: &mut [SeriesReport], failed: &[(TaskKey, Vec<(i64, i64)>)]) {
-    for (key, windows) in failed {
-        let Some(s) = series.iter_mut().find(|s| {
-            s.market == key.market && s.symbol == key.symbol.as_str() && s.interval == key.interval
-        }) else {
-            continue;
+fn parse_utc(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// The tasks of a run, and per series the stretches of earlier unfinished windows found
+/// already stored (they are done, the window resumes after them).
+type Planned = (Vec<KlineTask>, BTreeMap<TaskKey, Vec<Window>>);
+
+/// Unfinished windows of `key` moved to start at the last candle stored inside each; the
+/// stored stretches before those points go to `covered`.
+fn resume_pending(
+    root: &Path,
+    key: &TaskKey,
+    pending: &[Pending],
+    covered: &mut BTreeMap<TaskKey, Vec<Window>>,
+) -> Result<Vec<Window>, LoadError> {
+    let mut resumed = Vec::new();
+    for p in pending.iter().filter(|p| p.task() == *key) {
+        let w = p.window();
+        let last = state::last_stored_in(root, key, w.0, w.1)?;
+        let r = incremental::resume_point(w, last);
+        if r.0 > w.0 {
+            covered.entry(key.clone()).or_default().push((w.0, r.0));
+        }
+        resumed.push(r);
+    }
+    Ok(resumed)
+}
+
+fn task_of(key: &TaskKey, (start_ms, end_ms): Window) -> KlineTask {
+    KlineTask {
+        market: key.market,
+        symbol: key.symbol.clone(),
+        interval: key.interval,
+        start_ms,
+        end_ms,
+    }
+}
+
+/// Tasks of an incremental run: per series, the requested range minus what is stored, plus
+/// the unfinished windows of earlier runs from where they stopped.
+fn incremental_tasks(
+    root: &Path,
+    series: &[TaskKey],
+    pending: &[Pending],
+    requested: Window,
+    full_refresh: bool,
+) -> Result<Planned, LoadError> {
+    let mut tasks = Vec::new();
+    let mut covered = BTreeMap::new();
+    for key in series {
+        let resumed = resume_pending(root, key, pending, &mut covered)?;
+        let stored = if full_refresh {
+            None
+        } else {
+            state::series_bounds(root, key)?
         };
-        for g in &mut s.range.gaps {
-            let (Ok(start), Ok(end)) = (
-                chrono::DateTime::parse_from_rfc3339(&g.start),
-                chrono::DateTime::parse_from_rfc3339(&g.end),
-            ) else {
-                continue;
-            };
-            let (start, end) = (start.timestamp_millis(), end.timestamp_millis());
-            if windows.iter().any(|(ws, we)| start < *we && *ws < end) {
-                g.cause = GapCause::FetchFailed;
-            }
+        for w in incremental::windows_to_fetch(requested, stored, &resumed, full_refresh) {
+            tasks.push(task_of(key, w));
         }
     }
+    Ok((tasks, covered))
+}
+
+/// Tasks of `kline-etl repair`: the windows earlier runs left unfinished (failed fetches,
+/// failed or stopped tasks, runs that were killed) and the gaps the last `_summary.json`
+/// lists as failed fetches (with `exchange_gaps`, also the exchange's own gaps) of the
+/// pipeline's series; never the range's head or tail.
+fn repair_tasks(
+    root: &Path,
+    series: &[TaskKey],
+    pending: &[Pending],
+    exchange_gaps: bool,
+) -> Result<Planned, RunError> {
+    let path = root.join("klines").join("_summary.json");
+    let doc: RepairSummary = match fs_err::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            RunError::Symbols(format!(
+                "`{}` is not a kline-etl summary ({e}); run the pipeline to rewrite it",
+                path.display()
+            ))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !pending.is_empty() => {
+            RepairSummary { series: Vec::new() }
+        }
+        Err(e) => {
+            return Err(RunError::Symbols(format!(
+                "`repair` works from the last run's summary, which cannot be read ({e}); run the pipeline first"
+            )));
+        }
+    };
+    let mut gaps: BTreeMap<TaskKey, Vec<Window>> = BTreeMap::new();
+    for s in doc.series {
+        let Ok(symbol) = s.symbol.parse::<Symbol>() else {
+            continue;
+        };
+        let key = TaskKey {
+            market: s.market,
+            symbol,
+            interval: s.interval,
+        };
+        gaps.entry(key).or_default().extend(
+            s.gaps
+                .iter()
+                .filter(|g| g.cause == GapCause::FetchFailed || exchange_gaps)
+                .filter_map(|g| Some((parse_utc(&g.start)?, parse_utc(&g.end)?))),
+        );
+    }
+    let mut tasks = Vec::new();
+    let mut covered = BTreeMap::new();
+    for key in series {
+        let mut windows = resume_pending(root, key, pending, &mut covered)?;
+        windows.extend(gaps.remove(key).unwrap_or_default());
+        for w in incremental::coalesce(windows) {
+            tasks.push(task_of(key, w));
+        }
+    }
+    Ok((tasks, covered))
+}
+
+/// The part of `_summary.json` that `repair` reads.
+#[derive(serde::Deserialize)]
+struct RepairSummary {
+    series: Vec<RepairSeries>,
+}
+
+#[derive(serde::Deserialize)]
+struct RepairSeries {
+    market: crate::market::Market,
+    symbol: String,
+    interval: crate::interval::Interval,
+    #[serde(default)]
+    gaps: Vec<crate::summary::report::GapReport>,
+}
+
+/// The pipeline's symbols: its list, or its selector resolved against the session's
+/// `exchangeInfo`.
+fn symbols_of(
+    p: &Pipeline,
+    session: &crate::extract::Session,
+    base_url: &str,
+) -> Result<Vec<Symbol>, RunError> {
+    match &p.symbols {
+        SymbolSelection::List(l) => Ok(l.clone()),
+        SymbolSelection::Selector(sel) => {
+            let info = session.exchange_info().ok_or_else(|| RunError::Exchange {
+                base_url: base_url.to_owned(),
+                reason: "exchangeInfo is unavailable, so the symbol selector cannot be resolved"
+                    .to_owned(),
+            })?;
+            select_symbols(info, sel)
+        }
+    }
+}
+
+/// Resolve the pipeline's symbols against the exchange (starting the built-in simulator when
+/// the pipeline uses it) without fetching anything else: `kline-etl plan --resolve`.
+pub async fn resolve_symbols(p: &Pipeline) -> Result<Vec<Symbol>, RunError> {
+    let (sim, base_url) = match &p.source.endpoint {
+        Endpoint::Url(u) => (None::<SimHandle>, u.clone()),
+        Endpoint::Simulator(settings) => {
+            let h = Simulator::start(SimConfig::from_settings(settings, p.source.market))
+                .await
+                .map_err(RunError::Simulator)?;
+            let url = h.base_url();
+            (Some(h), url)
+        }
+    };
+    let cfg = ExtractConfig::from_source(&p.source, &base_url, p.transform);
+    let result = match Extractor::new(cfg).connect().await {
+        Ok(session) => symbols_of(p, &session, &base_url),
+        Err(e) => Err(RunError::Exchange {
+            base_url: base_url.clone(),
+            reason: error_chain(&e),
+        }),
+    };
+    if let Some(h) = sim {
+        h.shutdown().await;
+    }
+    result
 }
 
 /// Resolve a selector against `exchangeInfo`: quote assets, status, regex, max.
@@ -638,10 +857,10 @@ pub fn select_symbols(info: &ExchangeInfo, sel: &SymbolSelector) -> Result<Vec<S
         if !sel.include_inactive && s.trading_status() != Some("TRADING") {
             continue;
         }
-        if let Some(re) = &re {
-            if !re.is_match(&s.symbol) {
-                continue;
-            }
+        if let Some(re) = &re
+            && !re.is_match(&s.symbol)
+        {
+            continue;
         }
         match s.symbol.parse::<Symbol>() {
             Ok(sym) => out.push(sym),
@@ -655,13 +874,13 @@ pub fn select_symbols(info: &ExchangeInfo, sel: &SymbolSelector) -> Result<Vec<S
             "the symbol selector matched no symbol on the exchange; widen `quote`/`regex` or set `include_inactive: true`".into(),
         ));
     }
-    if let Some(max) = sel.max {
-        if out.len() > max {
-            return Err(RunError::Symbols(format!(
-                "the symbol selector matched {} symbols, more than `max: {max}`; narrow it or raise `max`",
-                out.len()
-            )));
-        }
+    if let Some(max) = sel.max
+        && out.len() > max
+    {
+        return Err(RunError::Symbols(format!(
+            "the symbol selector matched {} symbols, more than `max: {max}`; narrow it or raise `max`",
+            out.len()
+        )));
     }
     Ok(out)
 }

@@ -35,6 +35,14 @@ pub struct Pipeline {
     pub output: OutputOptions,
 }
 
+impl Pipeline {
+    /// The output root of this pipeline's klines: `output.path`, or a futures kline family's
+    /// own root under it ([`KlineFamily::relative_root`]).
+    pub fn kline_root(&self) -> PathBuf {
+        self.output.path.join(self.kline_family.relative_root())
+    }
+}
+
 /// `source`: the exchange endpoint and how hard we may use it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {
@@ -75,13 +83,43 @@ pub struct SimulatorSettings {
     pub weight_limit: Option<u32>,
 }
 
-/// An API key. Its `Debug` and `Display` never show the value.
+/// An API key. Its `Debug` and `Display` never show the value, and every secret created is
+/// registered so that [`redact`] removes it from any text (log lines, error chains, panic
+/// messages) as a second line of defence.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
+/// Every secret value seen by this process (see [`redact`]).
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Values shorter than this are not registered (redacting `1` would mangle every number).
+const MIN_REDACTED_LEN: usize = 6;
+
+/// `text` with every registered secret replaced by `<redacted>`.
+pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    let secrets = SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for s in secrets.iter() {
+        if out.contains(s.as_str()) {
+            out = std::borrow::Cow::Owned(out.replace(s.as_str(), "<redacted>"));
+        }
+    }
+    out
+}
+
 impl Secret {
-    /// Wrap a secret value.
+    /// Wrap a secret value (and register it for [`redact`]).
     pub fn new(value: String) -> Self {
+        if value.len() >= MIN_REDACTED_LEN {
+            let mut secrets = SECRETS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !secrets.contains(&value) {
+                secrets.push(value.clone());
+            }
+        }
         Secret(value)
     }
 
@@ -172,26 +210,18 @@ impl KlineFamily {
         }
     }
 
-    /// The dataset directory under `output.path` (`klines`, `mark_price_klines`, ...).
-    pub fn dataset_dir(self) -> &'static str {
-        match self {
-            KlineFamily::Trades => "klines",
-            KlineFamily::MarkPrice => "mark_price_klines",
-            KlineFamily::IndexPrice => "index_price_klines",
-            KlineFamily::PremiumIndex => "premium_index_klines",
-            KlineFamily::Continuous(_) => "continuous_klines",
-        }
-    }
-
-    /// The family's dataset directory relative to `output.path`, replacing `klines` in the
-    /// klines layout: `klines`, `mark_price_klines`, `index_price_klines`,
-    /// `premium_index_klines`, or `continuous_klines/contract_type=PERPETUAL` (one hive level
-    /// per contract type).
+    /// Where the family's klines live, relative to `output.path`: the output root itself for
+    /// [`KlineFamily::Trades`] (`<output.path>/klines/...`), otherwise a root of its own
+    /// (`mark_price`, `index_price`, `premium_index`, `continuous/contract_type=PERPETUAL`)
+    /// holding the same layout (`<output.path>/mark_price/klines/...`), so incremental runs,
+    /// resume, locking, `status`, `repair` and `summary` work per family unchanged.
     pub fn relative_root(self) -> PathBuf {
-        let dir = PathBuf::from(self.dataset_dir());
         match self {
-            KlineFamily::Continuous(c) => dir.join(format!("contract_type={}", c.as_str())),
-            _ => dir,
+            KlineFamily::Trades => PathBuf::new(),
+            KlineFamily::Continuous(c) => {
+                PathBuf::from("continuous").join(format!("contract_type={}", c.as_str()))
+            }
+            other => PathBuf::from(other.as_str()),
         }
     }
 
@@ -387,6 +417,20 @@ mod tests {
         let s = Secret::new("hunter2".into());
         assert!(!format!("{s:?} {s}").contains("hunter2"));
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn registered_secrets_are_redacted_from_any_text() {
+        let _ = Secret::new("sk-live-0123456789".into());
+        let _ = Secret::new("12".into());
+        assert_eq!(
+            redact("error: key sk-live-0123456789 refused (code -2014, 12 ms)"),
+            "error: key <redacted> refused (code -2014, 12 ms)"
+        );
+        assert!(matches!(
+            redact("nothing here"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

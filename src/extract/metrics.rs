@@ -155,6 +155,8 @@ impl Meter<'_> {
 /// Hooks for a progress display; every method has a no-op default. Called from worker tasks,
 /// so implementations must be cheap and must not block.
 pub trait Progress: Send + Sync {
+    /// The run's tasks, labelled (`BTCUSDT 1h`), indexed by [`super::TaskId`].
+    fn tasks_planned(&self, _labels: &[String]) {}
     /// A task started; `pages` is the planned number of page requests.
     fn task_started(&self, _task: super::TaskId, _pages: usize) {}
     /// Rows of a task were delivered.

@@ -113,7 +113,11 @@ pub enum TaskError {
         msg: String,
     },
     /// Retries ran out.
-    #[error("{task}: giving up on window `{start}`..`{end}` after {attempts} attempts: {last}")]
+    #[error(
+        "{task}: giving up on the window from {} to {} after {attempts} attempts: {last}",
+        crate::transform::fmt_ms(*start),
+        crate::transform::fmt_ms(*end)
+    )]
     RetriesExhausted {
         /// `market symbol interval`.
         task: String,

@@ -7,6 +7,10 @@
 //! - [`scan`]: which series and partition files are on disk.
 //! - [`snapshot`]: the snapshot datasets' files (`ticker_price`, `depth`): one file per
 //!   snapshot, named by its time.
+//! - [`state`]: what one series holds (first and last open time), read from file footers;
+//!   the state incremental runs start from.
+//! - [`resume`]: `_resume.json`, windows earlier runs left unfinished.
+//! - [`lock`]: the one-writer-per-dataset lock.
 //! - [`DatasetWriter`]: writes one partition: read the existing file (if any), merge, encode,
 //!   write to a dot-prefixed temporary file in the same directory, fsync, read the footer back
 //!   to check it, rename into place, fsync the directory. A reader never sees a partial file.
@@ -28,11 +32,14 @@
 //!   reader ignores (dot prefix) and the next successful write of that partition removes.
 
 pub mod atomic;
+pub mod lock;
 pub mod merge;
 pub mod parquet;
 pub mod partition;
+pub mod resume;
 pub mod scan;
 pub mod snapshot;
+pub mod state;
 
 use std::path::{Path, PathBuf};
 
@@ -138,6 +145,18 @@ pub enum LoadError {
         /// The report's one-line summary.
         summary: String,
     },
+    /// Another run holds the dataset lock.
+    #[error(
+        "the dataset is locked by {holder} (lock file `{path}`, waited {waited_secs} s); wait for that run to finish, or pass `--lock-wait SECS` to wait for it"
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it.
+        holder: String,
+        /// How long this run waited.
+        waited_secs: u64,
+    },
     /// A test-only injected failure (see [`DatasetWriter::inject_fault`]).
     #[error("injected failure before renaming `{path}` into place")]
     Injected {
@@ -152,6 +171,7 @@ impl LoadError {
         match self {
             LoadError::Quality { .. } => ExitCode::TasksFailed,
             LoadError::WrongPartition { .. } => ExitCode::Internal,
+            LoadError::Locked { .. } => ExitCode::Locked,
             _ => ExitCode::Output,
         }
     }
@@ -240,10 +260,10 @@ impl DatasetWriter {
         }
     }
 
-    /// Write a kline family other than traded-price klines: files go under the family's
-    /// dataset directory ([`KlineFamily::relative_root`]) instead of `klines`, and families
-    /// without volumes (mark, index, premium index) store only the time and OHLC columns
-    /// (plus `symbol`, `interval`), with `kline_etl.kline_family` in the metadata.
+    /// Write a kline family other than traded-price klines: families without volumes (mark,
+    /// index, premium index) store only the time and OHLC columns (plus `symbol`,
+    /// `interval`); every family's files name it in `kline_etl.kline_family`. (Where the
+    /// family's files go is the writer's root: see [`crate::config::Pipeline::kline_root`].)
     #[must_use]
     pub fn with_family(mut self, family: KlineFamily) -> Self {
         self.family = family;
@@ -262,7 +282,7 @@ impl DatasetWriter {
 
     /// The absolute path of a partition's file.
     pub fn path_of(&self, key: &PartitionKey) -> PathBuf {
-        family_path(&self.root, self.family, &key.relative_path())
+        self.root.join(key.relative_path())
     }
 
     /// Make the next writes fail at `fault` (tests only).
@@ -384,15 +404,6 @@ pub fn read_partition(path: &Path) -> Result<KlineRows, LoadError> {
     parquet::read_file(path).map(|(rows, _)| rows)
 }
 
-/// `root` joined with a klines-layout relative path (`klines/market=…`), the `klines` part
-/// replaced by the family's dataset directory.
-pub fn family_path(root: &Path, family: KlineFamily, relative: &Path) -> PathBuf {
-    match relative.strip_prefix("klines") {
-        Ok(rest) if family != KlineFamily::Trades => root.join(family.relative_root()).join(rest),
-        _ => root.join(relative),
-    }
-}
-
 /// The newest stored open time (ms) of one market × symbol × interval under `root`, or `None`
 /// when nothing is stored. Reads only the footer statistics of the newest partition file of
 /// each granularity found (partition directories sort by time as text).
@@ -402,23 +413,12 @@ pub fn last_open_time(
     symbol: &Symbol,
     interval: Interval,
 ) -> Result<Option<i64>, LoadError> {
-    last_open_time_in(root, KlineFamily::Trades, market, symbol, interval)
-}
-
-/// [`last_open_time`] of a kline family's dataset (`klines` for [`KlineFamily::Trades`]).
-pub fn last_open_time_in(
-    root: &Path,
-    family: KlineFamily,
-    market: Market,
-    symbol: &Symbol,
-    interval: Interval,
-) -> Result<Option<i64>, LoadError> {
     let task = TaskKey {
         market,
         symbol: symbol.clone(),
         interval,
     };
-    let dir = family_path(root, family, &task.relative_dir());
+    let dir = root.join(task.relative_dir());
     if !dir.is_dir() {
         return Ok(None);
     }

@@ -236,26 +236,38 @@ pub fn read_file(path: &Path) -> Result<(KlineRows, FileInfo), LoadError> {
 /// The largest `open_time` (ms) in a partition file, from the row-group statistics when they
 /// are present, else by reading the column.
 pub fn max_open_time(path: &Path) -> Result<Option<i64>, LoadError> {
+    Ok(open_time_bounds(path)?.map(|(_, max)| max))
+}
+
+/// The smallest and largest `open_time` (ms) in a partition file, from the row-group
+/// statistics when they are present, else by reading the column.
+pub fn open_time_bounds(path: &Path) -> Result<Option<(i64, i64)>, LoadError> {
     let b = open(path)?;
     let info = file_info(b.metadata(), path)?;
-    let mut max: Option<i64> = None;
+    let mut bounds: Option<(i64, i64)> = None;
     let mut complete = true;
     for rg in b.metadata().row_groups() {
         match rg.column(0).statistics() {
-            Some(Statistics::Int64(s)) if s.max_opt().is_some() => {
-                let v = s.max_opt().copied().unwrap_or(i64::MIN);
-                max = Some(max.map_or(v, |m| m.max(v)));
-            }
+            Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                (Some(&lo), Some(&hi)) => {
+                    bounds = Some(bounds.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+                }
+                _ if rg.num_rows() == 0 => {}
+                _ => complete = false,
+            },
             _ if rg.num_rows() == 0 => {}
             _ => complete = false,
         }
     }
     if !complete {
         let (rows, _) = read_file(path)?;
-        return Ok(rows.open_time.iter().max().copied());
+        let lo = rows.open_time.iter().min().copied();
+        let hi = rows.open_time.iter().max().copied();
+        return Ok(lo.zip(hi));
     }
-    Ok(max.map(|v| match info.time_unit {
+    let ms = |v: i64| match info.time_unit {
         TimeUnit::Millisecond => v,
         TimeUnit::Microsecond => v.div_euclid(1000),
-    }))
+    };
+    Ok(bounds.map(|(lo, hi)| (ms(lo), ms(hi))))
 }

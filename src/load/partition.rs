@@ -2,8 +2,8 @@
 //! partition is spelled as a path, and a pure [`split`] of rows into partitions. No I/O.
 //!
 //! Layout: `<root>/klines/market=spot/symbol=BTCUSDT/interval=1h/<period>/part.parquet` (a
-//! futures kline family replaces `klines` with its own directory, see
-//! [`crate::load::family_path`]), where `<period>` depends on the granularity:
+//! futures kline family has a root of its own under `output.path`, see
+//! [`crate::config::Pipeline::kline_root`]), where `<period>` depends on the granularity:
 //!
 //! | granularity | directory | `auto` for intervals |
 //! |---|---|---|

@@ -39,6 +39,17 @@ fn value<'a>(name: &'a str, key: &str) -> Option<&'a str> {
     name.strip_prefix(key)?.strip_prefix('=')
 }
 
+/// The partition files of one series, sorted by path (none when the series is not stored).
+pub fn series_files(root: &Path, task: &TaskKey) -> std::io::Result<Vec<PathBuf>> {
+    let dir = root.join(task.relative_dir());
+    let mut out = Vec::new();
+    if dir.is_dir() {
+        collect_files(&dir, &mut out)?;
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for (name, path) in entries(dir)? {
         if path.is_dir() {
@@ -53,17 +64,12 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// Every kline series under `root` (the pipeline's `output.path`). A missing root or
 /// `klines` directory is an empty dataset, not an error.
 pub fn scan(root: &Path) -> std::io::Result<Vec<SeriesFiles>> {
-    scan_dataset(&root.join("klines"))
-}
-
-/// Every kline series under one kline dataset directory (`<root>/klines`, or a kline
-/// family's, e.g. `<root>/mark_price_klines`). A missing directory is an empty dataset.
-pub fn scan_dataset(klines: &Path) -> std::io::Result<Vec<SeriesFiles>> {
+    let klines = root.join("klines");
     if !klines.is_dir() {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    for (m_name, m_path) in entries(klines)? {
+    for (m_name, m_path) in entries(&klines)? {
         let Some(market) = value(&m_name, "market").and_then(|v| v.parse::<Market>().ok()) else {
             skip(&m_path);
             continue;

@@ -738,7 +738,7 @@ impl SymbolData {
             None => (c.quote / i128::from(c.volume.max(1))) as i64,
             Some(_) => {
                 // Regenerate: not invertible exactly; the mid of the range is within it.
-                (c.high + c.low) / 2
+                i64::midpoint(c.high, c.low)
             }
         }
     }

@@ -61,15 +61,6 @@ pub fn summarize_series(root: &Path, series: &SeriesFiles) -> Result<SeriesRepor
     ))
 }
 
-/// Statistics of every series of one kline dataset directory (`dataset`, relative to `root`:
-/// `klines`, or a kline family's, see [`crate::config::KlineFamily::relative_root`]).
-pub fn summarize_in(root: &Path, dataset: &Path) -> Result<Vec<SeriesReport>, LoadError> {
-    crate::load::scan::scan_dataset(&root.join(dataset))?
-        .iter()
-        .map(|s| summarize_series(root, s))
-        .collect()
-}
-
 /// Statistics of every series under `root`.
 pub fn summarize(root: &Path) -> Result<Vec<SeriesReport>, LoadError> {
     scan(root)?
@@ -120,4 +111,33 @@ pub fn candles(rows: &KlineRows) -> Vec<Candle> {
             volume: rows.volume.f64_at(i),
         })
         .collect()
+}
+
+/// Mark gaps that overlap windows still pending in the resume file (fetches that failed, were
+/// stopped or never reported back) as `fetch_failed`; the others are the exchange's own gaps.
+pub fn attribute_pending(series: &mut [SeriesReport], pending: &[crate::load::resume::Pending]) {
+    let parse = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    };
+    for p in pending {
+        let Some(s) = series.iter_mut().find(|s| {
+            s.market == p.market && s.symbol == p.symbol.as_str() && s.interval == p.interval
+        }) else {
+            continue;
+        };
+        let partition_gaps = s
+            .partitions
+            .iter_mut()
+            .flat_map(|p| p.range.gaps.iter_mut());
+        for g in s.range.gaps.iter_mut().chain(partition_gaps) {
+            let (Some(start), Some(end)) = (parse(&g.start), parse(&g.end)) else {
+                continue;
+            };
+            if p.start_ms < end && start < p.end_ms {
+                g.cause = super::series::GapCause::FetchFailed;
+            }
+        }
+    }
 }

@@ -408,10 +408,10 @@ fn fast_decimal_text(text: &[u8]) -> Option<i128> {
 }
 
 fn parse_decimal(t: Token<'_>) -> Result<i128, String> {
-    if !t.escaped {
-        if let Some(v) = fast_decimal_text(t.text) {
-            return Ok(v);
-        }
+    if !t.escaped
+        && let Some(v) = fast_decimal_text(t.text)
+    {
+        return Ok(v);
     }
     parse_decimal_slow(t)
 }

@@ -86,11 +86,11 @@ impl QualityReport {
     pub fn record(&mut self, check: Check, open_time: i64) {
         *self.counts.entry(check).or_default() += 1;
         let ex = self.examples.entry(check).or_default();
-        if let Err(pos) = ex.binary_search(&open_time) {
-            if pos < MAX_EXAMPLES {
-                ex.insert(pos, open_time);
-                ex.truncate(MAX_EXAMPLES);
-            }
+        if let Err(pos) = ex.binary_search(&open_time)
+            && pos < MAX_EXAMPLES
+        {
+            ex.insert(pos, open_time);
+            ex.truncate(MAX_EXAMPLES);
         }
     }
 

@@ -2,8 +2,12 @@
 
 mod config;
 mod extract;
+mod fuzz_regressions;
+mod hostile;
 mod load;
+mod nightly;
 mod run;
 mod simulator;
 mod snapshots_ds;
+mod soak;
 mod summary;

@@ -14,16 +14,16 @@ use kline_etl::summary::dataset::read_series;
 use kline_etl::symbol::Symbol;
 use kline_etl::transform::{KlineContext, KlineRows, parse_klines};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kline-etl");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_kline-etl");
 /// 2024-06-01T00:30:00Z: the simulator's frozen "now" in these tests (mid-candle for `1h`, so
 /// the forming candle is held back, and 30 minutes after the last daily close).
-const NOW: i64 = 1_717_201_800_000;
+pub(crate) const NOW: i64 = 1_717_201_800_000;
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-async fn cli(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) async fn cli(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = std::process::Command::new(BIN);
     cmd.args(args)
         .current_dir(cwd)
@@ -37,11 +37,11 @@ async fn cli(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .unwrap()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-async fn simulator() -> SimHandle {
+pub(crate) async fn simulator() -> SimHandle {
     let cfg = SimConfig {
         clock: ClockMode::Fixed(NOW),
         ..SimConfig::default()
@@ -49,7 +49,13 @@ async fn simulator() -> SimHandle {
     Simulator::start(cfg).await.unwrap()
 }
 
-fn pipeline(dir: &Path, base_url: &str, symbols: &str, intervals: &str, extra: &str) -> PathBuf {
+pub(crate) fn pipeline(
+    dir: &Path,
+    base_url: &str,
+    symbols: &str,
+    intervals: &str,
+    extra: &str,
+) -> PathBuf {
     let text = format!(
         "name: it-run\nsource:\n  base_url: {base_url}\n{extra}symbols: {symbols}\nintervals: {intervals}\nrange:\n  start: 2024-01-01\n  end: now\noutput:\n  path: out\n"
     );
@@ -58,7 +64,7 @@ fn pipeline(dir: &Path, base_url: &str, symbols: &str, intervals: &str, extra: &
     p
 }
 
-fn options() -> TransformOptions {
+pub(crate) fn options() -> TransformOptions {
     TransformOptions {
         prices: PriceType::Float64,
         time_unit: TimeUnit::Millisecond,
@@ -68,7 +74,13 @@ fn options() -> TransformOptions {
 }
 
 /// The simulator's ground truth for `[start, end)`, typed the way the pipeline types it.
-fn truth(sim: &SimHandle, symbol: &Symbol, interval: Interval, start: i64, end: i64) -> KlineRows {
+pub(crate) fn truth(
+    sim: &SimHandle,
+    symbol: &Symbol,
+    interval: Interval,
+    start: i64,
+    end: i64,
+) -> KlineRows {
     let rows = sim.expected_klines(Market::Spot, symbol, interval, start, end);
     let page: Vec<[serde_json::Value; 12]> = rows
         .iter()
@@ -86,22 +98,29 @@ fn truth(sim: &SimHandle, symbol: &Symbol, interval: Interval, start: i64, end: 
 }
 
 /// Equal rows, with a readable message (the Debug of thousands of rows is not).
-fn assert_same(got: &KlineRows, want: &KlineRows, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: row count");
-    if let Some(i) = (0..got.len()).find(|i| !got.row_eq(*i, want, *i)) {
+pub(crate) fn assert_same(got: &KlineRows, want: &KlineRows, what: &str) {
+    let n = got.len().min(want.len());
+    if let Some(i) = (0..n).find(|i| !got.row_eq(*i, want, *i)) {
         panic!(
             "{what}: first difference at row {i} (open time {} vs {})",
             got.open_time[i], want.open_time[i]
         );
     }
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: row count (last stored {:?}, last expected {:?})",
+        got.open_time.last(),
+        want.open_time.last()
+    );
 }
 
-fn summary_json(dir: &Path) -> serde_json::Value {
+pub(crate) fn summary_json(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("out/klines/_summary.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
-fn file_hashes(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+pub(crate) fn file_hashes(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_owned()];
     while let Some(d) = stack.pop() {

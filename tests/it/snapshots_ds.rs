@@ -519,9 +519,9 @@ fn family_pipeline(
     )
 }
 
-fn part(out: &Path, dataset: &str, market: &str, symbol: &str) -> PathBuf {
+fn part(out: &Path, family: &str, market: &str, symbol: &str) -> PathBuf {
     out.join(format!(
-        "{dataset}/market={market}/symbol={symbol}/interval=1h/year=2024/part.parquet"
+        "{family}/klines/market={market}/symbol={symbol}/interval=1h/year=2024/part.parquet"
     ))
 }
 
@@ -535,43 +535,43 @@ async fn mark_index_and_premium_klines_store_only_meaningful_columns() {
             "mark_price",
             "BTCUSDT",
             "/fapi/v1/markPriceKlines",
-            "mark_price_klines",
+            "mark_price",
         ),
         (
             "usdm",
             "index_price",
             "BTCUSDT",
             "/fapi/v1/indexPriceKlines",
-            "index_price_klines",
+            "index_price",
         ),
         (
             "usdm",
             "premium_index",
             "ETHUSDT",
             "/fapi/v1/premiumIndexKlines",
-            "premium_index_klines",
+            "premium_index",
         ),
         (
             "coinm",
             "mark_price",
             "BTCUSD_PERP",
             "/dapi/v1/markPriceKlines",
-            "mark_price_klines",
+            "mark_price",
         ),
         (
             "coinm",
             "index_price",
             "BTCUSD",
             "/dapi/v1/indexPriceKlines",
-            "index_price_klines",
+            "index_price",
         ),
     ];
-    for (market, family, symbol, path, dataset) in cases {
+    for (market, family, symbol, path, root) in cases {
         let p = family_pipeline(&h, dir.path(), market, family, &format!("[{symbol}]"));
         let r = run(&p).await;
         assert_eq!(r.exit, ExitCode::Ok, "{market} {family}");
         assert!(requests(&h, path) >= 1, "{path}");
-        let b = read(&part(dir.path(), dataset, market, symbol));
+        let b = read(&part(dir.path(), root, market, symbol));
         assert_eq!(
             names(&b),
             [
@@ -589,7 +589,7 @@ async fn mark_index_and_premium_klines_store_only_meaningful_columns() {
         assert_eq!(b.num_rows(), 48, "{market} {family}");
         assert_eq!(
             r.summary_path,
-            dir.path().join(dataset).join("_summary.json")
+            dir.path().join(root).join("klines/_summary.json")
         );
         let (high, low) = (f64s(&b, "high"), f64s(&b, "low"));
         assert!(high.iter().zip(&low).all(|(h, l)| h >= l));
@@ -600,7 +600,7 @@ async fn mark_index_and_premium_klines_store_only_meaningful_columns() {
     }
     // Rerun: nothing new, files unchanged, no volume columns appear.
     let p = family_pipeline(&h, dir.path(), "usdm", "mark_price", "[BTCUSDT]");
-    let f = part(dir.path(), "mark_price_klines", "usdm", "BTCUSDT");
+    let f = part(dir.path(), "mark_price", "usdm", "BTCUSDT");
     let before = std::fs::read(&f).unwrap();
     assert_eq!(run(&p).await.exit, ExitCode::Ok);
     assert_eq!(std::fs::read(&f).unwrap(), before);
@@ -615,7 +615,7 @@ async fn continuous_klines_are_by_pair_and_contract_type_with_volumes() {
     let mut p = family_pipeline(&h, dir.path(), "usdm", "continuous", "[BTCUSDT]");
     assert_eq!(run(&p).await.exit, ExitCode::Ok);
     let f = dir.path().join(
-        "continuous_klines/contract_type=PERPETUAL/market=usdm/symbol=BTCUSDT/interval=1h/year=2024/part.parquet",
+        "continuous/contract_type=PERPETUAL/klines/market=usdm/symbol=BTCUSDT/interval=1h/year=2024/part.parquet",
     );
     let b = read(&f);
     assert_eq!(b.num_rows(), 48);
@@ -627,7 +627,7 @@ async fn continuous_klines_are_by_pair_and_contract_type_with_volumes() {
     assert_eq!(run(&p).await.exit, ExitCode::Ok);
     assert!(
         dir.path()
-            .join("continuous_klines/contract_type=CURRENT_QUARTER/market=usdm")
+            .join("continuous/contract_type=CURRENT_QUARTER/klines/market=usdm")
             .is_dir()
     );
     // COIN-M continuous klines by pair, under the 200-day rule.
@@ -643,7 +643,7 @@ async fn a_bad_pair_fails_its_task() {
     let p = family_pipeline(&h, dir.path(), "usdm", "index_price", "[BTCUSDT, NOPEUSDT]");
     let r = run(&p).await;
     assert_eq!(r.exit, ExitCode::TasksFailed);
-    assert!(part(dir.path(), "index_price_klines", "usdm", "BTCUSDT").is_file());
+    assert!(part(dir.path(), "index_price", "usdm", "BTCUSDT").is_file());
     let tasks = &r.report.run.as_ref().unwrap().tasks;
     let bad = tasks.iter().find(|t| t.symbol == "NOPEUSDT").unwrap();
     assert!(

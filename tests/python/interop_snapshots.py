@@ -2,8 +2,8 @@
 
 Usage: interop_snapshots.py ROOT PRICES TIME_UNIT
 
-ROOT is an output root holding `ticker_price/`, `depth/`, `mark_price_klines/` and
-`continuous_klines/` as kline-etl writes them. PRICES is `float64` or `decimal`, TIME_UNIT `ms`
+ROOT is an output root holding `ticker_price/`, `depth/`, and the kline family roots
+`mark_price/klines/` and `continuous/` as kline-etl writes them. PRICES is `float64` or `decimal`, TIME_UNIT `ms`
 or `us`. Row counts are taken from the files' footers and every reader must see the same
 rows, the documented columns and types, and the hive keys. Exits non-zero with a message on
 the first disagreement.
@@ -124,18 +124,18 @@ def main():
 
     kline_cols = ["open_time", "close_time", "open", "high", "low", "close", "symbol", "interval"]
     n_mark, _, _ = check_dataset(
-        os.path.join(root, "mark_price_klines"), prices, unit, "open_time",
+        os.path.join(root, "mark_price", "klines"), prices, unit, "open_time",
         ["open", "high", "low", "close"], kline_cols, ["market"],
         os.path.join("market=*", "symbol=*", "interval=*", "**", "*.parquet"),
     )
-    t = pd.read_parquet(os.path.join(root, "mark_price_klines"))
+    t = pd.read_parquet(os.path.join(root, "mark_price", "klines"))
     for c in ("volume", "quote_volume", "trades", "taker_buy_base_volume"):
-        check(c not in t.columns, f"mark_price_klines: unexpected column {c}")
+        check(c not in t.columns, f"mark_price/klines: unexpected column {c}")
     n_cont, _, _ = check_dataset(
-        os.path.join(root, "continuous_klines"), prices, unit, "open_time",
+        os.path.join(root, "continuous"), prices, unit, "open_time",
         ["open", "close", "volume", "quote_volume"], kline_cols + ["volume", "trades"],
         ["contract_type", "market"],
-        os.path.join("contract_type=*", "market=*", "symbol=*", "interval=*", "**", "*.parquet"),
+        os.path.join("contract_type=*", "klines", "market=*", "symbol=*", "interval=*", "**", "*.parquet"),
     )
     print(
         f"interop_snapshots ok: ticker {n_ticker}, depth {n_depth}, mark {n_mark}, continuous {n_cont} rows; "

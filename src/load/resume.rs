@@ -1,0 +1,244 @@
+//! The resume file, `<root>/klines/_resume.json`: windows that runs planned but did not finish.
+//!
+//! A run adds every window it is about to fetch (reason `in_flight`) before it starts, and at
+//! the end rewrites the file with what is still unfinished: the rest of a task stopped by
+//! Ctrl-C, SIGTERM or a ban (`stopped`), a task that failed (`task_failed`), windows whose
+//! retries ran out (`fetch_failed`). A run killed outright leaves its `in_flight` windows, so
+//! the next run knows which stretches may be incomplete and fetches them again from the last
+//! candle stored inside each.
+//!
+//! The file only ever *adds* work; it is never trusted over the data. A missing or damaged file
+//! costs nothing but a warning: the summary then shows any stretch a crash left unfinished as a
+//! gap, which `kline-etl repair` (with `--exchange-gaps`) fetches again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::LoadError;
+use super::partition::TaskKey;
+use crate::incremental::{Window, subtract};
+use crate::interval::Interval;
+use crate::market::Market;
+use crate::symbol::Symbol;
+use crate::transform::fmt_ms;
+
+/// The file name under `<root>/klines/`.
+pub const FILE_NAME: &str = "_resume.json";
+const VERSION: u32 = 1;
+
+/// Why a window is unfinished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A run was fetching it and did not report back (it was killed or crashed).
+    InFlight,
+    /// A run stopped before it (Ctrl-C, SIGTERM, a ban longer than `max_ban_wait_secs`).
+    Stopped,
+    /// Its retries ran out.
+    FetchFailed,
+    /// Its task failed (for example the exchange refused the symbol).
+    TaskFailed,
+}
+
+/// One unfinished window of one series.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// `spot`, `usdm`, `coinm`.
+    pub market: Market,
+    /// The symbol.
+    pub symbol: Symbol,
+    /// The interval.
+    pub interval: Interval,
+    /// Window start (ms, inclusive).
+    pub start_ms: i64,
+    /// Window end (ms, exclusive).
+    pub end_ms: i64,
+    /// Window start, for people reading the file.
+    pub start: String,
+    /// Window end, for people reading the file.
+    pub end: String,
+    /// Why it is unfinished.
+    pub reason: Reason,
+}
+
+impl Pending {
+    /// A pending window of `task`.
+    pub fn new(task: &TaskKey, w: Window, reason: Reason) -> Self {
+        Pending {
+            market: task.market,
+            symbol: task.symbol.clone(),
+            interval: task.interval,
+            start_ms: w.0,
+            end_ms: w.1,
+            start: fmt_ms(w.0),
+            end: fmt_ms(w.1),
+            reason,
+        }
+    }
+
+    /// The series it belongs to.
+    pub fn task(&self) -> TaskKey {
+        TaskKey {
+            market: self.market,
+            symbol: self.symbol.clone(),
+            interval: self.interval,
+        }
+    }
+
+    /// The window.
+    pub fn window(&self) -> Window {
+        (self.start_ms, self.end_ms)
+    }
+}
+
+/// The file's contents.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeFile {
+    /// Format version.
+    pub version: u32,
+    /// When it was last written.
+    pub updated_at: String,
+    /// The unfinished windows.
+    pub pending: Vec<Pending>,
+}
+
+/// Where the resume file of an output root lives.
+pub fn path(root: &Path) -> PathBuf {
+    root.join("klines").join(FILE_NAME)
+}
+
+/// Read the resume file; a missing file is empty, a damaged one is reported and treated as
+/// empty (it only ever adds work).
+pub fn read(root: &Path) -> Vec<Pending> {
+    let p = path(root);
+    let text = match fs_err::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(
+                "cannot read the resume file: {e}; unfinished windows of earlier runs are not retried (`kline-etl repair --exchange-gaps` refetches every gap)"
+            );
+            return Vec::new();
+        }
+    };
+    match serde_json::from_str::<ResumeFile>(&text) {
+        Ok(f) if f.version <= VERSION => f.pending,
+        Ok(f) => {
+            tracing::warn!(path = %p.display(), version = f.version, "the resume file was written by a newer kline-etl; ignoring it");
+            Vec::new()
+        }
+        Err(e) => {
+            tracing::warn!(path = %p.display(), "the resume file is damaged ({e}); ignoring it (`kline-etl repair --exchange-gaps` refetches every gap)");
+            Vec::new()
+        }
+    }
+}
+
+/// Replace the resume file atomically (removing it when nothing is pending).
+pub fn write(root: &Path, pending: &[Pending]) -> Result<(), LoadError> {
+    let p = path(root);
+    if pending.is_empty() {
+        return match fs_err::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        };
+    }
+    let mut sorted = pending.to_vec();
+    sorted.sort_by(|a, b| {
+        (a.market, &a.symbol, a.interval, a.start_ms, a.reason)
+            .cmp(&(b.market, &b.symbol, b.interval, b.start_ms, b.reason))
+    });
+    sorted.dedup();
+    let file = ResumeFile {
+        version: VERSION,
+        updated_at: fmt_ms(chrono::Utc::now().timestamp_millis()),
+        pending: sorted,
+    };
+    let mut bytes =
+        serde_json::to_vec_pretty(&file).map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
+    bytes.push(b'\n');
+    super::atomic::write_atomic(&p, &bytes, |_| Ok(()), |_| false)
+}
+
+/// What is still pending after a run: every earlier window minus what the run finished, plus
+/// what the run left unfinished. `done` holds, per series, the windows fetched completely.
+pub fn carry_over(
+    before: &[Pending],
+    done: &BTreeMap<TaskKey, Vec<Window>>,
+    unfinished: Vec<Pending>,
+) -> Vec<Pending> {
+    let mut out = Vec::new();
+    for p in before {
+        let task = p.task();
+        let finished = done.get(&task).map_or(&[][..], Vec::as_slice);
+        for w in subtract(p.window(), finished) {
+            out.push(Pending::new(&task, w, p.reason));
+        }
+    }
+    out.extend(unfinished);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(sym: &str) -> TaskKey {
+        TaskKey {
+            market: Market::Spot,
+            symbol: sym.parse().unwrap(),
+            interval: Interval::H1,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_an_empty_file_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read(dir.path()).is_empty());
+        let p = vec![Pending::new(
+            &key("BTCUSDT"),
+            (0, 3_600_000),
+            Reason::InFlight,
+        )];
+        write(dir.path(), &p).unwrap();
+        assert_eq!(read(dir.path()), p);
+        write(dir.path(), &[]).unwrap();
+        assert!(!path(dir.path()).exists());
+    }
+
+    #[test]
+    fn a_damaged_file_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::create_dir_all(dir.path().join("klines")).unwrap();
+        fs_err::write(path(dir.path()), b"{not json").unwrap();
+        assert!(read(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn carry_over_subtracts_finished_windows_per_series() {
+        let before = vec![
+            Pending::new(&key("BTCUSDT"), (0, 100), Reason::InFlight),
+            Pending::new(&key("ETHUSDT"), (0, 100), Reason::FetchFailed),
+        ];
+        let done = BTreeMap::from([(key("BTCUSDT"), vec![(0, 40), (60, 100)])]);
+        let after = carry_over(
+            &before,
+            &done,
+            vec![Pending::new(&key("BTCUSDT"), (200, 300), Reason::Stopped)],
+        );
+        let windows: Vec<(String, Window, Reason)> = after
+            .iter()
+            .map(|p| (p.symbol.to_string(), p.window(), p.reason))
+            .collect();
+        assert_eq!(
+            windows,
+            [
+                ("BTCUSDT".into(), (40, 60), Reason::InFlight),
+                ("ETHUSDT".into(), (0, 100), Reason::FetchFailed),
+                ("BTCUSDT".into(), (200, 300), Reason::Stopped),
+            ]
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! `kline-etl status`: what an output dataset holds per market × symbol × interval (first and
+//! last candle, rows, missing candles, gaps by cause, windows waiting to be resumed) and how
+//! the last run ended, from the files themselves, `_summary.json` and `_resume.json`. Like
+//! freqtrade's `list-data`, with the quality numbers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::interval::Interval;
+use crate::load::LoadError;
+use crate::load::lock::{self, Owner};
+use crate::load::resume::{self, Reason};
+use crate::market::Market;
+use crate::summary::series::GapCause;
+
+/// The status of one series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesStatus {
+    /// Market.
+    pub market: Market,
+    /// Symbol.
+    pub symbol: String,
+    /// Interval.
+    pub interval: Interval,
+    /// First stored open time.
+    pub first_open_time: Option<String>,
+    /// Last stored open time.
+    pub last_open_time: Option<String>,
+    /// Rows stored.
+    pub rows: u64,
+    /// Candles missing between the first and the last.
+    pub missing: i64,
+    /// Gaps the exchange has no data for.
+    pub gaps_exchange: usize,
+    /// Gaps we failed to fetch (`kline-etl repair` refetches them).
+    pub gaps_fetch_failed: usize,
+    /// Windows a later run resumes (interrupted, failed or in flight when a run died).
+    pub pending_windows: usize,
+    /// How this series' tasks ended in the last run (`complete`, `failed`, `stopped`), or
+    /// `-` when the last run did not touch it.
+    pub last_run: String,
+}
+
+/// The last run, from `_summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastRun {
+    /// The pipeline's name.
+    pub pipeline: Option<String>,
+    /// Start (UTC).
+    pub started_at: String,
+    /// End (UTC).
+    pub finished_at: String,
+    /// `ok`, `tasks_failed`, `resumable`, …
+    pub outcome: String,
+    /// Its exit code.
+    pub exit_code: u8,
+}
+
+/// The status of an output dataset.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    /// The output root.
+    pub root: String,
+    /// The run writing the dataset now, if any.
+    pub running: Option<Owner>,
+    /// The last run that finished.
+    pub last_run: Option<LastRun>,
+    /// Windows planned by a run that never reported back (it was killed): the next run
+    /// resumes them.
+    pub interrupted_windows: usize,
+    /// Per series.
+    pub series: Vec<SeriesStatus>,
+}
+
+#[derive(Deserialize)]
+struct SummaryDoc {
+    pipeline: Option<PipelineDoc>,
+    run: Option<RunDoc>,
+}
+
+#[derive(Deserialize)]
+struct PipelineDoc {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct RunDoc {
+    started_at: String,
+    finished_at: String,
+    outcome: String,
+    exit_code: u8,
+    #[serde(default)]
+    tasks: Vec<TaskDoc>,
+}
+
+#[derive(Deserialize)]
+struct TaskDoc {
+    market: Market,
+    symbol: String,
+    interval: Interval,
+    status: String,
+}
+
+/// Read the status of the dataset under `root` (reads every partition file once).
+pub fn status(root: &Path) -> Result<Status, LoadError> {
+    let pending = resume::read(root);
+    let mut series = crate::summary::dataset::summarize(root)?;
+    crate::summary::dataset::attribute_pending(&mut series, &pending);
+    let doc: Option<SummaryDoc> = fs_err::read_to_string(root.join("klines").join("_summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let mut task_status: BTreeMap<(Market, String, Interval), String> = BTreeMap::new();
+    let last_run = doc.and_then(|d| {
+        let run = d.run?;
+        for t in run.tasks {
+            let slot = task_status
+                .entry((t.market, t.symbol, t.interval))
+                .or_insert_with(|| "complete".to_owned());
+            if t.status != "complete" && *slot != "failed" {
+                *slot = t.status;
+            }
+        }
+        Some(LastRun {
+            pipeline: d.pipeline.map(|p| p.name),
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            outcome: run.outcome,
+            exit_code: run.exit_code,
+        })
+    });
+    let running = lock::holder(root);
+    let interrupted_windows = if running.is_some() {
+        0
+    } else {
+        pending
+            .iter()
+            .filter(|p| p.reason == Reason::InFlight)
+            .count()
+    };
+    let series = series
+        .into_iter()
+        .map(|s| {
+            let count = |cause| s.range.gaps.iter().filter(|g| g.cause == cause).count();
+            SeriesStatus {
+                market: s.market,
+                interval: s.interval,
+                first_open_time: s.range.first_open_time.clone(),
+                last_open_time: s.range.last_open_time.clone(),
+                rows: s.range.rows,
+                missing: s.range.missing,
+                gaps_exchange: count(GapCause::ExchangeNone),
+                gaps_fetch_failed: count(GapCause::FetchFailed),
+                pending_windows: pending
+                    .iter()
+                    .filter(|p| {
+                        p.market == s.market
+                            && p.symbol.as_str() == s.symbol
+                            && p.interval == s.interval
+                    })
+                    .count(),
+                last_run: task_status
+                    .get(&(s.market, s.symbol.clone(), s.interval))
+                    .cloned()
+                    .unwrap_or_else(|| "-".to_owned()),
+                symbol: s.symbol,
+            }
+        })
+        .collect();
+    Ok(Status {
+        root: root.display().to_string(),
+        running,
+        last_run,
+        interrupted_windows,
+        series,
+    })
+}
+
+/// The status as a readable table.
+pub fn render(s: &Status) -> String {
+    let mut out = String::new();
+    match &s.running {
+        Some(o) => {
+            let _ = writeln!(
+                out,
+                "running: pid {} on `{}` (pipeline `{}`) since {}",
+                o.pid, o.host, o.pipeline, o.since
+            );
+        }
+        None => out.push_str("running: no\n"),
+    }
+    match &s.last_run {
+        Some(r) => {
+            let _ = writeln!(
+                out,
+                "last run: {} ({}) {} → {}: {} (exit {})",
+                r.pipeline.as_deref().unwrap_or("-"),
+                s.root,
+                r.started_at,
+                r.finished_at,
+                r.outcome,
+                r.exit_code
+            );
+        }
+        None => out.push_str("last run: none recorded\n"),
+    }
+    if s.interrupted_windows > 0 {
+        let _ = writeln!(
+            out,
+            "interrupted: a run was killed with {} window(s) in flight; the next run resumes them",
+            s.interrupted_windows
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<6} {:<14} {:<4} {:<25} {:<25} {:>9} {:>8} {:>5} {:>6} {:>7} {:<8}",
+        "market",
+        "symbol",
+        "int",
+        "first",
+        "last",
+        "rows",
+        "missing",
+        "gaps",
+        "failed",
+        "pending",
+        "last run"
+    );
+    for r in &s.series {
+        let _ = writeln!(
+            out,
+            "{:<6} {:<14} {:<4} {:<25} {:<25} {:>9} {:>8} {:>5} {:>6} {:>7} {:<8}",
+            r.market.as_str(),
+            r.symbol,
+            r.interval.as_str(),
+            r.first_open_time.as_deref().unwrap_or("-"),
+            r.last_open_time.as_deref().unwrap_or("-"),
+            r.rows,
+            r.missing,
+            r.gaps_exchange,
+            r.gaps_fetch_failed,
+            r.pending_windows,
+            r.last_run
+        );
+    }
+    if s.series.iter().any(|r| r.gaps_fetch_failed > 0) {
+        out.push_str(
+            "\n`failed` gaps could not be fetched; `kline-etl repair PIPELINE` refetches them\n",
+        );
+    }
+    out
+}
