@@ -804,3 +804,40 @@ async fn python_readers_agree_on_snapshots_and_families() {
         );
     }
 }
+
+/// A family's root is an output root: `summary` and `status` given the pipeline file read the
+/// family's klines, not the trade klines.
+#[tokio::test]
+async fn summary_and_status_read_a_family_through_its_pipeline() {
+    let h = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: it-family\nsource:\n  market: usdm\n  base_url: {}\nkline_family: premium_index\nsymbols: [SOLUSDT]\nintervals: [1h]\nrange: {{ start: 2024-05-30, end: 2024-06-01 }}\noutput:\n  path: {}\n",
+            h.base_url(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let p = kline_etl::config::load(&file, &|_| None).unwrap();
+    assert_eq!(run(&p).await.exit, ExitCode::Ok);
+    for sub in ["summary", "status"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kline-etl"))
+            .args([sub, file.to_str().unwrap()])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{sub}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("SOLUSDT") && stdout.contains("48"),
+            "{sub}: {stdout}"
+        );
+    }
+}
