@@ -28,7 +28,8 @@ use crate::load::snapshot::{
 };
 use crate::load::{LoadError, WriteOptions};
 use crate::run::{
-    DEFAULT_CONCURRENCY, RunError, RunInfo, RunOptions, RunResult, error_chain, select_symbols,
+    DEFAULT_CONCURRENCY, RunError, RunInfo, RunMode, RunOptions, RunResult, error_chain,
+    select_symbols,
 };
 use crate::summary::report::{PipelineInfo, REPORT_VERSION, Report, ToolInfo};
 use crate::summary::snapshot::{
@@ -107,6 +108,12 @@ pub async fn run_snapshot(
     started: Instant,
     started_at: String,
 ) -> Result<RunResult, RunError> {
+    if opts.mode != RunMode::Incremental {
+        return Err(RunError::Unsupported(format!(
+            "`repair` applies to kline datasets; a `{}` run takes a new snapshot (use `run`)",
+            p.dataset.as_str()
+        )));
+    }
     let mut cfg = ExtractConfig::from_source(&p.source, base_url, p.transform);
     cfg.concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     let concurrency = cfg.concurrency.max(1);

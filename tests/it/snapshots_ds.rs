@@ -186,6 +186,29 @@ async fn rerunning_the_same_snapshot_replaces_it_instead_of_duplicating() {
 }
 
 #[tokio::test]
+async fn repair_is_refused_for_snapshot_datasets() {
+    let h = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(&h, dir.path(), "dataset: depth\nsymbols: [BTCUSDT]");
+    let opts = RunOptions {
+        mode: kline_etl::run::RunMode::Repair {
+            exchange_gaps: false,
+        },
+        ..RunOptions::default()
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let e = run_pipeline(&p, &opts, Arc::new(NoProgress), rx)
+        .await
+        .unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::Usage);
+    assert!(
+        e.to_string().contains("`repair` applies to kline datasets"),
+        "{e}"
+    );
+    assert_eq!(requests(&h, "/api/v3/depth"), 0);
+}
+
+#[tokio::test]
 async fn a_bad_spot_symbol_fails_alone() {
     let h = sim().await;
     let dir = tempfile::tempdir().unwrap();
