@@ -147,6 +147,20 @@ async fn spot_ticker_list_is_one_request_of_weight_4_and_agrees_with_the_last_ca
     let prices = f64s(&b, "price");
     assert_eq!(prices[0], last_close(&h, "/api/v3", "BTCUSDT").await);
     assert_eq!(prices[1], last_close(&h, "/api/v3", "ETHUSDT").await);
+    // At a minute boundary the forming candle has not moved yet: the price is also the close
+    // of the latest closed 1m candle.
+    let url = format!(
+        "{}/api/v3/klines?symbol=BTCUSDT&interval=1m&endTime={}&limit=1",
+        h.base_url(),
+        NOW - 1
+    );
+    let closed: Value =
+        serde_json::from_str(&reqwest::get(url).await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(closed[0][6].as_i64(), Some(NOW - 1));
+    assert_eq!(
+        closed[0][4].as_str().unwrap().parse::<f64>().unwrap(),
+        prices[0]
+    );
     let s = summary(&r.summary_path);
     assert_eq!(
         r.summary_path,
