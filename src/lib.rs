@@ -17,6 +17,7 @@
 //! - [`transform`]: exchange rows (JSON pages) into typed Arrow batches, plus quality checks.
 //! - [`load`]: hive partitioning and atomic, idempotent Parquet writes.
 //! - [`summary`]: mergeable statistics, `_summary.json`, and the run report.
+//! - [`snapshot`]: running the snapshot datasets (`ticker_price`, `depth`) end to end.
 //! - [`simulator`]: the built-in Binance-compatible exchange used by tests, benchmarks and the
 //!   offline demo.
 //! - [`interval`], [`market`], [`symbol`]: the domain vocabulary every stage shares.
@@ -39,6 +40,7 @@ pub mod plan;
 pub mod progress;
 pub mod run;
 pub mod simulator;
+pub mod snapshot;
 pub mod status;
 pub mod summary;
 pub mod symbol;

@@ -398,7 +398,7 @@ fn output_root(path: &Path) -> Result<PathBuf, ExitCode> {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
     if is_pipeline {
-        return load(path).map(|p| p.output.path).map_err(|e| {
+        return load(path).map(|p| p.kline_root()).map_err(|e| {
             report(&e);
             ExitCode::Usage
         });

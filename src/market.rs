@@ -126,6 +126,75 @@ impl Market {
         }
     }
 
+    /// The weight of `/ticker/price`: `single` = one `symbol` (spot 2, futures 1); otherwise
+    /// every symbol, or on spot a `symbols` list (spot 4, futures 2).
+    pub fn ticker_price_weight(self, single: bool) -> u32 {
+        let futures = if single { 1 } else { 2 };
+        match self {
+            Market::Spot => futures * 2,
+            Market::UsdM | Market::CoinM => futures,
+        }
+    }
+
+    /// Whether `/ticker/price` takes a `symbols` list (spot only; futures take one `symbol`
+    /// or none).
+    pub fn ticker_price_takes_list(self) -> bool {
+        self == Market::Spot
+    }
+
+    /// The `limit` `/depth` uses when none is sent (spot 100, futures 500).
+    pub fn default_depth_limit(self) -> u32 {
+        match self {
+            Market::Spot => 100,
+            Market::UsdM | Market::CoinM => 500,
+        }
+    }
+
+    /// The `/depth` limits futures accept.
+    pub const FUTURES_DEPTH_LIMITS: [u32; 7] = [5, 10, 20, 50, 100, 500, 1000];
+
+    /// Whether `/depth` accepts this `limit` as such: spot any of `1..=5000` (more is silently
+    /// cut to 5000), futures only [`Market::FUTURES_DEPTH_LIMITS`].
+    pub fn valid_depth_limit(self, limit: u32) -> bool {
+        match self {
+            Market::Spot => (1..=5000).contains(&limit),
+            Market::UsdM | Market::CoinM => Market::FUTURES_DEPTH_LIMITS.contains(&limit),
+        }
+    }
+
+    /// The levels per side `/depth` serves for a requested `limit`, and the request weight.
+    ///
+    /// Spot: limit clamped to `1..=5000`; weight 5 up to 100, 25 up to 500, 50 up to 1000,
+    /// 250 above. Futures: limit rounded up to the next valid value; weight 2 up to 50, 5 at
+    /// 100, 10 at 500, 20 at 1000.
+    pub fn depth_levels(self, limit: u32) -> (u32, u32) {
+        match self {
+            Market::Spot => {
+                let l = limit.clamp(1, 5000);
+                let w = match l {
+                    ..=100 => 5,
+                    101..=500 => 25,
+                    501..=1000 => 50,
+                    _ => 250,
+                };
+                (l, w)
+            }
+            Market::UsdM | Market::CoinM => {
+                let l = Market::FUTURES_DEPTH_LIMITS
+                    .into_iter()
+                    .find(|v| *v >= limit)
+                    .unwrap_or(1000);
+                let w = match l {
+                    ..=50 => 2,
+                    51..=100 => 5,
+                    101..=500 => 10,
+                    _ => 20,
+                };
+                (l, w)
+            }
+        }
+    }
+
     /// The data.binance.vision path segment (`spot`, `futures/um`, `futures/cm`).
     pub fn archive_segment(self) -> &'static str {
         match self {
@@ -186,6 +255,51 @@ mod tests {
         assert_eq!(Market::Spot.best_kline_page(), 1000);
         assert_eq!(Market::UsdM.best_kline_page(), 499);
         assert_eq!(Market::CoinM.best_kline_page(), 499);
+    }
+
+    #[test]
+    fn snapshot_weights_follow_the_reference_tables() {
+        assert_eq!(Market::Spot.ticker_price_weight(true), 2);
+        assert_eq!(Market::Spot.ticker_price_weight(false), 4);
+        assert_eq!(Market::UsdM.ticker_price_weight(true), 1);
+        assert_eq!(Market::CoinM.ticker_price_weight(false), 2);
+        let spot: Vec<(u32, u32)> = [1, 100, 101, 500, 501, 1000, 1001, 5000, 9999]
+            .iter()
+            .map(|l| Market::Spot.depth_levels(*l))
+            .collect();
+        assert_eq!(
+            spot,
+            [
+                (1, 5),
+                (100, 5),
+                (101, 25),
+                (500, 25),
+                (501, 50),
+                (1000, 50),
+                (1001, 250),
+                (5000, 250),
+                (5000, 250)
+            ]
+        );
+        let fut: Vec<(u32, u32)> = [5, 7, 50, 100, 500, 1000, 2000]
+            .iter()
+            .map(|l| Market::UsdM.depth_levels(*l))
+            .collect();
+        assert_eq!(
+            fut,
+            [
+                (5, 2),
+                (10, 2),
+                (50, 2),
+                (100, 5),
+                (500, 10),
+                (1000, 20),
+                (1000, 20)
+            ]
+        );
+        assert!(Market::Spot.valid_depth_limit(37));
+        assert!(!Market::CoinM.valid_depth_limit(37));
+        assert!(!Market::Spot.valid_depth_limit(5001));
     }
 
     #[test]

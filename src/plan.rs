@@ -186,16 +186,19 @@ pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
                     });
                 }
             }
-            Dataset::TickerPrice | Dataset::Depth => tasks.push(Task {
-                market,
-                symbol: symbol.clone(),
-                interval: None,
-                start_ms: now_ms,
-                end_ms: now_ms,
-                expected_rows: 1,
-                requests: 1,
-                weight: snapshot_weight(market, pipeline.dataset),
-            }),
+            Dataset::TickerPrice | Dataset::Depth => {
+                let (requests, weight) = snapshot_cost(pipeline, &symbols, symbol);
+                tasks.push(Task {
+                    market,
+                    symbol: symbol.clone(),
+                    interval: None,
+                    start_ms: now_ms,
+                    end_ms: now_ms,
+                    expected_rows: 1,
+                    requests,
+                    weight,
+                });
+            }
         }
     }
     let (overhead_requests, overhead_weight) = if selector.is_some() {
@@ -263,13 +266,27 @@ pub fn kline_cost(market: Market, interval: Interval, start: i64, end: i64) -> (
     (candles, requests, weight)
 }
 
-/// Weight of one snapshot request (`ticker/price` with a symbol; `depth` at the default limit
-/// 100).
-fn snapshot_weight(market: Market, dataset: Dataset) -> u64 {
-    match (dataset, market) {
-        (Dataset::Depth, Market::Spot) => 5,
-        (Dataset::Depth, _) | (_, Market::Spot) => 2,
-        _ => 1,
+/// Requests and weight of one symbol's snapshot: `/depth` at `depth_limit` per symbol; one
+/// `/ticker/price` request for the whole list (counted on its first symbol, see
+/// [`crate::extract::snapshot::ticker_request`]).
+fn snapshot_cost(pipeline: &Pipeline, symbols: &[String], symbol: &String) -> (u64, u64) {
+    let market = pipeline.source.market;
+    match pipeline.dataset {
+        Dataset::Depth => {
+            let limit = pipeline
+                .depth_limit
+                .unwrap_or_else(|| market.default_depth_limit());
+            (1, u64::from(market.depth_levels(limit).1))
+        }
+        _ if symbols.first() == Some(symbol) => {
+            let list = match &pipeline.symbols {
+                SymbolSelection::List(l) => Some(l.as_slice()),
+                SymbolSelection::Selector(_) => None,
+            };
+            let req = crate::extract::snapshot::ticker_request(market, list);
+            (1, u64::from(req.weight))
+        }
+        _ => (0, 0),
     }
 }
 

@@ -247,12 +247,6 @@ pub async fn run_pipeline(
     progress: Arc<dyn Progress>,
     cancel: watch::Receiver<bool>,
 ) -> Result<RunResult, RunError> {
-    if p.dataset != Dataset::Klines {
-        return Err(RunError::Unsupported(format!(
-            "dataset `{}` is not available in this version of kline-etl; use `dataset: klines`",
-            p.dataset.as_str()
-        )));
-    }
     let started = Instant::now();
     let started_at = fmt_ms(chrono::Utc::now().timestamp_millis());
 
@@ -284,10 +278,18 @@ async fn run_against(
     started: Instant,
     started_at: String,
 ) -> Result<RunResult, RunError> {
+    // Snapshot datasets (ticker_price, depth) have their own orchestration.
+    if p.dataset != Dataset::Klines {
+        return crate::snapshot::run_snapshot(
+            p, opts, base_url, progress, cancel, started, started_at,
+        )
+        .await;
+    }
     // One connection: the exchange's clock and exchangeInfo, read through the shared weight
     // budget, serve range resolution, symbol selection and the extraction alike.
     let mut cfg = ExtractConfig::from_source(&p.source, base_url, p.transform);
     cfg.concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    cfg.kline_family = p.kline_family;
     let session = Extractor::new(cfg)
         .with_progress(progress.clone())
         .connect()
@@ -299,7 +301,8 @@ async fn run_against(
     let now = session.now_ms();
     let symbols = symbols_of(p, &session, base_url)?;
     let (range_start, range_end) = p.range.resolve(now);
-    let root = p.output.path.clone();
+    // `output.path`, or a futures kline family's own root under it.
+    let root = p.kline_root();
 
     // One writer per dataset: taken before the state on disk is read.
     let lock = {
@@ -379,7 +382,8 @@ async fn run_against(
     let (tx, rx) = mpsc::channel::<ExtractEvent>(64);
 
     // Encoding is CPU work: it runs on its own thread, fed through a bounded channel.
-    let writer = DatasetWriter::new(root.clone(), WriteOptions::from_pipeline(p));
+    let writer = DatasetWriter::new(root.clone(), WriteOptions::from_pipeline(p))
+        .with_family(p.kline_family);
     let keys: Vec<TaskKey> = tasks
         .iter()
         .map(|t| TaskKey {

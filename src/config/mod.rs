@@ -358,7 +358,10 @@ pub fn override_range(
             source: e,
         })?;
     }
-    if time::ordered(pipeline.range.start, pipeline.range.end) == Some(false) {
+    // Snapshot datasets have no range (it stays `now..now`).
+    if pipeline.dataset == Dataset::Klines
+        && time::ordered(pipeline.range.start, pipeline.range.end) == Some(false)
+    {
         return Err(OverrideError::Empty);
     }
     Ok(())

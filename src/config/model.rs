@@ -22,12 +22,25 @@ pub struct Pipeline {
     pub symbols: SymbolSelection,
     /// `intervals`: kline intervals (klines dataset only; empty otherwise).
     pub intervals: Vec<Interval>,
+    /// `kline_family` (+ `contract_type`): which kline endpoint (klines dataset only;
+    /// [`KlineFamily::Trades`] otherwise).
+    pub kline_family: KlineFamily,
+    /// `depth_limit`: order-book levels per side (depth dataset only; `None` otherwise).
+    pub depth_limit: Option<u32>,
     /// `range`: the time range, still relative (`now`, `30 days ago`) until resolved.
     pub range: TimeRange,
     /// `transform`: typing and checks.
     pub transform: TransformOptions,
     /// `output`: where and how files are written.
     pub output: OutputOptions,
+}
+
+impl Pipeline {
+    /// The output root of this pipeline's klines: `output.path`, or a futures kline family's
+    /// own root under it ([`KlineFamily::relative_root`]).
+    pub fn kline_root(&self) -> PathBuf {
+        self.output.path.join(self.kline_family.relative_root())
+    }
 }
 
 /// `source`: the exchange endpoint and how hard we may use it.
@@ -146,6 +159,105 @@ impl Dataset {
             Dataset::Klines => "klines",
             Dataset::TickerPrice => "ticker_price",
             Dataset::Depth => "depth",
+        }
+    }
+}
+
+/// `kline_family`: which of Binance's kline endpoints a klines pipeline reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KlineFamily {
+    /// `trades` (default): `/klines`, candles of traded prices with volumes.
+    Trades,
+    /// `mark_price`: `/markPriceKlines` (futures only), by `symbol`.
+    MarkPrice,
+    /// `index_price`: `/indexPriceKlines` (futures only), by `pair`.
+    IndexPrice,
+    /// `premium_index`: `/premiumIndexKlines` (futures only), by `symbol`.
+    PremiumIndex,
+    /// `continuous`: `/continuousKlines` (futures only), by `pair` and `contract_type`.
+    Continuous(ContractType),
+}
+
+impl KlineFamily {
+    /// The pipeline spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KlineFamily::Trades => "trades",
+            KlineFamily::MarkPrice => "mark_price",
+            KlineFamily::IndexPrice => "index_price",
+            KlineFamily::PremiumIndex => "premium_index",
+            KlineFamily::Continuous(_) => "continuous",
+        }
+    }
+
+    /// The endpoint under the market prefix (`/klines`, `/markPriceKlines`, ...).
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            KlineFamily::Trades => "/klines",
+            KlineFamily::MarkPrice => "/markPriceKlines",
+            KlineFamily::IndexPrice => "/indexPriceKlines",
+            KlineFamily::PremiumIndex => "/premiumIndexKlines",
+            KlineFamily::Continuous(_) => "/continuousKlines",
+        }
+    }
+
+    /// The query parameter naming the instrument: `pair` for index-price and continuous
+    /// klines, `symbol` otherwise.
+    pub fn symbol_param(self) -> &'static str {
+        match self {
+            KlineFamily::IndexPrice | KlineFamily::Continuous(_) => "pair",
+            _ => "symbol",
+        }
+    }
+
+    /// Where the family's klines live, relative to `output.path`: the output root itself for
+    /// [`KlineFamily::Trades`] (`<output.path>/klines/...`), otherwise a root of its own
+    /// (`mark_price`, `index_price`, `premium_index`, `continuous/contract_type=PERPETUAL`)
+    /// holding the same layout (`<output.path>/mark_price/klines/...`), so incremental runs,
+    /// resume, locking, `status`, `repair` and `summary` work per family unchanged.
+    pub fn relative_root(self) -> PathBuf {
+        match self {
+            KlineFamily::Trades => PathBuf::new(),
+            KlineFamily::Continuous(c) => {
+                PathBuf::from("continuous").join(format!("contract_type={}", c.as_str()))
+            }
+            other => PathBuf::from(other.as_str()),
+        }
+    }
+
+    /// Whether the rows carry volumes, trade counts and taker figures (only traded-price
+    /// klines do; Binance sends `"0"` for them in mark/index/premium rows).
+    pub fn has_volumes(self) -> bool {
+        matches!(self, KlineFamily::Trades | KlineFamily::Continuous(_))
+    }
+
+    /// The contract type of continuous klines.
+    pub fn contract_type(self) -> Option<ContractType> {
+        match self {
+            KlineFamily::Continuous(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// `contract_type` of continuous klines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContractType {
+    /// `PERPETUAL` (default).
+    Perpetual,
+    /// `CURRENT_QUARTER`.
+    CurrentQuarter,
+    /// `NEXT_QUARTER`.
+    NextQuarter,
+}
+
+impl ContractType {
+    /// Binance's spelling, also the `contract_type=` partition value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractType::Perpetual => "PERPETUAL",
+            ContractType::CurrentQuarter => "CURRENT_QUARTER",
+            ContractType::NextQuarter => "NEXT_QUARTER",
         }
     }
 }

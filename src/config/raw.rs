@@ -71,6 +71,18 @@ pub struct RawPipeline {
     /// duplicates: `1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M` (`1m` is a minute, `1M`
     /// a month; `1s` is spot only). Example: `intervals: [1d, 1h]`.
     pub intervals: Option<Spanned<Vec<SText>>>,
+    /// `kline_family` (klines only): `trades` (default: `/klines`), or on futures markets
+    /// `mark_price`, `index_price` (symbols are pairs, e.g. `BTCUSDT`, `BTCUSD`),
+    /// `premium_index`, `continuous` (pairs, with `contract_type`). Example:
+    /// `kline_family: mark_price`.
+    pub kline_family: Option<SText>,
+    /// `contract_type` (continuous klines only): `PERPETUAL` (default), `CURRENT_QUARTER` or
+    /// `NEXT_QUARTER`.
+    pub contract_type: Option<SText>,
+    /// `depth_limit` (depth only): order-book levels per side. Spot `1..=5000` (default
+    /// `100`); futures one of `5 10 20 50 100 500 1000` (default `500`). The request weight
+    /// grows with it (spot 5/25/50/250, futures 2/5/10/20).
+    pub depth_limit: Option<Spanned<i64>>,
     /// `range` (required for klines): the half-open UTC range `[start, end)` of candle open times.
     pub range: Option<RawRange>,
     /// `transform`: typing and quality checks. Optional (all defaults).

@@ -10,9 +10,9 @@ use serde_saphyr::{Location, Spanned};
 use super::Diagnostic;
 use super::interpolate::interpolate;
 use super::model::{
-    Compression, Dataset, Endpoint, OnViolation, OutputOptions, PartitionSpec, Pipeline, PriceType,
-    Secret, SimulatorSettings, Source, SymbolSelection, SymbolSelector, TimeRange, TimeSpec,
-    TimeUnit, TransformOptions,
+    Compression, ContractType, Dataset, Endpoint, KlineFamily, OnViolation, OutputOptions,
+    PartitionSpec, Pipeline, PriceType, Secret, SimulatorSettings, Source, SymbolSelection,
+    SymbolSelector, TimeRange, TimeSpec, TimeUnit, TransformOptions,
 };
 use super::raw::{
     RawOutput, RawPipeline, RawRange, RawSelector, RawSource, RawSymbols, RawTransform, SText,
@@ -144,6 +144,8 @@ pub(super) fn validate(
     let symbols = symbols(&mut cx, raw.symbols.as_ref());
     let intervals = intervals(&mut cx, raw.intervals.as_ref(), dataset, source.market);
     let range = range(&mut cx, raw.range.as_ref(), dataset);
+    let kline_family = kline_family(&mut cx, raw, dataset, source.market);
+    let depth_limit = depth_limit(&mut cx, raw.depth_limit.as_ref(), dataset, source.market);
     let transform = transform(&mut cx, raw.transform.as_ref());
     let output = output(&mut cx, raw.output.as_ref());
     if cx.diags.is_empty() {
@@ -153,6 +155,8 @@ pub(super) fn validate(
             dataset,
             symbols,
             intervals,
+            kline_family,
+            depth_limit,
             range,
             transform,
             output,
@@ -486,6 +490,121 @@ fn intervals(
     out
 }
 
+/// `kline_family` and `contract_type`.
+fn kline_family(
+    cx: &mut Ctx<'_>,
+    raw: &RawPipeline,
+    dataset: Dataset,
+    market: Market,
+) -> KlineFamily {
+    if let Some(v) = &raw.kline_family
+        && dataset != Dataset::Klines
+    {
+        cx.at(
+            v.referenced,
+            "kline_family",
+            format_args!(
+                "`kline_family` applies to the klines dataset only, not `{}`; remove it",
+                dataset.as_str()
+            ),
+        );
+        return KlineFamily::Trades;
+    }
+    let contract = cx.choice(
+        raw.contract_type.as_ref(),
+        "contract_type",
+        &[
+            ("PERPETUAL", ContractType::Perpetual),
+            ("CURRENT_QUARTER", ContractType::CurrentQuarter),
+            ("NEXT_QUARTER", ContractType::NextQuarter),
+        ],
+        ContractType::Perpetual,
+    );
+    let family = cx.choice(
+        raw.kline_family.as_ref(),
+        "kline_family",
+        &[
+            ("trades", KlineFamily::Trades),
+            ("mark_price", KlineFamily::MarkPrice),
+            ("index_price", KlineFamily::IndexPrice),
+            ("premium_index", KlineFamily::PremiumIndex),
+            ("continuous", KlineFamily::Continuous(contract)),
+        ],
+        KlineFamily::Trades,
+    );
+    if let Some(v) = &raw.kline_family
+        && family != KlineFamily::Trades
+        && market == Market::Spot
+    {
+        cx.at(
+            v.referenced,
+            "kline_family",
+            format_args!(
+                "kline family `{}` exists on the futures markets only (`source.market: usdm` or `coinm`), not on `spot`",
+                family.as_str()
+            ),
+        );
+    }
+    if let Some(v) = &raw.contract_type
+        && family.contract_type().is_none()
+    {
+        cx.at(
+            v.referenced,
+            "contract_type",
+            "`contract_type` applies to `kline_family: continuous` only; remove it or set the family",
+        );
+    }
+    family
+}
+
+/// `depth_limit`: per market, the limits `/depth` serves as asked.
+fn depth_limit(
+    cx: &mut Ctx<'_>,
+    raw: Option<&Spanned<i64>>,
+    dataset: Dataset,
+    market: Market,
+) -> Option<u32> {
+    if dataset != Dataset::Depth {
+        if let Some(v) = raw {
+            cx.at(
+                v.referenced,
+                "depth_limit",
+                format_args!(
+                    "`depth_limit` applies to the depth dataset only, not `{}`; remove it",
+                    dataset.as_str()
+                ),
+            );
+        }
+        return None;
+    }
+    let Some(v) = raw else {
+        return Some(market.default_depth_limit());
+    };
+    match u32::try_from(v.value) {
+        Ok(l) if market.valid_depth_limit(l) => Some(l),
+        _ => {
+            let expected = if market == Market::Spot {
+                "a whole number from 1 to 5000".to_owned()
+            } else {
+                let l: Vec<String> = Market::FUTURES_DEPTH_LIMITS
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                format!("one of {}", l.join(", "))
+            };
+            cx.at(
+                v.referenced,
+                "depth_limit",
+                format_args!(
+                    "`{}` is not a depth limit of the `{market}` market; expected {expected}",
+                    v.value
+                ),
+            );
+            Some(market.default_depth_limit())
+        }
+    }
+}
+
 fn range(cx: &mut Ctx<'_>, raw: Option<&RawRange>, dataset: Dataset) -> TimeRange {
     let fallback = TimeRange {
         start: TimeSpec::Now,
@@ -500,6 +619,21 @@ fn range(cx: &mut Ctx<'_>, raw: Option<&RawRange>, dataset: Dataset) -> TimeRang
         }
         return fallback;
     };
+    if dataset != Dataset::Klines {
+        // Snapshot datasets take one snapshot per run, "now".
+        let at = raw.start.as_ref().or(raw.end.as_ref());
+        if let Some(v) = at {
+            cx.at(
+                v.referenced,
+                "range",
+                format_args!(
+                    "`range` applies to the klines dataset only; a `{}` run takes one snapshot, now; remove it",
+                    dataset.as_str()
+                ),
+            );
+        }
+        return fallback;
+    }
     let mut time = |v: &SText, path: &str| match parse_time(&v.value.0) {
         Ok(t) => Some(t),
         Err(e) => {

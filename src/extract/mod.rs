@@ -9,6 +9,8 @@
 //! - [`pager`]: the [`Extractor`] that ties them together: many page windows in flight across
 //!   and within tasks, reassembled in order and sent over a bounded channel.
 //! - [`metrics`]: counters per task and run, and the [`Progress`] hooks.
+//! - [`snapshot`]: the snapshot datasets' requests (`/ticker/price`, `/depth`) through the
+//!   same session and budget.
 //!
 //! Output contract: for each task, [`ExtractEvent::Rows`] chunks strictly in open-time order
 //! without duplicates, then exactly one [`ExtractEvent::TaskDone`]; the run ends with a
@@ -20,6 +22,7 @@ pub mod metrics;
 pub mod pager;
 pub mod paging;
 pub mod retry;
+pub mod snapshot;
 
 use std::fmt;
 

@@ -17,6 +17,12 @@
 //!    [`crate::transform::parse_klines`], screen it ([`super::paging::screen_page`]); transient
 //!    failures retry with full-jitter backoff driven by `backon`.
 //!
+//! The endpoint is the run's kline family ([`ExtractConfig::kline_family`]): `/klines` or a
+//! futures family (`/markPriceKlines`, `/indexPriceKlines`, `/premiumIndexKlines`,
+//! `/continuousKlines`), with `pair`/`contractType` where the family needs them; paging,
+//! weights and windows are the same. [`Session::request`] sends the snapshot datasets'
+//! requests through the same budget.
+//!
 //! Memory is bounded by `max_active_tasks × concurrency` pages plus the channel's capacity,
 //! never by the length of a task's range.
 
@@ -39,11 +45,11 @@ use super::{
     ExtractError, ExtractEvent, FailedWindow, KlineTask, RunOutcome, RunReport, TaskError, TaskId,
     TaskOutcome, TaskStatus,
 };
-use crate::config::{Secret, Source, TransformOptions};
+use crate::config::{KlineFamily, Secret, Source, TransformOptions};
 use crate::interval::Interval;
 use crate::market::Market;
 use crate::symbol::Symbol;
-use crate::transform::{KlineContext, KlineRows, parse_klines};
+use crate::transform::{KlineContext, KlineRows, parse_klines, parse_signed_klines};
 
 /// Everything the extractor needs to know.
 #[derive(Debug, Clone)]
@@ -81,6 +87,9 @@ pub struct ExtractConfig {
     pub probe_listing: bool,
     /// Seed of the backoff jitter.
     pub jitter_seed: u64,
+    /// Which kline endpoint the tasks read (`/klines` by default); the family's instrument
+    /// parameter (`symbol` or `pair`) and `contractType` go with it.
+    pub kline_family: KlineFamily,
 }
 
 impl ExtractConfig {
@@ -103,6 +112,7 @@ impl ExtractConfig {
             max_body_bytes: super::client::DEFAULT_MAX_BODY_BYTES,
             probe_listing: true,
             jitter_seed: 0x006b_6c69_6e65,
+            kline_family: KlineFamily::Trades,
         }
     }
 
@@ -325,6 +335,56 @@ impl Session {
         self.info.as_ref()
     }
 
+    /// One request outside the kline tasks (the snapshot datasets' `/ticker/price` and
+    /// `/depth`), through the same permits, weight budget, used-weight correction, retries
+    /// and 429/418 handling as every kline page; a body that is not JSON (cut, HTML) is
+    /// retried too. `weight` is the request's weight per the market's table.
+    pub async fn request(
+        &self,
+        path: &str,
+        query: Vec<(&str, String)>,
+        weight: u32,
+    ) -> Result<Bytes, super::snapshot::RequestError> {
+        let counters = Counters::default();
+        let meter = Meter {
+            task: &counters,
+            run: &self.shared.run,
+        };
+        let shared = &self.shared;
+        shared
+            .retrying(
+                || async {
+                    let body = shared.attempt(path, &query, weight, meter).await?;
+                    // A cut or garbled body is retried like a bad kline page.
+                    serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|e| {
+                        Attempt::Transient(RetryCause::BadBody, format!("{path}: {e}"))
+                    })?;
+                    Ok(body)
+                },
+                meter,
+            )
+            .await
+            .map_err(|e| match e {
+                FetchError::Halted => super::snapshot::RequestError::Halted,
+                FetchError::Rejected { status, code, msg } => {
+                    super::snapshot::RequestError::Rejected { status, code, msg }
+                }
+                FetchError::Exhausted { attempts, last } => {
+                    super::snapshot::RequestError::Exhausted { attempts, last }
+                }
+            })
+    }
+
+    /// The run-level request counters so far (requests, weight, retries, 429s, 418s).
+    pub fn metrics(&self) -> super::MetricsSnapshot {
+        self.shared.run.snapshot(elapsed_ms(self.started))
+    }
+
+    /// The weight limit in force and this run's share of it.
+    pub fn weight_limit(&self) -> (WeightLimit, f64) {
+        self.shared.budget.with(|s| (s.limit(), s.share()))
+    }
+
     /// Run `tasks` (task `i` gets `TaskId(i)`), sending rows and task ends to `tx`. Setting
     /// `cancel` to `true` stops the run cleanly: in-flight pages are dropped, every task still
     /// gets its `TaskDone`, and the outcome is [`RunOutcome::Cancelled`].
@@ -440,11 +500,21 @@ impl Shared {
         let info = match self.fetch("/exchangeInfo", Vec::new(), weight, meter).await {
             Ok(b) => match serde_json::from_slice::<ExchangeInfo>(&b) {
                 Ok(info) => {
-                    let onboard = info
+                    let mut onboard: HashMap<String, i64> = info
                         .symbols
                         .iter()
                         .filter_map(|s| Some((s.symbol.clone(), s.onboard_date?)))
                         .collect();
+                    // Pair-based kline families (index price, continuous) name the pair
+                    // (`BTCUSD` of `BTCUSD_PERP`): it exists since its first contract.
+                    for s in &info.symbols {
+                        if let (Some((pair, _)), Some(t)) =
+                            (s.symbol.split_once('_'), s.onboard_date)
+                        {
+                            let e = onboard.entry(pair.to_owned()).or_insert(t);
+                            *e = (*e).min(t);
+                        }
+                    }
                     *self
                         .onboard
                         .lock()
@@ -603,16 +673,21 @@ impl Shared {
     }
 
     fn klines_query(
+        &self,
         task: &KlineTask,
         start: i64,
         end_time: Option<i64>,
         limit: u32,
     ) -> Vec<(&'static str, String)> {
-        let mut q = vec![
-            ("symbol", task.symbol.as_str().to_owned()),
+        let family = self.cfg.kline_family;
+        let mut q = vec![(family.symbol_param(), task.symbol.as_str().to_owned())];
+        if let Some(c) = family.contract_type() {
+            q.push(("contractType", c.as_str().to_owned()));
+        }
+        q.extend([
             ("interval", task.interval.as_str().to_owned()),
             ("startTime", start.to_string()),
-        ];
+        ]);
         if let Some(e) = end_time {
             q.push(("endTime", e.to_string()));
         }
@@ -630,13 +705,15 @@ impl Shared {
             Arc::clone(map.entry((task.symbol.clone(), task.interval)).or_default())
         };
         cell.get_or_init(|| async {
-            let query = Self::klines_query(task, 0, None, 1);
+            let query = self.klines_query(task, 0, None, 1);
             let weight = task.market.kline_weight(1);
             let ctx = self.context(task);
             self.retrying(
                 || async {
-                    let body = self.attempt("/klines", &query, weight, meter).await?;
-                    let rows = parse_klines(&body, &ctx)
+                    let body = self
+                        .attempt(self.cfg.kline_family.endpoint(), &query, weight, meter)
+                        .await?;
+                    let rows = self.parser()(&body, &ctx)
                         .map_err(|e| Attempt::Transient(RetryCause::BadBody, e.to_string()))?;
                     Ok(rows.open_time.first().copied())
                 },
@@ -646,6 +723,17 @@ impl Shared {
         })
         .await
         .clone()
+    }
+
+    /// The page parser of the run's kline family (premium-index values may be negative).
+    fn parser(
+        &self,
+    ) -> fn(&[u8], &KlineContext<'_>) -> Result<KlineRows, crate::transform::ParseError> {
+        if self.cfg.kline_family == KlineFamily::PremiumIndex {
+            parse_signed_klines
+        } else {
+            parse_klines
+        }
     }
 
     fn context<'a>(&'a self, task: &'a KlineTask) -> KlineContext<'a> {
@@ -665,12 +753,14 @@ impl Shared {
         after: Option<i64>,
         meter: Meter<'_>,
     ) -> Result<(KlineRows, usize, Option<i64>), FetchError> {
-        let query = Self::klines_query(task, w.start, Some(w.end_time()), w.limit);
+        let query = self.klines_query(task, w.start, Some(w.end_time()), w.limit);
         let weight = task.market.kline_weight(w.limit);
         let (rows, screen) = self
             .retrying(
                 || async {
-                    let body = self.attempt("/klines", &query, weight, meter).await?;
+                    let body = self
+                        .attempt(self.cfg.kline_family.endpoint(), &query, weight, meter)
+                        .await?;
                     let bad = |m: String| Attempt::Transient(RetryCause::BadBody, m);
                     let rows = self.parse_off_task(task, body).await.map_err(bad)?;
                     let closed_before = (!self.cfg.transform.include_forming)
@@ -710,6 +800,7 @@ impl Shared {
     async fn parse_off_task(&self, task: &KlineTask, body: Bytes) -> Result<KlineRows, String> {
         let symbol = task.symbol.clone();
         let (market, interval, options) = (task.market, task.interval, self.cfg.transform);
+        let parse = self.parser();
         tokio::task::spawn_blocking(move || {
             let ctx = KlineContext {
                 market,
@@ -717,7 +808,7 @@ impl Shared {
                 interval,
                 options: &options,
             };
-            parse_klines(&body, &ctx).map_err(|e| e.to_string())
+            parse(&body, &ctx).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| format!("the page parser stopped: {e}"))?

@@ -5,6 +5,8 @@
 //! - [`parquet`]: encoding, the writer properties and reading files back.
 //! - [`atomic`]: temporary file, fsync, rename, fsync the directory.
 //! - [`scan`]: which series and partition files are on disk.
+//! - [`snapshot`]: the snapshot datasets' files (`ticker_price`, `depth`): one file per
+//!   snapshot, named by its time.
 //! - [`state`]: what one series holds (first and last open time), read from file footers;
 //!   the state incremental runs start from.
 //! - [`resume`]: `_resume.json`, windows earlier runs left unfinished.
@@ -38,12 +40,13 @@ pub mod partition;
 pub mod remote;
 pub mod resume;
 pub mod scan;
+pub mod snapshot;
 pub mod state;
 
 use std::path::{Path, PathBuf};
 
 use crate::config::{
-    Compression, Endpoint, OnViolation, PartitionSpec, Pipeline, TransformOptions,
+    Compression, Endpoint, KlineFamily, OnViolation, PartitionSpec, Pipeline, TransformOptions,
 };
 use crate::exit::ExitCode;
 use crate::interval::Interval;
@@ -245,6 +248,7 @@ pub struct DatasetWriter {
     root: PathBuf,
     opts: WriteOptions,
     fault: Option<Fault>,
+    family: KlineFamily,
 }
 
 impl DatasetWriter {
@@ -254,7 +258,18 @@ impl DatasetWriter {
             root: root.into(),
             opts,
             fault: None,
+            family: KlineFamily::Trades,
         }
+    }
+
+    /// Write a kline family other than traded-price klines: families without volumes (mark,
+    /// index, premium index) store only the time and OHLC columns (plus `symbol`,
+    /// `interval`); every family's files name it in `kline_etl.kline_family`. (Where the
+    /// family's files go is the writer's root: see [`crate::config::Pipeline::kline_root`].)
+    #[must_use]
+    pub fn with_family(mut self, family: KlineFamily) -> Self {
+        self.family = family;
+        self
     }
 
     /// The output root.
@@ -342,7 +357,17 @@ impl DatasetWriter {
                     source,
                 }
             })?;
-        let bytes = parquet::encode(&batch, key, &self.opts, &path)?;
+        let bytes = if self.family == KlineFamily::Trades {
+            parquet::encode(&batch, key, &self.opts, &path)?
+        } else {
+            let batch = crate::transform::schema::project_family(&batch, self.family).map_err(
+                |source| LoadError::Schema {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
+            parquet::encode_family(&batch, key, &self.opts, self.family, &path)?
+        };
         let len = bytes.len() as u64;
         self.replace_atomically(&path, &bytes, rows_total)?;
         Ok(outcome(len, true))

@@ -33,7 +33,7 @@ pub struct FileInfo {
     pub rows: u64,
 }
 
-fn compression(c: Compression) -> Result<PqCompression, parquet::errors::ParquetError> {
+pub(crate) fn compression(c: Compression) -> Result<PqCompression, parquet::errors::ParquetError> {
     Ok(match c {
         Compression::Zstd(level) => PqCompression::ZSTD(ZstdLevel::try_new(level)?),
         Compression::Snappy => PqCompression::SNAPPY,
@@ -87,6 +87,40 @@ pub fn writer_properties(
         .set_column_dictionary_enabled(ColumnPath::from("interval"), true)
         .set_key_value_metadata(Some(key_value_metadata(key, opts)))
         .build())
+}
+
+/// [`encode`] for a kline family other than traded-price klines: the same properties plus
+/// `kline_etl.kline_family` (and `kline_etl.contract_type` for continuous klines).
+pub fn encode_family(
+    batch: &RecordBatch,
+    key: &PartitionKey,
+    opts: &WriteOptions,
+    family: crate::config::KlineFamily,
+    path: &Path,
+) -> Result<Vec<u8>, LoadError> {
+    let enc = |source| LoadError::Encode {
+        path: path.to_owned(),
+        source,
+    };
+    let mut kv = key_value_metadata(key, opts);
+    kv.push(KeyValue::new(
+        "kline_etl.kline_family".to_owned(),
+        family.as_str().to_owned(),
+    ));
+    if let Some(c) = family.contract_type() {
+        kv.push(KeyValue::new(
+            "kline_etl.contract_type".to_owned(),
+            c.as_str().to_owned(),
+        ));
+    }
+    let mut props = writer_properties(key, opts).map_err(enc)?;
+    props = props
+        .into_builder()
+        .set_key_value_metadata(Some(kv))
+        .build();
+    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(enc)?;
+    w.write(batch).map_err(enc)?;
+    w.into_inner().map_err(enc)
 }
 
 /// Encode one partition's batch into Parquet bytes.

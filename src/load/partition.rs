@@ -1,8 +1,9 @@
 //! Hive partitioning from the data's own time: which partition a candle belongs to, how a
 //! partition is spelled as a path, and a pure [`split`] of rows into partitions. No I/O.
 //!
-//! Layout: `<root>/klines/market=spot/symbol=BTCUSDT/interval=1h/<period>/part.parquet`, where
-//! `<period>` depends on the granularity:
+//! Layout: `<root>/klines/market=spot/symbol=BTCUSDT/interval=1h/<period>/part.parquet` (a
+//! futures kline family has a root of its own under `output.path`, see
+//! [`crate::config::Pipeline::kline_root`]), where `<period>` depends on the granularity:
 //!
 //! | granularity | directory | `auto` for intervals |
 //! |---|---|---|

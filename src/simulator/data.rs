@@ -783,12 +783,13 @@ impl SymbolData {
         Some(self.format(market, &c).close)
     }
 
-    /// Hashed typical price in ticks near `now`, for the synthetic order book.
+    /// The current price in ticks (what [`Self::price_now`] prints), the mid of the synthetic
+    /// order book, so the book's best bid and ask straddle the ticker price.
     pub(crate) fn price_ticks_now(&self, now: i64) -> i64 {
         let mut walk = Walk::new(self.key);
         let (_, last) = self.bounds(now);
         let t = Interval::M1.floor(now.min(last).max(self.listed));
-        self.minute(&mut walk, t, i64::MAX).map_or(1, |c| c.close)
+        self.minute(&mut walk, t, now).map_or(1, |c| c.close)
     }
 
     /// Run a kline selection as of `now`.

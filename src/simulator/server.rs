@@ -329,6 +329,10 @@ enum Endpoint {
     UiKlines,
     TickerPrice,
     Depth,
+    MarkPriceKlines,
+    IndexPriceKlines,
+    PremiumIndexKlines,
+    ContinuousKlines,
 }
 
 fn route(path: &str) -> Option<(Market, Endpoint)> {
@@ -344,34 +348,22 @@ fn route(path: &str) -> Option<(Market, Endpoint)> {
         "/uiKlines" if market == Market::Spot => Endpoint::UiKlines,
         "/ticker/price" => Endpoint::TickerPrice,
         "/depth" => Endpoint::Depth,
+        "/markPriceKlines" if market != Market::Spot => Endpoint::MarkPriceKlines,
+        "/indexPriceKlines" if market != Market::Spot => Endpoint::IndexPriceKlines,
+        "/premiumIndexKlines" if market != Market::Spot => Endpoint::PremiumIndexKlines,
+        "/continuousKlines" if market != Market::Spot => Endpoint::ContinuousKlines,
         _ => return None,
     };
     Some((market, ep))
 }
 
-/// Spot depth limit and weight (limit clamped to 5000).
-fn spot_depth(limit: i64) -> (usize, u32) {
-    let limit = limit.clamp(1, 5000);
-    let w = match limit {
-        ..=100 => 5,
-        101..=500 => 25,
-        501..=1000 => 50,
-        _ => 250,
-    };
-    (limit as usize, w)
-}
-
-/// Futures depth: limit rounded up to a valid value (5, 10, 20, 50, 100, 500, 1000) and weight.
-fn futures_depth(limit: i64) -> (usize, u32) {
-    match limit {
-        ..=5 => (5, 2),
-        6..=10 => (10, 2),
-        11..=20 => (20, 2),
-        21..=50 => (50, 2),
-        51..=100 => (100, 5),
-        101..=500 => (500, 10),
-        _ => (1000, 20),
-    }
+/// Depth levels served and weight, from the market table (spot clamps, futures rounds up).
+fn depth_levels(market: Market, limit: Option<i64>) -> (usize, u32) {
+    let limit = limit.map_or(market.default_depth_limit(), |l| {
+        u32::try_from(l.max(1)).unwrap_or(u32::MAX)
+    });
+    let (levels, w) = market.depth_levels(limit);
+    (levels as usize, w)
 }
 
 fn weight(market: Market, ep: Endpoint, p: &Params) -> u32 {
@@ -379,27 +371,18 @@ fn weight(market: Market, ep: Endpoint, p: &Params) -> u32 {
     match ep {
         Endpoint::Ping | Endpoint::Time => 1,
         Endpoint::ExchangeInfo => market.exchange_info_weight(),
-        Endpoint::Klines | Endpoint::UiKlines => {
+        Endpoint::Klines
+        | Endpoint::UiKlines
+        | Endpoint::MarkPriceKlines
+        | Endpoint::IndexPriceKlines
+        | Endpoint::PremiumIndexKlines
+        | Endpoint::ContinuousKlines => {
             market.kline_weight(limit.map_or(market.default_kline_limit(), |l| {
                 u32::try_from(l.max(1)).unwrap_or(u32::MAX)
             }))
         }
-        Endpoint::TickerPrice => {
-            let single = p.get("symbol").is_some();
-            match (market, single) {
-                (Market::Spot, true) => 2,
-                (Market::Spot, false) => 4,
-                (_, true) => 1,
-                (_, false) => 2,
-            }
-        }
-        Endpoint::Depth => {
-            if market == Market::Spot {
-                spot_depth(limit.unwrap_or(100)).1
-            } else {
-                futures_depth(limit.unwrap_or(500)).1
-            }
-        }
+        Endpoint::TickerPrice => market.ticker_price_weight(p.get("symbol").is_some()),
+        Endpoint::Depth => depth_levels(market, limit).1,
     }
 }
 
@@ -652,7 +635,12 @@ fn endpoint(
         Endpoint::Ping => Ok(Reply::ok("{}")),
         Endpoint::Time => Ok(Reply::json(StatusCode::OK, &json!({"serverTime": t(now)}))),
         Endpoint::ExchangeInfo => exchange_info(sh, market, p, t(now), now),
-        Endpoint::Klines | Endpoint::UiKlines => klines(sh, market, p, now, micros),
+        Endpoint::Klines
+        | Endpoint::UiKlines
+        | Endpoint::MarkPriceKlines
+        | Endpoint::IndexPriceKlines
+        | Endpoint::PremiumIndexKlines
+        | Endpoint::ContinuousKlines => klines(sh, market, ep, p, now, micros),
         Endpoint::TickerPrice => ticker_price(sh, market, p, now, t(now)),
         Endpoint::Depth => depth(sh, market, p, now),
     }
@@ -678,14 +666,84 @@ fn find<'a>(
         .ok_or_else(ApiError::symbol)
 }
 
+/// The futures pair of a contract symbol (`BTCUSD_PERP` -> `BTCUSD`; USDⓈ-M symbols are
+/// their own pair).
+fn pair_of(symbol: &str) -> &str {
+    symbol.split('_').next().unwrap_or(symbol)
+}
+
+/// The listed symbol whose pair is `pair` (perpetual first).
+fn find_pair<'a>(
+    sh: &'a Shared,
+    market: Market,
+    pair: &str,
+    now: i64,
+) -> Result<&'a SymbolData, ApiError> {
+    listed(sh, market, now)
+        .find(|s| pair_of(&s.spec.symbol) == pair)
+        .ok_or_else(ApiError::symbol)
+}
+
+/// Turn a traded-price row into a row of another kline family: mark and index prices follow
+/// the traded price; premium-index values are small deterministic rates around zero. Fields
+/// without meaning are `"0"` as on Binance; the count field is the number of one-second
+/// samples.
+fn family_row(ep: Endpoint, key: u64, mut r: super::data::KlineRow) -> super::data::KlineRow {
+    if matches!(
+        ep,
+        Endpoint::Klines | Endpoint::UiKlines | Endpoint::ContinuousKlines
+    ) {
+        return r;
+    }
+    if ep == Endpoint::PremiumIndexKlines {
+        // Rates in 1e-8 units within +-0.001.
+        let rate = |salt: u64| -> i128 {
+            let u = unit(mix(key ^ (r.open_time as u64).rotate_left(17) ^ salt));
+            ((u - 0.5) * 200_000.0) as i128
+        };
+        let (open, close) = (rate(1), rate(2));
+        let high = open.max(close) + (rate(3).abs() / 4);
+        let low = open.min(close) - (rate(4).abs() / 4);
+        r.open = fixed(open, 8, 8);
+        r.high = fixed(high, 8, 8);
+        r.low = fixed(low, 8, 8);
+        r.close = fixed(close, 8, 8);
+    }
+    for field in [
+        &mut r.volume,
+        &mut r.quote_volume,
+        &mut r.taker_buy_base_volume,
+        &mut r.taker_buy_quote_volume,
+        &mut r.ignore,
+    ] {
+        "0".clone_into(field);
+    }
+    r.trades = u64::try_from((r.close_time + 1 - r.open_time) / 1000).unwrap_or(0);
+    r
+}
+
 fn klines(
     sh: &Shared,
     market: Market,
+    ep: Endpoint,
     p: &Params,
     now: i64,
     micros: bool,
 ) -> Result<Reply, ApiError> {
-    let symbol = p.symbol()?;
+    let by_pair = matches!(ep, Endpoint::IndexPriceKlines | Endpoint::ContinuousKlines);
+    let instrument = if by_pair {
+        let pair = p.required("pair")?;
+        check_symbol_chars("pair", pair)?;
+        pair
+    } else {
+        p.symbol()?
+    };
+    if ep == Endpoint::ContinuousKlines {
+        match p.required("contractType")? {
+            "PERPETUAL" | "CURRENT_QUARTER" | "NEXT_QUARTER" => {}
+            _ => return Err(ApiError::invalid("contractType")),
+        }
+    }
     let interval = p.required("interval")?;
     let start = p.time("startTime")?;
     let end = p.time("endTime")?;
@@ -699,7 +757,11 @@ fn klines(
         .ok()
         .filter(|i| market.supports(*i))
         .ok_or_else(|| ApiError::bad(-1120, "Invalid interval."))?;
-    let data = find(sh, market, symbol, now)?;
+    let data = if by_pair {
+        find_pair(sh, market, instrument, now)?
+    } else {
+        find(sh, market, instrument, now)?
+    };
     let limit = match limit {
         None => market.default_kline_limit() as usize,
         Some(l) if (1..=i64::from(market.max_kline_limit())).contains(&l) => l as usize,
@@ -759,7 +821,13 @@ fn klines(
             }
         }
     };
-    let rows = data.klines(market, interval, sel, now);
+    let mut rows = data.klines(market, interval, sel, now);
+    if ep != Endpoint::Klines && ep != Endpoint::UiKlines {
+        let key = mix(instrument
+            .bytes()
+            .fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b)));
+        rows = rows.into_iter().map(|r| family_row(ep, key, r)).collect();
+    }
     let mut out = Vec::with_capacity(rows.len() * 180 + 2);
     out.push(b'[');
     for (i, r) in rows.iter().enumerate() {
@@ -962,11 +1030,7 @@ fn depth(sh: &Shared, market: Market, p: &Params, now: i64) -> Result<Reply, Api
     if limit == Some(0) {
         return Err(ApiError::invalid("limit"));
     }
-    let (levels, _) = if market == Market::Spot {
-        spot_depth(limit.unwrap_or(100))
-    } else {
-        futures_depth(limit.unwrap_or(500))
-    };
+    let (levels, _) = depth_levels(market, limit);
     let mid = s.price_ticks_now(now);
     let spec = &s.spec;
     let out_dec = |d: u32| if market == Market::Spot { 8 } else { d };

@@ -7,6 +7,7 @@
 //! - [`report`]: `_summary.json` / `_summary.parquet` and the readable tables.
 //! - [`dataset`]: statistics and chart data recomputed from the Parquet files alone.
 //! - [`table`]: `_summary.parquet`, the series statistics as one flat table.
+//! - [`snapshot`]: ticker and order-book statistics of the snapshot datasets.
 //! - [`chart`]: the candlestick + volume + moving-average chart (SVG, PNG).
 
 pub mod chart;
@@ -14,6 +15,7 @@ pub mod dataset;
 pub mod report;
 pub mod series;
 pub mod sketch;
+pub mod snapshot;
 pub mod table;
 
 pub use series::{Gap, GapCause, KlineView, SeriesStats};

@@ -4,6 +4,7 @@
 //! - [`parse_klines`] scans one page body into [`KlineRows`] (columnar, times in ms).
 //! - [`schema`] is the one definition of the output schema and Parquet metadata.
 //! - [`quality`] checks rows against the interval grid and the OHLCV invariants.
+//! - [`ticker`] and [`depth`] type the snapshot datasets (`/ticker/price`, `/depth`).
 //!
 //! This module does not decide where rows go (that is [`crate::load`]).
 //!
@@ -16,9 +17,11 @@
 //! (floor division, so a µs close time `…59_999_999` becomes `…59_999` ms). A page that mixes
 //! both units is a [`ParseError`].
 
+pub mod depth;
 pub mod parse;
 pub mod quality;
 pub mod schema;
+pub mod ticker;
 
 use std::fmt;
 
@@ -444,7 +447,13 @@ impl KlineRows {
 /// decimals, a body that is not an array) is a [`ParseError`], never a panic. Rows are returned
 /// in page order; checks on order and the grid are [`quality::check`]'s job.
 pub fn parse_klines(body: &[u8], ctx: &KlineContext<'_>) -> Result<KlineRows, ParseError> {
-    parse::parse_page(body, ctx)
+    parse::parse_page(body, ctx, false)
+}
+
+/// [`parse_klines`] for premium-index klines, whose OHLC values are rates that can be
+/// negative (every other check is the same).
+pub fn parse_signed_klines(body: &[u8], ctx: &KlineContext<'_>) -> Result<KlineRows, ParseError> {
+    parse::parse_page(body, ctx, true)
 }
 
 impl fmt::Display for KlineRows {

@@ -511,11 +511,16 @@ struct Row<T> {
 }
 
 /// Parse one page; see [`super::parse_klines`].
-pub(super) fn parse_page(body: &[u8], ctx: &KlineContext<'_>) -> Result<KlineRows, ParseError> {
+/// `signed` accepts negative OHLC values (premium-index klines, whose values are rates).
+pub(super) fn parse_page(
+    body: &[u8],
+    ctx: &KlineContext<'_>,
+    signed: bool,
+) -> Result<KlineRows, ParseError> {
     let mut rows = KlineRows::with_capacity(ctx.options.prices, body.len() / 150 + 1);
     match ctx.options.prices {
-        PriceType::Float64 => parse_page_typed::<f64>(body, ctx, &mut rows)?,
-        PriceType::Decimal => parse_page_typed::<i128>(body, ctx, &mut rows)?,
+        PriceType::Float64 => parse_page_typed::<f64>(body, ctx, &mut rows, signed)?,
+        PriceType::Decimal => parse_page_typed::<i128>(body, ctx, &mut rows, signed)?,
     }
     Ok(rows)
 }
@@ -524,6 +529,7 @@ fn parse_page_typed<T: Value>(
     body: &[u8],
     ctx: &KlineContext<'_>,
     rows: &mut KlineRows,
+    signed: bool,
 ) -> Result<(), ParseError> {
     let mut sc = Scanner { b: body, pos: 0 };
     let page_err = |reason: String| ParseError::new(ctx, None, None, None, reason);
@@ -586,15 +592,16 @@ fn parse_page_typed<T: Value>(
             }
             sc.pos += 1;
             let mut first_open = None;
-            let parsed = parse_row::<T>(&mut sc, &mut micros, &mut first_open).map_err(|e| {
-                ParseError::new(
-                    ctx,
-                    Some(row),
-                    first_open,
-                    Some(FIELD_NAMES[e.field.min(11)]),
-                    e.reason,
-                )
-            })?;
+            let parsed =
+                parse_row::<T>(&mut sc, &mut micros, &mut first_open, signed).map_err(|e| {
+                    ParseError::new(
+                        ctx,
+                        Some(row),
+                        first_open,
+                        Some(FIELD_NAMES[e.field.min(11)]),
+                        e.reason,
+                    )
+                })?;
             open_time.push(parsed.open_time);
             close_time.push(parsed.close_time);
             for (col, v) in [
@@ -685,13 +692,17 @@ fn time_field(
     Ok(if page_us { raw.div_euclid(1000) } else { raw })
 }
 
-/// A price (fields 1-4, never negative) or volume field.
+/// A price (fields 1-4, never negative unless `signed`) or volume field.
 #[inline]
-fn value_field<T: Value>(sc: &mut Scanner<'_>, field: usize) -> Result<T, FieldError> {
+fn value_field<T: Value>(
+    sc: &mut Scanner<'_>,
+    field: usize,
+    signed: bool,
+) -> Result<T, FieldError> {
     let fe = |reason: String| FieldError { field, reason };
     let t = sc.token().map_err(fe)?;
     let v = T::parse(t).map_err(fe)?;
-    if field <= 4 && v.is_negative() {
+    if field <= 4 && !signed && v.is_negative() {
         return Err(fe(format!("`{}` is a negative price", show(t.text))));
     }
     separator(sc, field)?;
@@ -704,15 +715,16 @@ fn parse_row<T: Value>(
     sc: &mut Scanner<'_>,
     micros: &mut Option<bool>,
     first_open: &mut Option<i64>,
+    signed: bool,
 ) -> Result<Row<T>, FieldError> {
     let open_time = time_field(sc, 0, micros)?;
     *first_open = Some(open_time);
     let mut values = [T::default(); 8];
     for (slot, field) in values[..5].iter_mut().zip(1..=5) {
-        *slot = value_field(sc, field)?;
+        *slot = value_field(sc, field, signed)?;
     }
     let close_time = time_field(sc, 6, micros)?;
-    values[5] = value_field(sc, 7)?;
+    values[5] = value_field(sc, 7, signed)?;
     let trades = {
         let fe = |reason: String| FieldError { field: 8, reason };
         let raw = parse_int(sc.token().map_err(fe)?).map_err(fe)?;
@@ -721,8 +733,8 @@ fn parse_row<T: Value>(
         separator(sc, 8)?;
         n
     };
-    values[6] = value_field(sc, 9)?;
-    values[7] = value_field(sc, 10)?;
+    values[6] = value_field(sc, 9, signed)?;
+    values[7] = value_field(sc, 10, signed)?;
     sc.token()
         .map_err(|reason| FieldError { field: 11, reason })?;
     separator(sc, 11)?;

@@ -19,6 +19,10 @@
 //!
 //! All columns are non-null. The exchange's 12th field ("ignore") is dropped.
 //!
+//! Mark-price, index-price and premium-index klines (see [`crate::config::KlineFamily`]) have
+//! no volumes: their files omit [`VOLUME_COLUMNS`] ([`project_family`]) and
+//! [`from_record_batch`] reads such files back with zero volumes.
+//!
 //! `symbol` and `interval` are stored inside every file so that reading one file
 //! (`pandas.read_parquet(file)`) still says what it holds; hive readers see the same values in
 //! the directory names. They are *dictionary* strings because a column present both in the files
@@ -93,7 +97,7 @@ pub enum SchemaError {
     Arrow(#[source] arrow::error::ArrowError),
 }
 
-fn ts_type(unit: TimeUnit) -> DataType {
+pub(crate) fn ts_type(unit: TimeUnit) -> DataType {
     let u = match unit {
         TimeUnit::Millisecond => ArrowTimeUnit::Millisecond,
         TimeUnit::Microsecond => ArrowTimeUnit::Microsecond,
@@ -101,7 +105,7 @@ fn ts_type(unit: TimeUnit) -> DataType {
     DataType::Timestamp(u, Some("UTC".into()))
 }
 
-fn value_type(prices: PriceType) -> DataType {
+pub(crate) fn value_type(prices: PriceType) -> DataType {
     match prices {
         PriceType::Float64 => DataType::Float64,
         PriceType::Decimal => DataType::Decimal128(DECIMAL_PRECISION, DECIMAL_SCALE),
@@ -128,7 +132,7 @@ pub fn label_type() -> DataType {
 }
 
 /// A column of `n` copies of `value`, as a dictionary with one entry.
-fn label_array(value: &str, n: usize) -> ArrayRef {
+pub(crate) fn label_array(value: &str, n: usize) -> ArrayRef {
     let keys = Int32Array::from(vec![0; n]);
     let values: ArrayRef = Arc::new(StringArray::from(vec![value]));
     // One value, every key 0: always valid, except when there are no rows at all.
@@ -178,7 +182,7 @@ fn to_time_array(ms: Vec<i64>, unit: TimeUnit, close: bool) -> Result<ArrayRef, 
     })
 }
 
-fn to_value_array(c: Column) -> Result<ArrayRef, SchemaError> {
+pub(crate) fn to_value_array(c: Column) -> Result<ArrayRef, SchemaError> {
     Ok(match c {
         Column::Float64(v) => Arc::new(Float64Array::from(v)),
         Column::Decimal(v) => Arc::new(
@@ -304,6 +308,32 @@ fn from_time_array(
     })
 }
 
+/// The columns mark-price, index-price and premium-index klines do not have (Binance sends
+/// `"0"` for them; they are not written as fake zeros).
+pub const VOLUME_COLUMNS: [&str; 5] = [
+    "volume",
+    "quote_volume",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+    "trades",
+];
+
+/// The output batch of a kline family: the full batch for families with volumes, without
+/// [`VOLUME_COLUMNS`] for the others.
+pub fn project_family(
+    batch: &RecordBatch,
+    family: crate::config::KlineFamily,
+) -> Result<RecordBatch, SchemaError> {
+    if family.has_volumes() {
+        return Ok(batch.clone());
+    }
+    let schema = batch.schema();
+    let keep: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| !VOLUME_COLUMNS.contains(&schema.field(i).name().as_str()))
+        .collect();
+    batch.project(&keep).map_err(SchemaError::Arrow)
+}
+
 /// Read a batch in the output schema back into rows (the inverse of [`to_record_batch`]).
 /// The price type and time unit are given (from the file's metadata) and checked.
 pub fn from_record_batch(
@@ -315,8 +345,20 @@ pub fn from_record_batch(
     rows.open_time = from_time_array(batch, "open_time", time_unit, false)?;
     rows.close_time = from_time_array(batch, "close_time", time_unit, true)?;
     let vt = value_type(prices);
+    // Mark/index/premium-index klines store no volume columns: they read back as zeros.
+    let no_volumes = VOLUME_COLUMNS
+        .iter()
+        .all(|name| batch.column_by_name(name).is_none());
+    let n = rows.open_time.len();
     let mut values = Vec::with_capacity(8);
     for name in VALUE_COLUMNS {
+        if no_volumes && VOLUME_COLUMNS.contains(&name) {
+            values.push(match prices {
+                PriceType::Float64 => Column::Float64(vec![0.0; n]),
+                PriceType::Decimal => Column::Decimal(vec![0; n]),
+            });
+            continue;
+        }
         let c = column(batch, name, &vt)?;
         values.push(match prices {
             PriceType::Float64 => Column::Float64(
@@ -347,6 +389,10 @@ pub fn from_record_batch(
         if let Some(c) = it.next() {
             *slot = c;
         }
+    }
+    if no_volumes {
+        rows.trades = vec![0; n];
+        return Ok(rows);
     }
     let trades = column(batch, "trades", &DataType::Int64)?;
     let trades: Option<Vec<u64>> = trades

@@ -8,6 +8,7 @@ mod load;
 mod nightly;
 mod run;
 mod simulator;
+mod snapshots_ds;
 mod soak;
 mod store;
 mod summary;

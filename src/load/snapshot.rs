@@ -1,0 +1,166 @@
+//! Where and how snapshot files are written: one Parquet file per snapshot, named by its
+//! snapshot time, replaced atomically ([`super::atomic::write_atomic`]) so a rerun for the same
+//! snapshot time overwrites instead of duplicating.
+//!
+//! Layout (hive style, like klines):
+//!
+//! ```text
+//! <root>/ticker_price/market=spot/date=2026-11-25/20261125T120000Z.parquet
+//! <root>/depth/market=spot/symbol=BTCUSDT/date=2026-11-25/20261125T120000Z.parquet
+//! ```
+//!
+//! The file name is the snapshot time (UTC, whole second), so files sort by time and a
+//! day's snapshots are one `date=` directory.
+
+use std::path::{Path, PathBuf};
+
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use super::{LoadError, WriteOptions};
+use crate::config::Dataset;
+use crate::market::Market;
+use crate::symbol::Symbol;
+use crate::transform::schema::{price_type_str, time_unit_str};
+
+/// `date=YYYY-MM-DD` of a snapshot time (UTC).
+fn date_dir(snapshot_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(snapshot_ms).map_or_else(
+        || "date=invalid".to_owned(),
+        |d| d.format("date=%Y-%m-%d").to_string(),
+    )
+}
+
+/// The file name of a snapshot: `20261125T120000Z.parquet`.
+pub fn snapshot_file_name(snapshot_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(snapshot_ms).map_or_else(
+        || format!("{snapshot_ms}.parquet"),
+        |d| d.format("%Y%m%dT%H%M%SZ.parquet").to_string(),
+    )
+}
+
+/// The file of a ticker snapshot, relative to the output root.
+pub fn ticker_path(market: Market, snapshot_ms: i64) -> PathBuf {
+    PathBuf::from(Dataset::TickerPrice.as_str())
+        .join(format!("market={market}"))
+        .join(date_dir(snapshot_ms))
+        .join(snapshot_file_name(snapshot_ms))
+}
+
+/// The file of one symbol's order-book snapshot, relative to the output root.
+pub fn depth_path(market: Market, symbol: &Symbol, snapshot_ms: i64) -> PathBuf {
+    PathBuf::from(Dataset::Depth.as_str())
+        .join(format!("market={market}"))
+        .join(format!("symbol={symbol}"))
+        .join(date_dir(snapshot_ms))
+        .join(snapshot_file_name(snapshot_ms))
+}
+
+/// What writing a snapshot file did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotWrite {
+    /// The file.
+    pub path: PathBuf,
+    /// Rows in it.
+    pub rows: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Whether a file of the same snapshot was replaced (a rerun).
+    pub replaced: bool,
+}
+
+/// Encode `batch` and write it atomically to `root/relative`. Metadata names the dataset,
+/// pipeline, market, source, time unit and price type (nothing run-dependent, so the same
+/// snapshot gives the same bytes).
+pub fn write_snapshot(
+    root: &Path,
+    relative: &Path,
+    batch: &RecordBatch,
+    dataset: Dataset,
+    market: Market,
+    opts: &WriteOptions,
+) -> Result<SnapshotWrite, LoadError> {
+    let path = root.join(relative);
+    let enc = |source| LoadError::Encode {
+        path: path.clone(),
+        source,
+    };
+    let kv = |k: &str, v: &str| KeyValue::new(format!("kline_etl.{k}"), v.to_owned());
+    let props = WriterProperties::builder()
+        .set_compression(super::parquet::compression(opts.compression).map_err(enc)?)
+        .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_key_value_metadata(Some(vec![
+            kv("dataset", dataset.as_str()),
+            kv("pipeline", &opts.pipeline),
+            kv("market", market.as_str()),
+            kv("source", &opts.source),
+            kv("time_unit", time_unit_str(opts.transform.time_unit)),
+            kv("prices", price_type_str(opts.transform.prices)),
+            kv("version", env!("CARGO_PKG_VERSION")),
+        ]))
+        .build();
+    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(enc)?;
+    w.write(batch).map_err(enc)?;
+    let bytes = w.into_inner().map_err(enc)?;
+    let replaced = path.is_file();
+    super::atomic::write_atomic(&path, &bytes, |_| Ok(()), |_| false)?;
+    Ok(SnapshotWrite {
+        path,
+        rows: batch.num_rows() as u64,
+        bytes: bytes.len() as u64,
+        replaced,
+    })
+}
+
+/// Snapshot files of a dataset under `root` (`.parquet`, not dot-prefixed), sorted.
+pub fn snapshot_files(root: &Path, dataset: Dataset) -> Result<Vec<PathBuf>, LoadError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+        for e in fs_err::read_dir(dir)? {
+            let p = e?.path();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if name.ends_with(".parquet") {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let dir = root.join(dataset.as_str());
+    let mut out = Vec::new();
+    if dir.is_dir() {
+        walk(&dir, &mut out)?;
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_hive_style_and_named_by_time() {
+        let t = 1_764_072_000_000; // 2025-11-25T12:00:00Z
+        assert_eq!(
+            ticker_path(Market::UsdM, t),
+            PathBuf::from("ticker_price/market=usdm/date=2025-11-25/20251125T120000Z.parquet")
+        );
+        let s: Symbol = "BTCUSDT".parse().unwrap();
+        assert_eq!(
+            depth_path(Market::Spot, &s, t),
+            PathBuf::from(
+                "depth/market=spot/symbol=BTCUSDT/date=2025-11-25/20251125T120000Z.parquet"
+            )
+        );
+    }
+}
