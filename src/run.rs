@@ -197,6 +197,9 @@ pub struct RunInfo {
     pub summary_ms: u64,
     /// Per task.
     pub tasks: Vec<TaskReport>,
+    /// The archive part (`source.mode: auto | archive`): files, issues, where REST took over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<crate::extract::archive::ArchiveSummary>,
 }
 
 /// What a run produced.
@@ -262,7 +265,7 @@ async fn run_against(
     let mut cfg = ExtractConfig::from_source(&p.source, base_url, p.transform);
     cfg.concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     let session = Extractor::new(cfg)
-        .with_progress(progress)
+        .with_progress(Arc::clone(&progress))
         .connect()
         .await
         .map_err(|e| RunError::Exchange {
@@ -332,6 +335,16 @@ async fn run_against(
 
     let task_list = tasks.clone();
     let extract_started = Instant::now();
+    // Archive-first history (issue 9): each task's archive part (data.binance.vision files)
+    // feeds the loader first, then its REST remainder starts where the archive part ended.
+    let archive = crate::extract::archive::ArchiveSource::from_pipeline(p, base_url);
+    let archive_summary = match &archive {
+        Some(a) => Some(
+            a.run_tasks(&mut tasks, range_start, now, &tx, progress.as_ref(), &cancel)
+                .await,
+        ),
+        None => None,
+    };
     let extracted = session.run(tasks, tx, cancel).await;
     let extract_ms = extract_started.elapsed().as_millis() as u64;
     let tail_started = Instant::now();
@@ -430,6 +443,13 @@ async fn run_against(
         tracing::error!("{e}");
         any_load_error = Some(ExitCode::Internal);
     }
+    // The archive manifest records files only once their rows are committed.
+    if let (Some(a), None) = (&archive, any_load_error) {
+        if let Err(e) = a.save_manifest() {
+            tracing::error!("{}", error_chain(&e));
+            any_load_error = Some(e.exit_code());
+        }
+    }
 
     // Statistics of the data on disk (the source of truth), with gaps inside windows we
     // failed to fetch marked as such.
@@ -442,10 +462,13 @@ async fn run_against(
     attribute_failed_gaps(&mut series, &failed_windows);
     let summary_ms = summary_started.elapsed().as_millis() as u64;
 
-    let exit = match (extracted.outcome, any_load_error) {
+    let mut exit = match (extracted.outcome, any_load_error) {
         (_, Some(code)) => code,
         (o, None) => o.exit_code(),
     };
+    if exit == ExitCode::Ok && archive_summary.as_ref().is_some_and(|a| a.left_gaps()) {
+        exit = ExitCode::TasksFailed; // `mode: archive` and a file could not be used
+    }
     let m = &extracted.metrics;
     let info = RunInfo {
         started_at,
@@ -498,6 +521,7 @@ async fn run_against(
         load_tail_ms,
         summary_ms,
         tasks: reports,
+        archive: archive_summary,
     };
     let report = Report {
         report_version: crate::summary::report::REPORT_VERSION,
