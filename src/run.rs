@@ -340,8 +340,15 @@ async fn run_against(
     let archive = crate::extract::archive::ArchiveSource::from_pipeline(p, base_url);
     let archive_summary = match &archive {
         Some(a) => Some(
-            a.run_tasks(&mut tasks, range_start, now, &tx, progress.as_ref(), &cancel)
-                .await,
+            a.run_tasks(
+                &mut tasks,
+                range_start,
+                now,
+                &tx,
+                progress.as_ref(),
+                &cancel,
+            )
+            .await,
         ),
         None => None,
     };
@@ -466,7 +473,11 @@ async fn run_against(
         (_, Some(code)) => code,
         (o, None) => o.exit_code(),
     };
-    if exit == ExitCode::Ok && archive_summary.as_ref().is_some_and(|a| a.left_gaps()) {
+    if exit == ExitCode::Ok
+        && archive_summary
+            .as_ref()
+            .is_some_and(crate::extract::archive::ArchiveSummary::left_gaps)
+    {
         exit = ExitCode::TasksFailed; // `mode: archive` and a file could not be used
     }
     let m = &extracted.metrics;

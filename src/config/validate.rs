@@ -11,9 +11,8 @@ use super::Diagnostic;
 use super::interpolate::interpolate;
 use super::model::{
     Compression, Dataset, Endpoint, OnViolation, OutputOptions, PartitionSpec, Pipeline, PriceType,
-    SourceMode,
-    Secret, SimulatorSettings, Source, SymbolSelection, SymbolSelector, TimeRange, TimeSpec,
-    TimeUnit, TransformOptions,
+    Secret, SimulatorSettings, Source, SourceMode, SymbolSelection, SymbolSelector, TimeRange,
+    TimeSpec, TimeUnit, TransformOptions,
 };
 use super::raw::{
     RawOutput, RawPipeline, RawRange, RawSelector, RawSource, RawSymbols, RawTransform, SText,

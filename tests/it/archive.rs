@@ -32,7 +32,14 @@ async fn sim(archive: ArchiveConfig) -> SimHandle {
     Simulator::start(cfg).await.unwrap()
 }
 
-async fn run(dir: &Path, sim: &SimHandle, mode: &str, symbols: &str, intervals: &str, end: &str) -> Output {
+async fn run(
+    dir: &Path,
+    sim: &SimHandle,
+    mode: &str,
+    symbols: &str,
+    intervals: &str,
+    end: &str,
+) -> Output {
     let url = sim.base_url();
     let text = format!(
         "name: it-archive\nsource:\n  base_url: {url}\n  archive_url: {url}\n  mode: {mode}\nsymbols: {symbols}\nintervals: {intervals}\nrange:\n  start: 2024-12-28\n  end: {end}\noutput:\n  path: out\n"
@@ -102,14 +109,22 @@ fn truth(sim: &SimHandle, symbol: &Symbol, interval: Interval, start: i64, end: 
 fn assert_same(got: &KlineRows, want: &KlineRows, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: row count");
     if let Some(i) = (0..got.len()).find(|i| !got.row_eq(*i, want, *i)) {
-        panic!("{what}: first difference at row {i} (open time {})", got.open_time[i]);
+        panic!(
+            "{what}: first difference at row {i} (open time {})",
+            got.open_time[i]
+        );
     }
 }
 
 fn stored(dir: &Path, sym: &str, interval: Interval) -> KlineRows {
-    read_series(&dir.join("out"), Market::Spot, &sym.parse().unwrap(), interval)
-        .unwrap()
-        .unwrap()
+    read_series(
+        &dir.join("out"),
+        Market::Spot,
+        &sym.parse().unwrap(),
+        interval,
+    )
+    .unwrap()
+    .unwrap()
 }
 
 fn issues(s: &serde_json::Value) -> Vec<(String, String, bool)> {
@@ -119,7 +134,13 @@ fn issues(s: &serde_json::Value) -> Vec<(String, String, bool)> {
         .iter()
         .map(|i| {
             (
-                i["file"].as_str().unwrap().rsplit('/').next().unwrap().to_owned(),
+                i["file"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_owned(),
                 i["kind"].as_str().unwrap().to_owned(),
                 i["ingested"].as_bool().unwrap(),
             )
@@ -137,11 +158,29 @@ async fn archive_rest_and_auto_write_byte_identical_parquet() {
         assert_eq!(o.status.code(), Some(0), "{mode}: {}", stderr(&o));
     }
     let files = parquet_files(&r.path().join("out"));
-    assert_eq!(files.len(), 6, "1m: months 2024-12 to 2025-03; 1h: years 2024 and 2025");
-    assert_eq!(parquet_files(&a.path().join("out")), files, "archive vs rest");
+    assert_eq!(
+        files.len(),
+        6,
+        "1m: months 2024-12 to 2025-03; 1h: years 2024 and 2025"
+    );
+    assert_eq!(
+        parquet_files(&a.path().join("out")),
+        files,
+        "archive vs rest"
+    );
     assert_eq!(parquet_files(&u.path().join("out")), files, "auto vs rest");
-    let truth_1m = truth(&sim, &"BTCUSDT".parse().unwrap(), Interval::M1, START, PUBLISHED_END);
-    assert_same(&stored(a.path(), "BTCUSDT", Interval::M1), &truth_1m, "archive 1m");
+    let truth_1m = truth(
+        &sim,
+        &"BTCUSDT".parse().unwrap(),
+        Interval::M1,
+        START,
+        PUBLISHED_END,
+    );
+    assert_same(
+        &stored(a.path(), "BTCUSDT", Interval::M1),
+        &truth_1m,
+        "archive 1m",
+    );
 
     let s = summary(a.path());
     let arch = &s["run"]["archive"];
@@ -185,10 +224,17 @@ async fn auto_stitches_archive_and_rest_without_gap_or_duplicate() {
     }
     let s = summary(u.path());
     let tasks = s["run"]["archive"]["tasks"].as_array().unwrap();
-    assert!(tasks.iter().all(|t| t["rest_from"] == "2025-03-08T00:00:00.000Z"));
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t["rest_from"] == "2025-03-08T00:00:00.000Z")
+    );
     let rest_requests = s["run"]["requests"].as_u64().unwrap();
     let rest_only = summary(r.path())["run"]["requests"].as_u64().unwrap();
-    assert!(rest_requests * 10 < rest_only, "{rest_requests} vs {rest_only}");
+    assert!(
+        rest_requests * 10 < rest_only,
+        "{rest_requests} vs {rest_only}"
+    );
     sim.shutdown().await;
 }
 
@@ -210,7 +256,9 @@ async fn every_archive_fault_is_reported_and_nothing_wrong_is_ingested() {
     let dir = tempfile::tempdir().unwrap();
     let o = run(dir.path(), &sim, "auto", SIX, "[1h]", "now").await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    for sym in ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT"] {
+    for sym in [
+        "BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT",
+    ] {
         let want = truth(&sim, &sym.parse().unwrap(), Interval::H1, START, NOW);
         assert_same(&stored(dir.path(), sym, Interval::H1), &want, sym);
     }
@@ -231,13 +279,23 @@ async fn every_archive_fault_is_reported_and_nothing_wrong_is_ingested() {
     }
     let arch = &s["run"]["archive"];
     assert_eq!(
-        (&arch["files_missing"], &arch["files_quarantined"], &arch["files_short"]),
+        (
+            &arch["files_missing"],
+            &arch["files_quarantined"],
+            &arch["files_short"]
+        ),
         (&1.into(), &2.into(), &1.into())
     );
     // Each bad file is kept aside, byte for byte what was served.
-    let q = dir.path().join("out/_quarantine/spot/monthly/klines/ETHUSDT/1h/ETHUSDT-1h-2025-02.zip");
+    let q = dir
+        .path()
+        .join("out/_quarantine/spot/monthly/klines/ETHUSDT/1h/ETHUSDT-1h-2025-02.zip");
     assert!(q.is_file(), "{}", q.display());
-    assert!(dir.path().join("out/_quarantine/spot/daily/klines/BNBUSDT/1h/BNBUSDT-1h-2025-03-02.zip").is_file());
+    assert!(
+        dir.path()
+            .join("out/_quarantine/spot/daily/klines/BNBUSDT/1h/BNBUSDT-1h-2025-03-02.zip")
+            .is_file()
+    );
     // REST took over at the bad file, so the series is whole.
     let tasks = arch["tasks"].as_array().unwrap();
     let rest_from = |sym: &str| {
@@ -256,13 +314,27 @@ async fn every_archive_fault_is_reported_and_nothing_wrong_is_ingested() {
 async fn archive_mode_reports_gaps_and_fails_the_run() {
     let sim = sim(faulty()).await;
     let dir = tempfile::tempdir().unwrap();
-    let o = run(dir.path(), &sim, "archive", "[BTCUSDT, ETHUSDT, ADAUSDT]", "[1h]", "2025-03-08").await;
+    let o = run(
+        dir.path(),
+        &sim,
+        "archive",
+        "[BTCUSDT, ETHUSDT, ADAUSDT]",
+        "[1h]",
+        "2025-03-08",
+    )
+    .await;
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     // January is missing for BTCUSDT: nothing was invented for it.
     let btc = stored(dir.path(), "BTCUSDT", Interval::H1);
     let jan = 1_735_689_600_000..1_738_368_000_000;
     assert!(btc.open_time.iter().all(|t| !jan.contains(t)));
-    let want = truth(&sim, &"BTCUSDT".parse().unwrap(), Interval::H1, START, PUBLISHED_END);
+    let want = truth(
+        &sim,
+        &"BTCUSDT".parse().unwrap(),
+        Interval::H1,
+        START,
+        PUBLISHED_END,
+    );
     assert_eq!(btc.len(), want.len() - 31 * 24);
     // February of ETHUSDT failed its checksum: not ingested.
     let eth = stored(dir.path(), "ETHUSDT", Interval::H1);
@@ -270,7 +342,10 @@ async fn archive_mode_reports_gaps_and_fails_the_run() {
     assert!(eth.open_time.iter().all(|t| !feb.contains(t)));
     // The short file is the best there is in archive mode: ingested and reported.
     let got = issues(&summary(dir.path()));
-    assert!(got.contains(&("ADAUSDT-1h-2025-03-05.zip".into(), "short".into(), true)), "{got:?}");
+    assert!(
+        got.contains(&("ADAUSDT-1h-2025-03-05.zip".into(), "short".into(), true)),
+        "{got:?}"
+    );
     sim.shutdown().await;
 }
 
@@ -279,7 +354,15 @@ async fn a_file_replaced_upstream_is_noticed_on_rerun_and_its_partition_rebuilt(
     let dir = tempfile::tempdir().unwrap();
     let sym: Symbol = "BTCUSDT".parse().unwrap();
     let first = sim(ArchiveConfig::default()).await;
-    let o = run(dir.path(), &first, "auto", "[BTCUSDT]", "[1h]", "2025-03-08").await;
+    let o = run(
+        dir.path(),
+        &first,
+        "auto",
+        "[BTCUSDT]",
+        "[1h]",
+        "2025-03-08",
+    )
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let manifest: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("out/klines/_archive_manifest.json")).unwrap(),
@@ -289,24 +372,47 @@ async fn a_file_replaced_upstream_is_noticed_on_rerun_and_its_partition_rebuilt(
     let before = stored(dir.path(), "BTCUSDT", Interval::H1);
     first.shutdown().await;
 
-    let replaced = sim(
-        ArchiveConfig::default().with_fault("BTCUSDT-1h-2025-01.zip", ArchiveFault::Replaced),
+    let replaced =
+        sim(ArchiveConfig::default().with_fault("BTCUSDT-1h-2025-01.zip", ArchiveFault::Replaced))
+            .await;
+    let o = run(
+        dir.path(),
+        &replaced,
+        "auto",
+        "[BTCUSDT]",
+        "[1h]",
+        "2025-03-08",
     )
     .await;
-    let o = run(dir.path(), &replaced, "auto", "[BTCUSDT]", "[1h]", "2025-03-08").await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(dir.path());
     assert_eq!(s["run"]["archive"]["files_replaced"], 1);
     assert!(issues(&s).contains(&("BTCUSDT-1h-2025-01.zip".into(), "replaced".into(), true)));
     let after = stored(dir.path(), "BTCUSDT", Interval::H1);
     assert_eq!(after.len(), before.len());
-    let jan1 = after.open_time.iter().position(|&t| t == 1_735_689_600_000).unwrap();
-    assert_eq!(after.trades[jan1], before.trades[jan1] + 1, "the replaced value is on disk");
+    let jan1 = after
+        .open_time
+        .iter()
+        .position(|&t| t == 1_735_689_600_000)
+        .unwrap();
+    assert_eq!(
+        after.trades[jan1],
+        before.trades[jan1] + 1,
+        "the replaced value is on disk"
+    );
     let want = truth(&replaced, &sym, Interval::H1, START, PUBLISHED_END);
     assert_eq!(after.trades[jan1], want.trades[jan1] + 1);
 
     // A third run sees the manifest's new checksum: nothing to rebuild.
-    let o = run(dir.path(), &replaced, "auto", "[BTCUSDT]", "[1h]", "2025-03-08").await;
+    let o = run(
+        dir.path(),
+        &replaced,
+        "auto",
+        "[BTCUSDT]",
+        "[1h]",
+        "2025-03-08",
+    )
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(summary(dir.path())["run"]["archive"]["files_replaced"], 0);
     replaced.shutdown().await;

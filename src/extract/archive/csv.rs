@@ -60,9 +60,7 @@ pub enum CsvError {
         found: &'static str,
     },
     /// An open time outside the file's period (wrong unit, wrong file).
-    #[error(
-        "line {line}: open time `{open}` lies outside the file's period `{start}`..`{end}`"
-    )]
+    #[error("line {line}: open time `{open}` lies outside the file's period `{start}`..`{end}`")]
     Implausible {
         /// 1-based line number.
         line: usize,
@@ -263,7 +261,10 @@ mod tests {
     const JAN_2024: i64 = 1_704_067_200_000;
     const JAN_2025: i64 = 1_735_689_600_000;
 
-    fn read(lines: &[String], period: (i64, i64)) -> Result<(KlineRows, FileReader<'static>), CsvError> {
+    fn read(
+        lines: &[String],
+        period: (i64, i64),
+    ) -> Result<(KlineRows, FileReader<'static>), CsvError> {
         let sym: &'static Symbol = Box::leak(Box::new("BTCUSDT".parse::<Symbol>().unwrap()));
         let o: &'static TransformOptions = Box::leak(Box::new(opts()));
         let ctx = KlineContext {
@@ -307,7 +308,10 @@ mod tests {
         let (a, ra) = read(&ms, day).unwrap();
         let (b, rb) = read(&us, day).unwrap();
         assert_eq!(a, b);
-        assert_eq!((ra.unit, rb.unit), (Some(SourceUnit::Ms), Some(SourceUnit::Us)));
+        assert_eq!(
+            (ra.unit, rb.unit),
+            (Some(SourceUnit::Ms), Some(SourceUnit::Us))
+        );
         assert_eq!(a.close_time[0], JAN_2025 + 59_999);
     }
 
@@ -325,7 +329,10 @@ mod tests {
         // A µs file read as if it belonged to 2024: its rows are in 2025.
         let lines = vec![row(JAN_2025, true)];
         let err = read(&lines, (JAN_2024, JAN_2024 + 86_400_000)).unwrap_err();
-        assert!(matches!(err, CsvError::Implausible { line: 1, .. }), "{err}");
+        assert!(
+            matches!(err, CsvError::Implausible { line: 1, .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -337,7 +344,10 @@ mod tests {
             CsvError::MixedUnits { line: 2, .. }
         ));
         let lines = vec![row(JAN_2025 + 60_000, false), row(JAN_2025, false)];
-        assert!(matches!(read(&lines, day).unwrap_err(), CsvError::Order { line: 2, .. }));
+        assert!(matches!(
+            read(&lines, day).unwrap_err(),
+            CsvError::Order { line: 2, .. }
+        ));
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl ArchiveClient {
         loop {
             let result = self.get_once(&url).await;
             match result {
-                Err(GetError::Transport(_)) | Err(GetError::Status(500..=599))
+                Err(GetError::Transport(_) | GetError::Status(500..=599))
                     if attempt < self.retries =>
                 {
                     attempt += 1;
@@ -183,7 +183,9 @@ impl Manifest {
 
 /// Keep a file that failed verification aside under `<root>/_quarantine/<archive path>`.
 pub fn quarantine(root: &Path, archive_path: &str, body: &[u8]) -> Result<PathBuf, LoadError> {
-    let rel = archive_path.trim_start_matches('/').trim_start_matches("data/");
+    let rel = archive_path
+        .trim_start_matches('/')
+        .trim_start_matches("data/");
     let path = root.join("_quarantine").join(rel);
     crate::load::atomic::write_atomic(&path, body, |_| Ok(()), |_| false)?;
     Ok(path)

@@ -569,7 +569,7 @@ impl ArchiveSource {
                             ),
                             ingested: !auto,
                             quarantined_to: None,
-                            rest_from: stop_at,
+                            rest_from: stop_at.clone(),
                         });
                         if auto {
                             rest_start = file.take_start;
@@ -793,7 +793,7 @@ impl ArchiveSource {
         zip: Bytes,
     ) -> Result<Read, (&'static str, String)> {
         let (task, file, opts) = (task.clone(), *file, self.transform);
-        tokio::task::spawn_blocking(move || read_zip(&task, &file, &opts, &zip, &mut |_| true))
+        tokio::task::spawn_blocking(move || read_zip(&task, &file, opts, &zip, &mut |_| true))
             .await
             .map_err(|e| ("internal", e.to_string()))?
     }
@@ -814,7 +814,7 @@ impl ArchiveSource {
         let z = zip.clone();
         let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<usize>();
         let job = tokio::task::spawn_blocking(move || {
-            read_zip(&t, &f, &opts, &z, &mut |rows| {
+            read_zip(&t, &f, opts, &z, &mut |rows| {
                 let n = rows.len();
                 let ok = tx2
                     .blocking_send(ExtractEvent::Rows { task: id, rows })
@@ -823,7 +823,9 @@ impl ArchiveSource {
                 ok
             })
         });
-        let r = job.await.map_err(|e| ("internal", e.to_string(), zip.clone()));
+        let r = job
+            .await
+            .map_err(|e| ("internal", e.to_string(), zip.clone()));
         while let Ok(n) = sent_rx.try_recv() {
             progress.rows(id, n);
         }
@@ -839,7 +841,7 @@ impl ArchiveSource {
 fn read_zip(
     task: &KlineTask,
     file: &ArchiveFile,
-    opts: &TransformOptions,
+    opts: TransformOptions,
     zip: &[u8],
     emit: &mut dyn FnMut(KlineRows) -> bool,
 ) -> Result<Read, (&'static str, String)> {
@@ -855,7 +857,7 @@ fn read_zip(
         market: task.market,
         symbol: &task.symbol,
         interval: task.interval,
-        options: opts,
+        options: &opts,
     };
     let mut reader = FileReader::new(ctx, (file.start_ms, file.end_ms));
     let mut lines = BufReader::with_capacity(1 << 16, entry);
@@ -935,7 +937,11 @@ mod tests {
         let t = task(Interval::M1, ms(2025, 11, 25), now);
         let p = plan(&t, now, Lags::default());
         check_tiling(&t, &p);
-        let monthly = p.files.iter().filter(|f| f.period == Period::Monthly).count();
+        let monthly = p
+            .files
+            .iter()
+            .filter(|f| f.period == Period::Monthly)
+            .count();
         let daily = p.files.iter().filter(|f| f.period == Period::Daily).count();
         // Nov 25..30 2025 as days, Dec 2025..Oct 2026 as months, Nov 1..23 2026 as days.
         assert_eq!((monthly, daily), (11, 6 + 23));
