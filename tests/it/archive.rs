@@ -227,7 +227,7 @@ async fn auto_stitches_archive_and_rest_without_gap_or_duplicate() {
     assert!(
         tasks
             .iter()
-            .all(|t| t["rest_from"] == "2025-03-08T00:00:00.000Z")
+            .all(|t| t["rest_from"] == "2025-03-09T00:00:00.000Z")
     );
     let rest_requests = s["run"]["requests"].as_u64().unwrap();
     let rest_only = summary(r.path())["run"]["requests"].as_u64().unwrap();
@@ -306,7 +306,7 @@ async fn every_archive_fault_is_reported_and_nothing_wrong_is_ingested() {
     };
     assert_eq!(rest_from("BTCUSDT"), "2025-01-01T00:00:00.000Z");
     assert_eq!(rest_from("ADAUSDT"), "2025-03-05T00:00:00.000Z");
-    assert_eq!(rest_from("SOLUSDT"), "2025-03-08T00:00:00.000Z");
+    assert_eq!(rest_from("SOLUSDT"), "2025-03-09T00:00:00.000Z");
     sim.shutdown().await;
 }
 
