@@ -338,7 +338,7 @@ async fn run_against(
     // Archive-first history (issue 9): each task's archive part (data.binance.vision files)
     // feeds the loader first, then its REST remainder starts where the archive part ended.
     let archive = crate::extract::archive::ArchiveSource::from_pipeline(p, base_url);
-    let archive_summary = match &archive {
+    let mut archive_summary = match &archive {
         Some(a) => Some(
             a.run_tasks(
                 &mut tasks,
@@ -450,9 +450,10 @@ async fn run_against(
         tracing::error!("{e}");
         any_load_error = Some(ExitCode::Internal);
     }
-    // The archive manifest records files only once their rows are committed.
-    if let (Some(a), None) = (&archive, any_load_error) {
-        if let Err(e) = a.save_manifest() {
+    // The archive manifest records files only once their rows are committed; short files
+    // get REST's row count for their window.
+    if let (Some(a), Some(summary), None) = (&archive, &mut archive_summary, any_load_error) {
+        if let Err(e) = a.finish(summary) {
             tracing::error!("{}", error_chain(&e));
             any_load_error = Some(e.exit_code());
         }

@@ -307,6 +307,22 @@ async fn every_archive_fault_is_reported_and_nothing_wrong_is_ingested() {
     assert_eq!(rest_from("BTCUSDT"), "2025-01-01T00:00:00.000Z");
     assert_eq!(rest_from("ADAUSDT"), "2025-03-05T00:00:00.000Z");
     assert_eq!(rest_from("SOLUSDT"), "2025-03-09T00:00:00.000Z");
+    // The short file's day was re-checked through REST: 24 rows there, 3 more than the file.
+    let short = arch["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "short")
+        .unwrap();
+    assert_eq!(
+        (
+            &short["file_rows"],
+            &short["grid_rows"],
+            &short["rest_rows"]
+        ),
+        (&21.into(), &24.into(), &24.into()),
+        "{short}"
+    );
     sim.shutdown().await;
 }
 

@@ -23,6 +23,7 @@ pub mod csv;
 pub mod download;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Cursor};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -172,7 +173,7 @@ pub fn plan(task: &KlineTask, now_ms: i64, lags: Lags) -> ArchivePlan {
 // The run report.
 
 /// What happened to one file that was not simply ingested (or was ingested with a note).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct FileIssue {
     /// The archive path.
     pub file: String,
@@ -187,6 +188,18 @@ pub struct FileIssue {
     pub quarantined_to: Option<PathBuf>,
     /// Where REST took over because of it (auto mode).
     pub rest_from: Option<String>,
+    /// Short files: rows the file holds in the window taken from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_rows: Option<u64>,
+    /// Short files: rows the interval grid expects there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grid_rows: Option<u64>,
+    /// Short files in `auto` mode: rows REST delivered for the same window (the re-check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rest_rows: Option<u64>,
+    /// The window to re-check: market, symbol, interval, start, end.
+    #[serde(skip)]
+    window: Option<(Market, String, Interval, i64, i64)>,
 }
 
 /// One task's archive part.
@@ -385,6 +398,34 @@ impl ArchiveSource {
         s.clone()
     }
 
+    /// After the loader committed the rows: count what REST delivered for each short file's
+    /// window (the re-check) into `summary`, and write the manifest.
+    pub fn finish(&self, summary: &mut ArchiveSummary) -> Result<(), LoadError> {
+        for issue in &mut summary.issues {
+            let Some((market, symbol, interval, start, end)) = issue.window.take() else {
+                continue;
+            };
+            let Ok(sym) = symbol.parse::<crate::symbol::Symbol>() else {
+                continue;
+            };
+            let rows = crate::summary::dataset::read_series(&self.root, market, &sym, interval)?;
+            let n = rows.map_or(0, |r| {
+                r.open_time
+                    .iter()
+                    .filter(|t| (start..end).contains(*t))
+                    .count() as u64
+            });
+            issue.rest_rows = Some(n);
+            let file_rows = issue.file_rows.unwrap_or(0);
+            let _ = write!(
+                issue.detail,
+                "; REST has {n} rows there ({} more than the file)",
+                n.saturating_sub(file_rows)
+            );
+        }
+        self.save_manifest()
+    }
+
     /// Write the manifest (call once the loader has committed the rows).
     pub fn save_manifest(&self) -> Result<(), LoadError> {
         if !self.dirty.swap(false, Ordering::SeqCst) {
@@ -479,6 +520,7 @@ impl ArchiveSource {
                         ingested: true,
                         quarantined_to: None,
                         rest_from: None,
+                        ..FileIssue::default()
                     });
                     self.record(&path, task, &file, sha256, last_modified, read.rows_in_take);
                 }
@@ -520,6 +562,7 @@ impl ArchiveSource {
                         ingested: false,
                         quarantined_to: None,
                         rest_from: stop_at,
+                        ..FileIssue::default()
                     });
                     if auto {
                         rest_start = file.take_start;
@@ -570,6 +613,18 @@ impl ArchiveSource {
                             ingested: !auto,
                             quarantined_to: None,
                             rest_from: stop_at.clone(),
+                            file_rows: Some(counted.rows_in_take),
+                            grid_rows: Some(expected),
+                            rest_rows: None,
+                            window: auto.then(|| {
+                                (
+                                    task.market,
+                                    task.symbol.to_string(),
+                                    task.interval,
+                                    file.take_start,
+                                    file.take_end,
+                                )
+                            }),
                         });
                         if auto {
                             rest_start = file.take_start;
@@ -629,6 +684,7 @@ impl ArchiveSource {
             ingested: true,
             quarantined_to: None,
             rest_from: None,
+            ..FileIssue::default()
         });
     }
 
@@ -658,6 +714,7 @@ impl ArchiveSource {
             ingested: false,
             quarantined_to,
             rest_from,
+            ..FileIssue::default()
         });
     }
 
