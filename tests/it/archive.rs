@@ -40,9 +40,21 @@ async fn run(
     intervals: &str,
     end: &str,
 ) -> Output {
+    run_on(dir, sim, "spot", mode, symbols, intervals, end).await
+}
+
+async fn run_on(
+    dir: &Path,
+    sim: &SimHandle,
+    market: &str,
+    mode: &str,
+    symbols: &str,
+    intervals: &str,
+    end: &str,
+) -> Output {
     let url = sim.base_url();
     let text = format!(
-        "name: it-archive\nsource:\n  base_url: {url}\n  archive_url: {url}\n  mode: {mode}\nsymbols: {symbols}\nintervals: {intervals}\nrange:\n  start: 2024-12-28\n  end: {end}\noutput:\n  path: out\n"
+        "name: it-archive\nsource:\n  market: {market}\n  base_url: {url}\n  archive_url: {url}\n  mode: {mode}\nsymbols: {symbols}\nintervals: {intervals}\nrange:\n  start: 2024-12-28\n  end: {end}\noutput:\n  path: out\n"
     );
     let p = dir.join("pipeline.yaml");
     std::fs::write(&p, text).unwrap();
@@ -432,4 +444,28 @@ async fn a_file_replaced_upstream_is_noticed_on_rerun_and_its_partition_rebuilt(
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(summary(dir.path())["run"]["archive"]["files_replaced"], 0);
     replaced.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn futures_files_with_header_rows_match_rest() {
+    let sim = sim(ArchiveConfig::default()).await;
+    for (market, symbol) in [("usdm", "[BTCUSDT]"), ("coinm", "[BTCUSD_PERP]")] {
+        let (r, u) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for (dir, mode) in [(&r, "rest"), (&u, "auto")] {
+            let o = run_on(dir.path(), &sim, market, mode, symbol, "[1h, 1d]", "now").await;
+            assert_eq!(o.status.code(), Some(0), "{market} {mode}: {}", stderr(&o));
+        }
+        let want = parquet_files(&r.path().join("out"));
+        assert!(!want.is_empty());
+        assert_eq!(parquet_files(&u.path().join("out")), want, "{market}");
+        let s = summary(u.path());
+        assert!(s["run"]["archive"]["files_ingested"].as_u64().unwrap() > 0);
+        // Futures files carry the header row: expected there, so not an issue.
+        assert!(
+            issues(&s).iter().all(|(_, k, _)| k != "header_row"),
+            "{:?}",
+            issues(&s)
+        );
+    }
+    sim.shutdown().await;
 }
