@@ -177,8 +177,8 @@ pub fn plan(task: &KlineTask, now_ms: i64, lags: Lags) -> ArchivePlan {
 pub struct FileIssue {
     /// The archive path.
     pub file: String,
-    /// `missing`, `checksum_mismatch`, `corrupt_zip`, `bad_csv`, `short`, `replaced`,
-    /// `header_row`, `source_unit_us`.
+    /// `missing`, `checksum_mismatch`, `bad_checksum_file`, `corrupt_zip`, `bad_csv`,
+    /// `short`, `replaced`, `not_published`, and the notes `header_row`, `source_unit_us`.
     pub kind: String,
     /// Details (expected vs found).
     pub detail: String,
@@ -253,14 +253,15 @@ pub struct ArchiveSummary {
 }
 
 impl ArchiveSummary {
-    /// In `archive` mode, whether some part of the range could not be covered (the run then
-    /// fails: nothing else fills it).
+    /// In `archive` mode, whether a published period could not be used (a missing, bad or
+    /// unreadable file: the run then fails, since nothing else fills it). The recent part no
+    /// file covers yet (`not_published`) is reported but is not a failure.
     pub fn left_gaps(&self) -> bool {
         self.mode == SourceMode::Archive.as_str()
             && self
                 .issues
                 .iter()
-                .any(|i| !i.ingested && i.kind != "replaced")
+                .any(|i| !i.ingested && i.kind != "replaced" && i.kind != "not_published")
     }
 }
 
@@ -660,6 +661,22 @@ impl ArchiveSource {
         }
         drop(downloads);
         if !auto {
+            if plan.rest_start < task.end_ms {
+                self.lock_summary().issues.push(FileIssue {
+                    file: format!(
+                        "data/{}/daily/klines/{symbol}/{}/",
+                        self.market.archive_segment(),
+                        task.interval.archive_str()
+                    ),
+                    kind: "not_published".into(),
+                    detail: format!(
+                        "`{}`..`{}` is not covered by published files yet; archive mode fetches nothing through REST",
+                        fmt_ms(plan.rest_start),
+                        fmt_ms(task.end_ms)
+                    ),
+                    ..FileIssue::default()
+                });
+            }
             rest_start = task.end_ms;
         }
         let mut s = self.lock_summary();
