@@ -506,7 +506,7 @@ impl ArchiveSource {
                 self.bad(&path, kind, detail, &zip, None, false);
                 continue;
             }
-            match self.ingest(id, task, &file, &path, zip, tx, progress).await {
+            match self.ingest(id, task, &file, zip, tx, progress).await {
                 Ok(read) => {
                     rows_sent += read.rows_in_take;
                     ingested += 1;
@@ -642,7 +642,7 @@ impl ArchiveSource {
                             "timestamps in microseconds; normalised to milliseconds",
                         );
                     }
-                    match self.ingest(id, task, file, path, zip, tx, progress).await {
+                    match self.ingest(id, task, file, zip, tx, progress).await {
                         Ok(read) => {
                             rows_sent += read.rows_in_take;
                             ingested += 1;
@@ -873,13 +873,11 @@ impl ArchiveSource {
     }
 
     /// Pass 2: read again and send the rows of the take window in chunks.
-    #[allow(clippy::too_many_arguments)]
     async fn ingest(
         &self,
         id: TaskId,
         task: &KlineTask,
         file: &ArchiveFile,
-        _path: &str,
         zip: Bytes,
         tx: &mpsc::Sender<ExtractEvent>,
         progress: &dyn Progress,
