@@ -469,16 +469,22 @@ impl ArchiveSource {
         let mut ingested = 0;
 
         // Upstream replacements of files ingested by earlier runs, before this task's start.
-        for (path, entry) in self.replacement_candidates(task, recheck_from) {
-            let Ok(ck) = self.get_counted(&format!("{path}.CHECKSUM")).await else {
-                continue;
-            };
-            let sha = checksum::parse_checksum(&String::from_utf8_lossy(&ck.body)).ok();
-            if sha.as_deref() == Some(entry.sha256.as_str())
-                && ck.last_modified == entry.last_modified
-            {
-                continue;
-            }
+        // The `.CHECKSUM` requests run concurrently; changed files are re-ingested in order.
+        let candidates = self.replacement_candidates(task, recheck_from);
+        let mut changed: Vec<(String, ManifestEntry)> = futures::stream::iter(candidates)
+            .map(|(path, entry)| async move {
+                let ck = self.get_counted(&format!("{path}.CHECKSUM")).await.ok()?;
+                let sha = checksum::parse_checksum(&String::from_utf8_lossy(&ck.body)).ok();
+                let same = sha.as_deref() == Some(entry.sha256.as_str())
+                    && ck.last_modified == entry.last_modified;
+                (!same).then_some((path, entry))
+            })
+            .buffered(self.concurrency.max(1) * 4)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        changed.sort_by_key(|(_, e)| e.start_ms);
+        for (path, entry) in changed {
             let file = ArchiveFile {
                 period: if path.contains("/monthly/") {
                     Period::Monthly
