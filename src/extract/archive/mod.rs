@@ -1067,6 +1067,77 @@ mod tests {
         assert_eq!(p.rest_start, t.start_ms);
     }
 
+    fn opts() -> TransformOptions {
+        TransformOptions {
+            prices: crate::config::PriceType::Float64,
+            time_unit: crate::config::TimeUnit::Millisecond,
+            include_forming: false,
+            on_violation: crate::config::OnViolation::Report,
+        }
+    }
+
+    #[test]
+    fn read_zip_filters_to_the_take_window_and_rejects_broken_zips() {
+        let day = ms(2024, 1, 1);
+        let csv: String = (0..1440)
+            .map(|i| {
+                let o = day + i * 60_000;
+                format!("{o},1.0,2.0,0.5,1.5,10,{},15,3,5,7.5,0\n", o + 59_999)
+            })
+            .collect();
+        let zip = crate::simulator::archive::zip_one("x.csv", csv.as_bytes()).unwrap();
+        let t = task(Interval::M1, day + 600_000, day + DAY_MS);
+        let file = ArchiveFile {
+            period: Period::Daily,
+            start_ms: day,
+            end_ms: day + DAY_MS,
+            take_start: day + 600_000,
+            take_end: day + DAY_MS,
+        };
+        let mut got = 0;
+        let r = read_zip(&t, &file, opts(), &zip, &mut |rows| {
+            assert!(rows.open_time.iter().all(|&o| o >= day + 600_000));
+            got += rows.len();
+            true
+        })
+        .unwrap_or_else(|(k, d)| panic!("{k}: {d}"));
+        assert_eq!((r.rows_in_take, got), (1430, 1430));
+        let cut = &zip[..zip.len() / 2];
+        let err = read_zip(&t, &file, opts(), cut, &mut |_| true)
+            .err()
+            .unwrap();
+        assert_eq!(err.0, "corrupt_zip");
+        // A file that belongs to another day is implausible.
+        let other = ArchiveFile {
+            start_ms: day + DAY_MS,
+            end_ms: day + 2 * DAY_MS,
+            ..file
+        };
+        let err = read_zip(&t, &other, opts(), &zip, &mut |_| true)
+            .err()
+            .unwrap();
+        assert_eq!(err.0, "bad_csv");
+    }
+
+    #[test]
+    fn only_unusable_published_files_fail_an_archive_run() {
+        let issue = |kind: &str, ingested| FileIssue {
+            kind: kind.into(),
+            ingested,
+            ..FileIssue::default()
+        };
+        let mut s = ArchiveSummary {
+            mode: "archive".into(),
+            issues: vec![issue("not_published", false), issue("short", true)],
+            ..ArchiveSummary::default()
+        };
+        assert!(!s.left_gaps());
+        s.issues.push(issue("missing", false));
+        assert!(s.left_gaps());
+        s.mode = "auto".into();
+        assert!(!s.left_gaps(), "auto fills gaps through REST");
+    }
+
     proptest! {
         #[test]
         fn plans_tile_the_task_without_gap_or_overlap(
