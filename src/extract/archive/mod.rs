@@ -1079,12 +1079,11 @@ mod tests {
     #[test]
     fn read_zip_filters_to_the_take_window_and_rejects_broken_zips() {
         let day = ms(2024, 1, 1);
-        let csv: String = (0..1440)
-            .map(|i| {
-                let o = day + i * 60_000;
-                format!("{o},1.0,2.0,0.5,1.5,10,{},15,3,5,7.5,0\n", o + 59_999)
-            })
-            .collect();
+        let mut csv = String::new();
+        for i in 0..1440 {
+            let o = day + i * 60_000;
+            let _ = writeln!(csv, "{o},1.0,2.0,0.5,1.5,10,{},15,3,5,7.5,0", o + 59_999);
+        }
         let zip = crate::simulator::archive::zip_one("x.csv", csv.as_bytes()).unwrap();
         let t = task(Interval::M1, day + 600_000, day + DAY_MS);
         let file = ArchiveFile {
