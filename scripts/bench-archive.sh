@@ -44,13 +44,13 @@ a = r.get("archive") or {}
 rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f"{d}/time.txt").read())
 rows = sum(s["rows"] for s in json.load(open(f"{d}/out/klines/_summary.json"))["series"])
 print(f"| {mode:4} | {limit:>4}/min | {t1 - t0:6.1f} s | {rows:,} | {r['requests']:,} | {r['weight_used']:,} "
-      f"| {a.get('requests', 0):,} | {a.get('files_ingested', 0)} | {a.get('bytes', 0) / 2**20:.1f} MiB "
+      f"| {a.get('requests', 0):,} | {a.get('files_ingested', 0)} | {a.get('bytes', 0) / 2**20:.1f} MiB | {a.get('elapsed_ms', 0) / 1000:.1f} s "
       f"| {int(rss.group(1)) / 1024:.0f} MiB |" if rss else "")
 EOF
 }
 
-echo "| mode | limit | wall | rows | REST requests | REST weight | archive requests | files | zip bytes | peak RSS |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| mode | limit | wall | rows | REST requests | REST weight | archive requests | files | zip bytes | archive part | peak RSS |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 run auto 6000
 run rest 6000
 run auto 600

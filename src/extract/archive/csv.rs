@@ -12,8 +12,9 @@ use crate::transform::{KlineContext, KlineRows, fmt_ms, parse_klines};
 /// The header row futures files carry (spot files have none).
 pub const HEADER: &str = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore";
 
-/// Lines per parsed chunk: bounded memory whatever the file size.
-pub const CHUNK_ROWS: usize = 10_000;
+/// Lines per parsed chunk (a REST page's worth): bounded memory whatever the file size, and
+/// the loader channel holds no more rows than it does for REST pages.
+pub const CHUNK_ROWS: usize = 1_000;
 
 /// The unit a file's timestamps are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

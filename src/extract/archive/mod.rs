@@ -362,7 +362,7 @@ impl ArchiveSource {
             market,
             root,
             transform,
-            concurrency: 4,
+            concurrency: 8,
             lags: Lags::default(),
             manifest: Mutex::new(manifest),
             dirty: AtomicBool::new(false),
