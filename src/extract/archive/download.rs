@@ -51,6 +51,8 @@ impl ArchiveClient {
     pub fn new(base: &str, timeout: Duration, retries: u32) -> Result<Self, GetError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
+            // An unreachable archive must not stall the run: REST takes over after this.
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("kline-etl/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| GetError::Transport(e.to_string()))?;
