@@ -469,3 +469,37 @@ async fn futures_files_with_header_rows_match_rest() {
     }
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_archive_hands_over_to_rest() {
+    let sim = sim(ArchiveConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    let text = format!(
+        "name: it-archive\nsource:\n  base_url: {}\n  archive_url: http://127.0.0.1:9\nsymbols: [BTCUSDT, ETHUSDT]\nintervals: [1h]\nrange:\n  start: 2024-12-28\n  end: now\noutput:\n  path: out\n",
+        sim.base_url()
+    );
+    let p = dir.path().join("pipeline.yaml");
+    std::fs::write(&p, text).unwrap();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["run", p.to_str().unwrap()])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG");
+    let o = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).matches("archive unreachable").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
+    for sym in ["BTCUSDT", "ETHUSDT"] {
+        let want = truth(&sim, &sym.parse().unwrap(), Interval::H1, START, NOW);
+        assert_same(&stored(dir.path(), sym, Interval::H1), &want, sym);
+    }
+    let s = summary(dir.path());
+    assert_eq!(s["run"]["archive"]["files_ingested"], 0);
+    sim.shutdown().await;
+}
