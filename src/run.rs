@@ -224,6 +224,9 @@ pub struct RunInfo {
     pub summary_ms: u64,
     /// Per task.
     pub tasks: Vec<TaskReport>,
+    /// The archive part (`source.mode: auto | archive`): files, issues, where REST took over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<crate::extract::archive::ArchiveSummary>,
 }
 
 /// What a run produced.
@@ -291,7 +294,7 @@ async fn run_against(
     cfg.concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     cfg.kline_family = p.kline_family;
     let session = Extractor::new(cfg)
-        .with_progress(progress.clone())
+        .with_progress(Arc::clone(&progress))
         .connect()
         .await
         .map_err(|e| RunError::Exchange {
@@ -338,7 +341,7 @@ async fn run_against(
         })
         .collect();
     let pending_before = resume::read(&root, opts.shard);
-    let (tasks, covered) = match opts.mode {
+    let (mut tasks, covered) = match opts.mode {
         RunMode::Incremental => incremental_tasks(
             &root,
             &series,
@@ -399,6 +402,23 @@ async fn run_against(
 
     let task_list = tasks.clone();
     let extract_started = Instant::now();
+    // Archive-first history (issue 9): each task's archive part (data.binance.vision files)
+    // feeds the loader first, then its REST remainder starts where the archive part ended.
+    let archive = crate::extract::archive::ArchiveSource::from_pipeline(p, base_url);
+    let mut archive_summary = match &archive {
+        Some(a) => Some(
+            a.run_tasks(
+                &mut tasks,
+                range_start,
+                now,
+                &tx,
+                progress.as_ref(),
+                &cancel,
+            )
+            .await,
+        ),
+        None => None,
+    };
     let extracted = session.run(tasks, tx, cancel).await;
     let extract_ms = extract_started.elapsed().as_millis() as u64;
     let tail_started = Instant::now();
@@ -517,6 +537,14 @@ async fn run_against(
         tracing::error!("{e}");
         any_load_error = Some(ExitCode::Internal);
     }
+    // The archive manifest records files only once their rows are committed; short files
+    // get REST's row count for their window.
+    if let (Some(a), Some(summary), None) = (&archive, &mut archive_summary, any_load_error) {
+        if let Err(e) = a.finish(summary) {
+            tracing::error!("{}", error_chain(&e));
+            any_load_error = Some(e.exit_code());
+        }
+    }
 
     // Statistics of the data on disk (the source of truth), with gaps inside windows we
     // failed to fetch marked as such.
@@ -531,10 +559,17 @@ async fn run_against(
     crate::summary::dataset::attribute_pending(&mut series, &pending_after);
     let summary_ms = summary_started.elapsed().as_millis() as u64;
 
-    let exit = match (extracted.outcome, any_load_error) {
+    let mut exit = match (extracted.outcome, any_load_error) {
         (_, Some(code)) => code,
         (o, None) => o.exit_code(),
     };
+    if exit == ExitCode::Ok
+        && archive_summary
+            .as_ref()
+            .is_some_and(crate::extract::archive::ArchiveSummary::left_gaps)
+    {
+        exit = ExitCode::TasksFailed; // `mode: archive` and a file could not be used
+    }
     let m = &extracted.metrics;
     let info = RunInfo {
         started_at,
@@ -587,6 +622,7 @@ async fn run_against(
         load_tail_ms,
         summary_ms,
         tasks: reports,
+        archive: archive_summary,
     };
     let report = Report {
         report_version: crate::summary::report::REPORT_VERSION,

@@ -491,6 +491,7 @@ fn finish(
         load_tail_ms: 0,
         summary_ms: 0,
         tasks: Vec::new(),
+        archive: None,
     };
     Ok(RunResult {
         exit,

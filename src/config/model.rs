@@ -61,6 +61,34 @@ pub struct Source {
     pub timeout_secs: u64,
     /// `source.max_retries`: retries per request for 5xx, timeouts, resets and bad bodies.
     pub max_retries: u32,
+    /// `source.mode`: archive files, REST, or both (`auto`).
+    pub mode: SourceMode,
+    /// `source.archive_url`: the archive's base URL when set; `None` means the default
+    /// (`https://data.binance.vision`, or the simulator's own URL with `source.simulator`).
+    pub archive_url: Option<String>,
+}
+
+/// `source.mode`: where kline history comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceMode {
+    /// Archive files for published whole months and days, REST for the rest (default).
+    #[default]
+    Auto,
+    /// Archive files only; what no file covers is reported, not fetched.
+    Archive,
+    /// REST only.
+    Rest,
+}
+
+impl SourceMode {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceMode::Auto => "auto",
+            SourceMode::Archive => "archive",
+            SourceMode::Rest => "rest",
+        }
+    }
 }
 
 /// Where requests go.

@@ -120,6 +120,14 @@ pub struct RawSource {
     /// `source.max_retries`: retries per request for 5xx, timeouts, resets and truncated
     /// bodies, `0..=100`. Default `8`.
     pub max_retries: Option<Spanned<i64>>,
+    /// `source.mode`: where kline history comes from: `auto` (default: data.binance.vision
+    /// files for published months and days, REST for the rest), `archive` (files only) or
+    /// `rest` (REST only).
+    pub mode: Option<SText>,
+    /// `source.archive_url`: the data.binance.vision-style archive, an `http://` or `https://`
+    /// URL without path. Default `https://data.binance.vision` (with `simulator`: the
+    /// simulator's own URL). `${VAR}` is interpolated.
+    pub archive_url: Option<SText>,
 }
 
 /// `source.simulator`: all keys optional.

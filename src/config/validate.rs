@@ -11,8 +11,8 @@ use super::Diagnostic;
 use super::interpolate::interpolate;
 use super::model::{
     Compression, ContractType, Dataset, Endpoint, KlineFamily, OnViolation, OutputOptions,
-    PartitionSpec, Pipeline, PriceType, Secret, SimulatorSettings, Source, SymbolSelection,
-    SymbolSelector, TimeRange, TimeSpec, TimeUnit, TransformOptions,
+    PartitionSpec, Pipeline, PriceType, Secret, SimulatorSettings, Source, SourceMode,
+    SymbolSelection, SymbolSelector, TimeRange, TimeSpec, TimeUnit, TransformOptions,
 };
 use super::raw::{
     RawOutput, RawPipeline, RawRange, RawSelector, RawSource, RawSymbols, RawTransform, SText,
@@ -202,6 +202,8 @@ fn source(cx: &mut Ctx<'_>, raw: Option<&RawSource>) -> Source {
         max_ban_wait_secs: None,
         timeout_secs: None,
         max_retries: None,
+        mode: None,
+        archive_url: None,
     };
     let raw = raw.unwrap_or(&empty);
     let market_options: Vec<(&str, Market)> =
@@ -287,7 +289,26 @@ fn source(cx: &mut Ctx<'_>, raw: Option<&RawSource>) -> Source {
         }
         None => DEFAULT_WEIGHT_SHARE,
     };
+    let mode = cx.choice(
+        raw.mode.as_ref(),
+        "source.mode",
+        &[
+            ("auto", SourceMode::Auto),
+            ("archive", SourceMode::Archive),
+            ("rest", SourceMode::Rest),
+        ],
+        SourceMode::Auto,
+    );
+    let archive_url = raw.archive_url.as_ref().and_then(|url| {
+        let s = cx.interp(url, "source.archive_url")?;
+        if let Err(e) = check_url(&s) {
+            cx.at(url.referenced, "source.archive_url", e);
+        }
+        Some(s.trim_end_matches('/').to_owned())
+    });
     Source {
+        mode,
+        archive_url,
         market,
         endpoint,
         api_key,

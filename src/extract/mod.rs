@@ -16,6 +16,7 @@
 //! without duplicates, then exactly one [`ExtractEvent::TaskDone`]; the run ends with a
 //! [`RunReport`].
 
+pub mod archive;
 pub mod budget;
 pub mod client;
 pub mod metrics;

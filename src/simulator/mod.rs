@@ -48,6 +48,7 @@
 //!   spot clamps it to 5000.
 //! - Unknown paths answer `404` with an empty body.
 
+pub mod archive;
 pub mod clock;
 pub mod data;
 pub mod faults;
@@ -67,6 +68,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use archive::{ArchiveConfig, ArchiveFault};
 pub use clock::ClockMode;
 pub use data::{KlineRow, Outage, ReplayError, SymbolSpec};
 pub use faults::{FaultKind, FaultPlan, Latency};
@@ -113,6 +115,8 @@ pub struct SimConfig {
     pub clock: ClockMode,
     /// The port to bind on 127.0.0.1 (0: any free port).
     pub port: u16,
+    /// The data.binance.vision-style archive: publication lags and per-file faults.
+    pub archive: ArchiveConfig,
 }
 
 impl Default for SimConfig {
@@ -124,6 +128,7 @@ impl Default for SimConfig {
             faults: FaultPlan::none(),
             clock: ClockMode::Real,
             port: 0,
+            archive: ArchiveConfig::default(),
         }
     }
 }
@@ -172,6 +177,13 @@ impl SimConfig {
     #[must_use]
     pub fn with_ban_base(mut self, base: Duration) -> Self {
         self.limits.ban_base = base;
+        self
+    }
+
+    /// Set the archive's lags and per-file faults.
+    #[must_use]
+    pub fn with_archive(mut self, archive: ArchiveConfig) -> Self {
+        self.archive = archive;
         self
     }
 
@@ -325,6 +337,8 @@ impl Simulator {
             faults: config.faults.clone(),
             counter: AtomicU64::new(0),
             stats: Mutex::new(stats::StatsInner::default()),
+            archive: config.archive.clone(),
+            archive_cache: archive::Cache::default(),
         });
         let app = server::router(Arc::clone(&shared))
             .into_make_service_with_connect_info::<server::Conn>();

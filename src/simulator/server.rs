@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) faults: FaultPlan,
     pub(crate) counter: AtomicU64,
     pub(crate) stats: Mutex<StatsInner>,
+    pub(crate) archive: super::archive::ArchiveConfig,
+    pub(crate) archive_cache: super::archive::Cache,
 }
 
 impl Shared {
@@ -53,7 +55,7 @@ impl Shared {
         inner.snapshot(&self.limiter.history())
     }
 
-    fn record(&self, f: impl FnOnce(&mut StatsInner)) {
+    pub(crate) fn record(&self, f: impl FnOnce(&mut StatsInner)) {
         let mut inner = self
             .stats
             .lock()
@@ -398,6 +400,10 @@ async fn handle(
     if path == "/__sim/stats" {
         let body = serde_json::to_vec(&sh.stats()).unwrap_or_default();
         return finish(Reply::ok(body), None, None);
+    }
+    // data.binance.vision-style archive files (issue 9): see `super::archive`.
+    if path.starts_with("/data/") {
+        return super::archive::handle(&sh, &path).await;
     }
     let n = sh.counter.fetch_add(1, Ordering::SeqCst) + 1;
     let routed = route(&path);

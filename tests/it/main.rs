@@ -1,5 +1,6 @@
 //! The one integration-test binary (one link step for all integration tests).
 
+mod archive;
 mod config;
 mod extract;
 mod fuzz_regressions;
