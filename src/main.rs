@@ -302,6 +302,15 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
     {
         config.symbols.retain(|k, _| *k == m);
     }
+    config = config.with_extra_spot_symbols(args.extra_symbols);
+    if args.window_secs != 60 {
+        config = config.with_window(kline_etl::simulator::RateWindow::seconds(args.window_secs));
+    }
+    if let Some(limit) = args.weight_limit {
+        for market in Market::ALL {
+            config = config.with_weight_limit(market, limit);
+        }
+    }
     let runtime = match runtime() {
         Ok(r) => r,
         Err(code) => return code,
