@@ -162,15 +162,16 @@ class Simulator:
 # ---------------------------------------------------------------------------------- measuring
 
 
-def run_child(cmd: list[str], env: dict, stdout: Path, stderr: Path) -> tuple[int, float, float]:
-    """Run `cmd`; exit code, wall seconds and peak RSS (MiB) of that child alone."""
+def run_child(cmd: list[str], env: dict, stdout: Path,
+              stderr: Path) -> tuple[int, float, float, float]:
+    """Run `cmd`; exit code, wall seconds, peak RSS (MiB) and CPU seconds of that child alone."""
     with open(stdout, "w") as out, open(stderr, "w") as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, cwd=ROOT)
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, wall, usage.ru_maxrss / 1024
+    return p.returncode, wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def data_bytes(root: Path) -> int:
@@ -206,7 +207,7 @@ def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
         if name == "kline-etl":
             cmd = kline_etl_cmd(binary, job)
             if job["kind"] == "noop":  # the first run fills the dataset; the second is measured
-                code, _, _ = run_child(cmd, env, work / "first.stdout", work / "first.stderr")
+                code, _, _, _ = run_child(cmd, env, work / "first.stdout", work / "first.stderr")
                 if code != 0:
                     raise RuntimeError(f"first run exited {code}: see {work}/first.stderr")
                 first = sim.stats()
@@ -224,7 +225,7 @@ def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
                    "--out", str(out), *extra]
             first = None
         cpu0 = sim.cpu_seconds()
-        code, wall, rss = run_child(cmd, env, work / "stdout", work / "stderr")
+        code, wall, rss, cpu = run_child(cmd, env, work / "stdout", work / "stderr")
         sim_cpu = sim.cpu_seconds() - cpu0
         stats = sim.stats()
     finally:
@@ -233,7 +234,8 @@ def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
         tail = (work / "stderr").read_text()[-2000:]
         raise RuntimeError(f"{name} exited {code}:\n{tail}")
     if name == "kline-etl":
-        run = json.loads((out / "klines" / "_summary.json").read_text())["run"]
+        summary = next(out.rglob("_summary.json"))
+        run = json.loads(summary.read_text())["run"]
         rows = run["rows_new"]
         columns = 13
     else:
@@ -253,7 +255,7 @@ def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
         "full_windows": share[2] if share else 0,
         "http_429": stats["sent_429"] - (first["sent_429"] if first else 0),
         "http_418": stats["sent_418"] - (first["sent_418"] if first else 0),
-        "rss_mib": rss, "output_bytes": data_bytes(out), "sim_cpu_s": sim_cpu,
+        "rss_mib": rss, "cpu_s": cpu, "output_bytes": data_bytes(out), "sim_cpu_s": sim_cpu,
         "rows_served": stats["rows_served"] - (first["rows_served"] if first else 0),
         "first_run_requests": first["requests_total"] if first else None,
     }
@@ -278,17 +280,18 @@ def fmt_int(n: float | None) -> str:
 
 
 def table(results: list[dict]) -> str:
-    head = ("| job | contender | rows | wall s | rows/s | requests | budget used | 429 / 418 "
-            "| peak RSS MiB | output MB | simulator CPU s |")
-    lines = [head, "|" + "---|" * 11]
+    head = ("| job | contender | rows | wall s | rows/s | CPU s (contender + simulator) "
+            "| requests | budget used | 429 / 418 | peak RSS MiB | output MB |")
+    lines = [head, "|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|"]
     for r in results:
         share = ("–" if r["budget_share"] is None else
                  f"{r['budget_share']:.1%} (worst {r['budget_worst']:.1%}, {r['full_windows']:.0f} windows)")
         lines.append(
             f"| {r['job']} | {LABELS[r['contender']]} | {fmt_int(r['rows'])} | {r['wall_s']:.2f} "
-            f"| {fmt_int(r['rows_per_s'])} | {fmt_int(r['requests'])} | {share} "
+            f"| {fmt_int(r['rows_per_s'])} | {r['cpu_s']:.1f} + {r['sim_cpu_s']:.1f} "
+            f"| {fmt_int(r['requests'])} | {share} "
             f"| {r['http_429']:.0f} / {r['http_418']:.0f} | {r['rss_mib']:.0f} "
-            f"| {r['output_bytes'] / 1e6:.1f} | {r['sim_cpu_s']:.1f} |")
+            f"| {r['output_bytes'] / 1e6:.1f} |")
     return "\n".join(lines)
 
 
