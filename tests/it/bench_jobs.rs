@@ -227,12 +227,11 @@ async fn simulate_flags_set_the_limit_window_and_symbols() {
         .strip_prefix("simulator listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
-    let info: Value = reqwest::get(format!("{url}/api/v3/exchangeInfo"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get = |path: String| async move {
+        let text = reqwest::get(path).await.unwrap().text().await.unwrap();
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+    let info = get(format!("{url}/api/v3/exchangeInfo")).await;
     let reply = reqwest::get(format!(
         "{url}/api/v3/klines?symbol=SIM03USDT&interval=1d&startTime=1577836800000&limit=2"
     ))
@@ -242,13 +241,8 @@ async fn simulate_flags_set_the_limit_window_and_symbols() {
         .headers()
         .get("x-mbx-used-weight-10s")
         .map(|h| h.to_str().unwrap().to_owned());
-    let rows: Value = reply.json().await.unwrap();
-    let stats: Value = reqwest::get(format!("{url}/__sim/stats"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rows: Value = serde_json::from_str(&reply.text().await.unwrap()).unwrap();
+    let stats = get(format!("{url}/__sim/stats")).await;
     child.kill().unwrap();
     let _ = child.wait();
     let weight = info["rateLimits"]
