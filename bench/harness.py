@@ -228,6 +228,7 @@ def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
         code, wall, rss, cpu = run_child(cmd, env, work / "stdout", work / "stderr")
         sim_cpu = sim.cpu_seconds() - cpu0
         stats = sim.stats()
+        (work / "stats.json").write_text(json.dumps(stats, indent=1))
     finally:
         sim.stop()
     if code != 0:
