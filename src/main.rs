@@ -293,7 +293,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn simulate(args: &SimulateArgs) -> ExitCode {
-    let mut config = SimConfig::default().with_seed(args.seed);
+    let mut config = SimConfig::default()
+        .with_seed(args.seed)
+        .with_extra_spot_symbols(args.extra_symbols);
     config.faults.latency.fixed_ms = args.latency_ms;
     if let Some(m) = args
         .market
@@ -302,7 +304,6 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
     {
         config.symbols.retain(|k, _| *k == m);
     }
-    config = config.with_extra_spot_symbols(args.extra_symbols);
     if args.window_secs != 60 {
         config = config.with_window(kline_etl::simulator::RateWindow::seconds(args.window_secs));
     }
