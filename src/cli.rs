@@ -216,6 +216,18 @@ pub struct SimulateArgs {
     /// Fixed latency added to every reply, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,
+    /// REQUEST_WEIGHT limit per window of every served market (default: the market's own,
+    /// 6000 spot, 2400 futures); e.g. 4000000000 for no practical limit.
+    #[arg(long, value_name = "WEIGHT")]
+    pub weight_limit: Option<u32>,
+    /// Length of the rate-limit window in seconds (default 60, Binance's one minute); shorter
+    /// windows make budget benchmarks quick.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub window_secs: u32,
+    /// Add this many synthetic spot symbols `SIM01USDT`, `SIM02USDT`, ... (listed
+    /// 2020-01-01) to the default universe, for many-symbol benchmarks.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub extra_symbols: u32,
 }
 
 /// `kline-etl summary`.

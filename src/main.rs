@@ -369,7 +369,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn simulate(args: &SimulateArgs) -> ExitCode {
-    let mut config = SimConfig::default().with_seed(args.seed);
+    let mut config = SimConfig::default()
+        .with_seed(args.seed)
+        .with_extra_spot_symbols(args.extra_symbols);
     config.faults.latency.fixed_ms = args.latency_ms;
     if let Some(m) = args
         .market
@@ -377,6 +379,14 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
         .and_then(|m| m.parse::<Market>().ok())
     {
         config.symbols.retain(|k, _| *k == m);
+    }
+    if args.window_secs != 60 {
+        config = config.with_window(kline_etl::simulator::RateWindow::seconds(args.window_secs));
+    }
+    if let Some(limit) = args.weight_limit {
+        for market in Market::ALL {
+            config = config.with_weight_limit(market, limit);
+        }
     }
     let runtime = match runtime() {
         Ok(r) => r,

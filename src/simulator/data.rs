@@ -98,27 +98,33 @@ impl KlineRow {
 
     /// Append the row's compact JSON to `out`; `micros` switches the two times to µs.
     pub fn write_json(&self, out: &mut Vec<u8>, micros: bool) {
-        use std::io::Write as _;
         let (open, close) = if micros {
             (self.open_time * 1000, self.close_time * 1000 + 999)
         } else {
             (self.open_time, self.close_time)
         };
-        // Writing to a Vec cannot fail.
-        let _ = write!(
-            out,
-            "[{open},\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{close},\"{}\",{},\"{}\",\"{}\",\"{}\"]",
-            self.open,
-            self.high,
-            self.low,
-            self.close,
-            self.volume,
-            self.quote_volume,
-            self.trades,
-            self.taker_buy_base_volume,
-            self.taker_buy_quote_volume,
-            self.ignore
-        );
+        // Hand-written (no `write!`): the klines handler renders millions of rows.
+        let quoted = |out: &mut Vec<u8>, s: &str| {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        };
+        out.push(b'[');
+        push_int(out, open);
+        quoted(out, &self.open);
+        quoted(out, &self.high);
+        quoted(out, &self.low);
+        quoted(out, &self.close);
+        quoted(out, &self.volume);
+        out.push(b',');
+        push_int(out, close);
+        quoted(out, &self.quote_volume);
+        out.push(b',');
+        push_digits(out, u128::from(self.trades));
+        quoted(out, &self.taker_buy_base_volume);
+        quoted(out, &self.taker_buy_quote_volume);
+        quoted(out, &self.ignore);
+        out.push(b']');
     }
 }
 
@@ -919,32 +925,72 @@ impl SymbolData {
 
 /// Format the integer `v` having `dec` decimals with `out` decimals (`out >= dec` pads zeros;
 /// fewer truncates toward zero).
-#[allow(clippy::many_single_char_names)] // short names for a tiny numeric routine
 pub(crate) fn fixed(v: i128, dec: u32, out: u32) -> String {
+    let mut s = Vec::with_capacity(24);
+    push_fixed(&mut s, v, dec, out);
+    // Only ASCII digits, '-' and '.' were written.
+    String::from_utf8(s).unwrap_or_default()
+}
+
+/// [`fixed`] appended to `buf`: the simulator's hot path renders millions of these, so no
+/// `format!` and no allocation beyond `buf`'s growth.
+#[allow(clippy::many_single_char_names)] // short names for a tiny numeric routine
+pub(crate) fn push_fixed(buf: &mut Vec<u8>, v: i128, dec: u32, out: u32) {
     let (v, dec) = if out < dec {
         (v / 10i128.pow(dec - out), out)
     } else {
         (v, dec)
     };
-    let neg = v < 0;
+    if v < 0 {
+        buf.push(b'-');
+    }
     let a = v.unsigned_abs();
     let p = 10u128.pow(dec);
-    let int = a / p;
-    let frac = a % p;
-    let mut s = String::with_capacity(24);
-    if neg {
-        s.push('-');
-    }
-    s.push_str(&int.to_string());
+    push_digits(buf, a / p);
     if out > 0 {
-        s.push('.');
-        let f = format!("{frac:0width$}", width = dec as usize);
-        s.push_str(&f);
-        for _ in dec..out {
-            s.push('0');
+        buf.push(b'.');
+        let start = buf.len();
+        push_digits(buf, a % p);
+        // Zero-pad the fraction to `dec` digits (as `{frac:0dec$}` would), then to `out`.
+        let short = (dec as usize).saturating_sub(buf.len() - start);
+        buf.splice(start..start, std::iter::repeat_n(b'0', short));
+        buf.extend(std::iter::repeat_n(b'0', (out - dec) as usize));
+    }
+}
+
+/// The decimal digits of `v` (at least one).
+fn push_digits(buf: &mut Vec<u8>, v: u128) {
+    let mut tmp = [0u8; 40];
+    let mut i = tmp.len();
+    if let Ok(mut x) = u64::try_from(v) {
+        loop {
+            i -= 1;
+            tmp[i] = b'0' + (x % 10) as u8;
+            x /= 10;
+            if x == 0 {
+                break;
+            }
+        }
+    } else {
+        let mut x = v;
+        loop {
+            i -= 1;
+            tmp[i] = b'0' + (x % 10) as u8;
+            x /= 10;
+            if x == 0 {
+                break;
+            }
         }
     }
-    s
+    buf.extend_from_slice(&tmp[i..]);
+}
+
+/// A signed integer's decimal digits.
+fn push_int(buf: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        buf.push(b'-');
+    }
+    push_digits(buf, u128::from(v.unsigned_abs()));
 }
 
 #[cfg(test)]
@@ -988,6 +1034,34 @@ mod tests {
         assert_eq!(fixed(5, 3, 3), "0.005");
         assert_eq!(fixed(206, 0, 0), "206");
         assert_eq!(fixed(123_456_789, 8, 4), "1.2345");
+        assert_eq!(fixed(-5, 3, 4), "-0.0050");
+        assert_eq!(fixed(0, 0, 2), "0.000"); // as `{frac:00$}` did: one digit, then the padding
+        assert_eq!(
+            fixed(i128::from(u64::MAX) * 100, 2, 2),
+            "18446744073709551615.00"
+        );
+    }
+
+    #[test]
+    fn write_json_is_the_serde_rendering() {
+        let row = btc().klines(
+            Market::Spot,
+            Interval::M1,
+            first(T0, T0 + 5 * 60_000, 5),
+            T0 + DAY_MS,
+        );
+        for micros in [false, true] {
+            for r in &row {
+                let mut out = Vec::new();
+                r.write_json(&mut out, micros);
+                let mut v = r.to_json();
+                if micros {
+                    v[0] = serde_json::Value::from(r.open_time * 1000);
+                    v[6] = serde_json::Value::from(r.close_time * 1000 + 999);
+                }
+                assert_eq!(out, serde_json::to_vec(&v).unwrap());
+            }
+        }
     }
 
     #[test]

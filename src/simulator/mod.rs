@@ -210,6 +210,20 @@ impl SimConfig {
         self
     }
 
+    /// Add `n` synthetic spot symbols `SIM01USDT`, `SIM02USDT`, ... listed 2020-01-01 (prices
+    /// 1 to 1000), for benchmarks over many symbols; `0` adds none.
+    #[must_use]
+    pub fn with_extra_spot_symbols(mut self, n: u32) -> Self {
+        for i in 1..=n {
+            let name = format!("SIM{i:02}USDT");
+            let price = 10f64.powi(i32::try_from(i % 4).unwrap_or(0));
+            let spec =
+                SymbolSpec::synthetic(&name, &format!("SIM{i:02}"), "USDT", ms(2020, 1, 1), price);
+            self = self.with_symbol(Market::Spot, spec);
+        }
+        self
+    }
+
     /// Back `symbol` on `market` at `interval` with the rows of a fixture file (CSV or JSON);
     /// calling it again for the same series adds the file's rows. An unknown symbol is added (listed at its first row); a synthetic one becomes replayed.
     pub fn with_replay(

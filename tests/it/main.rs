@@ -1,6 +1,7 @@
 //! The one integration-test binary (one link step for all integration tests).
 
 mod archive;
+mod bench_jobs;
 mod config;
 mod extract;
 mod fuzz_regressions;

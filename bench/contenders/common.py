@@ -1,0 +1,21 @@
+"""Shared command line of the Python contenders: one job slice in, Parquet files out, one JSON
+line `{"rows": N, "columns": C}` on stdout (the harness reads it)."""
+
+import argparse
+import json
+
+
+def parse_args(doc: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=doc)
+    p.add_argument("--url", required=True, help="simulator base url, http://127.0.0.1:PORT")
+    p.add_argument("--symbols", required=True, help="comma-separated symbols")
+    p.add_argument("--interval", required=True)
+    p.add_argument("--start", type=int, required=True, help="first open time, epoch ms")
+    p.add_argument("--end", type=int, required=True, help="end (exclusive), epoch ms")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--no-sleep", action="store_true", help="python-binance: skip its 1 s sleeps")
+    return p.parse_args()
+
+
+def report(rows: int, columns: int) -> None:
+    print(json.dumps({"rows": rows, "columns": columns}), flush=True)
