@@ -111,6 +111,11 @@ pub struct RunArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub lock: LockArgs,
+    /// With `source.mode: auto | archive`, also ask the archive whether files ingested by
+    /// earlier runs in the range were replaced upstream (one small `.CHECKSUM` request per
+    /// file) and rebuild those partitions.
+    #[arg(long)]
+    pub recheck_archive: bool,
     /// Run only shard I of N (`2/4`): the series whose stable hash falls to it, so N processes
     /// (on N hosts, with N weight budgets) fill one dataset without coordinating.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]

@@ -231,6 +231,7 @@ fn run(args: &RunArgs, global: &GlobalArgs) -> ExitCode {
         lock_wait: std::time::Duration::from_secs(args.lock.lock_wait),
         mode: RunMode::Incremental,
         shard: args.shard,
+        recheck_archive: args.recheck_archive,
     };
     run_all(&pipelines, &base, global)
 }
@@ -250,6 +251,7 @@ fn repair(args: &RepairArgs, global: &GlobalArgs) -> ExitCode {
             exchange_gaps: args.exchange_gaps,
         },
         shard: args.shard,
+        recheck_archive: false,
     };
     run_all(&[(&args.pipeline, p)], &base, global)
 }

@@ -58,6 +58,9 @@ pub struct RunOptions {
     pub mode: RunMode,
     /// `--shard I/N`: only the series this shard owns (see [`crate::plan::Shard`]).
     pub shard: Option<crate::plan::Shard>,
+    /// `--recheck-archive`: re-check archive files ingested by earlier runs for upstream
+    /// replacement (otherwise a nightly run asks the archive nothing about its past).
+    pub recheck_archive: bool,
 }
 
 /// What a run fetches.
@@ -409,7 +412,11 @@ async fn run_against(
         Some(a) => Some(
             a.run_tasks(
                 &mut tasks,
-                range_start,
+                if opts.recheck_archive {
+                    range_start
+                } else {
+                    i64::MAX
+                },
                 now,
                 &tx,
                 progress.as_ref(),
@@ -539,11 +546,11 @@ async fn run_against(
     }
     // The archive manifest records files only once their rows are committed; short files
     // get REST's row count for their window.
-    if let (Some(a), Some(summary), None) = (&archive, &mut archive_summary, any_load_error) {
-        if let Err(e) = a.finish(summary) {
-            tracing::error!("{}", error_chain(&e));
-            any_load_error = Some(e.exit_code());
-        }
+    if let (Some(a), Some(summary), None) = (&archive, &mut archive_summary, any_load_error)
+        && let Err(e) = a.finish(summary)
+    {
+        tracing::error!("{}", error_chain(&e));
+        any_load_error = Some(e.exit_code());
     }
 
     // Statistics of the data on disk (the source of truth), with gaps inside windows we

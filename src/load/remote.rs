@@ -58,7 +58,7 @@ pub enum RemoteError {
         key: String,
         /// The store's error.
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     /// The mirror could not be read or written.
     #[error(transparent)]
@@ -235,7 +235,7 @@ impl Remote {
             url: url.clone(),
             action,
             key: key.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -284,9 +284,7 @@ impl Remote {
             seen.insert(rel.clone());
             let local = self.mirror.join(&rel);
             let fresh = mirror.files.get(&rel).is_some_and(|e| {
-                e.e_tag == meta.e_tag
-                    && e.size == meta.size as u64
-                    && mtime_ns(&local) == e.local_mtime_ns
+                e.e_tag == meta.e_tag && e.size == meta.size && mtime_ns(&local) == e.local_mtime_ns
             });
             if fresh && local.is_file() {
                 continue;
@@ -306,7 +304,7 @@ impl Remote {
                 rel,
                 Entry {
                     e_tag: meta.e_tag,
-                    size: meta.size as u64,
+                    size: meta.size,
                     local_mtime_ns: mtime_ns(&local),
                 },
             );

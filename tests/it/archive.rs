@@ -59,7 +59,7 @@ async fn run_on(
     let p = dir.join("pipeline.yaml");
     std::fs::write(&p, text).unwrap();
     let mut cmd = std::process::Command::new(BIN);
-    cmd.args(["-q", "run", p.to_str().unwrap()])
+    cmd.args(["-q", "run", p.to_str().unwrap(), "--recheck-archive"])
         .current_dir(dir)
         .env_remove("RUST_LOG");
     tokio::task::spawn_blocking(move || cmd.output().expect("the binary runs"))

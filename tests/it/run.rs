@@ -57,7 +57,7 @@ pub(crate) fn pipeline(
     extra: &str,
 ) -> PathBuf {
     let text = format!(
-        "name: it-run\nsource:\n  base_url: {base_url}\n{extra}symbols: {symbols}\nintervals: {intervals}\nrange:\n  start: 2024-01-01\n  end: now\noutput:\n  path: out\n"
+        "name: it-run\nsource:\n  base_url: {base_url}\n  mode: rest\n{extra}symbols: {symbols}\nintervals: {intervals}\nrange:\n  start: 2024-01-01\n  end: now\noutput:\n  path: out\n"
     );
     let p = dir.join("pipeline.yaml");
     std::fs::write(&p, text).unwrap();

@@ -318,7 +318,9 @@ impl ArchiveSource {
     /// pipeline uses `source.simulator`). `None` in `rest` mode or when the HTTP client
     /// cannot be built (then everything goes through REST, with a warning).
     pub fn from_pipeline(p: &Pipeline, base_url: &str) -> Option<ArchiveSource> {
-        if p.source.mode == SourceMode::Rest {
+        // The archive holds traded-price klines only here; the other families use REST.
+        if p.source.mode == SourceMode::Rest || p.kline_family != crate::config::KlineFamily::Trades
+        {
             return None;
         }
         // The official exchange publishes its files on data.binance.vision; any other base URL
@@ -811,13 +813,13 @@ impl ArchiveSource {
         }
         self.lock_summary().requests += 1;
         let r = self.client.get(path).await;
-        if let Err(GetError::Transport(e)) = &r {
-            if !self.unreachable.swap(true, Ordering::SeqCst) {
-                tracing::warn!(
-                    archive = %self.client.base(),
-                    "archive unreachable, using REST for the rest of the run: {e}"
-                );
-            }
+        if let Err(GetError::Transport(e)) = &r
+            && !self.unreachable.swap(true, Ordering::SeqCst)
+        {
+            tracing::warn!(
+                archive = %self.client.base(),
+                "archive unreachable, using REST for the rest of the run: {e}"
+            );
         }
         r
     }
@@ -964,10 +966,10 @@ fn read_zip(
         if n == 0 {
             break;
         }
-        if let Some(chunk) = reader.line(&line).map_err(bad_csv)? {
-            if !deliver(chunk, &mut rows_in_take) {
-                return Err(("internal", "the loader stopped".into()));
-            }
+        if let Some(chunk) = reader.line(&line).map_err(bad_csv)?
+            && !deliver(chunk, &mut rows_in_take)
+        {
+            return Err(("internal", "the loader stopped".into()));
         }
     }
     let last = reader.finish().map_err(bad_csv)?;
