@@ -118,13 +118,17 @@ fn validate(args: &ValidateArgs) -> ExitCode {
                     config::SymbolSelection::List(l) => format!("{} symbol(s)", l.len()),
                     config::SymbolSelection::Selector(_) => "a symbol selector".to_owned(),
                 };
+                let intervals = if p.intervals.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} interval(s)", p.intervals.len())
+                };
                 print(&format!(
-                    "ok: `{}` ({}: {} {}, {symbols}, {} interval(s))\n",
+                    "ok: `{}` ({}: {} {}, {symbols}{intervals})\n",
                     path.display(),
                     p.name,
                     p.source.market,
                     p.dataset.as_str(),
-                    p.intervals.len()
                 ));
             }
             Err(e) => {
