@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz every target for SECONDS each (default 300): the pipeline parser, time expressions,
-# interval names and grid arithmetic, and the /klines page parser.
+# interval names and grid arithmetic, the /klines page parser and the archive CSV reader.
 #
 #   scripts/fuzz.sh            # 5 minutes per target
 #   scripts/fuzz.sh 3600 time  # one hour, one target
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../fuzz"
 secs=${1:-300}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(pipeline time interval klines_page)
+[ ${#targets[@]} -gt 0 ] || targets=(pipeline time interval klines_page archive_csv)
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 for t in "${targets[@]}"; do

@@ -43,3 +43,8 @@ fn interval_corpus_and_regressions() {
 fn klines_page_corpus_and_regressions() {
     replay("klines_page", kline_etl::fuzz::klines_page);
 }
+
+#[test]
+fn archive_csv_corpus_and_regressions() {
+    replay("archive_csv", kline_etl::fuzz::archive_csv);
+}
