@@ -152,7 +152,10 @@ pub fn archive_csv(data: &[u8]) {
     }
     if let Ok(last) = reader.finish() {
         rows.extend_from_slice(&last.open_time);
-        assert!(rows.iter().all(|t| (period.0..period.1).contains(t)), "row outside the period");
+        assert!(
+            rows.iter().all(|t| (period.0..period.1).contains(t)),
+            "row outside the period"
+        );
         assert!(rows.windows(2).all(|w| w[0] < w[1]), "rows not increasing");
     }
 }
