@@ -120,7 +120,7 @@ pub fn open(url: &str, mirror: &Path) -> Result<Remote, RemoteError> {
     let prefix = StorePath::from_url_path(parsed.path()).map_err(|e| fail(e.to_string()))?;
     let store: Arc<dyn ObjectStore> = match parsed.scheme() {
         "s3" | "s3a" => Arc::new(
-            object_store::aws::AmazonS3Builder::from_env()
+            with_aws_profile(object_store::aws::AmazonS3Builder::from_env())
                 .with_url(url)
                 .build()
                 .map_err(|e| fail(e.to_string()))?,
@@ -159,6 +159,71 @@ pub fn open(url: &str, mirror: &Path) -> Result<Remote, RemoteError> {
         url: url.to_owned(),
         mirror: mirror.to_owned(),
     })
+}
+
+/// Credentials of a named AWS profile (`AWS_PROFILE`, default `default`) from
+/// `~/.aws/credentials` (or `AWS_SHARED_CREDENTIALS_FILE`) and its region from `~/.aws/config`
+/// (or `AWS_CONFIG_FILE`), used when the environment holds no access key.
+fn with_aws_profile(
+    mut b: object_store::aws::AmazonS3Builder,
+) -> object_store::aws::AmazonS3Builder {
+    use object_store::aws::AmazonS3ConfigKey as K;
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        return b;
+    }
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_owned());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let read = |var: &str, default: &str| {
+        let path = std::env::var_os(var).map_or_else(|| home.join(default), PathBuf::from);
+        fs_err::read_to_string(path).unwrap_or_default()
+    };
+    let creds = ini_section(
+        &read("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+        &profile,
+    );
+    let config_section = if profile == "default" {
+        profile.clone()
+    } else {
+        format!("profile {profile}")
+    };
+    let config = ini_section(&read("AWS_CONFIG_FILE", ".aws/config"), &config_section);
+    for (name, key) in [
+        ("aws_access_key_id", K::AccessKeyId),
+        ("aws_secret_access_key", K::SecretAccessKey),
+        ("aws_session_token", K::Token),
+    ] {
+        if let Some(v) = creds.get(name) {
+            b = b.with_config(key, v);
+        }
+    }
+    if std::env::var_os("AWS_REGION").is_none()
+        && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        && let Some(r) = config.get("region")
+    {
+        b = b.with_config(K::Region, r);
+    }
+    b
+}
+
+/// The `key = value` pairs of one `[section]` of an INI file (AWS's credentials format).
+fn ini_section(text: &str, section: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut inside = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = name.trim() == section;
+            continue;
+        }
+        if inside && let Some((k, v)) = line.split_once('=') {
+            out.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    out
 }
 
 fn mtime_ns(path: &Path) -> u128 {
@@ -386,6 +451,22 @@ impl Remote {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aws_profiles_are_read_from_ini_sections() {
+        let text = "[default]\naws_access_key_id = AKIADEFAULT\n\n[work]\n# comment\naws_access_key_id=AKIAWORK\naws_secret_access_key = s3cr3t\n";
+        let work = ini_section(text, "work");
+        assert_eq!(
+            work.get("aws_access_key_id").map(String::as_str),
+            Some("AKIAWORK")
+        );
+        assert_eq!(
+            work.get("aws_secret_access_key").map(String::as_str),
+            Some("s3cr3t")
+        );
+        assert_eq!(ini_section(text, "default").len(), 1);
+        assert!(ini_section(text, "missing").is_empty());
+    }
 
     #[tokio::test]
     async fn pull_and_push_mirror_a_local_store() {
