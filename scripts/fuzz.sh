@@ -7,7 +7,7 @@
 #
 # cargo-fuzz (from crates.io) is installed if missing. It needs nightly-only compiler flags;
 # on a stable toolchain RUSTC_BOOTSTRAP=1 enables them. New inputs go to fuzz/.work/<target>
-# (seeded from fuzz/corpus/<target>); a crash is saved under fuzz/artifacts/<target>/: copy it
+# (seeded from fuzz/corpus/<target>); builds are release with debug assertions (overflow checks on). A crash is saved under fuzz/artifacts/<target>/: copy it
 # to fuzz/regressions/<target>/, fix the bug, and CI replays it from then on
 # (tests/it/fuzz_regressions.rs).
 set -euo pipefail
@@ -21,6 +21,6 @@ export RUSTC_BOOTSTRAP=1
 for t in "${targets[@]}"; do
     mkdir -p ".work/$t" "corpus/$t"
     echo "fuzzing $t for ${secs}s" >&2
-    cargo fuzz run --sanitizer none --release "$t" ".work/$t" "corpus/$t" -- \
+    cargo fuzz run --sanitizer none --release --debug-assertions "$t" ".work/$t" "corpus/$t" -- \
         -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 done
