@@ -423,22 +423,7 @@ async fn an_api_key_echoed_by_the_exchange_is_redacted_everywhere() {
         assert!(!err.contains(secret), "{err}");
         assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
     }
-    let mut stack = vec![dir.path().to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                assert!(
-                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                    "secret in {}",
-                    path.display()
-                );
-            }
-        }
-    }
+    crate::run::assert_no_file_contains(dir.path(), secret);
     let summary = std::fs::read_to_string(dir.path().join("out/klines/_summary.json")).unwrap();
     assert!(
         summary.contains("<redacted>"),

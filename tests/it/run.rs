@@ -120,6 +120,26 @@ pub(crate) fn summary_json(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// No file under `root`, at any depth, contains `secret`.
+pub(crate) fn assert_no_file_contains(root: &Path, secret: &str) {
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "secret in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
 pub(crate) fn file_hashes(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_owned()];
@@ -376,22 +396,7 @@ async fn the_api_key_never_appears_in_logs_or_files_and_json_logs_parse() {
         json_lines += 1;
     }
     assert!(json_lines > 0);
-    let mut stack = vec![dir.path().to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                assert!(
-                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                    "secret in {}",
-                    path.display()
-                );
-            }
-        }
-    }
+    assert_no_file_contains(dir.path(), secret);
     sim.shutdown().await;
 }
 
