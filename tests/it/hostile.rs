@@ -10,8 +10,6 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 
-use kline_etl::simulator::{ClockMode, SimConfig, Simulator};
-
 use crate::run::{BIN, NOW, cli, file_hashes, stderr};
 
 const HOUR: i64 = 3_600_000;
@@ -459,12 +457,7 @@ impl Drop for Mount {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_or_read_only_output_exits_4_and_loses_nothing() {
-    let sim = Simulator::start(SimConfig {
-        clock: ClockMode::Fixed(NOW),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = crate::run::simulator().await;
     let dir = tempfile::tempdir().unwrap();
     // 300 KiB: room for a few months of hourly candles, not for a year of minutes.
     let Some(full) = Mount::tmpfs(&dir.path().join("full"), "size=300k") else {

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use kline_etl::interval::{DAY_MS, Interval};
 use kline_etl::market::Market;
-use kline_etl::simulator::{ClockMode, SimConfig, Simulator};
 use kline_etl::symbol::Symbol;
 
 use crate::run::{NOW, assert_same, cli, file_hashes, stderr, truth};
@@ -161,12 +160,7 @@ async fn an_s3_output_is_written_extended_by_another_host_and_merged() {
         .await
         .unwrap();
     assert!(created.status().is_success(), "{created:?}");
-    let sim = Simulator::start(SimConfig {
-        clock: ClockMode::Fixed(NOW),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = crate::run::simulator().await;
     let dir = tempfile::tempdir().unwrap();
     let env = aws_env(&moto.url);
     let out = |staging: &str| {
@@ -258,12 +252,7 @@ async fn an_s3_output_is_written_extended_by_another_host_and_merged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_shards_fill_one_dataset_exactly_like_one_run() {
-    let sim = Simulator::start(SimConfig {
-        clock: ClockMode::Fixed(NOW),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = crate::run::simulator().await;
     let dir = tempfile::tempdir().unwrap();
     let text = |path: &str| {
         format!(
