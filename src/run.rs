@@ -33,7 +33,7 @@ use crate::incremental::{self, Window};
 use crate::load::resume::{self, Pending, Reason};
 use crate::load::{DatasetWriter, LoadError, TaskKey, TaskSink, WriteOptions, state};
 use crate::simulator::{SimConfig, SimHandle, Simulator};
-use crate::summary::dataset::summarize;
+use crate::summary::dataset::{Collector, summarize_with};
 use crate::summary::report::{PipelineInfo, Report, SeriesReport, ToolInfo, render_table};
 use crate::summary::series::GapCause;
 use crate::summary::table::series_parquet;
@@ -388,8 +388,11 @@ async fn run_against(
     let (tx, rx) = mpsc::channel::<ExtractEvent>(64);
 
     // Encoding is CPU work: it runs on its own thread, fed through a bounded channel.
+    // The summary's statistics of every partition written come from the rows in memory.
+    let collector = Arc::new(Collector::new(root.clone()));
     let writer = DatasetWriter::new(root.clone(), WriteOptions::from_pipeline(p))
-        .with_family(p.kline_family);
+        .with_family(p.kline_family)
+        .with_observer(collector.clone());
     let keys: Vec<TaskKey> = tasks
         .iter()
         .map(|t| TaskKey {
@@ -558,7 +561,7 @@ async fn run_against(
     let summary_started = Instant::now();
     let root_for_summary = root.clone();
     let mut series: Vec<SeriesReport> =
-        tokio::task::spawn_blocking(move || summarize(&root_for_summary))
+        tokio::task::spawn_blocking(move || summarize_with(&root_for_summary, Some(&collector)))
             .await
             .map_err(|e| RunError::Load(LoadError::Io(std::io::Error::other(e.to_string()))))??;
     let pending_after = resume::carry_over(&pending_before, &done, unfinished);

@@ -44,6 +44,7 @@ pub mod snapshot;
 pub mod state;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::{
     Compression, Endpoint, KlineFamily, OnViolation, PartitionSpec, Pipeline, TransformOptions,
@@ -242,6 +243,20 @@ pub enum Fault {
     BeforeRename,
 }
 
+/// Sees the full contents of every partition a [`DatasetWriter`] stores, so a caller can
+/// derive per-partition facts (the run summary's statistics) from rows already in memory
+/// instead of reading the files back.
+///
+/// [`WriteObserver::staged`] comes before the file is replaced; only a following
+/// [`WriteObserver::committed`] for the same path means the file on disk now holds exactly
+/// those rows (a failed write is never committed).
+pub trait WriteObserver: Send + Sync + std::fmt::Debug {
+    /// `rows` are about to become the whole content of partition `key` at `path`.
+    fn staged(&self, key: &PartitionKey, path: &Path, rows: &KlineRows);
+    /// The file at `path` (`bytes` long) now holds the rows last staged for it.
+    fn committed(&self, path: &Path, bytes: u64);
+}
+
 /// Writes partitions under one output root. Cheap to clone; synchronous.
 #[derive(Debug, Clone)]
 pub struct DatasetWriter {
@@ -249,6 +264,7 @@ pub struct DatasetWriter {
     opts: WriteOptions,
     fault: Option<Fault>,
     family: KlineFamily,
+    observer: Option<Arc<dyn WriteObserver>>,
 }
 
 impl DatasetWriter {
@@ -259,7 +275,15 @@ impl DatasetWriter {
             opts,
             fault: None,
             family: KlineFamily::Trades,
+            observer: None,
         }
+    }
+
+    /// Show every partition written (or found unchanged) to `observer`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn WriteObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Write a kline family other than traded-price klines: families without volumes (mark,
@@ -340,8 +364,14 @@ impl DatasetWriter {
             bytes,
             rewritten,
         };
+        if let Some(o) = &self.observer {
+            o.staged(key, &path, &merged);
+        }
         if had_file && !report.changed() {
             let bytes = fs_err::metadata(&path)?.len();
+            if let Some(o) = &self.observer {
+                o.committed(&path, bytes);
+            }
             return Ok(outcome(bytes, false));
         }
         let ctx = KlineContext {
@@ -370,6 +400,9 @@ impl DatasetWriter {
         };
         let len = bytes.len() as u64;
         self.replace_atomically(&path, &bytes, rows_total)?;
+        if let Some(o) = &self.observer {
+            o.committed(&path, len);
+        }
         Ok(outcome(len, true))
     }
 

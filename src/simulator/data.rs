@@ -372,6 +372,8 @@ impl Candle {
 struct Walk {
     key: u64,
     knots: [(i64, f64, f64); OCTAVES],
+    /// `sqrt(2^k)` per octave.
+    scale: [f64; OCTAVES],
 }
 
 impl Walk {
@@ -379,6 +381,7 @@ impl Walk {
         Self {
             key,
             knots: [(i64::MIN, 0.0, 0.0); OCTAVES],
+            scale: std::array::from_fn(|k| ((1i64 << k) as f64).sqrt()),
         }
     }
 
@@ -392,14 +395,16 @@ impl Walk {
     fn level(&mut self, i: i64) -> f64 {
         let mut sum = 0.0;
         for k in 0..OCTAVES {
+            // Spans are powers of two: floor division is a shift, the remainder a mask, and
+            // dividing by the span is exact either way.
             let span = 1i64 << k;
-            let j = i.div_euclid(span);
+            let j = i >> k;
             if self.knots[k].0 != j {
                 self.knots[k] = (j, self.knot(k, j), self.knot(k, j + 1));
             }
             let (_, a, b) = self.knots[k];
-            let frac = i.rem_euclid(span) as f64 / span as f64;
-            sum += (a + (b - a) * frac) * (span as f64).sqrt();
+            let frac = (i & (span - 1)) as f64 / span as f64;
+            sum += (a + (b - a) * frac) * self.scale[k];
         }
         // Normalise so the per-minute step has roughly unit standard deviation.
         sum / (OCTAVES as f64).sqrt()
@@ -809,6 +814,85 @@ impl SymbolData {
         if !self.spec.replay.is_empty() {
             return self.replay_klines(interval, sel, now);
         }
+        self.candles(interval, sel, now)
+            .iter()
+            .map(|c| self.format(market, c))
+            .collect()
+    }
+
+    /// [`Self::klines`] rendered straight into `out` as Binance's JSON array of arrays (no
+    /// intermediate strings: the klines endpoint's hot path). Returns the number of rows.
+    pub(crate) fn klines_json(
+        &self,
+        market: Market,
+        interval: Interval,
+        sel: Selection,
+        now: i64,
+        micros: bool,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let n;
+        out.push(b'[');
+        if self.spec.replay.is_empty() {
+            let candles = self.candles(interval, sel, now);
+            out.reserve(candles.len() * 200);
+            for (i, c) in candles.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                self.write_json(market, c, micros, out);
+            }
+            n = candles.len();
+        } else {
+            let rows = self.replay_klines(interval, sel, now);
+            for (i, r) in rows.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                r.write_json(out, micros);
+            }
+            n = rows.len();
+        }
+        out.push(b']');
+        n
+    }
+
+    /// `self.format(market, c).write_json(out, micros)`, without the strings.
+    fn write_json(&self, market: Market, c: &Candle, micros: bool, out: &mut Vec<u8>) {
+        let s = &self.spec;
+        let (pd, qd, vd) = if market == Market::Spot {
+            (8, 8, 8)
+        } else {
+            (s.price_decimals, s.qty_decimals, self.quote_decimals())
+        };
+        let (open_time, close_time) = if micros {
+            (c.open_time * 1000, c.close_time * 1000 + 999)
+        } else {
+            (c.open_time, c.close_time)
+        };
+        let quoted = |out: &mut Vec<u8>, v: i128, dec: u32, to: u32| {
+            out.extend_from_slice(b",\"");
+            push_fixed(out, v, dec, to);
+            out.push(b'"');
+        };
+        out.push(b'[');
+        push_int(out, open_time);
+        for p in [c.open, c.high, c.low, c.close] {
+            quoted(out, i128::from(p), s.price_decimals, pd);
+        }
+        quoted(out, i128::from(c.volume), s.qty_decimals, qd);
+        out.push(b',');
+        push_int(out, close_time);
+        quoted(out, c.quote, self.quote_decimals(), vd);
+        out.push(b',');
+        push_digits(out, u128::from(c.trades.max(0) as u64));
+        quoted(out, i128::from(c.taker), s.qty_decimals, qd);
+        quoted(out, c.taker_quote, self.quote_decimals(), vd);
+        out.extend_from_slice(b",\"0\"]");
+    }
+
+    /// The generated candles selected by `sel` (not replayed symbols).
+    fn candles(&self, interval: Interval, sel: Selection, now: i64) -> Vec<Candle> {
         let (first, last) = self.bounds(now);
         if last < first {
             return Vec::new();
@@ -821,7 +905,7 @@ impl SymbolData {
                 let to = to.min(last);
                 while open <= to && out.len() < limit {
                     if let Some(c) = self.candle(&mut walk, interval, open, now) {
-                        out.push(self.format(market, &c));
+                        out.push(c);
                     }
                     open = interval.next(open);
                 }
@@ -840,7 +924,7 @@ impl SymbolData {
                 opens.reverse();
                 for o in opens {
                     if let Some(c) = self.candle(&mut walk, interval, o, now) {
-                        out.push(self.format(market, &c));
+                        out.push(c);
                     }
                 }
             }
@@ -945,16 +1029,42 @@ pub(crate) fn push_fixed(buf: &mut Vec<u8>, v: i128, dec: u32, out: u32) {
         buf.push(b'-');
     }
     let a = v.unsigned_abs();
-    let p = 10u128.pow(dec);
-    push_digits(buf, a / p);
+    // u64 arithmetic when it fits (always, for the simulator's own values): u128 division is
+    // a slow library call.
+    let (int, frac) = match u64::try_from(a) {
+        Ok(a) if dec <= 19 => {
+            let p = 10u64.pow(dec);
+            (u128::from(a / p), u128::from(a % p))
+        }
+        _ => {
+            let p = 10u128.pow(dec);
+            (a / p, a % p)
+        }
+    };
+    push_digits(buf, int);
     if out > 0 {
         buf.push(b'.');
+        // The fraction zero-padded to `dec` digits (as `{frac:0dec$}` would: one digit when
+        // `dec` is 0), then zeros up to `out`.
+        let width = dec.max(1) as usize;
         let start = buf.len();
-        push_digits(buf, a % p);
-        // Zero-pad the fraction to `dec` digits (as `{frac:0dec$}` would), then to `out`.
-        let short = (dec as usize).saturating_sub(buf.len() - start);
-        buf.splice(start..start, std::iter::repeat_n(b'0', short));
-        buf.extend(std::iter::repeat_n(b'0', (out - dec) as usize));
+        buf.resize(start + width, b'0');
+        let mut i = buf.len();
+        if let Ok(mut x) = u64::try_from(frac) {
+            while x > 0 {
+                i -= 1;
+                buf[i] = b'0' + (x % 10) as u8;
+                x /= 10;
+            }
+        } else {
+            let mut x = frac;
+            while x > 0 {
+                i -= 1;
+                buf[i] = b'0' + (x % 10) as u8;
+                x /= 10;
+            }
+        }
+        buf.resize(buf.len() + (out - dec) as usize, b'0');
     }
 }
 
@@ -1040,6 +1150,65 @@ mod tests {
             fixed(i128::from(u64::MAX) * 100, 2, 2),
             "18446744073709551615.00"
         );
+    }
+
+    #[test]
+    fn klines_json_is_the_rendering_of_klines() {
+        let mut futures =
+            SymbolSpec::synthetic("BTCUSD_PERP", "BTC", "USD", T0 - 400 * DAY_MS, 30000.0);
+        futures.price_decimals = 1;
+        futures.qty_decimals = 0;
+        for d in [btc(), data(futures)] {
+            for market in [Market::Spot, Market::UsdM, Market::CoinM] {
+                for (interval, sel) in [
+                    (Interval::M1, first(T0, T0 + 600 * 60_000, 500)),
+                    (Interval::H1, first(T0 - 90 * DAY_MS, T0, 1000)),
+                    (
+                        Interval::M1,
+                        Selection::Last {
+                            from: T0,
+                            to: T0 + DAY_MS,
+                            limit: 7,
+                        },
+                    ),
+                ] {
+                    for micros in [false, true] {
+                        let rows = d.klines(market, interval, sel, T0 + DAY_MS);
+                        let mut want = b"[".to_vec();
+                        for (i, r) in rows.iter().enumerate() {
+                            if i > 0 {
+                                want.push(b',');
+                            }
+                            r.write_json(&mut want, micros);
+                        }
+                        want.push(b']');
+                        let mut got = Vec::new();
+                        let n = d.klines_json(market, interval, sel, T0 + DAY_MS, micros, &mut got);
+                        assert_eq!(n, rows.len());
+                        assert_eq!(
+                            String::from_utf8(got).unwrap(),
+                            String::from_utf8(want).unwrap()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn push_fixed_is_the_format_rendering(v in any::<i64>(), wide in any::<bool>(), dec in 0u32..12, out in 0u32..12) {
+            let v = if wide { i128::from(v) * 1_000_000_007 } else { i128::from(v) };
+            let (w, d) = if out < dec { (v / 10i128.pow(dec - out), out) } else { (v, dec) };
+            let p = 10i128.pow(d);
+            let mut want = if w < 0 { "-".to_owned() } else { String::new() };
+            want += &(w.unsigned_abs() / p.unsigned_abs()).to_string();
+            if out > 0 {
+                let frac = w.unsigned_abs() % p.unsigned_abs();
+                want += &format!(".{frac:0width$}{}", "0".repeat((out - d) as usize), width = d as usize);
+            }
+            prop_assert_eq!(fixed(v, dec, out), want);
+        }
     }
 
     #[test]

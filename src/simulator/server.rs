@@ -827,13 +827,24 @@ fn klines(
             }
         }
     };
-    let mut rows = data.klines(market, interval, sel, now);
-    if ep != Endpoint::Klines && ep != Endpoint::UiKlines {
-        let key = mix(instrument
-            .bytes()
-            .fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b)));
-        rows = rows.into_iter().map(|r| family_row(ep, key, r)).collect();
+    if matches!(
+        ep,
+        Endpoint::Klines | Endpoint::UiKlines | Endpoint::ContinuousKlines
+    ) {
+        // Traded-price rows: rendered without intermediate strings (the hot path).
+        let mut out = Vec::new();
+        let n = data.klines_json(market, interval, sel, now, micros, &mut out);
+        sh.record(|s| s.rows_served += n as u64);
+        return Ok(Reply::ok(out));
     }
+    let key = mix(instrument
+        .bytes()
+        .fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b)));
+    let rows: Vec<_> = data
+        .klines(market, interval, sel, now)
+        .into_iter()
+        .map(|r| family_row(ep, key, r))
+        .collect();
     let mut out = Vec::with_capacity(rows.len() * 180 + 2);
     out.push(b'[');
     for (i, r) in rows.iter().enumerate() {

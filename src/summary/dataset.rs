@@ -2,14 +2,16 @@
 //! `kline-etl chart`, and the dataset part of `_summary.json`): any dataset written by the
 //! tool, whatever run wrote it.
 
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::chart::Candle;
 use super::report::{PartitionReport, RangeReport, SeriesReport, series_stats};
 use super::series::SeriesStats;
 use crate::interval::Interval;
 use crate::load::scan::{SeriesFiles, scan};
-use crate::load::{LoadError, TaskKey, parquet::read_file};
+use crate::load::{LoadError, PartitionKey, TaskKey, WriteObserver, parquet::read_file};
 use crate::market::Market;
 use crate::symbol::Symbol;
 use crate::transform::KlineRows;
@@ -22,27 +24,46 @@ fn relative(root: &Path, path: &Path) -> String {
         .replace('\\', "/")
 }
 
-/// Statistics of one series from its files (read one partition at a time).
-pub fn summarize_series(root: &Path, series: &SeriesFiles) -> Result<SeriesReport, LoadError> {
+/// The statistics and report of one partition file's rows.
+fn partition_of(
+    root: &Path,
+    interval: Interval,
+    path: &Path,
+    rows: &KlineRows,
+    bytes: u64,
+) -> (SeriesStats, PartitionReport) {
+    let stats = series_stats(interval, rows);
+    let quality = quality::check(rows, interval)
+        .counts
+        .iter()
+        .map(|(check, n)| (check.name().to_owned(), *n))
+        .collect();
+    let report = PartitionReport {
+        path: relative(root, path),
+        bytes,
+        range: RangeReport::new(interval, &stats),
+        quality,
+    };
+    (stats, report)
+}
+
+/// Read one partition file and summarise it.
+fn read_partition(
+    root: &Path,
+    interval: Interval,
+    path: &Path,
+) -> Result<(SeriesStats, PartitionReport), LoadError> {
+    let (rows, _) = read_file(path)?;
+    let bytes = fs_err::metadata(path)?.len();
+    Ok(partition_of(root, interval, path, &rows, bytes))
+}
+
+/// Join ordered, non-overlapping parts of a series into its report.
+fn series_report(
+    series: &SeriesFiles,
+    mut parts: Vec<(SeriesStats, PartitionReport)>,
+) -> SeriesReport {
     let interval = series.task.interval;
-    let mut parts: Vec<(SeriesStats, PartitionReport)> = Vec::with_capacity(series.files.len());
-    for path in &series.files {
-        let (rows, _) = read_file(path)?;
-        let stats = series_stats(interval, &rows);
-        let quality = quality::check(&rows, interval)
-            .counts
-            .iter()
-            .map(|(check, n)| (check.name().to_owned(), *n))
-            .collect();
-        let bytes = fs_err::metadata(path)?.len();
-        let report = PartitionReport {
-            path: relative(root, path),
-            bytes,
-            range: RangeReport::new(interval, &stats),
-            quality,
-        };
-        parts.push((stats, report));
-    }
     // Partitions in time order (paths sort by period within one granularity; this also
     // covers a dataset whose partitioning was changed between runs).
     parts.sort_by_key(|(s, _)| s.first_open);
@@ -52,21 +73,190 @@ pub fn summarize_series(root: &Path, series: &SeriesFiles) -> Result<SeriesRepor
         total.merge(interval, &s);
         files.push(p);
     }
-    Ok(SeriesReport::new(
+    SeriesReport::new(
         series.task.market,
         series.task.symbol.as_str(),
         interval,
         &total,
         files,
-    ))
+    )
+}
+
+/// Statistics of one series from its files (read one partition at a time).
+pub fn summarize_series(root: &Path, series: &SeriesFiles) -> Result<SeriesReport, LoadError> {
+    let interval = series.task.interval;
+    let parts = series
+        .files
+        .iter()
+        .map(|path| read_partition(root, interval, path))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(series_report(series, parts))
 }
 
 /// Statistics of every series under `root`.
 pub fn summarize(root: &Path) -> Result<Vec<SeriesReport>, LoadError> {
+    summarize_with(root, None)
+}
+
+/// [`summarize`], taking the partitions a run just wrote from `collected` (built from the
+/// rows in memory as they were written) and reading only the other files.
+///
+/// The result is the statistics of the files on disk either way: a series whose collected
+/// parts cannot be proven to match them (a partition written twice, a collected file that is
+/// gone, an unread file inside a collected stretch) is read back whole. Totals may differ
+/// from a full re-read only in the last bits of floating-point sums, which are added up in a
+/// different grouping.
+pub fn summarize_with(
+    root: &Path,
+    collected: Option<&Collector>,
+) -> Result<Vec<SeriesReport>, LoadError> {
+    let collected = collected.map(Collector::take);
     scan(root)?
         .iter()
-        .map(|s| summarize_series(root, s))
+        .map(
+            |s| match collected.as_ref().and_then(|c| c.series.get(&s.task)) {
+                Some(c) => summarize_collected(root, s, c),
+                None => summarize_series(root, s),
+            },
+        )
         .collect()
+}
+
+fn summarize_collected(
+    root: &Path,
+    series: &SeriesFiles,
+    collected: &CollectedSeries,
+) -> Result<SeriesReport, LoadError> {
+    let interval = series.task.interval;
+    let on_disk: HashSet<&Path> = series.files.iter().map(PathBuf::as_path).collect();
+    let trusted = !collected.rewritten
+        && collected
+            .partitions
+            .keys()
+            .all(|p| on_disk.contains(p.as_path()));
+    if !trusted {
+        return summarize_series(root, series);
+    }
+    // Parts to merge in time order: the collected stretches, and every other file read back.
+    let mut chunks: Vec<SeriesStats> = collected.stretches.clone();
+    let mut reports: Vec<(Option<i64>, PartitionReport)> = collected
+        .partitions
+        .values()
+        .map(|(first, r)| (*first, r.clone()))
+        .collect();
+    for path in &series.files {
+        if collected.partitions.contains_key(path) {
+            continue;
+        }
+        let (stats, report) = read_partition(root, interval, path)?;
+        reports.push((stats.first_open, report));
+        chunks.push(stats);
+    }
+    chunks.sort_by_key(|s| s.first_open);
+    let disjoint = chunks
+        .windows(2)
+        .all(|w| match (w[0].last_open, w[1].first_open) {
+            (Some(a), Some(b)) => a < b,
+            _ => true,
+        });
+    if !disjoint {
+        return summarize_series(root, series);
+    }
+    let mut total = SeriesStats::default();
+    for c in &chunks {
+        total.merge(interval, c);
+    }
+    reports.sort_by_key(|(first, _)| *first);
+    Ok(SeriesReport::new(
+        series.task.market,
+        series.task.symbol.as_str(),
+        interval,
+        &total,
+        reports.into_iter().map(|(_, r)| r).collect(),
+    ))
+}
+
+/// Collects the statistics of every partition a [`crate::load::DatasetWriter`] writes, from
+/// the rows it has in memory (see [`crate::load::WriteObserver`]), for
+/// [`summarize_with`]. Consecutive partitions of a series are merged as they arrive, so
+/// memory is one small report per partition plus one set of statistics per stretch of
+/// consecutive partitions, not per partition.
+#[derive(Debug)]
+pub struct Collector {
+    root: PathBuf,
+    state: Mutex<Collected>,
+}
+
+#[derive(Debug, Default)]
+struct Collected {
+    staged: HashMap<PathBuf, (TaskKey, SeriesStats, PartitionReport)>,
+    series: HashMap<TaskKey, CollectedSeries>,
+}
+
+#[derive(Debug, Default)]
+struct CollectedSeries {
+    /// Merged statistics of runs of consecutive partitions, in arrival order.
+    stretches: Vec<SeriesStats>,
+    /// Each committed partition's first open time and report.
+    partitions: HashMap<PathBuf, (Option<i64>, PartitionReport)>,
+    /// A partition was committed twice: its first statistics are in a stretch, stale.
+    rewritten: bool,
+}
+
+impl Collector {
+    /// A collector for the dataset under `root` (the writer's root).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Collector {
+            root: root.into(),
+            state: Mutex::new(Collected::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Collected> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters: at worst a series falls back to reading its files.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn take(&self) -> Collected {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+impl WriteObserver for Collector {
+    fn staged(&self, key: &PartitionKey, path: &Path, rows: &KlineRows) {
+        let (stats, report) = partition_of(&self.root, key.task.interval, path, rows, 0);
+        self.lock()
+            .staged
+            .insert(path.to_owned(), (key.task.clone(), stats, report));
+    }
+
+    fn committed(&self, path: &Path, bytes: u64) {
+        let mut state = self.lock();
+        let Some((task, stats, mut report)) = state.staged.remove(path) else {
+            return;
+        };
+        report.bytes = bytes;
+        let interval = task.interval;
+        let series = state.series.entry(task).or_default();
+        let first = stats.first_open;
+        if series
+            .partitions
+            .insert(path.to_owned(), (first, report))
+            .is_some()
+        {
+            series.rewritten = true;
+        }
+        match series.stretches.last_mut() {
+            Some(last) if matches!((last.last_open, stats.first_open), (Some(a), Some(b)) if a < b) =>
+            {
+                last.merge(interval, &stats);
+            }
+            _ => series.stretches.push(stats),
+        }
+    }
 }
 
 /// The rows of one series, in time order, or `None` when the dataset has no such series.

@@ -152,11 +152,8 @@ impl SeriesStats {
             push_gap(&mut s.gaps, interval, w[0], w[1]);
         }
         for (name, col) in NUMERIC_COLUMNS.iter().zip(v.columns()) {
-            let mut c = ColumnStats::default();
-            for x in col {
-                c.push(*x);
-            }
-            s.columns.insert((*name).to_owned(), c);
+            s.columns
+                .insert((*name).to_owned(), ColumnStats::of_slice(col));
         }
         s
     }

@@ -463,6 +463,9 @@ fn parse_decimal_slow(t: Token<'_>) -> Result<i128, String> {
 /// monomorphised per page instead of dispatching on the column type for every value.
 trait Value: Copy + Default {
     fn parse(t: Token<'_>) -> Result<Self, String>;
+    /// The value `m / 10^frac_len` (`frac_len <= 8`, `m < 10^18`), or `None` when this type
+    /// cannot take it exactly (the general path then decides).
+    fn from_fixed(m: u64, frac_len: usize) -> Option<Self>;
     fn is_negative(self) -> bool;
     fn vec(c: &mut Column) -> Option<&mut Vec<Self>>;
 }
@@ -471,6 +474,11 @@ impl Value for f64 {
     #[inline]
     fn parse(t: Token<'_>) -> Result<Self, String> {
         parse_f64(t)
+    }
+    #[inline]
+    fn from_fixed(m: u64, frac_len: usize) -> Option<Self> {
+        // Clinger's fast path: m and 10^frac_len are exact, so one division rounds correctly.
+        (m <= 1 << 53).then(|| m as f64 / POW10[frac_len])
     }
     #[inline]
     fn is_negative(self) -> bool {
@@ -488,6 +496,10 @@ impl Value for i128 {
     #[inline]
     fn parse(t: Token<'_>) -> Result<Self, String> {
         parse_decimal(t)
+    }
+    #[inline]
+    fn from_fixed(m: u64, frac_len: usize) -> Option<Self> {
+        Some(i128::from(m) * 10_i128.pow(DECIMAL_SCALE - frac_len as u32))
     }
     #[inline]
     fn is_negative(self) -> bool {
@@ -591,8 +603,17 @@ fn parse_page_typed<T: Value>(
                 ));
             }
             sc.pos += 1;
-            let mut first_open = None;
-            let parsed =
+            let mut fast = FastRow {
+                b: body,
+                pos: sc.pos,
+            };
+            let mut fast_micros = micros;
+            let parsed = if let Some(r) = fast.row::<T>(&mut fast_micros) {
+                sc.pos = fast.pos;
+                micros = fast_micros;
+                r
+            } else {
+                let mut first_open = None;
                 parse_row::<T>(&mut sc, &mut micros, &mut first_open, signed).map_err(|e| {
                     ParseError::new(
                         ctx,
@@ -601,7 +622,8 @@ fn parse_page_typed<T: Value>(
                         Some(FIELD_NAMES[e.field.min(11)]),
                         e.reason,
                     )
-                })?;
+                })?
+            };
             open_time.push(parsed.open_time);
             close_time.push(parsed.close_time);
             for (col, v) in [
@@ -709,6 +731,132 @@ fn value_field<T: Value>(
     Ok(v)
 }
 
+/// Eight ASCII digits (most significant first) as their value, or `None` if any byte is not
+/// a digit: a few multiplications instead of eight dependent steps (the SWAR method of
+/// simdjson and fast_float).
+#[inline]
+fn eight_digits(b: &[u8]) -> Option<u64> {
+    let chunk: [u8; 8] = b.get(..8)?.try_into().ok()?;
+    let v = u64::from_le_bytes(chunk);
+    // Every byte 0x30..=0x39: high nibble 3, and adding 6 does not carry into it.
+    let all_digits = (v & 0xF0F0_F0F0_F0F0_F0F0)
+        | ((v.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) >> 4)
+        == 0x3333_3333_3333_3333;
+    if !all_digits {
+        return None;
+    }
+    let v = (v & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561) >> 8;
+    let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
+    Some((v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32)
+}
+
+/// The common shape of a page's rows, scanned without tokens: Binance's own rendering,
+/// `[int,"d.d",…,int,"d.d",int,"d.d","d.d","…"]` with no whitespace, non-negative numbers,
+/// at most 10 integer and 8 fraction digits. Anything else returns `None` and the row is
+/// parsed by [`parse_row`], which also produces every error; the values are identical
+/// either way (both are exact or correctly rounded).
+struct FastRow<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl FastRow<'_> {
+    #[inline]
+    fn byte(&mut self, c: u8) -> Option<()> {
+        (self.b.get(self.pos) == Some(&c)).then(|| self.pos += 1)
+    }
+
+    /// A run of 1..=`max` digits as an integer, and its length.
+    #[inline]
+    fn digits(&mut self, max: usize) -> Option<(u64, usize)> {
+        let start = self.pos;
+        let mut v = 0u64;
+        while let Some(&c) = self.b.get(self.pos) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            v = v * 10 + u64::from(c - b'0');
+            self.pos += 1;
+            if self.pos - start > max {
+                return None;
+            }
+        }
+        let n = self.pos - start;
+        (n > 0).then_some((v, n))
+    }
+
+    /// A bare integer followed by `,`.
+    #[inline]
+    fn int(&mut self) -> Option<u64> {
+        let (v, _) = self.digits(18)?;
+        self.byte(b',')?;
+        Some(v)
+    }
+
+    /// `"d+(.d+)?"` followed by `,` (or by `end`).
+    #[inline]
+    fn value<T: Value>(&mut self, end: u8) -> Option<T> {
+        self.byte(b'"')?;
+        let (int, _) = self.digits(10)?;
+        let (m, frac_len) = if self.byte(b'.').is_some() {
+            if let Some(f) = self.b.get(self.pos..).and_then(eight_digits) {
+                self.pos += 8;
+                (int * 100_000_000 + f, 8)
+            } else {
+                let (f, n) = self.digits(8)?;
+                (int * 10u64.pow(n as u32) + f, n)
+            }
+        } else {
+            (int, 0)
+        };
+        self.byte(b'"')?;
+        self.byte(end)?;
+        T::from_fixed(m, frac_len)
+    }
+
+    /// A time in the page's unit (`micros`, decided by the first time seen), in ms.
+    #[inline]
+    fn time(&mut self, micros: &mut Option<bool>) -> Option<i64> {
+        let raw = i64::try_from(self.int()?).ok()?;
+        let is_us = raw >= MICROS_THRESHOLD;
+        if *micros.get_or_insert(is_us) != is_us {
+            return None;
+        }
+        Some(if is_us { raw / 1000 } else { raw })
+    }
+
+    /// One row from just after its `[` through its `]`.
+    #[inline]
+    fn row<T: Value>(&mut self, micros: &mut Option<bool>) -> Option<Row<T>> {
+        let open_time = self.time(micros)?;
+        let mut values = [T::default(); 8];
+        for v in &mut values[..5] {
+            *v = self.value(b',')?;
+        }
+        let close_time = self.time(micros)?;
+        values[5] = self.value(b',')?;
+        let trades = self.int()?;
+        values[6] = self.value(b',')?;
+        values[7] = self.value(b',')?;
+        // The ignored twelfth field: any string without escapes.
+        self.byte(b'"')?;
+        let len = self
+            .b
+            .get(self.pos..)?
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\')?;
+        self.pos += len;
+        self.byte(b'"')?;
+        self.byte(b']')?;
+        Some(Row {
+            open_time,
+            close_time,
+            values,
+            trades,
+        })
+    }
+}
+
 /// Parse the 12 fields of one row (the `[` is consumed). `first_open` is set as soon as the
 /// open time is read, so errors in later fields can name it.
 fn parse_row<T: Value>(
@@ -780,6 +928,115 @@ mod tests {
             "", "-", "1.", ".5", "1e", "NaN", "inf", "+1", "1,5", "0x10", "1 2",
         ] {
             assert!(dec(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn eight_digits_reads_only_digits() {
+        assert_eq!(eight_digits(b"12345678"), Some(12_345_678));
+        assert_eq!(eight_digits(b"00000001xyz"), Some(1));
+        assert_eq!(eight_digits(b"99999999"), Some(99_999_999));
+        for bad in [
+            &b"1234567"[..],
+            b"1234567/",
+            b"1234567:",
+            b"12345.78",
+            b"1234567\x00",
+            b"\xb1234567",
+        ] {
+            assert_eq!(eight_digits(bad), None, "{bad:?}");
+        }
+    }
+
+    /// Both row parsers on `text` (starting after the row's `[`): the fast one, if it takes
+    /// the row, must agree with the general one exactly.
+    fn both<T: Value + PartialEq + std::fmt::Debug>(text: &str) -> (bool, Option<Row<T>>) {
+        let mut micros = None;
+        let fast = FastRow {
+            b: text.as_bytes(),
+            pos: 0,
+        }
+        .row::<T>(&mut micros);
+        let mut sc = Scanner {
+            b: text.as_bytes(),
+            pos: 0,
+        };
+        let (mut micros2, mut first) = (None, None);
+        let slow = parse_row::<T>(&mut sc, &mut micros2, &mut first, false).ok();
+        if let Some(f) = &fast {
+            let s = slow
+                .as_ref()
+                .expect("the general parser refused a row the fast one took");
+            assert_eq!(
+                (f.open_time, f.close_time, f.trades),
+                (s.open_time, s.close_time, s.trades)
+            );
+            assert_eq!(f.values, s.values, "{text}");
+            assert_eq!(micros, micros2);
+        }
+        (fast.is_some(), slow)
+    }
+
+    #[test]
+    fn the_fast_row_path_takes_binances_rendering_and_leaves_the_rest() {
+        let binance = r#"1499040000000,"0.01634790","0.80000000","0.01575800","0.01577100","148976.11427815",1499644799999,"2434.19055334",308,"1756.87402397","28.46694368","0"]"#;
+        assert!(both::<f64>(binance).0);
+        assert!(both::<i128>(binance).0);
+        // Microsecond pages, short fractions, integers: still the fast path.
+        let micros =
+            r#"1499040000000000,"1.5","2","0.1","1.25","3",1499644799999999,"0",0,"0.0","1","x"]"#;
+        assert!(both::<f64>(micros).0);
+        // Everything unusual goes to the general parser (which accepts or explains it).
+        for other in [
+            r#"1499040000000, "1.5","2","0.1","1.25","3",1499644799999,"0",0,"0","1","0"]"#,
+            r#"1499040000000,1.5,"2","0.1","1.25","3",1499644799999,"0",0,"0","1","0"]"#,
+            r#"1499040000000,"-1.5","2","0.1","1.25","3",1499644799999,"0",0,"0","1","0"]"#,
+            r#"1499040000000,"1.123456789","2","0.1","1.25","3",1499644799999,"0",0,"0","1","0"]"#,
+            r#"1499040000000,"1e3","2","0.1","1.25","3",1499644799999,"0",0,"0","1","0"]"#,
+            r#"1499040000000,"12345678901.5","2","0.1","1.25","3",1499644799999,"0",0,"0","1","0"]"#,
+            r#"1499040000000,"1.5","2","0.1","1.25","3",1499644799999,"0","7",0,"1","0"]"#,
+            r#"1499040000000,"1.5","2","0.1","1.25","3",1499644799999,"0",0,"0","1",0]"#,
+            r#"1499040000000,"1.5","2","0.1","1.25","3",1499644799999,"0",0,"0","1","\u0030"]"#,
+            r#"1499040000000,"1.5","2","0.1","1.25","3",1499644799999999,"0",0,"0","1","0"]"#,
+            r#"1499040000000,"1.5","2","0.1","1.25","3",1499644799999,"0",0,"0","1","0","0"]"#,
+            r#"1499040000000,"1.5","2","0.1","1.25","3",1499644799999,"0",0,"0","1"]"#,
+        ] {
+            assert!(!both::<f64>(other).0, "{other}");
+            assert!(!both::<i128>(other).0, "{other}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_row_path_agrees_with_the_general_one(
+            open in 0i64..4_000_000_000_000,
+            micros: bool,
+            ints in proptest::collection::vec(0u64..10_000_000_000, 8),
+            fracs in proptest::collection::vec(0u64..100_000_000, 8),
+            widths in proptest::collection::vec(0usize..10, 8),
+            trades in 0u64..10_000_000,
+        ) {
+            let t = |ms: i64| if micros { ms * 1000 } else { ms };
+            let v: Vec<String> = (0..8)
+                .map(|i| match widths[i] {
+                    0 => ints[i].to_string(),
+                    9 => format!("{}.{:08}", ints[i] / 10, fracs[i]),
+                    w => format!("{}.{}", ints[i], fracs[i] % 10u64.pow(w as u32)),
+                })
+                .collect();
+            let text = format!(
+                r#"{},"{}","{}","{}","{}","{}",{},"{}",{trades},"{}","{}","0"]"#,
+                t(open), v[0], v[1], v[2], v[3], v[4], t(open + 59_999), v[5], v[6], v[7]
+            );
+            let (took, slow) = both::<f64>(&text);
+            proptest::prop_assert!(slow.is_some());
+            // Digits within 2^53 always take the fast path (larger ones are exact as
+            // decimals only).
+            if ints.iter().all(|i| *i < 90_000_000) {
+                proptest::prop_assert!(took);
+            }
+            let (took, _) = both::<i128>(&text);
+            proptest::prop_assert!(took);
         }
     }
 
