@@ -6,7 +6,7 @@
 //!
 //! Not part of the stable API.
 
-use crate::config::{OnViolation, PriceType, TimeUnit, TransformOptions, parse_str, parse_time};
+use crate::config::{PriceType, TimeUnit, TransformOptions, parse_str, parse_time};
 use crate::interval::Interval;
 use crate::market::Market;
 use crate::symbol::Symbol;
@@ -97,8 +97,7 @@ pub fn klines_page(data: &[u8]) {
         let options = TransformOptions {
             prices,
             time_unit: unit,
-            include_forming: false,
-            on_violation: OnViolation::Report,
+            ..TransformOptions::default()
         };
         for interval in [Interval::M1, Interval::Mo1] {
             let ctx = KlineContext {
@@ -127,12 +126,7 @@ pub fn archive_csv(data: &[u8]) {
     let Ok(symbol) = "BTCUSDT".parse::<Symbol>() else {
         return;
     };
-    let options = TransformOptions {
-        prices: PriceType::Float64,
-        time_unit: TimeUnit::Millisecond,
-        include_forming: false,
-        on_violation: OnViolation::Report,
-    };
+    let options = TransformOptions::default();
     let ctx = KlineContext {
         market: Market::Spot,
         symbol: &symbol,

@@ -397,6 +397,19 @@ pub struct TransformOptions {
     pub on_violation: OnViolation,
 }
 
+/// The defaults of a pipeline without a `transform` section: `float64` prices, `ms` times,
+/// closed candles only, violations reported.
+impl Default for TransformOptions {
+    fn default() -> Self {
+        TransformOptions {
+            prices: PriceType::Float64,
+            time_unit: TimeUnit::Millisecond,
+            include_forming: false,
+            on_violation: OnViolation::Report,
+        }
+    }
+}
+
 /// `output.partition`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PartitionSpec {

@@ -702,6 +702,7 @@ fn transform(cx: &mut Ctx<'_>, raw: Option<&RawTransform>) -> TransformOptions {
         ),
         None => (None, None, None, None),
     };
+    let d = TransformOptions::default();
     TransformOptions {
         prices: cx.choice(
             prices,
@@ -710,20 +711,20 @@ fn transform(cx: &mut Ctx<'_>, raw: Option<&RawTransform>) -> TransformOptions {
                 ("float64", PriceType::Float64),
                 ("decimal", PriceType::Decimal),
             ],
-            PriceType::Float64,
+            d.prices,
         ),
         time_unit: cx.choice(
             time_unit,
             "transform.time_unit",
             &[("ms", TimeUnit::Millisecond), ("us", TimeUnit::Microsecond)],
-            TimeUnit::Millisecond,
+            d.time_unit,
         ),
-        include_forming: include_forming.unwrap_or(false),
+        include_forming: include_forming.unwrap_or(d.include_forming),
         on_violation: cx.choice(
             on_violation,
             "transform.on_violation",
             &[("report", OnViolation::Report), ("fail", OnViolation::Fail)],
-            OnViolation::Report,
+            d.on_violation,
         ),
     }
 }

@@ -331,3 +331,189 @@ pub fn attribute_pending(series: &mut [SeriesReport], pending: &[crate::load::re
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Compression, PartitionSpec, PriceType, TransformOptions};
+    use crate::load::partition::split;
+    use crate::load::{DatasetWriter, Fault, WriteOptions};
+    use crate::transform::Column;
+    use std::sync::Arc;
+
+    const MIN: i64 = 60_000;
+    const JAN: i64 = 1_704_067_200_000; // 2024-01-01
+
+    fn task(symbol: &str) -> TaskKey {
+        TaskKey {
+            market: Market::Spot,
+            symbol: symbol.parse().unwrap(),
+            interval: Interval::M1,
+        }
+    }
+
+    /// Minute candles opening at `from + i·(minutes)·MIN` for `n` steps, with values that
+    /// depend on the time only (so rewriting a minute gives the same row).
+    fn rows(from: i64, n: i64, step: i64) -> KlineRows {
+        let mut r = KlineRows::with_capacity(PriceType::Float64, n as usize);
+        for i in 0..n {
+            let t = from + i * step * MIN;
+            let x = 100.0 + ((t / MIN) % 97) as f64 * 0.25;
+            r.open_time.push(t);
+            r.close_time.push(t + MIN - 1);
+            for (c, v) in [
+                (&mut r.open, x),
+                (&mut r.high, x + 1.0),
+                (&mut r.low, x - 1.0),
+                (&mut r.close, x + 0.5),
+                (&mut r.volume, x * 3.0),
+                (&mut r.quote_volume, x * x),
+                (&mut r.taker_buy_base_volume, x),
+                (&mut r.taker_buy_quote_volume, x * 2.0),
+            ] {
+                let Column::Float64(c) = c else {
+                    unreachable!()
+                };
+                c.push(v);
+            }
+            r.trades.push((t / MIN % 13) as u64);
+        }
+        r
+    }
+
+    fn writer(root: &Path) -> DatasetWriter {
+        DatasetWriter::new(
+            root,
+            WriteOptions {
+                pipeline: "t".into(),
+                source: "simulator".into(),
+                transform: TransformOptions::default(),
+                compression: Compression::Zstd(1),
+                row_group_rows: 100_000,
+                partition: PartitionSpec::Month,
+            },
+        )
+    }
+
+    fn write(w: &DatasetWriter, t: &TaskKey, r: KlineRows) {
+        for (key, part) in split(r, t, PartitionSpec::Month) {
+            w.write_partition(&key, part).unwrap();
+        }
+    }
+
+    /// Equal as JSON, numbers within a relative 1e-9 (sums grouped differently).
+    fn assert_close(a: &serde_json::Value, b: &serde_json::Value, at: &str) {
+        use serde_json::Value;
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => {
+                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                assert!(
+                    (x - y).abs() <= 1e-9 * (1.0 + x.abs().max(y.abs())),
+                    "{at}: {x} vs {y}"
+                );
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                assert_eq!(x.len(), y.len(), "{at}");
+                for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                    assert_close(x, y, &format!("{at}[{i}]"));
+                }
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                assert_eq!(
+                    x.keys().collect::<Vec<_>>(),
+                    y.keys().collect::<Vec<_>>(),
+                    "{at}"
+                );
+                for (k, v) in x {
+                    assert_close(v, &y[k], &format!("{at}.{k}"));
+                }
+            }
+            _ => assert_eq!(a, b, "{at}"),
+        }
+    }
+
+    fn same(collected: &[SeriesReport], read: &[SeriesReport]) {
+        assert_close(
+            &serde_json::to_value(collected).unwrap(),
+            &serde_json::to_value(read).unwrap(),
+            "series",
+        );
+    }
+
+    #[test]
+    fn collected_statistics_equal_the_files_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let (a, b) = (task("AAAUSDT"), task("BBBUSDT"));
+        // An earlier run: January and February of A (with a hole in February).
+        write(&writer(root), &a, rows(JAN, 31 * 1440, 1));
+        write(&writer(root), &a, rows(JAN + 31 * 1440 * MIN, 400, 5));
+        // This run: the end of February (merged into the stored file) to May; all of B.
+        let collector = Arc::new(Collector::new(root));
+        let w = writer(root).with_observer(collector.clone());
+        write(&w, &a, rows(JAN + 58 * 1440 * MIN, 70 * 1440, 1));
+        write(&w, &b, rows(JAN, 45 * 1440, 1));
+        let with = summarize_with(root, Some(&collector)).unwrap();
+        let read = summarize(root).unwrap();
+        assert_eq!(with.len(), 2);
+        same(&with, &read);
+        assert_eq!(with[0].partitions.len(), 5); // January .. May
+    }
+
+    #[test]
+    fn collected_files_are_not_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let a = task("AAAUSDT");
+        let collector = Arc::new(Collector::new(root));
+        write(
+            &writer(root).with_observer(collector.clone()),
+            &a,
+            rows(JAN, 100, 1),
+        );
+        // Behind the collector's back (no run does this): the file gains rows.
+        write(&writer(root), &a, rows(JAN + 100 * MIN, 50, 1));
+        let with = summarize_with(root, Some(&collector)).unwrap();
+        assert_eq!(
+            with[0].range.rows, 100,
+            "the collected statistics were used"
+        );
+        assert_eq!(summarize(root).unwrap()[0].range.rows, 150);
+    }
+
+    #[test]
+    fn a_partition_written_twice_or_not_at_all_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let a = task("AAAUSDT");
+        let collector = Arc::new(Collector::new(root));
+        let mut w = writer(root).with_observer(collector.clone());
+        write(&w, &a, rows(JAN, 40 * 1440, 1));
+        // The same January partition again, with more rows: the first statistics are stale.
+        write(&w, &a, rows(JAN + 10 * MIN, 100, 7));
+        // A failed write (the file is not replaced) is never committed.
+        w.inject_fault(Some(Fault::BeforeRename));
+        let bad = split(rows(JAN + 45 * 1440 * MIN, 10, 1), &a, PartitionSpec::Month);
+        assert!(w.write_partition(&bad[0].0, bad[0].1.clone()).is_err());
+        same(
+            &summarize_with(root, Some(&collector)).unwrap(),
+            &summarize(root).unwrap(),
+        );
+    }
+
+    #[test]
+    fn an_unread_file_inside_a_collected_stretch_is_merged_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let a = task("AAAUSDT");
+        // February exists from before; this run writes January and March only.
+        write(&writer(root), &a, rows(JAN + 31 * 1440 * MIN, 29 * 1440, 1));
+        let collector = Arc::new(Collector::new(root));
+        let w = writer(root).with_observer(collector.clone());
+        write(&w, &a, rows(JAN, 31 * 1440, 1));
+        write(&w, &a, rows(JAN + 60 * 1440 * MIN, 31 * 1440, 1));
+        let with = summarize_with(root, Some(&collector)).unwrap();
+        same(&with, &summarize(root).unwrap());
+        assert_eq!(with[0].range.missing, 0);
+    }
+}

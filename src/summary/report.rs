@@ -360,7 +360,7 @@ pub fn render_describe(s: &SeriesReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OnViolation, PriceType, TimeUnit, TransformOptions};
+    use crate::config::{PriceType, TransformOptions};
     use crate::symbol::Symbol;
     use crate::transform::{KlineContext, parse_klines};
 
@@ -368,9 +368,7 @@ mod tests {
         let symbol: Symbol = "BTCUSDT".parse().unwrap();
         let options = TransformOptions {
             prices,
-            time_unit: TimeUnit::Millisecond,
-            include_forming: false,
-            on_violation: OnViolation::Report,
+            ..TransformOptions::default()
         };
         let ctx = KlineContext {
             market: Market::Spot,

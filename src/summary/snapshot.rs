@@ -207,18 +207,13 @@ pub struct SnapshotReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OnViolation, PriceType, TimeUnit, TransformOptions};
+    use crate::config::TransformOptions;
     use crate::market::Market;
     use crate::transform::depth::parse_depth;
     use crate::transform::ticker::parse_ticker_price;
 
     fn opts() -> TransformOptions {
-        TransformOptions {
-            prices: PriceType::Float64,
-            time_unit: TimeUnit::Millisecond,
-            include_forming: false,
-            on_violation: OnViolation::Report,
-        }
+        TransformOptions::default()
     }
 
     #[test]

@@ -231,14 +231,11 @@ pub fn depth_batch(rows: &DepthRows, unit: TimeUnit) -> Result<RecordBatch, Sche
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::OnViolation;
 
     fn opts(prices: PriceType) -> TransformOptions {
         TransformOptions {
             prices,
-            time_unit: TimeUnit::Millisecond,
-            include_forming: false,
-            on_violation: OnViolation::Report,
+            ..TransformOptions::default()
         }
     }
 

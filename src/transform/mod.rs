@@ -470,14 +470,11 @@ impl fmt::Display for KlineRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OnViolation, TimeUnit};
 
     pub(crate) fn opts(prices: PriceType) -> TransformOptions {
         TransformOptions {
             prices,
-            time_unit: TimeUnit::Millisecond,
-            include_forming: false,
-            on_violation: OnViolation::Report,
+            ..TransformOptions::default()
         }
     }
 

@@ -410,7 +410,7 @@ pub fn from_record_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OnViolation, TransformOptions};
+    use crate::config::TransformOptions;
     use crate::interval::Interval;
     use crate::market::Market;
     use crate::symbol::Symbol;
@@ -421,8 +421,7 @@ mod tests {
         let opts = TransformOptions {
             prices: PriceType::Decimal,
             time_unit: TimeUnit::Microsecond,
-            include_forming: false,
-            on_violation: OnViolation::Report,
+            ..TransformOptions::default()
         };
         let ctx = KlineContext {
             market: Market::Spot,

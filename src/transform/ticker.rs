@@ -249,14 +249,11 @@ pub fn ticker_batch(rows: &TickerRows, unit: TimeUnit) -> Result<RecordBatch, Sc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::OnViolation;
 
     fn opts(prices: PriceType) -> TransformOptions {
         TransformOptions {
             prices,
-            time_unit: TimeUnit::Millisecond,
-            include_forming: false,
-            on_violation: OnViolation::Report,
+            ..TransformOptions::default()
         }
     }
 

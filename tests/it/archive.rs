@@ -103,12 +103,7 @@ fn truth(sim: &SimHandle, symbol: &Symbol, interval: Interval, start: i64, end: 
         .map(kline_etl::simulator::KlineRow::to_json)
         .collect();
     let body = serde_json::to_vec(&page).unwrap();
-    let opts = TransformOptions {
-        prices: PriceType::Float64,
-        time_unit: TimeUnit::Millisecond,
-        include_forming: false,
-        on_violation: OnViolation::Report,
-    };
+    let opts = TransformOptions::default();
     let ctx = KlineContext {
         market: Market::Spot,
         symbol,

@@ -245,18 +245,13 @@ impl<'a> FileReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OnViolation, PriceType, TimeUnit, TransformOptions};
+    use crate::config::{PriceType, TransformOptions};
     use crate::interval::Interval;
     use crate::market::Market;
     use crate::symbol::Symbol;
 
     fn opts() -> TransformOptions {
-        TransformOptions {
-            prices: PriceType::Float64,
-            time_unit: TimeUnit::Millisecond,
-            include_forming: false,
-            on_violation: OnViolation::Report,
-        }
+        TransformOptions::default()
     }
 
     const JAN_2024: i64 = 1_704_067_200_000;

@@ -1079,12 +1079,7 @@ mod tests {
     }
 
     fn opts() -> TransformOptions {
-        TransformOptions {
-            prices: crate::config::PriceType::Float64,
-            time_unit: crate::config::TimeUnit::Millisecond,
-            include_forming: false,
-            on_violation: crate::config::OnViolation::Report,
-        }
+        TransformOptions::default()
     }
 
     #[test]
