@@ -6,6 +6,10 @@
 //! weight is accounted *before* a request is sent, so workers burst up to the allowed share of
 //! the window and then wait for the next window (no even pacing below the limit); every reply's
 //! header corrects the count upwards (other clients on the same IP, requests we did not see).
+//! At a window boundary the new window starts with everything the exchange may count in it:
+//! requests still in flight, and replies that came back within the clock guard before the
+//! boundary (the exchange may have counted them just after it). One 429 with requests in
+//! flight is several over-limit requests, and exchanges ban for that, so the count errs high.
 //!
 //! [`BudgetState`] is the pure accounting (unit-tested across window rollover, header
 //! correction, 429 and 418); [`WeightBudget`] wraps it for concurrent async workers.
@@ -97,6 +101,10 @@ pub struct BudgetState {
     used: u32,
     inflight: u32,
     paused_until: i64,
+    /// Completions (our clock, weight) recent enough that the exchange may have counted them
+    /// in the next window: a reply that came back just before the boundary by our clock may
+    /// have been counted just after it by the exchange's (clock error, a busy server).
+    recent: std::collections::VecDeque<(i64, u32)>,
 }
 
 impl BudgetState {
@@ -117,6 +125,7 @@ impl BudgetState {
             used: 0,
             inflight: 0,
             paused_until: i64::MIN,
+            recent: std::collections::VecDeque::new(),
         }
     }
 
@@ -155,8 +164,18 @@ impl BudgetState {
         let start = t - t.rem_euclid(w);
         if start > self.window_start {
             self.window_start = start;
-            // Requests still in flight may be counted by the exchange in the new window.
-            self.used = self.inflight;
+            // Requests still in flight may be counted by the exchange in the new window, and
+            // so may those that completed within the guard before its boundary. Counting
+            // them here too costs a little of the window when it matters at all; missing one
+            // is a 429, and with requests in flight a 429 soon becomes a ban.
+            let since = start - self.guard_ms;
+            let late: u32 = self
+                .recent
+                .iter()
+                .filter(|(t, _)| *t >= since)
+                .map(|(_, w)| *w)
+                .sum();
+            self.used = self.inflight.saturating_add(late);
         }
     }
 
@@ -185,6 +204,16 @@ impl BudgetState {
     /// raises our count (never lowers it: our count includes requests still in flight).
     pub fn complete(&mut self, now: i64, window: i64, weight: u32, header_used: Option<u32>) {
         self.inflight = self.inflight.saturating_sub(weight);
+        // Only completions after the next boundary's guard can matter to a later rollover.
+        let keep_from = self
+            .window_start
+            .saturating_add(self.limit.window_ms() - self.guard_ms);
+        while self.recent.front().is_some_and(|(t, _)| *t < keep_from) {
+            self.recent.pop_front();
+        }
+        if now >= keep_from {
+            self.recent.push_back((now, weight));
+        }
         self.roll(now);
         if let Some(h) = header_used
             && window == self.window_start
@@ -407,6 +436,34 @@ mod tests {
         // The first 200 ms after the boundary still count as the old window.
         assert_eq!(s.try_acquire(60_100, 1), Admit::WaitUntil(60_200));
         assert!(matches!(s.try_acquire(60_200, 1), Admit::Go { .. }));
+    }
+
+    #[test]
+    fn replies_just_before_the_boundary_count_in_the_next_window_too() {
+        let mut s = BudgetState::new(WeightLimit::per_minute(10), 1.0, 200);
+        // Early in the window: the exchange surely counted these in the first window.
+        assert!(matches!(s.try_acquire(1_000, 2), Admit::Go { window: 0 }));
+        s.complete(1_050, 0, 2, None);
+        // Within the guard before the boundary: the exchange may count them after it.
+        for t in [59_850, 59_900] {
+            assert!(matches!(s.try_acquire(t, 2), Admit::Go { window: 0 }));
+            s.complete(t + 40, 0, 2, None);
+        }
+        // Still in flight at the rollover.
+        assert!(matches!(s.try_acquire(60_100, 2), Admit::Go { window: 0 }));
+        assert!(matches!(
+            s.try_acquire(60_200, 1),
+            Admit::Go { window: 60_000 }
+        ));
+        assert_eq!(s.used(), 2 + 2 + 2 + 1);
+        assert_eq!(s.try_acquire(60_300, 4), Admit::WaitUntil(120_200));
+        // Nothing near the next boundary: the window after starts from what is in flight.
+        s.complete(60_400, 0, 2, None);
+        s.complete(60_450, 60_000, 1, None);
+        assert!(matches!(
+            s.try_acquire(120_200, 10),
+            Admit::Go { window: 120_000 }
+        ));
     }
 
     #[test]
