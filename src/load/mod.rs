@@ -251,8 +251,10 @@ pub enum Fault {
 /// [`WriteObserver::committed`] for the same path means the file on disk now holds exactly
 /// those rows (a failed write is never committed).
 pub trait WriteObserver: Send + Sync + std::fmt::Debug {
-    /// `rows` are about to become the whole content of partition `key` at `path`.
-    fn staged(&self, key: &PartitionKey, path: &Path, rows: &KlineRows);
+    /// `rows` are about to become the whole content of partition `key` at `path`. The
+    /// returned `(key, value)` pairs are stored in the file's key-value metadata when the file
+    /// is (re)written.
+    fn staged(&self, key: &PartitionKey, path: &Path, rows: &KlineRows) -> Vec<(String, String)>;
     /// The file at `path` (`bytes` long) now holds the rows last staged for it.
     fn committed(&self, path: &Path, bytes: u64);
 }
@@ -364,9 +366,14 @@ impl DatasetWriter {
             bytes,
             rewritten,
         };
-        if let Some(o) = &self.observer {
-            o.staged(key, &path, &merged);
-        }
+        let notes: Vec<::parquet::file::metadata::KeyValue> = match &self.observer {
+            Some(o) => o
+                .staged(key, &path, &merged)
+                .into_iter()
+                .map(|(k, v)| ::parquet::file::metadata::KeyValue::new(k, v))
+                .collect(),
+            None => Vec::new(),
+        };
         if had_file && !report.changed() {
             let bytes = fs_err::metadata(&path)?.len();
             if let Some(o) = &self.observer {
@@ -388,7 +395,7 @@ impl DatasetWriter {
                 }
             })?;
         let bytes = if self.family == KlineFamily::Trades {
-            parquet::encode(&batch, key, &self.opts, &path)?
+            parquet::encode(&batch, key, &self.opts, &notes, &path)?
         } else {
             let batch = crate::transform::schema::project_family(&batch, self.family).map_err(
                 |source| LoadError::Schema {
@@ -396,7 +403,7 @@ impl DatasetWriter {
                     source,
                 },
             )?;
-            parquet::encode_family(&batch, key, &self.opts, self.family, &path)?
+            parquet::encode_family(&batch, key, &self.opts, self.family, &notes, &path)?
         };
         let len = bytes.len() as u64;
         self.replace_atomically(&path, &bytes, rows_total)?;

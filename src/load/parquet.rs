@@ -96,6 +96,7 @@ pub fn encode_family(
     key: &PartitionKey,
     opts: &WriteOptions,
     family: crate::config::KlineFamily,
+    extra: &[KeyValue],
     path: &Path,
 ) -> Result<Vec<u8>, LoadError> {
     let enc = |source| LoadError::Encode {
@@ -103,6 +104,7 @@ pub fn encode_family(
         source,
     };
     let mut kv = key_value_metadata(key, opts);
+    kv.extend_from_slice(extra);
     kv.push(KeyValue::new(
         "kline_etl.kline_family".to_owned(),
         family.as_str().to_owned(),
@@ -123,18 +125,31 @@ pub fn encode_family(
     w.into_inner().map_err(enc)
 }
 
-/// Encode one partition's batch into Parquet bytes.
+/// Key-value metadata holding a partition's summary statistics, written by the run
+/// (see [`crate::summary::dataset`]) so a later summary can read them instead of the rows.
+pub const META_STATS: &str = "kline_etl.stats";
+
+/// Encode one partition's batch into Parquet bytes, with `extra` key-value metadata.
 pub fn encode(
     batch: &RecordBatch,
     key: &PartitionKey,
     opts: &WriteOptions,
+    extra: &[KeyValue],
     path: &Path,
 ) -> Result<Vec<u8>, LoadError> {
     let enc = |source| LoadError::Encode {
         path: path.to_owned(),
         source,
     };
-    let props = writer_properties(key, opts).map_err(enc)?;
+    let mut props = writer_properties(key, opts).map_err(enc)?;
+    if !extra.is_empty() {
+        let mut kv = key_value_metadata(key, opts);
+        kv.extend_from_slice(extra);
+        props = props
+            .into_builder()
+            .set_key_value_metadata(Some(kv))
+            .build();
+    }
     let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(enc)?;
     w.write(batch).map_err(enc)?;
     w.into_inner().map_err(enc)
@@ -244,9 +259,47 @@ pub fn max_open_time(path: &Path) -> Result<Option<i64>, LoadError> {
 pub fn open_time_bounds(path: &Path) -> Result<Option<(i64, i64)>, LoadError> {
     let b = open(path)?;
     let info = file_info(b.metadata(), path)?;
+    match footer_bounds(b.metadata(), &info) {
+        Some(bounds) => Ok(bounds),
+        None => {
+            let (rows, _) = read_file(path)?;
+            let lo = rows.open_time.iter().min().copied();
+            let hi = rows.open_time.iter().max().copied();
+            Ok(lo.zip(hi))
+        }
+    }
+}
+
+/// A partition file's footer: what [`read_footer`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Footer {
+    /// The checked kline-etl metadata.
+    pub info: FileInfo,
+    /// The smallest and largest `open_time` (ms) from the row-group statistics; `None` when a
+    /// row group has none (then only reading the column tells).
+    pub bounds: Option<Option<(i64, i64)>>,
+    /// The value of the requested key-value metadata entry, if present.
+    pub value: Option<String>,
+}
+
+/// Read only the footer of a partition file: its checked metadata, the `open_time` bounds
+/// and the key-value metadata entry `key` (for example [`META_STATS`]).
+pub fn read_footer(path: &Path, key: &str) -> Result<Footer, LoadError> {
+    let b = open(path)?;
+    let info = file_info(b.metadata(), path)?;
+    Ok(Footer {
+        bounds: footer_bounds(b.metadata(), &info),
+        value: meta_value(b.metadata(), key).map(str::to_owned),
+        info,
+    })
+}
+
+/// The `open_time` bounds (ms) from the row-group statistics, `None` when any non-empty row
+/// group lacks them.
+fn footer_bounds(meta: &ParquetMetaData, info: &FileInfo) -> Option<Option<(i64, i64)>> {
     let mut bounds: Option<(i64, i64)> = None;
     let mut complete = true;
-    for rg in b.metadata().row_groups() {
+    for rg in meta.row_groups() {
         match rg.column(0).statistics() {
             Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
                 (Some(&lo), Some(&hi)) => {
@@ -260,14 +313,11 @@ pub fn open_time_bounds(path: &Path) -> Result<Option<(i64, i64)>, LoadError> {
         }
     }
     if !complete {
-        let (rows, _) = read_file(path)?;
-        let lo = rows.open_time.iter().min().copied();
-        let hi = rows.open_time.iter().max().copied();
-        return Ok(lo.zip(hi));
+        return None;
     }
     let ms = |v: i64| match info.time_unit {
         TimeUnit::Millisecond => v,
         TimeUnit::Microsecond => v.div_euclid(1000),
     };
-    Ok(bounds.map(|(lo, hi)| (ms(lo), ms(hi))))
+    Some(bounds.map(|(lo, hi)| (ms(lo), ms(hi))))
 }

@@ -1,17 +1,24 @@
-//! Statistics and chart data recomputed from the Parquet files alone (`kline-etl summary`,
-//! `kline-etl chart`, and the dataset part of `_summary.json`): any dataset written by the
-//! tool, whatever run wrote it.
+//! Statistics and chart data of a dataset from its Parquet files alone (`kline-etl summary`,
+//! `kline-etl chart`, `status`, and the dataset part of `_summary.json`): any dataset written
+//! by the tool, whatever run wrote it.
+//!
+//! Three sources, cheapest first: the partitions a run just wrote, collected from the rows in
+//! memory ([`Collector`]); the statistics a run stored in each file's footer
+//! (`kline_etl.stats`), used when they match the file; and the file's rows.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
 
 use super::chart::Candle;
 use super::report::{PartitionReport, RangeReport, SeriesReport, series_stats};
 use super::series::SeriesStats;
 use crate::interval::Interval;
+use crate::load::parquet::{META_STATS, read_file, read_footer};
 use crate::load::scan::{SeriesFiles, scan};
-use crate::load::{LoadError, PartitionKey, TaskKey, WriteObserver, parquet::read_file};
+use crate::load::{LoadError, PartitionKey, TaskKey, WriteObserver};
 use crate::market::Market;
 use crate::symbol::Symbol;
 use crate::transform::KlineRows;
@@ -47,14 +54,56 @@ fn partition_of(
     (stats, report)
 }
 
-/// Read one partition file and summarise it.
+/// Version of the statistics record in [`META_STATS`]; a record of another version is
+/// ignored (the file's rows are read instead).
+const STATS_VERSION: u32 = 1;
+
+/// What a run stores in each partition's footer under [`META_STATS`]: the partition's
+/// statistics, so a later summary reads a few kilobytes instead of the rows.
+#[derive(Debug, Serialize, Deserialize)]
+struct FooterStats {
+    v: u32,
+    stats: SeriesStats,
+    quality: BTreeMap<String, u64>,
+}
+
+/// The statistics stored in a partition's footer, if there are any and they describe the
+/// file as it is: same version, same row count and same first and last open time as the
+/// footer's own counts and column statistics (a file rewritten by another tool that kept our
+/// metadata is read instead).
+fn footer_stats(path: &Path) -> Result<Option<(SeriesStats, BTreeMap<String, u64>)>, LoadError> {
+    let footer = read_footer(path, META_STATS)?;
+    let Some(text) = footer.value else {
+        return Ok(None);
+    };
+    let Ok(record) = serde_json::from_str::<FooterStats>(&text) else {
+        return Ok(None);
+    };
+    let s = &record.stats;
+    let matches = record.v == STATS_VERSION
+        && s.rows == footer.info.rows
+        && footer.bounds == Some(s.first_open.zip(s.last_open));
+    Ok(matches.then_some((record.stats, record.quality)))
+}
+
+/// Summarise one partition file: from the statistics in its footer when they match it,
+/// else from its rows.
 fn read_partition(
     root: &Path,
     interval: Interval,
     path: &Path,
 ) -> Result<(SeriesStats, PartitionReport), LoadError> {
-    let (rows, _) = read_file(path)?;
     let bytes = fs_err::metadata(path)?.len();
+    if let Some((stats, quality)) = footer_stats(path)? {
+        let report = PartitionReport {
+            path: relative(root, path),
+            bytes,
+            range: RangeReport::new(interval, &stats),
+            quality,
+        };
+        return Ok((stats, report));
+    }
+    let (rows, _) = read_file(path)?;
     Ok(partition_of(root, interval, path, &rows, bytes))
 }
 
@@ -226,11 +275,21 @@ impl Collector {
 }
 
 impl WriteObserver for Collector {
-    fn staged(&self, key: &PartitionKey, path: &Path, rows: &KlineRows) {
+    fn staged(&self, key: &PartitionKey, path: &Path, rows: &KlineRows) -> Vec<(String, String)> {
         let (stats, report) = partition_of(&self.root, key.task.interval, path, rows, 0);
+        let record = FooterStats {
+            v: STATS_VERSION,
+            stats,
+            quality: report.quality.clone(),
+        };
+        // Non-finite totals (absurd volumes) do not survive JSON; such a file is read back.
+        let note = serde_json::to_string(&record)
+            .ok()
+            .map(|json| (META_STATS.to_owned(), json));
         self.lock()
             .staged
-            .insert(path.to_owned(), (key.task.clone(), stats, report));
+            .insert(path.to_owned(), (key.task.clone(), record.stats, report));
+        note.into_iter().collect()
     }
 
     fn committed(&self, path: &Path, bytes: u64) {
@@ -499,6 +558,89 @@ mod tests {
             &summarize_with(root, Some(&collector)).unwrap(),
             &summarize(root).unwrap(),
         );
+    }
+
+    /// The summary of every file from its rows, ignoring footers (the reference).
+    fn from_rows(root: &Path) -> Vec<SeriesReport> {
+        scan(root)
+            .unwrap()
+            .iter()
+            .map(|series| {
+                let parts = series
+                    .files
+                    .iter()
+                    .map(|path| {
+                        let (rows, _) = read_file(path).unwrap();
+                        let bytes = fs_err::metadata(path).unwrap().len();
+                        partition_of(root, series.task.interval, path, &rows, bytes)
+                    })
+                    .collect();
+                series_report(series, parts)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn footer_statistics_are_used_when_they_match_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let (a, b) = (task("AAAUSDT"), task("BBBUSDT"));
+        let collector = Arc::new(Collector::new(root));
+        write(
+            &writer(root).with_observer(collector),
+            &a,
+            rows(JAN, 40 * 1440, 1),
+        );
+        // Written without statistics (as by an older version).
+        write(&writer(root), &b, rows(JAN, 3 * 1440, 2));
+        let files: Vec<PathBuf> = scan(root)
+            .unwrap()
+            .into_iter()
+            .flat_map(|s| s.files)
+            .collect();
+        let with_stats: Vec<bool> = files
+            .iter()
+            .map(|f| footer_stats(f).unwrap().is_some())
+            .collect();
+        assert_eq!(with_stats, [true, true, false]);
+        same(&summarize(root).unwrap(), &from_rows(root));
+    }
+
+    #[test]
+    fn footer_statistics_that_do_not_match_the_rows_are_ignored() {
+        use crate::load::parquet::encode;
+        use crate::transform::KlineContext;
+        use ::parquet::file::metadata::KeyValue;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let a = task("AAAUSDT");
+        let collector = Arc::new(Collector::new(root));
+        let w = writer(root).with_observer(collector);
+        write(&w, &a, rows(JAN, 100, 1));
+        let path = scan(root).unwrap()[0].files[0].clone();
+        let note = read_footer(&path, META_STATS).unwrap().value.unwrap();
+        // Another tool rewrites the file with other rows but keeps our metadata.
+        let (key, part) = split(rows(JAN, 50, 2), &a, PartitionSpec::Month).remove(0);
+        let ctx = KlineContext {
+            market: a.market,
+            symbol: &a.symbol,
+            interval: a.interval,
+            options: &w.options().transform,
+        };
+        let batch = crate::transform::schema::into_record_batch(part, &ctx).unwrap();
+        let bytes = encode(
+            &batch,
+            &key,
+            w.options(),
+            &[KeyValue::new(META_STATS.to_owned(), note)],
+            &path,
+        )
+        .unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        assert!(footer_stats(&path).unwrap().is_none());
+        let s = summarize(root).unwrap();
+        assert_eq!(s[0].range.rows, 50);
+        same(&s, &from_rows(root));
     }
 
     #[test]
