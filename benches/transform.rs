@@ -131,7 +131,7 @@ fn bench(c: &mut Criterion) {
                     rows.append(parse_klines(p.as_bytes(), &ctx).expect("parses"));
                 }
                 let batch = rows.to_record_batch(&ctx).expect("batch");
-                kline_etl::load::parquet::encode(&batch, &key, &o, Path::new("bench"))
+                kline_etl::load::parquet::encode(&batch, &key, &o, &[], Path::new("bench"))
                     .expect("encodes")
             });
         });

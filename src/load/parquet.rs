@@ -260,8 +260,9 @@ pub fn open_time_bounds(path: &Path) -> Result<Option<(i64, i64)>, LoadError> {
     let b = open(path)?;
     let info = file_info(b.metadata(), path)?;
     match footer_bounds(b.metadata(), &info) {
-        Some(bounds) => Ok(bounds),
-        None => {
+        FooterBounds::Empty => Ok(None),
+        FooterBounds::Range(lo, hi) => Ok(Some((lo, hi))),
+        FooterBounds::Unknown => {
             let (rows, _) = read_file(path)?;
             let lo = rows.open_time.iter().min().copied();
             let hi = rows.open_time.iter().max().copied();
@@ -270,14 +271,24 @@ pub fn open_time_bounds(path: &Path) -> Result<Option<(i64, i64)>, LoadError> {
     }
 }
 
+/// The `open_time` range (ms) a file's row-group statistics show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FooterBounds {
+    /// No rows.
+    Empty,
+    /// The smallest and largest open time.
+    Range(i64, i64),
+    /// A row group has no statistics: only reading the column tells.
+    Unknown,
+}
+
 /// A partition file's footer: what [`read_footer`] returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Footer {
     /// The checked kline-etl metadata.
     pub info: FileInfo,
-    /// The smallest and largest `open_time` (ms) from the row-group statistics; `None` when a
-    /// row group has none (then only reading the column tells).
-    pub bounds: Option<Option<(i64, i64)>>,
+    /// The `open_time` range the row-group statistics show.
+    pub bounds: FooterBounds,
     /// The value of the requested key-value metadata entry, if present.
     pub value: Option<String>,
 }
@@ -294,9 +305,8 @@ pub fn read_footer(path: &Path, key: &str) -> Result<Footer, LoadError> {
     })
 }
 
-/// The `open_time` bounds (ms) from the row-group statistics, `None` when any non-empty row
-/// group lacks them.
-fn footer_bounds(meta: &ParquetMetaData, info: &FileInfo) -> Option<Option<(i64, i64)>> {
+/// The `open_time` bounds (ms) from the row-group statistics.
+fn footer_bounds(meta: &ParquetMetaData, info: &FileInfo) -> FooterBounds {
     let mut bounds: Option<(i64, i64)> = None;
     let mut complete = true;
     for rg in meta.row_groups() {
@@ -313,11 +323,14 @@ fn footer_bounds(meta: &ParquetMetaData, info: &FileInfo) -> Option<Option<(i64,
         }
     }
     if !complete {
-        return None;
+        return FooterBounds::Unknown;
     }
     let ms = |v: i64| match info.time_unit {
         TimeUnit::Millisecond => v,
         TimeUnit::Microsecond => v.div_euclid(1000),
     };
-    Some(bounds.map(|(lo, hi)| (ms(lo), ms(hi))))
+    match bounds {
+        Some((lo, hi)) => FooterBounds::Range(ms(lo), ms(hi)),
+        None => FooterBounds::Empty,
+    }
 }

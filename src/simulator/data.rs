@@ -831,9 +831,8 @@ impl SymbolData {
         micros: bool,
         out: &mut Vec<u8>,
     ) -> usize {
-        let n;
         out.push(b'[');
-        if self.spec.replay.is_empty() {
+        let n = if self.spec.replay.is_empty() {
             let candles = self.candles(interval, sel, now);
             out.reserve(candles.len() * 200);
             for (i, c) in candles.iter().enumerate() {
@@ -842,7 +841,7 @@ impl SymbolData {
                 }
                 self.write_json(market, c, micros, out);
             }
-            n = candles.len();
+            candles.len()
         } else {
             let rows = self.replay_klines(interval, sel, now);
             for (i, r) in rows.iter().enumerate() {
@@ -851,8 +850,8 @@ impl SymbolData {
                 }
                 r.write_json(out, micros);
             }
-            n = rows.len();
-        }
+            rows.len()
+        };
         out.push(b']');
         n
     }
@@ -1205,7 +1204,8 @@ mod tests {
             want += &(w.unsigned_abs() / p.unsigned_abs()).to_string();
             if out > 0 {
                 let frac = w.unsigned_abs() % p.unsigned_abs();
-                want += &format!(".{frac:0width$}{}", "0".repeat((out - d) as usize), width = d as usize);
+                let pad = "0".repeat((out - d) as usize);
+                want = format!("{want}.{frac:0width$}{pad}", width = d as usize);
             }
             prop_assert_eq!(fixed(v, dec, out), want);
         }

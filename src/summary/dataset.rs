@@ -16,7 +16,7 @@ use super::chart::Candle;
 use super::report::{PartitionReport, RangeReport, SeriesReport, series_stats};
 use super::series::SeriesStats;
 use crate::interval::Interval;
-use crate::load::parquet::{META_STATS, read_file, read_footer};
+use crate::load::parquet::{FooterBounds, META_STATS, read_file, read_footer};
 use crate::load::scan::{SeriesFiles, scan};
 use crate::load::{LoadError, PartitionKey, TaskKey, WriteObserver};
 use crate::market::Market;
@@ -64,14 +64,17 @@ const STATS_VERSION: u32 = 1;
 struct FooterStats {
     v: u32,
     stats: SeriesStats,
-    quality: BTreeMap<String, u64>,
+    quality: QualityCounts,
 }
+
+/// Quality-check findings by check name.
+type QualityCounts = BTreeMap<String, u64>;
 
 /// The statistics stored in a partition's footer, if there are any and they describe the
 /// file as it is: same version, same row count and same first and last open time as the
 /// footer's own counts and column statistics (a file rewritten by another tool that kept our
 /// metadata is read instead).
-fn footer_stats(path: &Path) -> Result<Option<(SeriesStats, BTreeMap<String, u64>)>, LoadError> {
+fn footer_stats(path: &Path) -> Result<Option<(SeriesStats, QualityCounts)>, LoadError> {
     let footer = read_footer(path, META_STATS)?;
     let Some(text) = footer.value else {
         return Ok(None);
@@ -80,9 +83,12 @@ fn footer_stats(path: &Path) -> Result<Option<(SeriesStats, BTreeMap<String, u64
         return Ok(None);
     };
     let s = &record.stats;
-    let matches = record.v == STATS_VERSION
-        && s.rows == footer.info.rows
-        && footer.bounds == Some(s.first_open.zip(s.last_open));
+    let bounds = match s.first_open.zip(s.last_open) {
+        Some((lo, hi)) => FooterBounds::Range(lo, hi),
+        None => FooterBounds::Empty,
+    };
+    let matches =
+        record.v == STATS_VERSION && s.rows == footer.info.rows && footer.bounds == bounds;
     Ok(matches.then_some((record.stats, record.quality)))
 }
 
@@ -413,31 +419,31 @@ mod tests {
 
     /// Minute candles opening at `from + i·(minutes)·MIN` for `n` steps, with values that
     /// depend on the time only (so rewriting a minute gives the same row).
-    fn rows(from: i64, n: i64, step: i64) -> KlineRows {
-        let mut r = KlineRows::with_capacity(PriceType::Float64, n as usize);
-        for i in 0..n {
-            let t = from + i * step * MIN;
-            let x = 100.0 + ((t / MIN) % 97) as f64 * 0.25;
-            r.open_time.push(t);
-            r.close_time.push(t + MIN - 1);
-            for (c, v) in [
-                (&mut r.open, x),
-                (&mut r.high, x + 1.0),
-                (&mut r.low, x - 1.0),
-                (&mut r.close, x + 0.5),
-                (&mut r.volume, x * 3.0),
-                (&mut r.quote_volume, x * x),
-                (&mut r.taker_buy_base_volume, x),
-                (&mut r.taker_buy_quote_volume, x * 2.0),
+    fn rows(start: i64, count: i64, step: i64) -> KlineRows {
+        let mut out = KlineRows::with_capacity(PriceType::Float64, count as usize);
+        for i in 0..count {
+            let open = start + i * step * MIN;
+            let price = 100.0 + ((open / MIN) % 97) as f64 * 0.25;
+            out.open_time.push(open);
+            out.close_time.push(open + MIN - 1);
+            for (column, value) in [
+                (&mut out.open, price),
+                (&mut out.high, price + 1.0),
+                (&mut out.low, price - 1.0),
+                (&mut out.close, price + 0.5),
+                (&mut out.volume, price * 3.0),
+                (&mut out.quote_volume, price * price),
+                (&mut out.taker_buy_base_volume, price),
+                (&mut out.taker_buy_quote_volume, price * 2.0),
             ] {
-                let Column::Float64(c) = c else {
+                let Column::Float64(values) = column else {
                     unreachable!()
                 };
-                c.push(v);
+                values.push(value);
             }
-            r.trades.push((t / MIN % 13) as u64);
+            out.trades.push((open / MIN % 13) as u64);
         }
-        r
+        out
     }
 
     fn writer(root: &Path) -> DatasetWriter {

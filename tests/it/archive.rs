@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use kline_etl::config::{OnViolation, PriceType, TimeUnit, TransformOptions};
+use kline_etl::config::TransformOptions;
 use kline_etl::interval::Interval;
 use kline_etl::market::Market;
 use kline_etl::simulator::{
