@@ -331,6 +331,12 @@ impl DatasetWriter {
         if let Some(&t) = rows.open_time.iter().find(|&&t| !key.contains(t)) {
             return Err(LoadError::WrongPartition { path, open_time: t });
         }
+        // Compare and summarise what the file will hold, not fields it does not store.
+        let rows = if self.family.has_volumes() {
+            rows
+        } else {
+            rows.without_volumes()
+        };
         let existing = if path.exists() {
             let (old, info) = parquet::read_file(&path)?;
             let want = (self.opts.transform.prices, self.opts.transform.time_unit);

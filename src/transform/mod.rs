@@ -239,6 +239,30 @@ pub const VALUE_COLUMNS: [&str; 8] = [
 ];
 
 impl KlineRows {
+    /// These rows as a file of a kline family without volumes reads them back: volumes, quote
+    /// volumes, taker volumes and trade counts zero (see
+    /// [`schema::project_family`]). Merging and statistics then see what is stored.
+    #[must_use]
+    pub fn without_volumes(mut self) -> Self {
+        let n = self.len();
+        let zeros = |c: &mut Column| {
+            *c = match c {
+                Column::Float64(_) => Column::Float64(vec![0.0; n]),
+                Column::Decimal(_) => Column::Decimal(vec![0; n]),
+            };
+        };
+        for c in [
+            &mut self.volume,
+            &mut self.quote_volume,
+            &mut self.taker_buy_base_volume,
+            &mut self.taker_buy_quote_volume,
+        ] {
+            zeros(c);
+        }
+        self.trades = vec![0; n];
+        self
+    }
+
     /// No rows, with price columns of type `prices`.
     pub fn empty(prices: PriceType) -> Self {
         Self::with_capacity(prices, 0)
