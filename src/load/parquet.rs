@@ -61,10 +61,10 @@ pub fn key_value_metadata(key: &PartitionKey, opts: &WriteOptions) -> Vec<KeyVal
 /// The writer properties: compression per config, row-group size per config, page-level
 /// statistics (which also writes the column and offset indexes), sorted by `open_time`,
 /// dictionary encoding only for the constant `symbol`/`interval` columns (numeric columns are
-/// near-unique, where a dictionary only costs).
+/// near-unique, where a dictionary only costs), and `metadata` as the key-value metadata.
 pub fn writer_properties(
-    key: &PartitionKey,
     opts: &WriteOptions,
+    metadata: Vec<KeyValue>,
 ) -> Result<WriterProperties, parquet::errors::ParquetError> {
     Ok(WriterProperties::builder()
         .set_compression(compression(opts.compression)?)
@@ -85,7 +85,7 @@ pub fn writer_properties(
         )
         .set_column_dictionary_enabled(ColumnPath::from("symbol"), true)
         .set_column_dictionary_enabled(ColumnPath::from("interval"), true)
-        .set_key_value_metadata(Some(key_value_metadata(key, opts)))
+        .set_key_value_metadata(Some(metadata))
         .build())
 }
 
@@ -99,12 +99,7 @@ pub fn encode_family(
     extra: &[KeyValue],
     path: &Path,
 ) -> Result<Vec<u8>, LoadError> {
-    let enc = |source| LoadError::Encode {
-        path: path.to_owned(),
-        source,
-    };
-    let mut kv = key_value_metadata(key, opts);
-    kv.extend_from_slice(extra);
+    let mut kv = extra.to_vec();
     kv.push(KeyValue::new(
         "kline_etl.kline_family".to_owned(),
         family.as_str().to_owned(),
@@ -115,21 +110,15 @@ pub fn encode_family(
             c.as_str().to_owned(),
         ));
     }
-    let mut props = writer_properties(key, opts).map_err(enc)?;
-    props = props
-        .into_builder()
-        .set_key_value_metadata(Some(kv))
-        .build();
-    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(enc)?;
-    w.write(batch).map_err(enc)?;
-    w.into_inner().map_err(enc)
+    encode(batch, key, opts, &kv, path)
 }
 
 /// Key-value metadata holding a partition's summary statistics, written by the run
 /// (see [`crate::summary::dataset`]) so a later summary can read them instead of the rows.
 pub const META_STATS: &str = "kline_etl.stats";
 
-/// Encode one partition's batch into Parquet bytes, with `extra` key-value metadata.
+/// Encode one partition's batch into Parquet bytes, with `extra` key-value metadata after
+/// the standard entries ([`key_value_metadata`]).
 pub fn encode(
     batch: &RecordBatch,
     key: &PartitionKey,
@@ -141,15 +130,9 @@ pub fn encode(
         path: path.to_owned(),
         source,
     };
-    let mut props = writer_properties(key, opts).map_err(enc)?;
-    if !extra.is_empty() {
-        let mut kv = key_value_metadata(key, opts);
-        kv.extend_from_slice(extra);
-        props = props
-            .into_builder()
-            .set_key_value_metadata(Some(kv))
-            .build();
-    }
+    let mut kv = key_value_metadata(key, opts);
+    kv.extend_from_slice(extra);
+    let props = writer_properties(opts, kv).map_err(enc)?;
     let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(enc)?;
     w.write(batch).map_err(enc)?;
     w.into_inner().map_err(enc)

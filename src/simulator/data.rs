@@ -98,11 +98,7 @@ impl KlineRow {
 
     /// Append the row's compact JSON to `out`; `micros` switches the two times to µs.
     pub fn write_json(&self, out: &mut Vec<u8>, micros: bool) {
-        let (open, close) = if micros {
-            (self.open_time * 1000, self.close_time * 1000 + 999)
-        } else {
-            (self.open_time, self.close_time)
-        };
+        let (open, close) = wire_times(self.open_time, self.close_time, micros);
         // Hand-written (no `write!`): the klines handler renders millions of rows.
         let quoted = |out: &mut Vec<u8>, s: &str| {
             out.extend_from_slice(b",\"");
@@ -756,11 +752,7 @@ impl SymbolData {
 
     fn format(&self, market: Market, c: &Candle) -> KlineRow {
         let s = &self.spec;
-        let (pd, qd, vd) = if market == Market::Spot {
-            (8, 8, 8)
-        } else {
-            (s.price_decimals, s.qty_decimals, self.quote_decimals())
-        };
+        let (pd, qd, vd) = self.wire_decimals(market);
         let price = |v: i64| fixed(i128::from(v), s.price_decimals, pd);
         let qty = |v: i64| fixed(i128::from(v), s.qty_decimals, qd);
         let quote = |v: i128| fixed(v, self.quote_decimals(), vd);
@@ -831,44 +823,44 @@ impl SymbolData {
         micros: bool,
         out: &mut Vec<u8>,
     ) -> usize {
-        out.push(b'[');
-        let n = if self.spec.replay.is_empty() {
+        if self.spec.replay.is_empty() {
             let candles = self.candles(interval, sel, now);
-            out.reserve(candles.len() * 200);
+            out.reserve(candles.len() * 200 + 2);
+            out.push(b'[');
             for (i, c) in candles.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
                 self.write_json(market, c, micros, out);
             }
+            out.push(b']');
             candles.len()
         } else {
             let rows = self.replay_klines(interval, sel, now);
-            for (i, r) in rows.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                r.write_json(out, micros);
-            }
+            write_rows_json(&rows, micros, out);
             rows.len()
-        };
-        out.push(b']');
-        n
+        }
+    }
+
+    /// Decimals of prices, quantities and quote amounts on the wire: spot always prints 8,
+    /// futures their contract's own.
+    fn wire_decimals(&self, market: Market) -> (u32, u32, u32) {
+        if market == Market::Spot {
+            (8, 8, 8)
+        } else {
+            (
+                self.spec.price_decimals,
+                self.spec.qty_decimals,
+                self.quote_decimals(),
+            )
+        }
     }
 
     /// `self.format(market, c).write_json(out, micros)`, without the strings.
     fn write_json(&self, market: Market, c: &Candle, micros: bool, out: &mut Vec<u8>) {
         let s = &self.spec;
-        let (pd, qd, vd) = if market == Market::Spot {
-            (8, 8, 8)
-        } else {
-            (s.price_decimals, s.qty_decimals, self.quote_decimals())
-        };
-        let (open_time, close_time) = if micros {
-            (c.open_time * 1000, c.close_time * 1000 + 999)
-        } else {
-            (c.open_time, c.close_time)
-        };
+        let (pd, qd, vd) = self.wire_decimals(market);
+        let (open_time, close_time) = wire_times(c.open_time, c.close_time, micros);
         let quoted = |out: &mut Vec<u8>, v: i128, dec: u32, to: u32| {
             out.extend_from_slice(b",\"");
             push_fixed(out, v, dec, to);
@@ -1095,6 +1087,28 @@ fn push_digits(buf: &mut Vec<u8>, v: u128) {
 }
 
 /// A signed integer's decimal digits.
+/// Open and close time as sent: ms, or µs (the close time then ends in 999 µs).
+fn wire_times(open_ms: i64, close_ms: i64, micros: bool) -> (i64, i64) {
+    if micros {
+        (open_ms * 1000, close_ms * 1000 + 999)
+    } else {
+        (open_ms, close_ms)
+    }
+}
+
+/// `rows` as Binance's JSON array of arrays, appended to `out`.
+pub(crate) fn write_rows_json(rows: &[KlineRow], micros: bool, out: &mut Vec<u8>) {
+    out.reserve(rows.len() * 200 + 2);
+    out.push(b'[');
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        r.write_json(out, micros);
+    }
+    out.push(b']');
+}
+
 fn push_int(buf: &mut Vec<u8>, v: i64) {
     if v < 0 {
         buf.push(b'-');
@@ -1173,14 +1187,8 @@ mod tests {
                 ] {
                     for micros in [false, true] {
                         let rows = d.klines(market, interval, sel, T0 + DAY_MS);
-                        let mut want = b"[".to_vec();
-                        for (i, r) in rows.iter().enumerate() {
-                            if i > 0 {
-                                want.push(b',');
-                            }
-                            r.write_json(&mut want, micros);
-                        }
-                        want.push(b']');
+                        let mut want = Vec::new();
+                        write_rows_json(&rows, micros, &mut want);
                         let mut got = Vec::new();
                         let n = d.klines_json(market, interval, sel, T0 + DAY_MS, micros, &mut got);
                         assert_eq!(n, rows.len());

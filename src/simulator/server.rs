@@ -845,15 +845,8 @@ fn klines(
         .into_iter()
         .map(|r| family_row(ep, key, r))
         .collect();
-    let mut out = Vec::with_capacity(rows.len() * 180 + 2);
-    out.push(b'[');
-    for (i, r) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        r.write_json(&mut out, micros);
-    }
-    out.push(b']');
+    let mut out = Vec::new();
+    super::data::write_rows_json(&rows, micros, &mut out);
     sh.record(|s| s.rows_served += rows.len() as u64);
     Ok(Reply::ok(out))
 }

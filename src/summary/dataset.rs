@@ -113,39 +113,43 @@ fn read_partition(
     Ok(partition_of(root, interval, path, &rows, bytes))
 }
 
-/// Join ordered, non-overlapping parts of a series into its report.
+/// Join the non-overlapping parts of a series (each the statistics of one or more
+/// consecutive partitions) and the reports of its partitions (by first open time) into its
+/// report.
 fn series_report(
     series: &SeriesFiles,
-    mut parts: Vec<(SeriesStats, PartitionReport)>,
+    mut chunks: Vec<SeriesStats>,
+    mut reports: Vec<(Option<i64>, PartitionReport)>,
 ) -> SeriesReport {
     let interval = series.task.interval;
-    // Partitions in time order (paths sort by period within one granularity; this also
-    // covers a dataset whose partitioning was changed between runs).
-    parts.sort_by_key(|(s, _)| s.first_open);
+    // In time order (paths sort by period within one granularity; this also covers a dataset
+    // whose partitioning was changed between runs).
+    chunks.sort_by_key(|c| c.first_open);
+    reports.sort_by_key(|(first, _)| *first);
     let mut total = SeriesStats::default();
-    let mut files = Vec::with_capacity(parts.len());
-    for (s, p) in parts {
-        total.merge(interval, &s);
-        files.push(p);
+    for c in &chunks {
+        total.merge(interval, c);
     }
     SeriesReport::new(
         series.task.market,
         series.task.symbol.as_str(),
         interval,
         &total,
-        files,
+        reports.into_iter().map(|(_, r)| r).collect(),
     )
 }
 
 /// Statistics of one series from its files (read one partition at a time).
 pub fn summarize_series(root: &Path, series: &SeriesFiles) -> Result<SeriesReport, LoadError> {
     let interval = series.task.interval;
-    let parts = series
-        .files
-        .iter()
-        .map(|path| read_partition(root, interval, path))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(series_report(series, parts))
+    let mut chunks = Vec::with_capacity(series.files.len());
+    let mut reports = Vec::with_capacity(series.files.len());
+    for path in &series.files {
+        let (stats, report) = read_partition(root, interval, path)?;
+        reports.push((stats.first_open, report));
+        chunks.push(stats);
+    }
+    Ok(series_report(series, chunks, reports))
 }
 
 /// Statistics of every series under `root`.
@@ -165,22 +169,20 @@ pub fn summarize_with(
     root: &Path,
     collected: Option<&Collector>,
 ) -> Result<Vec<SeriesReport>, LoadError> {
-    let collected = collected.map(Collector::take);
+    let mut collected = collected.map(Collector::take).unwrap_or_default();
     scan(root)?
         .iter()
-        .map(
-            |s| match collected.as_ref().and_then(|c| c.series.get(&s.task)) {
-                Some(c) => summarize_collected(root, s, c),
-                None => summarize_series(root, s),
-            },
-        )
+        .map(|s| match collected.series.remove(&s.task) {
+            Some(c) => summarize_collected(root, s, c),
+            None => summarize_series(root, s),
+        })
         .collect()
 }
 
 fn summarize_collected(
     root: &Path,
     series: &SeriesFiles,
-    collected: &CollectedSeries,
+    collected: CollectedSeries,
 ) -> Result<SeriesReport, LoadError> {
     let interval = series.task.interval;
     let on_disk: HashSet<&Path> = series.files.iter().map(PathBuf::as_path).collect();
@@ -193,12 +195,8 @@ fn summarize_collected(
         return summarize_series(root, series);
     }
     // Parts to merge in time order: the collected stretches, and every other file read back.
-    let mut chunks: Vec<SeriesStats> = collected.stretches.clone();
-    let mut reports: Vec<(Option<i64>, PartitionReport)> = collected
-        .partitions
-        .values()
-        .map(|(first, r)| (*first, r.clone()))
-        .collect();
+    let mut chunks = Vec::with_capacity(collected.stretches.len());
+    let mut reports = Vec::with_capacity(series.files.len());
     for path in &series.files {
         if collected.partitions.contains_key(path) {
             continue;
@@ -207,6 +205,8 @@ fn summarize_collected(
         reports.push((stats.first_open, report));
         chunks.push(stats);
     }
+    chunks.extend(collected.stretches);
+    reports.extend(collected.partitions.into_values());
     chunks.sort_by_key(|s| s.first_open);
     let disjoint = chunks
         .windows(2)
@@ -217,18 +217,7 @@ fn summarize_collected(
     if !disjoint {
         return summarize_series(root, series);
     }
-    let mut total = SeriesStats::default();
-    for c in &chunks {
-        total.merge(interval, c);
-    }
-    reports.sort_by_key(|(first, _)| *first);
-    Ok(SeriesReport::new(
-        series.task.market,
-        series.task.symbol.as_str(),
-        interval,
-        &total,
-        reports.into_iter().map(|(_, r)| r).collect(),
-    ))
+    Ok(series_report(series, chunks, reports))
 }
 
 /// Collects the statistics of every partition a [`crate::load::DatasetWriter`] writes, from
@@ -572,16 +561,19 @@ mod tests {
             .unwrap()
             .iter()
             .map(|series| {
-                let parts = series
+                let (chunks, reports) = series
                     .files
                     .iter()
                     .map(|path| {
                         let (rows, _) = read_file(path).unwrap();
                         let bytes = fs_err::metadata(path).unwrap().len();
-                        partition_of(root, series.task.interval, path, &rows, bytes)
+                        let (stats, report) =
+                            partition_of(root, series.task.interval, path, &rows, bytes);
+                        let first = stats.first_open;
+                        (stats, (first, report))
                     })
-                    .collect();
-                series_report(series, parts)
+                    .unzip();
+                series_report(series, chunks, reports)
             })
             .collect()
     }

@@ -232,12 +232,7 @@ pub fn depth_batch(rows: &DepthRows, unit: TimeUnit) -> Result<RecordBatch, Sche
 mod tests {
     use super::*;
 
-    fn opts(prices: PriceType) -> TransformOptions {
-        TransformOptions {
-            prices,
-            ..TransformOptions::default()
-        }
-    }
+    use crate::transform::tests::opts;
 
     fn sym() -> Symbol {
         "BTCUSDT".parse().unwrap()

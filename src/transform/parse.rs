@@ -703,15 +703,21 @@ fn time_field(
 ) -> Result<i64, FieldError> {
     let fe = |reason: String| FieldError { field, reason };
     let raw = parse_int(sc.token().map_err(fe)?).map_err(fe)?;
-    let is_us = raw >= MICROS_THRESHOLD;
-    let page_us = *micros.get_or_insert(is_us);
-    if page_us != is_us {
-        return Err(fe(format!(
+    let ms = page_time_ms(raw, micros).ok_or_else(|| {
+        fe(format!(
             "`{raw}` mixes millisecond and microsecond times in one page"
-        )));
-    }
+        ))
+    })?;
     separator(sc, field)?;
-    Ok(if page_us { raw.div_euclid(1000) } else { raw })
+    Ok(ms)
+}
+
+/// A time field's value in ms. The page's unit is decided by its first time (see
+/// [`MICROS_THRESHOLD`]); `None` when `raw` is in the other unit.
+#[inline]
+fn page_time_ms(raw: i64, micros: &mut Option<bool>) -> Option<i64> {
+    let is_us = raw >= MICROS_THRESHOLD;
+    (*micros.get_or_insert(is_us) == is_us).then(|| if is_us { raw.div_euclid(1000) } else { raw })
 }
 
 /// A price (fields 1-4, never negative unless `signed`) or volume field.
@@ -827,12 +833,7 @@ impl FastRow<'_> {
     /// A time in the page's unit (`micros`, decided by the first time seen), in ms.
     #[inline]
     fn time(&mut self, micros: &mut Option<bool>) -> Option<i64> {
-        let raw = i64::try_from(self.int()?).ok()?;
-        let is_us = raw >= MICROS_THRESHOLD;
-        if *micros.get_or_insert(is_us) != is_us {
-            return None;
-        }
-        Some(if is_us { raw / 1000 } else { raw })
+        page_time_ms(i64::try_from(self.int()?).ok()?, micros)
     }
 
     /// One row from just after its `[` through its `]`.

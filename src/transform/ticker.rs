@@ -250,12 +250,7 @@ pub fn ticker_batch(rows: &TickerRows, unit: TimeUnit) -> Result<RecordBatch, Sc
 mod tests {
     use super::*;
 
-    fn opts(prices: PriceType) -> TransformOptions {
-        TransformOptions {
-            prices,
-            ..TransformOptions::default()
-        }
-    }
+    use crate::transform::tests::opts;
 
     #[test]
     fn spot_list_parses_sorted_with_the_clock_time() {
