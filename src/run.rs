@@ -257,17 +257,10 @@ pub async fn run_pipeline(
     let started_at = fmt_ms(chrono::Utc::now().timestamp_millis());
 
     // The simulator, when the pipeline asks for it, lives exactly as long as the run.
-    let (sim, base_url) = match &p.source.endpoint {
-        Endpoint::Url(u) => (None::<SimHandle>, u.clone()),
-        Endpoint::Simulator(settings) => {
-            let h = Simulator::start(SimConfig::from_settings(settings, p.source.market))
-                .await
-                .map_err(RunError::Simulator)?;
-            let url = h.base_url();
-            tracing::info!(%url, "started the built-in simulator");
-            (Some(h), url)
-        }
-    };
+    let (sim, base_url) = endpoint(p).await?;
+    if sim.is_some() {
+        tracing::info!(url = %base_url, "started the built-in simulator");
+    }
     let result = run_against(p, opts, &base_url, progress, cancel, started, started_at).await;
     if let Some(h) = sim {
         h.shutdown().await;
@@ -891,11 +884,11 @@ fn symbols_of(
     }
 }
 
-/// Resolve the pipeline's symbols against the exchange (starting the built-in simulator when
-/// the pipeline uses it) without fetching anything else: `kline-etl plan --resolve`.
-pub async fn resolve_symbols(p: &Pipeline) -> Result<Vec<Symbol>, RunError> {
-    let (sim, base_url) = match &p.source.endpoint {
-        Endpoint::Url(u) => (None::<SimHandle>, u.clone()),
+/// The exchange base URL a pipeline talks to, starting the built-in simulator when the
+/// pipeline asks for it (the caller shuts the handle down when done).
+async fn endpoint(p: &Pipeline) -> Result<(Option<SimHandle>, String), RunError> {
+    Ok(match &p.source.endpoint {
+        Endpoint::Url(u) => (None, u.clone()),
         Endpoint::Simulator(settings) => {
             let h = Simulator::start(SimConfig::from_settings(settings, p.source.market))
                 .await
@@ -903,7 +896,13 @@ pub async fn resolve_symbols(p: &Pipeline) -> Result<Vec<Symbol>, RunError> {
             let url = h.base_url();
             (Some(h), url)
         }
-    };
+    })
+}
+
+/// Resolve the pipeline's symbols against the exchange (starting the built-in simulator when
+/// the pipeline uses it) without fetching anything else: `kline-etl plan --resolve`.
+pub async fn resolve_symbols(p: &Pipeline) -> Result<Vec<Symbol>, RunError> {
+    let (sim, base_url) = endpoint(p).await?;
     let cfg = ExtractConfig::from_source(&p.source, &base_url, p.transform);
     let result = match Extractor::new(cfg).connect().await {
         Ok(session) => symbols_of(p, &session, &base_url),
