@@ -20,6 +20,8 @@
 //! - [`snapshot`]: running the snapshot datasets (`ticker_price`, `depth`) end to end.
 //! - [`simulator`]: the built-in Binance-compatible exchange used by tests, benchmarks and the
 //!   offline demo.
+//! - [`layout`]: every on-disk name (dataset directories, hive keys, partition and report
+//!   files).
 //! - [`interval`], [`market`], [`symbol`]: the domain vocabulary every stage shares.
 //! - [`exit`]: the documented process exit codes.
 //!
@@ -34,6 +36,7 @@ pub mod extract;
 pub mod fuzz;
 pub mod incremental;
 pub mod interval;
+pub mod layout;
 pub mod load;
 pub mod market;
 pub mod plan;

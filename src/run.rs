@@ -660,16 +660,13 @@ pub fn write_report<R: Serialize>(
     shard: Option<crate::plan::Shard>,
     report: &Report<R>,
 ) -> Result<PathBuf, LoadError> {
-    let dir = root.join("klines");
-    let stem = shard.map_or_else(|| "_summary".to_owned(), |s| format!("_summary.{s}"));
-    let json_path = dir.join(format!("{stem}.json"));
+    let (json_path, pq_path) = crate::layout::summary_files(root, shard);
     let json = serde_json::to_string_pretty(report)
         .map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
     // Error texts quote the exchange, which may echo what it was sent: no secret is written.
     let mut json = crate::config::redact(&json).into_owned().into_bytes();
     json.push(b'\n');
     crate::load::atomic::write_atomic(&json_path, &json, |_| Ok(()), |_| false)?;
-    let pq_path = dir.join(format!("{stem}.parquet"));
     let pq = series_parquet(&report.series).map_err(|source| LoadError::Encode {
         path: pq_path.clone(),
         source,
@@ -803,7 +800,7 @@ fn repair_tasks(
     pending: &[Pending],
     exchange_gaps: bool,
 ) -> Result<Planned, RunError> {
-    let path = root.join("klines").join("_summary.json");
+    let path = crate::layout::summary_json(root);
     let doc: RepairSummary = match fs_err::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| {
             RunError::Symbols(format!(

@@ -340,7 +340,7 @@ async fn depth(
 /// # Errors
 /// [`LoadError`] when it cannot be written.
 pub fn write_snapshot_report(root: &Path, report: &SnapshotReport) -> Result<PathBuf, LoadError> {
-    let path = root.join(&report.dataset).join("_summary.json");
+    let path = crate::layout::snapshot_summary_file(root, &report.dataset);
     let mut json =
         serde_json::to_vec_pretty(report).map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
     json.push(b'\n');
