@@ -90,6 +90,8 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Draw the candlestick chart (candles, volume panel, moving averages) to SVG or PNG.
     Chart(ChartArgs),
+    /// Convert a dataset written in layout version 1 to layout version 2, in place.
+    Migrate(crate::migrate::MigrateArgs),
 }
 
 /// `kline-etl run`.

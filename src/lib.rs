@@ -17,6 +17,7 @@
 //! - [`transform`]: exchange rows (JSON pages) into typed Arrow batches, plus quality checks.
 //! - [`load`]: hive partitioning and atomic, idempotent Parquet writes.
 //! - [`summary`]: mergeable statistics, `_summary.json`, and the run report.
+//! - [`migrate`]: `kline-etl migrate`, converting a layout-1 dataset to layout 2 in place.
 //! - [`snapshot`]: running the snapshot datasets (`ticker_price`, `depth`) end to end.
 //! - [`simulator`]: the built-in Binance-compatible exchange used by tests, benchmarks and the
 //!   offline demo.
@@ -39,6 +40,7 @@ pub mod interval;
 pub mod layout;
 pub mod load;
 pub mod market;
+pub mod migrate;
 pub mod plan;
 pub mod progress;
 pub mod run;

@@ -33,6 +33,10 @@ fn main() -> std::process::ExitCode {
         Command::Simulate(args) => simulate(&args),
         Command::Summary(args) => summary(&args),
         Command::Chart(args) => chart(&args),
+        Command::Migrate(args) => match output_root(&args.path) {
+            Ok(root) => kline_etl::migrate::command(&root, &args),
+            Err(c) => c,
+        },
     };
     code.into()
 }

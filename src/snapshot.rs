@@ -2,7 +2,7 @@
 //! connect (exchange clock and `exchangeInfo` through the shared weight budget), resolve the
 //! symbols, fetch the snapshot(s) ([`crate::extract::snapshot`]), type and check them
 //! ([`crate::transform::ticker`], [`crate::transform::depth`]), write one file per snapshot
-//! ([`crate::load::snapshot`]) and the run report `<root>/<dataset>/_summary.json`
+//! ([`crate::load::snapshot`]) and the run report `<root>/<dataset>/_kline_etl/summary.json`
 //! ([`crate::summary::snapshot`]).
 //!
 //! Each run appends one snapshot; a rerun within the same second (the snapshot time's
@@ -114,6 +114,7 @@ pub async fn run_snapshot(
             p.dataset.as_str()
         )));
     }
+    crate::load::legacy::refuse_old_snapshot(&p.output.path, p.dataset)?;
     let mut cfg = ExtractConfig::from_source(&p.source, base_url, p.transform);
     cfg.concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     let concurrency = cfg.concurrency.max(1);
@@ -335,7 +336,7 @@ async fn depth(
     out
 }
 
-/// Write `<root>/<dataset>/_summary.json` atomically.
+/// Write `<root>/<dataset>/_kline_etl/summary.json` atomically.
 ///
 /// # Errors
 /// [`LoadError`] when it cannot be written.

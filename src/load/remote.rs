@@ -257,8 +257,7 @@ fn local_files(dir: &Path, base: &Path, out: &mut Vec<String>) -> std::io::Resul
 
 /// Upload order: data first, the reports and the resume file (which describe the data) last.
 fn push_rank(rel: &str) -> u8 {
-    let name = rel.rsplit('/').next().unwrap_or(rel);
-    u8::from(name.starts_with('_'))
+    u8::from(rel.split('/').any(|p| p.starts_with('_')))
 }
 
 impl Remote {

@@ -1,4 +1,4 @@
-//! The resume file, `<root>/klines/_resume.json`: windows that runs planned but did not finish.
+//! The resume file, `<root>/klines/_kline_etl/resume.json`: windows that runs planned but did not finish.
 //!
 //! A run adds every window it is about to fetch (reason `in_flight`) before it starts, and at
 //! the end rewrites the file with what is still unfinished: the rest of a task stopped by
@@ -113,7 +113,7 @@ pub fn path(root: &Path, shard: Option<crate::plan::Shard>) -> PathBuf {
 /// Every resume file under `root` (unsharded and per shard), read together.
 pub fn read_all(root: &Path) -> Vec<Pending> {
     let mut out = read(root, None);
-    if let Ok(entries) = fs_err::read_dir(crate::layout::klines_dir(root)) {
+    if let Ok(entries) = fs_err::read_dir(crate::layout::state_dir(root)) {
         let mut shards: Vec<Option<crate::plan::Shard>> = entries
             .flatten()
             .filter_map(|e| crate::layout::resume_shard(&e.file_name().to_string_lossy()))

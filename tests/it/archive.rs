@@ -76,7 +76,7 @@ fn stderr(o: &Output) -> String {
 }
 
 fn summary(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("out/klines/_summary.json")).unwrap();
+    let text = std::fs::read_to_string(dir.join("out/klines/_kline_etl/summary.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -89,7 +89,7 @@ fn parquet_files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "parquet")
-                && p.to_string_lossy().contains("interval=")
+                && p.to_string_lossy().contains("year=")
             {
                 let rel = p.strip_prefix(root).unwrap().to_owned();
                 out.push((rel, std::fs::read(&p).unwrap()));
@@ -392,7 +392,7 @@ async fn a_file_replaced_upstream_is_noticed_on_rerun_and_its_partition_rebuilt(
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("out/klines/_archive_manifest.json")).unwrap(),
+        &std::fs::read(dir.path().join("out/klines/_kline_etl/archive_manifest.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(manifest["files"].as_object().unwrap().len(), 4 + 2 + 7);

@@ -6,6 +6,7 @@ mod config;
 mod extract;
 mod fuzz_regressions;
 mod hostile;
+mod layout;
 mod load;
 mod nightly;
 mod run;

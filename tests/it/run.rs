@@ -116,7 +116,7 @@ pub(crate) fn assert_same(got: &KlineRows, want: &KlineRows, what: &str) {
 }
 
 pub(crate) fn summary_json(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("out/klines/_summary.json")).unwrap();
+    let text = std::fs::read_to_string(dir.join("out/klines/_kline_etl/summary.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -149,7 +149,7 @@ pub(crate) fn file_hashes(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "parquet")
-                && p.to_string_lossy().contains("interval=")
+                && p.to_string_lossy().contains("year=")
             {
                 out.push((p.clone(), std::fs::read(&p).unwrap()));
             }
@@ -175,13 +175,13 @@ async fn demo_pipeline_runs_offline_and_a_rerun_is_a_byte_identical_no_op() {
     assert_eq!(
         before.len(),
         6,
-        "3 symbols × (1h in year=2024, 1d in one file)"
+        "3 symbols × (1h and 1d, a file per year)"
     );
     let second = cli(cwd.path(), &["-q", "run", demo], &[]).await;
     assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
     assert_eq!(file_hashes(&out), before, "rerun changed bytes");
     let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("klines/_summary.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(out.join("klines/_kline_etl/summary.json")).unwrap())
             .unwrap();
     assert_eq!(s["run"]["rows_new"], 0);
     assert_eq!(s["run"]["files_written"], 0);

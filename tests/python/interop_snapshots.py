@@ -125,8 +125,8 @@ def main():
     kline_cols = ["open_time", "close_time", "open", "high", "low", "close", "symbol", "interval"]
     n_mark, _, _ = check_dataset(
         os.path.join(root, "mark_price", "klines"), prices, unit, "open_time",
-        ["open", "high", "low", "close"], kline_cols, ["market"],
-        os.path.join("market=*", "symbol=*", "interval=*", "**", "*.parquet"),
+        ["open", "high", "low", "close"], kline_cols, ["market", "year"],
+        os.path.join("**", "*.parquet"),
     )
     t = pd.read_parquet(os.path.join(root, "mark_price", "klines"))
     for c in ("volume", "quote_volume", "trades", "taker_buy_base_volume"):
@@ -134,8 +134,8 @@ def main():
     n_cont, _, _ = check_dataset(
         os.path.join(root, "continuous"), prices, unit, "open_time",
         ["open", "close", "volume", "quote_volume"], kline_cols + ["volume", "trades"],
-        ["contract_type", "market"],
-        os.path.join("contract_type=*", "klines", "market=*", "symbol=*", "interval=*", "**", "*.parquet"),
+        ["contract_type", "market", "year"],
+        os.path.join("contract_type=*", "klines", "**", "*.parquet"),
     )
     print(
         f"interop_snapshots ok: ticker {n_ticker}, depth {n_depth}, mark {n_mark}, continuous {n_cont} rows; "
