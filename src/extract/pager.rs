@@ -36,6 +36,8 @@ use bytes::Bytes;
 use futures::{StreamExt, stream};
 use tokio::sync::{OnceCell, Semaphore, mpsc, watch};
 
+use crate::error::error_chain;
+
 use super::budget::{Admission, BudgetState, ExchangeClock, WeightBudget, WeightLimit};
 use super::client::{ClientConfig, ExchangeInfo, RestClient};
 use super::metrics::{Counters, Meter, NoProgress, Progress};
@@ -1011,16 +1013,4 @@ fn fetch_error_text(e: &FetchError) -> String {
         }
         FetchError::Exhausted { attempts, last } => format!("{attempts} attempts: {last}"),
     }
-}
-
-/// An error and its sources on one line (each cause once).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
