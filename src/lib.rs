@@ -27,6 +27,7 @@
 //! | [`status`] | `kline-etl status`: what is on disk, what is pending, the last run |
 //! | [`progress`] | the terminal progress display behind [`extract::Progress`] |
 //! | [`simulator`] | the built-in Binance-compatible exchange (tests, benchmarks, the offline demo) |
+//! | [`layout`] | every on-disk name: dataset directories, hive keys, partition, snapshot and report files |
 //! | [`interval`], [`market`], [`symbol`], [`shard`], [`window`], [`time`], [`error`], [`exit`] | the vocabulary every stage shares: intervals, markets, symbols, `--shard I/N`, `[start, end)` windows, UTC text, error chains, exit codes |
 //!
 //! Only `extract` (HTTP), `load` (files) and `simulator` (a server) do I/O. Paging decisions,
@@ -43,6 +44,7 @@ pub mod extract;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod interval;
+pub mod layout;
 pub mod load;
 pub mod market;
 pub mod plan;

@@ -304,7 +304,7 @@ async fn depth(
 /// # Errors
 /// [`LoadError`] when it cannot be written.
 pub fn write_snapshot_report(root: &Path, report: &SnapshotReport) -> Result<PathBuf, LoadError> {
-    let path = root.join(&report.dataset).join("_summary.json");
+    let path = crate::layout::snapshot_summary_file(root, &report.dataset);
     crate::load::atomic::write_json(&path, report)?;
     Ok(path)
 }

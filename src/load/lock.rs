@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::LoadError;
 
 /// The lock file name under `<root>/klines/`.
-pub const FILE_NAME: &str = ".kline-etl.lock";
+pub const FILE_NAME: &str = crate::layout::LOCK_FILE;
 
 /// Who holds (or held) the lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,10 +63,7 @@ impl Drop for DatasetLock {
 /// and their own summary and resume files, so each shard has its own lock
 /// (`.kline-etl.shard-2-of-4.lock`).
 pub fn path(root: &Path, shard: Option<crate::shard::Shard>) -> PathBuf {
-    match shard {
-        None => root.join("klines").join(FILE_NAME),
-        Some(s) => root.join("klines").join(format!(".kline-etl.{s}.lock")),
-    }
+    crate::layout::lock_file(root, shard)
 }
 
 fn read_owner(file: &mut File) -> Option<Owner> {

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::LoadError;
 
 /// The mirror's record of what it holds, under the mirror root.
-pub const MIRROR_FILE: &str = ".kline-etl-mirror.json";
+pub const MIRROR_FILE: &str = crate::layout::MIRROR_FILE;
 
 /// Why talking to the object store failed.
 #[derive(Debug, thiserror::Error)]

@@ -25,7 +25,7 @@ use crate::time::fmt_ms;
 use crate::window::{Window, subtract};
 
 /// The file name under `<root>/klines/`.
-pub const FILE_NAME: &str = "_resume.json";
+pub const FILE_NAME: &str = crate::layout::RESUME_FILE;
 const VERSION: u32 = 1;
 
 /// Why a window is unfinished.
@@ -107,26 +107,16 @@ pub struct ResumeFile {
 /// Where the resume file of an output root lives (`_resume.json`, or one per shard:
 /// `_resume.shard-2-of-4.json`, so sharded runs never write each other's).
 pub fn path(root: &Path, shard: Option<crate::shard::Shard>) -> PathBuf {
-    let name = match shard {
-        None => FILE_NAME.to_owned(),
-        Some(s) => format!("_resume.{s}.json"),
-    };
-    root.join("klines").join(name)
+    crate::layout::resume_file(root, shard)
 }
 
 /// Every resume file under `root` (unsharded and per shard), read together.
 pub fn read_all(root: &Path) -> Vec<Pending> {
     let mut out = read(root, None);
-    if let Ok(entries) = fs_err::read_dir(root.join("klines")) {
+    if let Ok(entries) = fs_err::read_dir(crate::layout::klines_dir(root)) {
         let mut shards: Vec<Option<crate::shard::Shard>> = entries
             .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.strip_prefix("_resume.")?
-                    .strip_suffix(".json")?
-                    .parse::<crate::shard::Shard>()
-                    .ok()
-            })
+            .filter_map(|e| crate::layout::resume_shard(&e.file_name().to_string_lossy()))
             .map(Some)
             .collect();
         shards.sort();

@@ -164,7 +164,7 @@ pub fn repair_tasks(
     pending: &[Pending],
     exchange_gaps: bool,
 ) -> Result<Planned, PlanError> {
-    let path = root.join("klines").join("_summary.json");
+    let path = crate::layout::summary_json(root);
     let doc: RepairSummary = match fs_err::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| PlanError::NotASummary {
             path: path.clone(),

@@ -138,9 +138,7 @@ pub fn write_report<R: Serialize>(
     shard: Option<crate::shard::Shard>,
     report: &Report<R>,
 ) -> Result<PathBuf, LoadError> {
-    let dir = root.join("klines");
-    let stem = shard.map_or_else(|| "_summary".to_owned(), |s| format!("_summary.{s}"));
-    let json_path = dir.join(format!("{stem}.json"));
+    let (json_path, pq_path) = crate::layout::summary_files(root, shard);
     let json = serde_json::to_string_pretty(report).map_err(|source| LoadError::Report {
         path: json_path.clone(),
         source,
@@ -149,7 +147,6 @@ pub fn write_report<R: Serialize>(
     let mut json = crate::config::redact(&json).into_owned().into_bytes();
     json.push(b'\n');
     crate::load::atomic::write_atomic(&json_path, &json, |_| Ok(()), |_| false)?;
-    let pq_path = dir.join(format!("{stem}.parquet"));
     let pq = series_parquet(&report.series).map_err(|source| LoadError::Encode {
         path: pq_path.clone(),
         source,

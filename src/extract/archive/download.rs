@@ -157,7 +157,7 @@ pub struct Manifest {
 
 /// `<root>/klines/_archive_manifest.json`.
 pub fn manifest_path(root: &Path) -> PathBuf {
-    root.join("klines").join("_archive_manifest.json")
+    crate::layout::archive_manifest_file(root)
 }
 
 impl Manifest {
@@ -185,7 +185,7 @@ pub fn quarantine(root: &Path, archive_path: &str, body: &[u8]) -> Result<PathBu
     let rel = archive_path
         .trim_start_matches('/')
         .trim_start_matches("data/");
-    let path = root.join("_quarantine").join(rel);
+    let path = crate::layout::quarantine_dir(root).join(rel);
     crate::load::atomic::write_atomic(&path, body, |_| Ok(()), |_| false)?;
     Ok(path)
 }
