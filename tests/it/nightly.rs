@@ -154,7 +154,7 @@ async fn plan_and_dry_run_list_exactly_the_windows_the_run_fetches() {
     let now = kline_etl::time::fmt_ms(NOW_31);
     let planned = cli(
         dir.path(),
-        &["plan", p, "--from", "2024-01-01", "--now", &now, "--json"],
+        &["plan", p, "--from", "2024-01-01", "--to", "2024-06-01", "--now", &now, "--json"],
         &[],
     )
     .await;
@@ -194,7 +194,12 @@ async fn plan_and_dry_run_list_exactly_the_windows_the_run_fetches() {
         "{}",
         String::from_utf8_lossy(&dry.stdout)
     );
-    let second = cli(dir.path(), &["-q", "run", p, "--from", "2024-01-01"], &[]).await;
+    let second = cli(
+        dir.path(),
+        &["-q", "run", p, "--from", "2024-01-01", "--to", "2024-06-01"],
+        &[],
+    )
+    .await;
     assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
     let s = summary_json(dir.path());
     let run_windows = windows(&s["run"]["tasks"], "start", "end", "symbol", "interval");
