@@ -477,9 +477,9 @@ impl Shared {
             task: &counters,
             run: &self.run,
         };
-        let sent = ExchangeClock::local_ms();
+        let sent = self.budget.clock().local_ms();
         let body = self.fetch("/time", Vec::new(), 1, meter).await;
-        let received = ExchangeClock::local_ms();
+        let received = self.budget.clock().local_ms();
         let time = match body {
             Ok(b) => serde_json::from_slice::<Time>(&b).map_err(|source| {
                 super::client::HelperError::Body {

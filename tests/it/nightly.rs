@@ -154,7 +154,17 @@ async fn plan_and_dry_run_list_exactly_the_windows_the_run_fetches() {
     let now = kline_etl::time::fmt_ms(NOW_31);
     let planned = cli(
         dir.path(),
-        &["plan", p, "--from", "2024-01-01", "--to", "2024-06-01", "--now", &now, "--json"],
+        &[
+            "plan",
+            p,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-06-01",
+            "--now",
+            &now,
+            "--json",
+        ],
         &[],
     )
     .await;
