@@ -17,6 +17,8 @@
 //! - [`transform`]: exchange rows (JSON pages) into typed Arrow batches, plus quality checks.
 //! - [`load`]: hive partitioning and atomic, idempotent Parquet writes.
 //! - [`summary`]: mergeable statistics, `_summary.json`, and the run report.
+//! - [`dataset`]: datasets that are one module each: [`dataset::funding_rate`] (its
+//!   requests, rows, layout, statistics and run).
 //! - [`snapshot`]: running the snapshot datasets (`ticker_price`, `depth`) end to end.
 //! - [`simulator`]: the built-in Binance-compatible exchange used by tests, benchmarks and the
 //!   offline demo.
@@ -28,6 +30,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dataset;
 pub mod exit;
 pub mod extract;
 #[doc(hidden)]

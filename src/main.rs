@@ -445,8 +445,27 @@ fn summary(args: &SummaryArgs) -> ExitCode {
         &mut series,
         &kline_etl::load::resume::read_all(&root),
     );
-    if series.is_empty() {
+    let funding = match kline_etl::dataset::funding_rate::summarize(&root) {
+        Ok(f) => f,
+        Err(e) => {
+            report(&e);
+            return e.exit_code();
+        }
+    };
+    if series.is_empty() && funding.is_empty() {
         eprintln!("note: no kline data under `{}`", root.display());
+    }
+    if series.is_empty() && !funding.is_empty() {
+        // A root holding funding rates only: their statistics (`--json`: the report shape).
+        let text = if args.json {
+            serde_json::to_string_pretty(&kline_etl::dataset::funding_rate::summary_doc(funding))
+                .map(|s| s + "\n")
+                .unwrap_or_default()
+        } else {
+            kline_etl::dataset::funding_rate::stats::render_table(&funding)
+        };
+        print(&text);
+        return ExitCode::Ok;
     }
     if args.json {
         let doc = kline_etl::summary::report::Report::<()> {
@@ -466,6 +485,12 @@ fn summary(args: &SummaryArgs) -> ExitCode {
         return ExitCode::Ok;
     }
     let mut out = kline_etl::summary::report::render_table(&series);
+    if !funding.is_empty() {
+        out.push_str("\nfunding_rate\n");
+        out.push_str(&kline_etl::dataset::funding_rate::stats::render_table(
+            &funding,
+        ));
+    }
     if args.describe {
         for s in &series {
             let _ = write!(out, "\n{} {} {}\n", s.market, s.symbol, s.interval);

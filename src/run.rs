@@ -277,7 +277,13 @@ async fn run_against(
     started: Instant,
     started_at: String,
 ) -> Result<RunResult, RunError> {
-    // Snapshot datasets (ticker_price, depth) have their own orchestration.
+    // Datasets other than klines have their own orchestration.
+    if p.dataset == Dataset::FundingRate {
+        return crate::dataset::funding_rate::run(
+            p, opts, base_url, progress, cancel, started, started_at,
+        )
+        .await;
+    }
     if p.dataset != Dataset::Klines {
         return crate::snapshot::run_snapshot(
             p, opts, base_url, progress, cancel, started, started_at,
@@ -866,7 +872,7 @@ struct RepairSeries {
 
 /// The pipeline's symbols: its list, or its selector resolved against the session's
 /// `exchangeInfo`.
-fn symbols_of(
+pub(crate) fn symbols_of(
     p: &Pipeline,
     session: &crate::extract::Session,
     base_url: &str,

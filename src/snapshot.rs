@@ -143,9 +143,9 @@ pub async fn run_snapshot(
             ticker(&session, p, &symbols, selected, &root, &wopts, &cancel).await
         }
         Dataset::Depth => depth(&session, p, &symbols, &root, &wopts, &cancel, concurrency).await,
-        Dataset::Klines => {
+        Dataset::Klines | Dataset::FundingRate => {
             return Err(RunError::Unsupported(
-                "the klines dataset is run by `run::run_pipeline`, not as a snapshot".to_owned(),
+                "history datasets are run by `run::run_pipeline`, not as a snapshot".to_owned(),
             ));
         }
     };
