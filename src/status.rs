@@ -73,6 +73,9 @@ pub struct Status {
     pub interrupted_windows: usize,
     /// Per series.
     pub series: Vec<SeriesStatus>,
+    /// The funding-rate dataset under the same root, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub funding_rate: Option<crate::dataset::funding_rate::FundingStatus>,
 }
 
 #[derive(Deserialize)]
@@ -169,7 +172,12 @@ pub fn status(root: &Path) -> Result<Status, LoadError> {
             }
         })
         .collect();
+    let funding_rate = crate::dataset::funding_rate::status(root).map_err(|e| match e {
+        crate::dataset::funding_rate::store::StoreError::Load(l) => l,
+        other => LoadError::Io(std::io::Error::other(other.to_string())),
+    })?;
     Ok(Status {
+        funding_rate,
         root: root.display().to_string(),
         running,
         last_run,
@@ -244,6 +252,9 @@ pub fn render(s: &Status) -> String {
             r.pending_windows,
             r.last_run
         );
+    }
+    if let Some(f) = &s.funding_rate {
+        out.push_str(&crate::dataset::funding_rate::render_status(f));
     }
     if s.series.iter().any(|r| r.gaps_fetch_failed > 0) {
         out.push_str(

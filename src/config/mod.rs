@@ -359,7 +359,7 @@ pub fn override_range(
         })?;
     }
     // Snapshot datasets have no range (it stays `now..now`).
-    if pipeline.dataset == Dataset::Klines
+    if pipeline.dataset.has_range()
         && time::ordered(pipeline.range.start, pipeline.range.end) == Some(false)
     {
         return Err(OverrideError::Empty);
@@ -374,7 +374,7 @@ pub fn override_range(
 /// Snapshot datasets (`ticker_price`, `depth`) have no range; they resolve to `(now, now)`.
 pub fn resolve_range(pipeline: &Pipeline, now_ms: i64) -> Result<(i64, i64), EmptyRange> {
     let (start, end) = pipeline.range.resolve(now_ms);
-    if pipeline.dataset != Dataset::Klines {
+    if !pipeline.dataset.has_range() {
         Ok((now_ms, now_ms))
     } else if start < end {
         Ok((start, end))

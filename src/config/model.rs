@@ -178,6 +178,9 @@ pub enum Dataset {
     TickerPrice,
     /// Order-book snapshots (`/depth`).
     Depth,
+    /// Funding-rate history of perpetual futures (`/fundingRate`, USDⓈ-M and COIN-M):
+    /// [`crate::dataset::funding_rate`].
+    FundingRate,
 }
 
 impl Dataset {
@@ -187,7 +190,14 @@ impl Dataset {
             Dataset::Klines => "klines",
             Dataset::TickerPrice => "ticker_price",
             Dataset::Depth => "depth",
+            Dataset::FundingRate => "funding_rate",
         }
+    }
+
+    /// Whether the dataset is a history over `range` (klines, funding rates) rather than a
+    /// snapshot taken now.
+    pub fn has_range(self) -> bool {
+        matches!(self, Dataset::Klines | Dataset::FundingRate)
     }
 }
 

@@ -139,9 +139,20 @@ pub(super) fn validate(
             ("klines", Dataset::Klines),
             ("ticker_price", Dataset::TickerPrice),
             ("depth", Dataset::Depth),
+            ("funding_rate", Dataset::FundingRate),
         ],
         Dataset::Klines,
     );
+    if let Some(v) = &raw.dataset
+        && dataset == Dataset::FundingRate
+        && source.market == Market::Spot
+    {
+        cx.at(
+            v.referenced,
+            "dataset",
+            "spot has no funding rate: `funding_rate` needs `source.market: usdm` or `coinm`",
+        );
+    }
     let symbols = symbols(&mut cx, raw.symbols.as_ref());
     let intervals = intervals(&mut cx, raw.intervals.as_ref(), dataset, source.market);
     let range = range(&mut cx, raw.range.as_ref(), dataset);
@@ -641,15 +652,15 @@ fn range(cx: &mut Ctx<'_>, raw: Option<&RawRange>, dataset: Dataset) -> TimeRang
         end: TimeSpec::Now,
     };
     let Some(raw) = raw else {
-        if dataset == Dataset::Klines {
+        if dataset.has_range() {
             cx.missing(
                 "range",
-                "missing required key `range` (the klines dataset needs it); expected something like `range: { start: 2020-07-05 }`",
+                format_args!("missing required key `range` (the {} dataset needs it); expected something like `range: {{ start: 2020-07-05 }}`", dataset.as_str()),
             );
         }
         return fallback;
     };
-    if dataset != Dataset::Klines {
+    if !dataset.has_range() {
         // Snapshot datasets take one snapshot per run, "now".
         let at = raw.start.as_ref().or(raw.end.as_ref());
         if let Some(v) = at {

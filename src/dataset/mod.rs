@@ -5,10 +5,15 @@
 //! |---|---|---|---|
 //! | `klines` (and the futures kline families) | [`klines`] | one candle per market × symbol × interval × open time | `klines/` (a family: `<family>/klines/`) |
 //! | `ticker_price`, `depth` | [`snapshot`] | one snapshot per run (prices, or order-book levels) | `ticker_price/`, `depth/` |
+//! | `funding_rate` | [`funding_rate`] | one record per futures symbol × funding time (every 8 h) | `funding_rate/` |
 //!
 //! Each module owns its run from connect to report; what runs share (options, errors, the
 //! endpoint, the lock and object-store mirror, the loader thread) is in [`crate::run`].
+//! [`funding_rate`] is the example of a dataset that is one module: its request and paging,
+//! row type and Arrow schema, layout and merge key, statistics, run, `status` and `summary`
+//! are all in its folder, on the shared machinery.
 
+pub mod funding_rate;
 pub mod klines;
 pub mod snapshot;
 
@@ -49,6 +54,7 @@ pub async fn run_pipeline(
     let result = match p.dataset {
         Dataset::Klines => klines::run(ctx).await,
         Dataset::TickerPrice | Dataset::Depth => snapshot::run(ctx).await,
+        Dataset::FundingRate => funding_rate::run(ctx).await,
     };
     exchange.shutdown().await;
     result

@@ -118,7 +118,7 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
             ticker(&session, p, &symbols, selected, &root, &wopts, cancel).await
         }
         Dataset::Depth => depth(&session, p, &symbols, &root, &wopts, cancel, concurrency).await,
-        other @ Dataset::Klines => {
+        other @ (Dataset::Klines | Dataset::FundingRate) => {
             return Err(RunError::Unsupported(format!(
                 "the `{}` dataset is not a snapshot dataset",
                 other.as_str()

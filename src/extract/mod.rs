@@ -28,7 +28,7 @@ pub mod snapshot;
 use std::fmt;
 
 pub use metrics::{MetricsSnapshot, NoProgress, Progress};
-pub use pager::{ExtractConfig, Extractor, Session};
+pub use pager::{EndpointLimit, ExtractConfig, Extractor, Session};
 
 use crate::exit::ExitCode;
 use crate::interval::Interval;

@@ -92,6 +92,20 @@ pub struct ExtractConfig {
     /// Which kline endpoint the tasks read (`/klines` by default); the family's instrument
     /// parameter (`symbol` or `pair`) and `contractType` go with it.
     pub kline_family: KlineFamily,
+    /// Endpoints with a request limit of their own on top of the weight budget (e.g.
+    /// `/fundingRate`: 500 requests per 5 minutes per IP); none by default.
+    pub endpoint_limits: Vec<EndpointLimit>,
+}
+
+/// A request-count limit of some endpoints, counted per request on a budget of its own
+/// ([`BudgetState`] with weight 1 per request), besides the request weight every request
+/// spends. `weight_share` applies to it as to the weight budget, and a 429 pauses both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointLimit {
+    /// Paths under the market prefix it covers (`/fundingRate`, `/fundingInfo`).
+    pub paths: Vec<&'static str>,
+    /// Requests allowed per window.
+    pub limit: WeightLimit,
 }
 
 impl ExtractConfig {
@@ -115,6 +129,7 @@ impl ExtractConfig {
             probe_listing: true,
             jitter_seed: 0x006b_6c69_6e65,
             kline_family: KlineFamily::Trades,
+            endpoint_limits: Vec::new(),
         }
     }
 
@@ -218,6 +233,8 @@ struct Shared {
     cfg: ExtractConfig,
     client: RestClient,
     budget: WeightBudget,
+    /// One budget per [`EndpointLimit`], with the paths it covers.
+    endpoint_budgets: Vec<(Vec<&'static str>, WeightBudget)>,
     run: Counters,
     halt: watch::Sender<Halt>,
     permits: Semaphore,
@@ -288,8 +305,20 @@ impl Extractor {
             BudgetState::new(limit, cfg.weight_share, cfg.window_guard_ms),
             ExchangeClock::default(),
         );
+        let endpoint_budgets = cfg
+            .endpoint_limits
+            .iter()
+            .map(|l| {
+                let state = BudgetState::new(l.limit, cfg.weight_share, cfg.window_guard_ms);
+                (
+                    l.paths.clone(),
+                    WeightBudget::new(state, ExchangeClock::default()),
+                )
+            })
+            .collect();
         let (halt, _) = watch::channel(Halt::Running);
         let shared = Shared {
+            endpoint_budgets,
             permits: Semaphore::new(cfg.concurrency.max(1)),
             cfg,
             client,
@@ -497,6 +526,9 @@ impl Shared {
         self.budget
             .clock()
             .calibrate(time.server_time, sent, received);
+        for (_, b) in &self.endpoint_budgets {
+            b.clock().calibrate(time.server_time, sent, received);
+        }
 
         let weight = self.cfg.market.exchange_info_weight();
         let info = match self.fetch("/exchangeInfo", Vec::new(), weight, meter).await {
@@ -556,6 +588,22 @@ impl Shared {
         if self.halted() {
             return Err(Attempt::Halted);
         }
+        // An endpoint with a request limit of its own: one request of it, before any weight.
+        let endpoint_budget = self
+            .endpoint_budgets
+            .iter()
+            .find(|(paths, _)| paths.contains(&path))
+            .map(|(_, b)| b);
+        let _endpoint_guard = match endpoint_budget {
+            Some(b) => Some(AdmissionGuard {
+                budget: b,
+                admission: Some(tokio::select! {
+                    a = b.acquire(1) => a,
+                    () = self.until_halted() => return Err(Attempt::Halted),
+                }),
+            }),
+            None => None,
+        };
         let _permit = tokio::select! {
             p = self.permits.acquire() => p.map_err(|_| Attempt::Halted)?,
             () = self.until_halted() => return Err(Attempt::Halted),
@@ -593,6 +641,9 @@ impl Shared {
                     "http 429: pausing and shrinking the weight share"
                 );
                 self.budget.with(|s| s.on_rate_limited(now, retry_after_ms));
+                if let Some(b) = endpoint_budget {
+                    b.with(|s| s.on_rate_limited(now, retry_after_ms));
+                }
                 Err(Attempt::Throttled)
             }
             Verdict::Banned { until_ms } => {

@@ -87,7 +87,12 @@ fn host_name() -> String {
 /// Who holds the lock of the dataset under `root` right now, if anyone (never creates the
 /// lock file, never blocks).
 pub fn holder(root: &Path) -> Option<Owner> {
-    let mut file = File::open(path(root, None)).ok()?;
+    holder_file(&path(root, None))
+}
+
+/// [`holder`] of the lock file `path`.
+pub fn holder_file(path: &Path) -> Option<Owner> {
+    let mut file = File::open(path).ok()?;
     match file.try_lock_shared() {
         Ok(()) => {
             let _ = file.unlock();
@@ -111,7 +116,16 @@ pub fn acquire(
     pipeline: &str,
     wait: Duration,
 ) -> Result<DatasetLock, LoadError> {
-    let path = path(root, shard);
+    acquire_file(path(root, shard), pipeline, wait)
+}
+
+/// [`acquire`] for a dataset whose lock file is `path` (a dataset with a directory of its own,
+/// e.g. `<root>/funding_rate/.kline-etl.lock`, see [`crate::dataset`]).
+pub fn acquire_file(
+    path: PathBuf,
+    pipeline: &str,
+    wait: Duration,
+) -> Result<DatasetLock, LoadError> {
     if let Some(dir) = path.parent() {
         fs_err::create_dir_all(dir)?;
     }

@@ -112,6 +112,20 @@ pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
                     ));
                 }
             }
+            Dataset::FundingRate => {
+                let (expected_rows, requests, weight) =
+                    crate::dataset::funding_rate::plan_cost(start_ms, end_ms);
+                tasks.push(Task {
+                    market,
+                    symbol: symbol.clone(),
+                    interval: None,
+                    start_ms,
+                    end_ms,
+                    expected_rows,
+                    requests,
+                    weight,
+                });
+            }
             Dataset::TickerPrice | Dataset::Depth => {
                 let (requests, weight) = snapshot_cost(pipeline, &symbols, symbol);
                 tasks.push(Task {

@@ -226,14 +226,19 @@ impl Output {
     /// Take the lock of the dataset under `root` (waiting up to `--lock-wait`) and pull the
     /// object store's copy when the output is one.
     pub async fn open(p: &Pipeline, root: &Path, opts: &RunOptions) -> Result<Output, RunError> {
-        let (root, name, wait, shard) = (
-            root.to_path_buf(),
-            p.name.clone(),
-            opts.lock_wait,
-            opts.shard,
-        );
+        Output::open_at(p, crate::layout::lock_file(root, opts.shard), opts).await
+    }
+
+    /// [`Output::open`] for a dataset whose lock file is `lock_path` (a dataset with a
+    /// directory of its own, such as `<root>/funding_rate/.kline-etl.lock`).
+    pub async fn open_at(
+        p: &Pipeline,
+        lock_path: PathBuf,
+        opts: &RunOptions,
+    ) -> Result<Output, RunError> {
+        let (name, wait) = (p.name.clone(), opts.lock_wait);
         let lock = blocking("lock", move || {
-            crate::load::lock::acquire(&root, shard, &name, wait)
+            crate::load::lock::acquire_file(lock_path, &name, wait)
         })
         .await??;
         let remote = match &p.output.remote {

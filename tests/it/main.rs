@@ -4,6 +4,7 @@ mod archive;
 mod bench_jobs;
 mod config;
 mod extract;
+mod funding_rate;
 mod fuzz_regressions;
 mod harness;
 mod hostile;
