@@ -22,12 +22,16 @@
 //!   offline demo.
 //! - [`interval`], [`market`], [`symbol`]: the domain vocabulary every stage shares.
 //! - [`exit`]: the documented process exit codes.
+//! - [`commands`]: subcommands with decisions of their own (`fetch`, `init`, completions and
+//!   the man page); [`console`]: which stream results and logs go to.
 //!
 //! Only `extract` (HTTP), `load` (files) and `simulator` (a server) do I/O. Paging decisions,
 //! retry decisions, transform, partitioning and statistics are plain functions.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod console;
 pub mod exit;
 pub mod extract;
 #[doc(hidden)]

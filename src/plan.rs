@@ -167,6 +167,7 @@ pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
         match pipeline.dataset {
             Dataset::Klines => {
                 for &interval in &pipeline.intervals {
+                    let start_ms = pipeline.range.start_for(interval, start_ms);
                     let (mut expected_rows, requests, weight) =
                         kline_cost(market, interval, start_ms, end_ms);
                     if !pipeline.transform.include_forming {

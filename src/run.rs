@@ -50,7 +50,7 @@ pub struct RunOptions {
     pub concurrency: Option<usize>,
     /// SHA-256 of the pipeline file, for the report.
     pub pipeline_hash: Option<String>,
-    /// Print the summary table on stderr at the end.
+    /// Print the summary table on stdout at the end.
     pub print_table: bool,
     /// How long to wait for another run writing the same dataset (0: fail at once, exit 5).
     pub lock_wait: std::time::Duration,
@@ -172,8 +172,13 @@ pub struct RunInfo {
     pub finished_at: String,
     /// Wall time, ms.
     pub elapsed_ms: u64,
-    /// `ok`, `tasks_failed`, `resumable`, `output`, ...
+    /// `ok`, `tasks_failed`, `resumable`, `output`, ...: the exit code's name, as the run's
+    /// last log line says it.
     pub outcome: String,
+    /// Why a `resumable` run stopped early: `interrupt` (Ctrl-C, SIGTERM) or `ban` (a 418
+    /// outlasting `max_ban_wait_secs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
     /// The process exit code.
     pub exit_code: u8,
     /// Resolved range start (UTC).
@@ -342,7 +347,7 @@ async fn run_against(
             &root,
             &series,
             &pending_before,
-            (range_start, range_end),
+            &|iv| (p.range.start_for(iv, range_start), range_end),
             opts.full_refresh,
         )?,
         RunMode::Repair { exchange_gaps } => {
@@ -350,7 +355,8 @@ async fn run_against(
         }
     };
     tracing::info!(
-        tasks = tasks.len(),
+        series = series.len(),
+        windows = tasks.len(),
         start = %fmt_ms(range_start),
         end = %fmt_ms(range_end),
         "planned"
@@ -372,12 +378,7 @@ async fn run_against(
         resume::write(&root, opts.shard, &in_flight)?;
     }
 
-    progress.tasks_planned(
-        &tasks
-            .iter()
-            .map(|t| format!("{} {}", t.symbol, t.interval))
-            .collect::<Vec<_>>(),
-    );
+    progress.tasks_planned(&crate::progress::model::plan_tasks(&tasks, now));
     let (tx, rx) = mpsc::channel::<ExtractEvent>(64);
 
     // Encoding is CPU work: it runs on its own thread, fed through a bounded channel.
@@ -578,10 +579,11 @@ async fn run_against(
         started_at,
         finished_at: fmt_ms(chrono::Utc::now().timestamp_millis()),
         elapsed_ms: started.elapsed().as_millis() as u64,
-        outcome: match extracted.outcome {
-            RunOutcome::BannedResumable { .. } => "banned_resumable".to_owned(),
-            RunOutcome::Cancelled => "cancelled".to_owned(),
-            _ => exit.name().to_owned(),
+        outcome: exit.name().to_owned(),
+        stopped_by: match extracted.outcome {
+            RunOutcome::BannedResumable { .. } => Some("ban".to_owned()),
+            RunOutcome::Cancelled => Some("interrupt".to_owned()),
+            _ => None,
         },
         exit_code: exit.code(),
         range_start: fmt_ms(range_start),
@@ -644,7 +646,7 @@ async fn run_against(
     }
     drop(lock);
     if opts.print_table {
-        eprint!("{}", render_table(&report.series));
+        crate::console::print(&render_table(&report.series));
     }
     Ok(RunResult {
         exit,
@@ -774,7 +776,7 @@ fn incremental_tasks(
     root: &Path,
     series: &[TaskKey],
     pending: &[Pending],
-    requested: Window,
+    requested: &dyn Fn(crate::interval::Interval) -> Window,
     full_refresh: bool,
 ) -> Result<Planned, LoadError> {
     let mut tasks = Vec::new();
@@ -786,6 +788,7 @@ fn incremental_tasks(
         } else {
             state::series_bounds(root, key)?
         };
+        let requested = requested(key.interval);
         for w in incremental::windows_to_fetch(requested, stored, &resumed, full_refresh) {
             tasks.push(task_of(key, w));
         }

@@ -453,7 +453,7 @@ fn finish(
     };
     let summary_path = write_snapshot_report(root, &report)?;
     if opts.print_table {
-        eprint!("{}", render_snapshot_table(&report));
+        crate::console::print(&render_snapshot_table(&report));
     }
     // The run result in the klines form the CLI reads (exit code, report path, run figures).
     let snap = out.snapshot_ms.map_or_else(|| finished_at.clone(), fmt_ms);
@@ -462,6 +462,7 @@ fn finish(
         finished_at,
         elapsed_ms,
         outcome,
+        stopped_by: None,
         exit_code: exit.code(),
         range_start: snap.clone(),
         range_end: snap,

@@ -547,7 +547,7 @@ impl ArchiveSource {
         }
 
         let plan = plan(task, now_ms, self.lags);
-        progress.task_started(id, plan.files.len());
+        progress.archive_planned(id, plan.files.len());
         self.lock_summary().files_planned += plan.files.len() as u64;
         let paths: Vec<String> = plan
             .files
@@ -569,6 +569,7 @@ impl ArchiveSource {
                 break;
             };
             progress.request(0);
+            progress.archive_file_done(id);
             let stop_at = auto.then(|| fmt_ms(file.take_start));
             match got {
                 Got::Missing(detail) => {
@@ -677,6 +678,7 @@ impl ArchiveSource {
             }
         }
         drop(downloads);
+        progress.archive_finished(id);
         if !auto {
             if plan.rest_start < task.end_ms {
                 self.lock_summary().issues.push(FileIssue {
