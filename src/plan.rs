@@ -483,8 +483,11 @@ mod tests {
         assert_eq!(p.start_ms, NOW - 3 * DAY_MS);
         let m1 = &p.tasks[0];
         assert_eq!(m1.interval, Some(Interval::M1));
-        // NOW is not on a minute boundary: the last minute is still forming.
-        assert_eq!(m1.expected_rows, 3 * 1440 - 1);
+        // A relative start is aligned down to the minute: exactly 3 days of closed minutes
+        // (the one forming at NOW is held back).
+        assert_eq!(m1.start_ms, Interval::M1.floor(NOW - 3 * DAY_MS));
+        assert_eq!(m1.expected_rows, 3 * 1440);
+        assert_eq!(p.tasks[2].expected_rows, 3, "three daily candles");
         assert_eq!(m1.requests, 5);
         assert_eq!(p.total_requests, 2 * (5 + 1 + 1));
         assert_eq!(p.total_weight, 2 * p.total_requests);
