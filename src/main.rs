@@ -84,7 +84,7 @@ fn process_env(name: &str) -> Option<String> {
 
 /// Print `error: …` and each cause once (with every registered secret redacted).
 fn report(e: &dyn Error) {
-    let mut msg = format!("error: {e}");
+    let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
         let _ = write!(msg, "\n  caused by: {s}");
