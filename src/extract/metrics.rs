@@ -169,8 +169,9 @@ pub trait Progress: Send + Sync {
     /// The run's tasks with their planned totals, indexed by [`super::TaskId`]; called before
     /// the first kline request.
     fn tasks_planned(&self, _tasks: &[PlannedTask]) {}
-    /// The archive part of a task resolved into `files` archive files.
-    fn archive_planned(&self, _task: super::TaskId, _files: usize) {}
+    /// The archive part of a task resolved into `files` archive files, leaving `rest_pages`
+    /// REST page windows for the part no file covers.
+    fn archive_planned(&self, _task: super::TaskId, _files: usize, _rest_pages: usize) {}
     /// An archive file of a task was read, or given up on.
     fn archive_file_done(&self, _task: super::TaskId) {}
     /// The archive part of a task is over (early, when a file hands over to REST).

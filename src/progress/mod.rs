@@ -106,6 +106,8 @@ impl Bar {
             let frame = st.model.frame(self.started.elapsed());
             self.overall.set_style(style("{bar:30} {msg} · {elapsed}"));
             self.overall.finish_with_message(frame);
+            // The frame stays; what follows starts on the next line.
+            let _ = std::io::stderr().write_all(b"\n");
         }
         *ACTIVE.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
@@ -122,8 +124,10 @@ impl Progress for Bar {
         self.update(None, |m| *m = Model::new(tasks));
     }
 
-    fn archive_planned(&self, task: TaskId, files: usize) {
-        self.update(Some(task.0), |m| m.archive_planned(task.0, files as u64));
+    fn archive_planned(&self, task: TaskId, files: usize, rest_pages: usize) {
+        self.update(Some(task.0), |m| {
+            m.archive_planned(task.0, files as u64, rest_pages as u64);
+        });
     }
 
     fn archive_file_done(&self, task: TaskId) {

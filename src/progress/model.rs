@@ -143,11 +143,13 @@ impl Model {
         self.series.get_mut(task)
     }
 
-    /// The archive part of a series resolved into `files` files.
-    pub fn archive_planned(&mut self, task: usize, files: u64) {
+    /// The archive part of a series resolved into `files` files and `rest_pages` REST page
+    /// windows for the part no file covers.
+    pub fn archive_planned(&mut self, task: usize, files: u64, rest_pages: u64) {
         if let Some(s) = self.get(task) {
             s.state = State::Active;
             s.files.remaining(files);
+            s.pages.remaining(rest_pages);
         }
     }
 
@@ -387,7 +389,8 @@ mod tests {
     fn the_listing_probe_and_the_archive_correct_the_totals() {
         let mut m = Model::new(&[planned(10_000, 10)]);
         // The archive covers most of it with 3 files; REST then plans the rest.
-        m.archive_planned(0, 3);
+        m.archive_planned(0, 3, 4);
+        assert_eq!(m.totals(SEC).pages, Count { done: 0, total: 4 });
         for _ in 0..3 {
             m.rows(0, 2000);
             m.archive_file_done(0);
@@ -498,7 +501,7 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Ev {
-        Archive(u64),
+        Archive(u64, u64),
         File,
         Rest(u64, u64),
         Page,
@@ -508,7 +511,7 @@ mod tests {
 
     fn ev() -> impl Strategy<Value = Ev> {
         prop_oneof![
-            (0u64..5).prop_map(Ev::Archive),
+            (0u64..5, 0u64..5).prop_map(|(f, p)| Ev::Archive(f, p)),
             Just(Ev::File),
             (0u64..5, 0u64..5000).prop_map(|(p, c)| Ev::Rest(p, c)),
             Just(Ev::Page),
@@ -524,7 +527,7 @@ mod tests {
             let mut m = Model::new(&[planned(1000, 1), planned(0, 0), planned(50, 2)]);
             for (task, e) in evs {
                 match e {
-                    Ev::Archive(f) => m.archive_planned(task, f),
+                    Ev::Archive(f, p) => m.archive_planned(task, f, p),
                     Ev::File => m.archive_file_done(task),
                     Ev::Rest(p, c) => m.rest_planned(task, p, c),
                     Ev::Page => m.page_done(task),

@@ -547,7 +547,18 @@ impl ArchiveSource {
         }
 
         let plan = plan(task, now_ms, self.lags);
-        progress.archive_planned(id, plan.files.len());
+        let i = task.interval;
+        progress.archive_planned(
+            id,
+            plan.files.len(),
+            crate::extract::paging::count_windows(
+                task.market,
+                i,
+                plan.rest_start,
+                task.end_ms.min(i.next(i.floor(now_ms))),
+                task.market.best_kline_page(),
+            ),
+        );
         self.lock_summary().files_planned += plan.files.len() as u64;
         let paths: Vec<String> = plan
             .files
