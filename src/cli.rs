@@ -134,11 +134,11 @@ pub struct RunArgs {
     /// Run only shard I of N (`2/4`): the series whose stable hash falls to it, so N processes
     /// (on N hosts, with N weight budgets) fill one dataset without coordinating.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
-    pub shard: Option<crate::plan::Shard>,
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// `--shard I/N`.
-fn parse_shard(s: &str) -> Result<crate::plan::Shard, String> {
+fn parse_shard(s: &str) -> Result<crate::shard::Shard, String> {
     s.parse()
 }
 
@@ -167,7 +167,7 @@ pub struct RepairArgs {
     pub lock: LockArgs,
     /// Repair only shard I of N (`2/4`), as `run --shard` wrote it.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
-    pub shard: Option<crate::plan::Shard>,
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// `kline-etl status`.

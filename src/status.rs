@@ -114,7 +114,7 @@ pub fn status(root: &Path) -> Result<Status, LoadError> {
     let pending = resume::read_all(root);
     let mut series = crate::summary::dataset::summarize(root)?;
     crate::summary::dataset::attribute_pending(&mut series, &pending);
-    let doc: Option<SummaryDoc> = fs_err::read_to_string(root.join("klines").join("_summary.json"))
+    let doc: Option<SummaryDoc> = fs_err::read_to_string(crate::layout::summary_json(root))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
     let mut task_status: BTreeMap<(Market, String, Interval), String> = BTreeMap::new();

@@ -306,6 +306,37 @@ pub fn source_name() -> PathBuf {
     PathBuf::from("kline-etl fetch")
 }
 
+/// `kline-etl fetch`: the flags' pipeline, run like `run`, then where its data is.
+pub fn fetch(args: &FetchArgs, global: &crate::cli::GlobalArgs) -> crate::exit::ExitCode {
+    use crate::exit::ExitCode;
+    let f = match prepare(args, &super::process_env) {
+        Ok(f) => f,
+        Err(e) => {
+            super::report(&e);
+            return ExitCode::Usage;
+        }
+    };
+    if args.print_pipeline {
+        super::print(&f.yaml);
+        return ExitCode::Ok;
+    }
+    let opts = crate::run::RunOptions {
+        concurrency: args.concurrency.map(usize::from),
+        pipeline_hash: Some(super::run::sha256_hex(f.yaml.as_bytes())),
+        print_table: global.quiet == 0,
+        lock_wait: std::time::Duration::from_secs(args.lock.lock_wait),
+        ..crate::run::RunOptions::default()
+    };
+    let code = super::run::run_all(&[(&source_name(), f.pipeline.clone())], &opts, global);
+    if matches!(
+        code,
+        ExitCode::Ok | ExitCode::TasksFailed | ExitCode::Resumable
+    ) {
+        super::print(&where_note(&f.pipeline));
+    }
+    code
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,23 @@ impl InitError {
     }
 }
 
+/// `kline-etl init`.
+pub fn init(args: &InitArgs) -> crate::exit::ExitCode {
+    match write_starter(&args.path) {
+        Ok(()) => {
+            crate::console::notice(&format!(
+                "wrote `{}`; check it with `kline-etl validate {0}`, run it with `kline-etl run {0}`",
+                args.path.display()
+            ));
+            crate::exit::ExitCode::Ok
+        }
+        Err(e) => {
+            super::report(&e);
+            e.exit_code()
+        }
+    }
+}
+
 /// Write [`STARTER`] to `path`, refusing to replace anything.
 pub fn write_starter(path: &Path) -> Result<(), InitError> {
     if path.symlink_metadata().is_ok() {

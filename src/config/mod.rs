@@ -446,8 +446,8 @@ pub fn resolve_range(pipeline: &Pipeline, now_ms: i64) -> Result<(i64, i64), Emp
     } else {
         Err(EmptyRange {
             name: pipeline.name.clone(),
-            start: time::format_utc(start),
-            end: time::format_utc(end),
+            start: crate::time::format_utc(start),
+            end: crate::time::format_utc(end),
         })
     }
 }

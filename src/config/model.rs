@@ -244,13 +244,7 @@ impl KlineFamily {
     /// holding the same layout (`<output.path>/mark_price/klines/...`), so incremental runs,
     /// resume, locking, `status`, `repair` and `summary` work per family unchanged.
     pub fn relative_root(self) -> PathBuf {
-        match self {
-            KlineFamily::Trades => PathBuf::new(),
-            KlineFamily::Continuous(c) => {
-                PathBuf::from("continuous").join(format!("contract_type={}", c.as_str()))
-            }
-            other => PathBuf::from(other.as_str()),
-        }
+        crate::layout::family_root(self)
     }
 
     /// Whether the rows carry volumes, trade counts and taker figures (only traded-price

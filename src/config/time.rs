@@ -119,15 +119,6 @@ pub fn parse_time(input: &str) -> Result<TimeSpec, TimeError> {
     Err(TimeError::Unparsable { input: shown() })
 }
 
-/// `2024-01-01T00:00:00Z`, with milliseconds only when they are not zero.
-pub fn format_utc(ms: i64) -> String {
-    match DateTime::from_timestamp_millis(ms) {
-        Some(t) if ms % 1000 == 0 => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        None => format!("{ms}ms"),
-    }
-}
-
 fn at(ms: i64, s: &str) -> Result<TimeSpec, TimeError> {
     if (0..=MAX_EPOCH_MS).contains(&ms) {
         Ok(TimeSpec::At(ms))

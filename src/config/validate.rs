@@ -15,7 +15,8 @@ use super::model::{
     SymbolSelection, SymbolSelector, TimeRange, TimeSpec, TimeUnit, TransformOptions,
 };
 use super::raw::{
-    RawOutput, RawPipeline, RawRange, RawSelector, RawSource, RawSymbols, RawTransform, SText,
+    RawOutput, RawPipeline, RawRange, RawSelector, RawSimulator, RawSource, RawSymbols,
+    RawTransform, SText,
 };
 use super::time::{ordered, parse_time};
 use crate::interval::Interval;
@@ -196,6 +197,67 @@ fn name(cx: &mut Ctx<'_>, v: Option<&SText>) -> String {
     s.clone()
 }
 
+/// `source.base_url` or `source.simulator` (at most one), else the market's production URL.
+fn endpoint(cx: &mut Ctx<'_>, raw: &RawSource, market: Market) -> Endpoint {
+    match (&raw.base_url, &raw.simulator) {
+        (Some(url), Some(_)) => {
+            cx.at(
+                url.referenced,
+                "source.base_url",
+                "`base_url` and `simulator` cannot both be set; remove one",
+            );
+            Endpoint::Url(market.default_base_url().to_owned())
+        }
+        (Some(url), None) => {
+            let s = cx.interp(url, "source.base_url").unwrap_or_default();
+            if let Err(e) = check_url(&s) {
+                cx.at(url.referenced, "source.base_url", e);
+            }
+            Endpoint::Url(s.trim_end_matches('/').to_owned())
+        }
+        (None, Some(sim)) => simulator_settings(cx, sim),
+        (None, None) => Endpoint::Url(market.default_base_url().to_owned()),
+    }
+}
+
+/// `source.simulator`: the built-in simulator's seed, latency and weight limit.
+fn simulator_settings(cx: &mut Ctx<'_>, sim: &Spanned<RawSimulator>) -> Endpoint {
+    let s = &sim.value;
+    let seed = match &s.seed {
+        Some(v) if v.value < 0 => {
+            cx.at(
+                v.referenced,
+                "source.simulator.seed",
+                format_args!("expected a whole number of at least 0; found `{}`", v.value),
+            );
+            DEFAULT_SIMULATOR_SEED
+        }
+        Some(v) => v.value as u64,
+        None => DEFAULT_SIMULATOR_SEED,
+    };
+    let latency_ms = cx.int(
+        s.latency_ms.as_ref(),
+        "source.simulator.latency_ms",
+        0,
+        60_000,
+        0,
+    ) as u64;
+    let weight_limit = s.weight_limit.as_ref().map(|_| {
+        cx.int(
+            s.weight_limit.as_ref(),
+            "source.simulator.weight_limit",
+            1,
+            i64::from(u32::MAX),
+            1,
+        ) as u32
+    });
+    Endpoint::Simulator(SimulatorSettings {
+        seed,
+        latency_ms,
+        weight_limit,
+    })
+}
+
 fn source(cx: &mut Ctx<'_>, raw: Option<&RawSource>) -> Source {
     let empty = RawSource {
         market: None,
@@ -218,60 +280,7 @@ fn source(cx: &mut Ctx<'_>, raw: Option<&RawSource>) -> Source {
         &market_options,
         Market::Spot,
     );
-    let endpoint = match (&raw.base_url, &raw.simulator) {
-        (Some(url), Some(_)) => {
-            cx.at(
-                url.referenced,
-                "source.base_url",
-                "`base_url` and `simulator` cannot both be set; remove one",
-            );
-            Endpoint::Url(market.default_base_url().to_owned())
-        }
-        (Some(url), None) => {
-            let s = cx.interp(url, "source.base_url").unwrap_or_default();
-            if let Err(e) = check_url(&s) {
-                cx.at(url.referenced, "source.base_url", e);
-            }
-            Endpoint::Url(s.trim_end_matches('/').to_owned())
-        }
-        (None, Some(sim)) => {
-            let s = &sim.value;
-            let seed = match &s.seed {
-                Some(v) if v.value < 0 => {
-                    cx.at(
-                        v.referenced,
-                        "source.simulator.seed",
-                        format_args!("expected a whole number of at least 0; found `{}`", v.value),
-                    );
-                    DEFAULT_SIMULATOR_SEED
-                }
-                Some(v) => v.value as u64,
-                None => DEFAULT_SIMULATOR_SEED,
-            };
-            let latency_ms = cx.int(
-                s.latency_ms.as_ref(),
-                "source.simulator.latency_ms",
-                0,
-                60_000,
-                0,
-            ) as u64;
-            let weight_limit = s.weight_limit.as_ref().map(|_| {
-                cx.int(
-                    s.weight_limit.as_ref(),
-                    "source.simulator.weight_limit",
-                    1,
-                    i64::from(u32::MAX),
-                    1,
-                ) as u32
-            });
-            Endpoint::Simulator(SimulatorSettings {
-                seed,
-                latency_ms,
-                weight_limit,
-            })
-        }
-        (None, None) => Endpoint::Url(market.default_base_url().to_owned()),
-    };
+    let endpoint = endpoint(cx, raw, market);
     let api_key = raw
         .api_key
         .as_ref()
@@ -698,8 +707,8 @@ fn range(cx: &mut Ctx<'_>, raw: Option<&RawRange>, dataset: Dataset) -> TimeRang
                 s < e,
                 format!(
                     " (resolved now: [`{}`, `{}`))",
-                    super::time::format_utc(s),
-                    super::time::format_utc(e)
+                    crate::time::format_utc(s),
+                    crate::time::format_utc(e)
                 ),
             )
         }

@@ -116,8 +116,8 @@ pub enum TaskError {
     /// Retries ran out.
     #[error(
         "{task}: giving up on the window from {} to {} after {attempts} attempts: {last}",
-        crate::transform::fmt_ms(*start),
-        crate::transform::fmt_ms(*end)
+        crate::time::fmt_ms(*start),
+        crate::time::fmt_ms(*end)
     )]
     RetriesExhausted {
         /// `market symbol interval`.

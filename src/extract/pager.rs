@@ -36,6 +36,8 @@ use bytes::Bytes;
 use futures::{StreamExt, stream};
 use tokio::sync::{OnceCell, Semaphore, mpsc, watch};
 
+use crate::error::error_chain;
+
 use super::budget::{Admission, BudgetState, ExchangeClock, WeightBudget, WeightLimit};
 use super::client::{ClientConfig, ExchangeInfo, RestClient};
 use super::metrics::{Counters, Meter, NoProgress, Progress};
@@ -475,9 +477,9 @@ impl Shared {
             task: &counters,
             run: &self.run,
         };
-        let sent = ExchangeClock::local_ms();
+        let sent = self.budget.clock().local_ms();
         let body = self.fetch("/time", Vec::new(), 1, meter).await;
-        let received = ExchangeClock::local_ms();
+        let received = self.budget.clock().local_ms();
         let time = match body {
             Ok(b) => serde_json::from_slice::<Time>(&b).map_err(|source| {
                 super::client::HelperError::Body {
@@ -1020,16 +1022,4 @@ fn fetch_error_text(e: &FetchError) -> String {
         }
         FetchError::Exhausted { attempts, last } => format!("{attempts} attempts: {last}"),
     }
-}
-
-/// An error and its sources on one line (each cause once).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }

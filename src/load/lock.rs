@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::LoadError;
 
 /// The lock file name under `<root>/klines/`.
-pub const FILE_NAME: &str = ".kline-etl.lock";
+pub const FILE_NAME: &str = crate::layout::LOCK_FILE;
 
 /// Who holds (or held) the lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,11 +62,8 @@ impl Drop for DatasetLock {
 /// Where the lock file of an output root lives. Shards of one pipeline write disjoint series
 /// and their own summary and resume files, so each shard has its own lock
 /// (`.kline-etl.shard-2-of-4.lock`).
-pub fn path(root: &Path, shard: Option<crate::plan::Shard>) -> PathBuf {
-    match shard {
-        None => root.join("klines").join(FILE_NAME),
-        Some(s) => root.join("klines").join(format!(".kline-etl.{s}.lock")),
-    }
+pub fn path(root: &Path, shard: Option<crate::shard::Shard>) -> PathBuf {
+    crate::layout::lock_file(root, shard)
 }
 
 fn read_owner(file: &mut File) -> Option<Owner> {
@@ -110,7 +107,7 @@ pub fn holder(root: &Path) -> Option<Owner> {
 /// [`LoadError::Locked`] says who holds it when the wait runs out.
 pub fn acquire(
     root: &Path,
-    shard: Option<crate::plan::Shard>,
+    shard: Option<crate::shard::Shard>,
     pipeline: &str,
     wait: Duration,
 ) -> Result<DatasetLock, LoadError> {
@@ -174,7 +171,7 @@ pub fn acquire(
     let owner = Owner {
         pid: std::process::id(),
         host: host_name(),
-        since: crate::transform::fmt_ms(chrono::Utc::now().timestamp_millis()),
+        since: crate::time::fmt_ms(chrono::Utc::now().timestamp_millis()),
         pipeline: pipeline.to_owned(),
     };
     let text = serde_json::to_string(&owner).unwrap_or_default();

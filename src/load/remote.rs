@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::LoadError;
 
 /// The mirror's record of what it holds, under the mirror root.
-pub const MIRROR_FILE: &str = ".kline-etl-mirror.json";
+pub const MIRROR_FILE: &str = crate::layout::MIRROR_FILE;
 
 /// Why talking to the object store failed.
 #[derive(Debug, thiserror::Error)]
@@ -316,14 +316,7 @@ impl Remote {
     }
 
     fn write_mirror(&self, m: &Mirror) -> Result<(), LoadError> {
-        let bytes =
-            serde_json::to_vec_pretty(m).map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
-        super::atomic::write_atomic(
-            &self.mirror.join(MIRROR_FILE),
-            &bytes,
-            |_| Ok(()),
-            |_| false,
-        )
+        super::atomic::write_json(&self.mirror.join(MIRROR_FILE), m)
     }
 
     /// Bring the mirror up to date with the store.

@@ -160,6 +160,9 @@ fn label_format(interval: Interval, span_ms: i64) -> &'static str {
     }
 }
 
+/// Half the width of a candle body, in candle slots.
+const BODY_WIDTH: f64 = 0.35;
+
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     all: &[Candle],
@@ -232,7 +235,7 @@ where
         .draw()
         .map_err(draw_err)?;
 
-    let body_w = 0.35;
+    let body_w = BODY_WIDTH;
     price
         .draw_series(candles.iter().enumerate().map(|(i, c)| {
             let x = i as f64;
@@ -283,8 +286,26 @@ where
             .map_err(draw_err)?;
     }
 
+    draw_volume(&volume_area, candles, spec, &date_label, label_font)
+}
+
+/// The volume panel under the prices: one bar per candle, coloured like its candle, with
+/// the time axis.
+fn draw_volume<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    candles: &[Candle],
+    spec: &ChartSpec,
+    date_label: &dyn Fn(&f64) -> String,
+    label_font: (&str, u32),
+) -> Result<(), ChartError>
+where
+    DB::ErrorType: 'static,
+{
+    let n = candles.len();
+    let x_range = -0.5f64..(n as f64 - 0.5);
+    let body_w = BODY_WIDTH;
     let vmax = candles.iter().map(|c| c.volume).fold(0.0, f64::max);
-    let mut volume = ChartBuilder::on(&volume_area)
+    let mut volume = ChartBuilder::on(area)
         .margin(8)
         .x_label_area_size(spec.height / 14)
         .y_label_area_size(spec.width / 12)
@@ -297,7 +318,7 @@ where
         .y_desc("Volume")
         .x_desc("Open time (UTC)")
         .x_labels(6.min(n))
-        .x_label_formatter(&date_label)
+        .x_label_formatter(date_label)
         .label_style(label_font)
         .y_labels(3)
         .draw()

@@ -10,7 +10,7 @@ use kline_etl::market::Market;
 use kline_etl::simulator::SimConfig;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kline-etl");
+use crate::harness::BIN;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

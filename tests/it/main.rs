@@ -6,6 +6,7 @@ mod bench_jobs;
 mod config;
 mod extract;
 mod fuzz_regressions;
+mod harness;
 mod hostile;
 mod load;
 mod nightly;

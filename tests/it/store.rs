@@ -11,7 +11,7 @@ use kline_etl::interval::{DAY_MS, Interval};
 use kline_etl::market::Market;
 use kline_etl::symbol::Symbol;
 
-use crate::run::{NOW, assert_same, cli, file_hashes, stderr, truth};
+use crate::harness::{NOW, assert_same, cli, file_hashes, stderr, truth};
 
 /// A moto S3 server on a free loopback port; killed on drop.
 struct Moto {
@@ -160,7 +160,7 @@ async fn an_s3_output_is_written_extended_by_another_host_and_merged() {
         .await
         .unwrap();
     assert!(created.status().is_success(), "{created:?}");
-    let sim = crate::run::simulator().await;
+    let sim = crate::harness::simulator().await;
     let dir = tempfile::tempdir().unwrap();
     let env = aws_env(&moto.url);
     let out = |staging: &str| {
@@ -252,7 +252,7 @@ async fn an_s3_output_is_written_extended_by_another_host_and_merged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_shards_fill_one_dataset_exactly_like_one_run() {
-    let sim = crate::run::simulator().await;
+    let sim = crate::harness::simulator().await;
     let dir = tempfile::tempdir().unwrap();
     let text = |path: &str| {
         format!(
@@ -268,7 +268,7 @@ async fn three_shards_fill_one_dataset_exactly_like_one_run() {
     // Three shards at once on one output: each owns its series, summary, resume file and lock.
     let children: Vec<Child> = (1..=3)
         .map(|i| {
-            Command::new(crate::run::BIN)
+            Command::new(crate::harness::BIN)
                 .args(["-q", "run", "sharded.yaml", "--shard", &format!("{i}/3")])
                 .current_dir(dir.path())
                 .stderr(Stdio::piped())
