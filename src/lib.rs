@@ -15,7 +15,8 @@
 //! |---|---|
 //! | `main.rs` | the binary: parse the command line, set up logging, call [`commands`], exit |
 //! | [`cli`] | the command line (clap): commands, flags, their help |
-//! | [`commands`] | one module per command (`run`, `repair`, `plan`, `validate`, `status`, `summary`, `chart`, `simulate`) |
+//! | [`commands`] | one module per command (`run`, `repair`, `fetch`, `init`, `plan`, `validate`, `status`, `summary`, `chart`, `simulate`, `completions`/`man`) |
+//! | [`console`] | the two streams: results on stdout; logs, errors, notices on stderr (JSON lines with `--log-format json`) |
 //! | [`config`] | a pipeline file: read, interpolate `${VAR}`, deserialise, validate into a [`config::Pipeline`]; every error names file, line, column and key |
 //! | [`dataset`] | one module per dataset (`klines` with its families, the `ticker_price`/`depth` snapshots): its run from connect to report, and the dispatch on `dataset` |
 //! | [`run`] | what every run shares: options, errors, the endpoint (simulator or URL), the lock and object-store mirror, the loader thread, the run report |
@@ -25,7 +26,7 @@
 //! | [`load`] | files: partitioning, merges, atomic idempotent Parquet writes, the lock, the resume file, object stores |
 //! | [`summary`] | mergeable statistics, `_summary.json`/`.parquet`, the summary table, the chart |
 //! | [`status`] | `kline-etl status`: what is on disk, what is pending, the last run |
-//! | [`progress`] | the terminal progress display behind [`extract::Progress`] |
+//! | [`progress`] | the terminal progress display behind [`extract::Progress`], and its model (what is done of what total) |
 //! | [`simulator`] | the built-in Binance-compatible exchange (tests, benchmarks, the offline demo) |
 //! | [`layout`] | every on-disk name: dataset directories, hive keys, partition, snapshot and report files |
 //! | [`interval`], [`market`], [`symbol`], [`shard`], [`window`], [`time`], [`error`], [`exit`] | the vocabulary every stage shares: intervals, markets, symbols, `--shard I/N`, `[start, end)` windows, UTC text, error chains, exit codes |
@@ -37,6 +38,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod dataset;
 pub mod error;
 pub mod exit;

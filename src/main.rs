@@ -5,7 +5,6 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 use kline_etl::cli::{Cli, GlobalArgs, LogFormat};
-use kline_etl::config;
 use kline_etl::exit::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -32,9 +31,15 @@ fn init_tracing(g: &GlobalArgs) {
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(kline_etl::progress::LogWriter);
+    // JSON: `timestamp`, `level`, `message` and the event's fields at the top level.
+    kline_etl::console::set_json(g.log_format == LogFormat::Json);
     let _ = match g.log_format {
         LogFormat::Text => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Json => builder
+            .with_ansi(false)
+            .json()
+            .flatten_event(true)
+            .try_init(),
     };
 }
 
@@ -52,10 +57,9 @@ fn install_panic_hook() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!(
-            "error: internal error (a bug in kline-etl): {}{at}\n  please report it with the command line and pipeline file; files already written are complete and consistent",
-            config::redact(&what)
-        );
+        kline_etl::console::error(&format!(
+            "internal error (a bug in kline-etl): {what}{at}\n  please report it with the command line and pipeline file; files already written are complete and consistent"
+        ));
         std::process::exit(i32::from(ExitCode::Internal.code()));
     }));
 }

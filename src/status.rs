@@ -53,8 +53,11 @@ pub struct LastRun {
     pub started_at: String,
     /// End (UTC).
     pub finished_at: String,
-    /// `ok`, `tasks_failed`, `resumable`, …
+    /// `ok`, `tasks_failed`, `resumable`, …: the run's own word (exit code name).
     pub outcome: String,
+    /// Why a resumable run stopped: `interrupt` or `ban`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
     /// Its exit code.
     pub exit_code: u8,
 }
@@ -94,6 +97,8 @@ struct RunDoc {
     started_at: String,
     finished_at: String,
     outcome: String,
+    #[serde(default)]
+    stopped_by: Option<String>,
     exit_code: u8,
     #[serde(default)]
     tasks: Vec<TaskDoc>,
@@ -130,7 +135,8 @@ pub fn status(root: &Path) -> Result<Status, LoadError> {
             pipeline: d.pipeline.map(|p| p.name),
             started_at: run.started_at,
             finished_at: run.finished_at,
-            outcome: run.outcome,
+            outcome: crate::exit::outcome_word(&run.outcome).to_owned(),
+            stopped_by: run.stopped_by,
             exit_code: run.exit_code,
         })
     });
@@ -203,12 +209,15 @@ pub fn render(s: &Status) -> String {
         Some(r) => {
             let _ = writeln!(
                 out,
-                "last run: {} ({}) {} → {}: {} (exit {})",
+                "last run: {} ({}) {} → {}: {}{} (exit {})",
                 r.pipeline.as_deref().unwrap_or("-"),
                 s.root,
                 r.started_at,
                 r.finished_at,
                 r.outcome,
+                r.stopped_by.as_deref().map_or(String::new(), |b| format!(
+                    ", stopped by {b}; the next run resumes"
+                )),
                 r.exit_code
             );
         }

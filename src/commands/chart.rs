@@ -9,7 +9,7 @@ use super::{output_root, report};
 pub fn chart(args: &ChartArgs) -> ExitCode {
     use crate::summary::chart::{ChartSpec, render_png, render_svg};
     let usage = |msg: String| {
-        eprintln!("error: {msg}");
+        crate::console::error(&msg);
         ExitCode::Usage
     };
     let root = match output_root(&args.path) {
@@ -88,10 +88,10 @@ pub fn chart(args: &ChartArgs) -> ExitCode {
         report(&e);
         return ExitCode::Output;
     }
-    eprintln!(
+    crate::console::notice(&format!(
         "wrote `{}` ({} candles)",
         args.output.display(),
         candles.len().min(args.last as usize)
-    );
+    ));
     ExitCode::Ok
 }

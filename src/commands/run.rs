@@ -20,7 +20,20 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> ExitCode {
     let mut pipelines = Vec::new();
     for path in &args.pipelines {
         match load_with_range(path, &args.range) {
-            Some(p) => pipelines.push((path, p)),
+            Some(mut p) => {
+                let over = args.symbols.as_deref().or(args.intervals.as_deref());
+                if over.is_some()
+                    && let Err(e) = crate::config::override_series(
+                        &mut p,
+                        args.symbols.as_deref(),
+                        args.intervals.as_deref(),
+                    )
+                {
+                    report(&e);
+                    return ExitCode::Usage;
+                }
+                pipelines.push((path, p));
+            }
             None => return ExitCode::Usage,
         }
     }
@@ -85,11 +98,17 @@ pub fn run_all(
     runtime.block_on(async {
         let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(watch_signals(cancel_tx));
-        let show_bar = !global.no_progress && global.quiet == 0 && std::io::stderr().is_terminal();
+        let show_bar = !global.no_progress
+            && global.quiet == 0
+            && global.log_format == crate::cli::LogFormat::Text
+            && std::io::stderr().is_terminal();
         let mut worst = ExitCode::Ok;
         for (path, p) in pipelines {
             let opts = RunOptions {
-                pipeline_hash: fs_err::read(path).ok().map(|b| sha256_hex(&b)),
+                pipeline_hash: fs_err::read(path)
+                    .ok()
+                    .map(|b| sha256_hex(&b))
+                    .or_else(|| base.pipeline_hash.clone()),
                 ..base.clone()
             };
             let bar = show_bar.then(|| Arc::new(crate::progress::Bar::new()));
@@ -104,7 +123,7 @@ pub fn run_all(
             let code = match result {
                 Ok(r) => {
                     if opts.print_table {
-                        eprint!("{}", r.table);
+                        print(&r.table);
                     }
                     tracing::info!(
                         pipeline = %p.name,
@@ -148,12 +167,14 @@ pub async fn watch_signals(cancel: tokio::sync::watch::Sender<bool>) {
             return;
         }
         if *cancel.borrow() {
-            eprintln!(
-                "interrupted again: exiting now (finished partitions are kept; rerun to resume)"
+            crate::console::notice(
+                "interrupted again: exiting now (finished partitions are kept; rerun to resume)",
             );
             std::process::exit(i32::from(ExitCode::Resumable.code()));
         }
-        eprintln!("interrupted: stopping cleanly (press Ctrl-C again to exit at once)");
+        crate::console::notice(
+            "interrupted: stopping cleanly (press Ctrl-C again to exit at once)",
+        );
         let _ = cancel.send(true);
     }
 }

@@ -29,7 +29,7 @@ pub fn summary(args: &SummaryArgs) -> ExitCode {
         }
     };
     if series.is_empty() && funding.is_empty() {
-        eprintln!("note: no kline data under `{}`", root.display());
+        crate::console::notice(&format!("note: no kline data under `{}`", root.display()));
     }
     if series.is_empty() && !funding.is_empty() {
         // A root holding funding rates only: their statistics (`--json`: the report shape).

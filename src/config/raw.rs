@@ -201,7 +201,8 @@ pub struct RawRange {
     /// UTC), an ISO datetime with `Z` or an offset (`2024-01-01T12:00:00Z`,
     /// `2024-01-01T12:00:00+02:00`), epoch milliseconds (`1593907200000`), `now`, `today`,
     /// `yesterday` (00:00 UTC), or `N minutes|hours|days|weeks ago`. A datetime without `Z` or
-    /// offset is rejected (append `Z` for UTC).
+    /// offset is rejected (append `Z` for UTC). A relative start is aligned down to each
+    /// interval's boundary (`30 days ago` is 30 daily or 720 hourly candles).
     pub start: Option<SText>,
     /// `range.end`: same forms as `start`. Default `now`. Exclusive.
     pub end: Option<SText>,

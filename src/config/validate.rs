@@ -43,6 +43,8 @@ pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 /// Collects diagnostics while validating.
 struct Ctx<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// The clock at validation time, for ranges that mix relative and absolute times.
+    now_ms: i64,
     diags: Vec<Diagnostic>,
 }
 
@@ -125,9 +127,11 @@ impl Ctx<'_> {
 pub(super) fn validate(
     raw: &RawPipeline,
     env: &dyn Fn(&str) -> Option<String>,
+    now_ms: i64,
 ) -> Result<Pipeline, Vec<Diagnostic>> {
     let mut cx = Ctx {
         env,
+        now_ms,
         diags: Vec::new(),
     };
     let name = name(&mut cx, raw.name.as_ref());
@@ -400,18 +404,8 @@ fn symbols(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawSymbols>>) -> SymbolSelecti
             let mut out = Vec::new();
             for (i, s) in list.iter().enumerate() {
                 let path = format!("symbols[{i}]");
-                match s.value.0.parse::<Symbol>() {
-                    Ok(sym) => {
-                        if seen.insert(sym.clone()) {
-                            out.push(sym);
-                        } else {
-                            cx.at(
-                                s.referenced,
-                                &path,
-                                format_args!("duplicate symbol `{sym}`"),
-                            );
-                        }
-                    }
+                match check_symbol(&s.value.0, &mut seen) {
+                    Ok(sym) => out.push(sym),
                     Err(e) => cx.at(s.referenced, &path, e),
                 }
             }
@@ -511,24 +505,40 @@ fn intervals(
     let mut out: Vec<Interval> = Vec::new();
     for (i, v) in raw.value.iter().enumerate() {
         let path = format!("intervals[{i}]");
-        match v.value.0.parse::<Interval>() {
-            Ok(iv) if out.contains(&iv) => {
-                cx.at(
-                    v.referenced,
-                    &path,
-                    format_args!("duplicate interval `{iv}`"),
-                );
-            }
-            Ok(iv) if !market.supports(iv) => cx.at(
-                v.referenced,
-                &path,
-                format_args!("interval `{iv}` is not available on the `{market}` market"),
-            ),
+        match check_interval(&v.value.0, &out, market) {
             Ok(iv) => out.push(iv),
             Err(e) => cx.at(v.referenced, &path, e),
         }
     }
     out
+}
+
+/// One entry of a symbol list: a valid symbol not seen before (added to `seen`).
+pub(super) fn check_symbol(s: &str, seen: &mut HashSet<Symbol>) -> Result<Symbol, String> {
+    let sym = s.parse::<Symbol>().map_err(|e| e.to_string())?;
+    if seen.insert(sym.clone()) {
+        Ok(sym)
+    } else {
+        Err(format!("duplicate symbol `{sym}`"))
+    }
+}
+
+/// One entry of an interval list: a known interval, not in `seen`, that `market` serves.
+pub(super) fn check_interval(
+    s: &str,
+    seen: &[Interval],
+    market: Market,
+) -> Result<Interval, String> {
+    let iv = s.parse::<Interval>().map_err(|e| e.to_string())?;
+    if seen.contains(&iv) {
+        Err(format!("duplicate interval `{iv}`"))
+    } else if !market.supports(iv) {
+        Err(format!(
+            "interval `{iv}` is not available on the `{market}` market"
+        ))
+    } else {
+        Ok(iv)
+    }
 }
 
 /// `kline_family` and `contract_type`.
@@ -698,12 +708,28 @@ fn range(cx: &mut Ctx<'_>, raw: Option<&RawRange>, dataset: Dataset) -> TimeRang
     let (Some(start), Some(end_t)) = (start, end_t) else {
         return fallback;
     };
-    if ordered(start, end_t) == Some(false) {
+    let (ok, resolved) = match ordered(start, end_t) {
+        Some(ok) => (ok, String::new()),
+        // Relative words meet absolute times (or `today`): decided against the clock now,
+        // so a schedule cannot succeed doing nothing forever.
+        None => {
+            let (s, e) = (start.resolve(cx.now_ms), end_t.resolve(cx.now_ms));
+            (
+                s < e,
+                format!(
+                    " (resolved now: [`{}`, `{}`))",
+                    crate::time::format_utc(s),
+                    crate::time::format_utc(e)
+                ),
+            )
+        }
+    };
+    if !ok {
         cx.at(
             start_v.referenced,
             "range.start",
             format_args!(
-                "range start `{}` is not before its end `{}`; the range is `[start, end)`",
+                "range start `{}` is not before its end `{}`{resolved}; the range is `[start, end)`",
                 start_v.value.0,
                 end.map_or("now", |(v, _)| v.value.0.as_str())
             ),

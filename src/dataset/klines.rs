@@ -64,7 +64,8 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
 
     let series = kline_series(p, &symbols, opts.shard);
     let pending_before = resume::read(&root, opts.shard);
-    let (mut tasks, covered) = plan_tasks(&root, &series, &pending_before, range, opts)?;
+    let requested = |iv| (p.range.start_for(iv, range.0), range.1);
+    let (mut tasks, covered) = plan_tasks(&root, &series, &pending_before, &requested, opts)?;
     tracing::info!(
         series = series.len(),
         windows = tasks.len(),
@@ -73,12 +74,8 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
         "planned"
     );
     mark_in_flight(&root, opts, &pending_before, &tasks)?;
-    ctx.progress.tasks_planned(
-        &tasks
-            .iter()
-            .map(|t| format!("{} {}", t.symbol, t.interval))
-            .collect::<Vec<_>>(),
-    );
+    ctx.progress
+        .tasks_planned(&crate::progress::model::plan_tasks(&tasks, now));
 
     // Encoding is CPU work: it runs on its own thread, fed through a bounded channel.
     // The summary's statistics of every partition written come from the rows in memory.
@@ -146,7 +143,8 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
         started_at: ctx.started_at.clone(),
         finished_at: fmt_ms(chrono::Utc::now().timestamp_millis()),
         elapsed_ms: ctx.started.elapsed().as_millis() as u64,
-        outcome: outcome_name(extracted.outcome, exit),
+        outcome: exit.name().to_owned(),
+        stopped_by: stopped_by(extracted.outcome),
         exit_code: exit.code(),
         range_start: fmt_ms(range.0),
         range_end: fmt_ms(range.1),
@@ -190,11 +188,13 @@ pub fn plan_tasks(
     root: &Path,
     series: &[TaskKey],
     pending: &[Pending],
-    range: Window,
+    requested: &dyn Fn(crate::interval::Interval) -> Window,
     opts: &RunOptions,
 ) -> Result<Planned, RunError> {
     Ok(match opts.mode {
-        RunMode::Incremental => incremental_tasks(root, series, pending, range, opts.full_refresh)?,
+        RunMode::Incremental => {
+            incremental_tasks(root, series, pending, requested, opts.full_refresh)?
+        }
         RunMode::Repair { exchange_gaps } => repair_tasks(root, series, pending, exchange_gaps)?,
     })
 }
@@ -380,12 +380,13 @@ fn exit_code(
     }
 }
 
-/// The report's `outcome`: why a stopped run stopped, else the exit code's name.
-fn outcome_name(outcome: RunOutcome, exit: ExitCode) -> String {
+/// The report's `stopped_by`: why a resumable run stopped early (its `outcome` is the exit
+/// code's name, `resumable`, as the run's last log line says).
+fn stopped_by(outcome: RunOutcome) -> Option<String> {
     match outcome {
-        RunOutcome::BannedResumable { .. } => "banned_resumable".to_owned(),
-        RunOutcome::Cancelled => "cancelled".to_owned(),
-        _ => exit.name().to_owned(),
+        RunOutcome::BannedResumable { .. } => Some("ban".to_owned()),
+        RunOutcome::Cancelled => Some("interrupt".to_owned()),
+        _ => None,
     }
 }
 

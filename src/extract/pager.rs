@@ -1008,14 +1008,23 @@ impl Shared {
                 }
             }
         }
-        self.progress
-            .task_started(id, count_windows(market, i, start, end, page));
+        let closed = if self.cfg.transform.include_forming {
+            end
+        } else {
+            end.min(i.floor(now))
+        };
+        self.progress.task_started(
+            id,
+            count_windows(market, i, start, end, page),
+            i.count_in(start, closed).max(0) as u64,
+        );
         let mut windows = stream::iter(plan_windows(market, i, start, end, page))
             .map(|w| async move { (w, self.fetch_window(task, w, meter).await) })
             .buffered(self.cfg.concurrency.max(1));
         while let Some((w, res)) = windows.next().await {
             match res {
                 Ok(rows) => {
+                    self.progress.page_done(id);
                     if rows.is_empty() {
                         continue;
                     }

@@ -130,12 +130,14 @@ fn task_of(key: &TaskKey, (start_ms, end_ms): Window) -> KlineTask {
 }
 
 /// Tasks of an incremental run: per series, the requested range minus what is stored, plus
-/// the unfinished windows of earlier runs from where they stopped.
+/// the unfinished windows of earlier runs from where they stopped. `requested` gives the
+/// range per interval (a relative start is aligned to each interval's boundary:
+/// [`crate::config::TimeRange::start_for`]).
 pub fn incremental_tasks(
     root: &Path,
     series: &[TaskKey],
     pending: &[Pending],
-    requested: Window,
+    requested: &dyn Fn(crate::interval::Interval) -> Window,
     full_refresh: bool,
 ) -> Result<Planned, LoadError> {
     let mut tasks = Vec::new();
@@ -147,6 +149,7 @@ pub fn incremental_tasks(
         } else {
             state::series_bounds(root, key)?
         };
+        let requested = requested(key.interval);
         for w in windows_to_fetch(requested, stored, &resumed, full_refresh) {
             tasks.push(task_of(key, w));
         }

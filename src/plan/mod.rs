@@ -107,7 +107,7 @@ pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
                         pipeline,
                         symbol.clone(),
                         interval,
-                        (start_ms, end_ms),
+                        (pipeline.range.start_for(interval, start_ms), end_ms),
                         now_ms,
                     ));
                 }
@@ -226,9 +226,10 @@ pub fn build_on_disk(
     let root = pipeline.kline_root();
     let series = kline_series(pipeline, symbols, shard);
     let pending = crate::load::resume::read(&root, shard);
-    let range = (plan.start_ms, plan.end_ms);
+    let (start, end) = (plan.start_ms, plan.end_ms);
+    let requested = |iv| (pipeline.range.start_for(iv, start), end);
     let (windows, _) =
-        incremental::incremental_tasks(&root, &series, &pending, range, full_refresh)?;
+        incremental::incremental_tasks(&root, &series, &pending, &requested, full_refresh)?;
     plan.tasks = windows
         .iter()
         .map(|t| {
@@ -535,8 +536,11 @@ mod tests {
         assert_eq!(p.start_ms, NOW - 3 * DAY_MS);
         let m1 = &p.tasks[0];
         assert_eq!(m1.interval, Some(Interval::M1));
-        // NOW is not on a minute boundary: the last minute is still forming.
-        assert_eq!(m1.expected_rows, 3 * 1440 - 1);
+        // A relative start is aligned down to the minute: exactly 3 days of closed minutes
+        // (the one forming at NOW is held back).
+        assert_eq!(m1.start_ms, Interval::M1.floor(NOW - 3 * DAY_MS));
+        assert_eq!(m1.expected_rows, 3 * 1440);
+        assert_eq!(p.tasks[2].expected_rows, 3, "three daily candles");
         assert_eq!(m1.requests, 5);
         assert_eq!(p.total_requests, 2 * (5 + 1 + 1));
         assert_eq!(p.total_weight, 2 * p.total_requests);

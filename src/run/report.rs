@@ -63,8 +63,13 @@ pub struct RunInfo {
     pub finished_at: String,
     /// Wall time, ms.
     pub elapsed_ms: u64,
-    /// `ok`, `tasks_failed`, `resumable`, `output`, ...
+    /// `ok`, `tasks_failed`, `resumable`, `output`, ...: the exit code's name, as the run's
+    /// last log line says it.
     pub outcome: String,
+    /// Why a `resumable` run stopped early: `interrupt` (Ctrl-C, SIGTERM) or `ban` (a 418
+    /// outlasting `max_ban_wait_secs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
     /// The process exit code.
     pub exit_code: u8,
     /// Resolved range start (UTC).

@@ -315,7 +315,13 @@ async fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
         stderr(&out)
     );
     let s = summary_json(dir.path());
-    assert_eq!(s["run"]["outcome"], "cancelled");
+    assert_eq!(s["run"]["outcome"], "resumable");
+    assert_eq!(s["run"]["stopped_by"], "interrupt");
+    // `status` says what the run said.
+    let st = cli(dir.path(), &["status", "out"], &[]).await;
+    let st = String::from_utf8_lossy(&st.stdout).into_owned();
+    assert!(st.contains(": resumable, stopped by interrupt"), "{st}");
+    assert!(!st.contains("cancelled"), "{st}");
     assert_eq!(s["run"]["tasks_stopped"], 1);
     assert!(s["run"]["tasks"][0]["resume_from"].is_string());
     assert_only_complete_files_visible(&dir.path().join("out"));
@@ -470,7 +476,8 @@ async fn a_ban_longer_than_the_wait_limit_exits_3_and_the_rerun_completes() {
     let banned = cli(dir.path(), &["-q", "run", p, "--concurrency", "1"], &[]).await;
     assert_eq!(banned.status.code(), Some(3), "{}", stderr(&banned));
     let s = summary_json(dir.path());
-    assert_eq!(s["run"]["outcome"], "banned_resumable");
+    assert_eq!(s["run"]["outcome"], "resumable");
+    assert_eq!(s["run"]["stopped_by"], "ban");
     assert_eq!(s["run"]["http_418"], 1);
     assert_only_complete_files_visible(&dir.path().join("out"));
     tokio::time::sleep(Duration::from_millis(2100)).await;

@@ -21,8 +21,8 @@ async fn demo_pipeline_runs_offline_and_a_rerun_is_a_byte_identical_no_op() {
     let first = cli(cwd.path(), &["run", demo], &[]).await;
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     assert!(
-        stderr(&first).contains("BTCUSDT"),
-        "summary table on stderr"
+        String::from_utf8_lossy(&first.stdout).contains("BTCUSDT"),
+        "summary table on stdout"
     );
     let out = cwd.path().join("data/demo");
     let before = file_hashes(&out);

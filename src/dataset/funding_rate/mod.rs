@@ -280,7 +280,17 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     ctx.progress.tasks_planned(
         &planned
             .iter()
-            .map(|(s, _)| s.to_string())
+            .map(|(s, windows)| {
+                let (records, pages) = windows.iter().fold((0, 0), |(r, q), (a, b)| {
+                    let (records, requests, _) = plan_cost(*a, *b);
+                    (r + records.max(0) as u64, q + requests)
+                });
+                crate::extract::metrics::PlannedTask {
+                    label: s.to_string(),
+                    candles: records,
+                    pages,
+                }
+            })
             .collect::<Vec<_>>(),
     );
     let session = &session;
