@@ -19,7 +19,8 @@
 //! - [`summary`]: mergeable statistics, `_summary.json`, and the run report.
 //! - [`snapshot`]: running the snapshot datasets (`ticker_price`, `depth`) end to end.
 //! - [`simulator`]: the built-in Binance-compatible exchange used by tests, benchmarks and the
-//!   offline demo.
+//!   offline demo (cargo feature `simulator`, on by default; without it a stand-in that says so).
+//! - [`tls`]: the one TLS crypto provider (ring) of every HTTPS client.
 //! - [`interval`], [`market`], [`symbol`]: the domain vocabulary every stage shares.
 //! - [`exit`]: the documented process exit codes.
 //!
@@ -39,9 +40,14 @@ pub mod market;
 pub mod plan;
 pub mod progress;
 pub mod run;
+#[cfg(feature = "simulator")]
+pub mod simulator;
+#[cfg(not(feature = "simulator"))]
+#[path = "simulator_off.rs"]
 pub mod simulator;
 pub mod snapshot;
 pub mod status;
 pub mod summary;
 pub mod symbol;
+pub mod tls;
 pub mod transform;

@@ -17,6 +17,7 @@ use kline_etl::exit::ExitCode;
 use kline_etl::market::Market;
 use kline_etl::plan;
 use kline_etl::run::{RunMode, RunOptions};
+#[cfg(feature = "simulator")]
 use kline_etl::simulator::SimConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -374,6 +375,13 @@ fn sha256_hex(bytes: &[u8]) -> String {
     })
 }
 
+#[cfg(not(feature = "simulator"))]
+fn simulate(_: &SimulateArgs) -> ExitCode {
+    eprintln!("error: {}", kline_etl::simulator::NOT_BUILT);
+    ExitCode::Usage
+}
+
+#[cfg(feature = "simulator")]
 fn simulate(args: &SimulateArgs) -> ExitCode {
     let mut config = SimConfig::default()
         .with_seed(args.seed)

@@ -32,7 +32,9 @@ use crate::extract::{
 use crate::incremental::{self, Window};
 use crate::load::resume::{self, Pending, Reason};
 use crate::load::{DatasetWriter, LoadError, TaskKey, TaskSink, WriteOptions, state};
-use crate::simulator::{SimConfig, SimHandle, Simulator};
+use crate::simulator::SimHandle;
+#[cfg(feature = "simulator")]
+use crate::simulator::{SimConfig, Simulator};
 use crate::summary::dataset::{Collector, summarize_with};
 use crate::summary::report::{PipelineInfo, Report, SeriesReport, ToolInfo, render_table};
 use crate::summary::series::GapCause;
@@ -889,6 +891,11 @@ fn symbols_of(
 async fn endpoint(p: &Pipeline) -> Result<(Option<SimHandle>, String), RunError> {
     Ok(match &p.source.endpoint {
         Endpoint::Url(u) => (None, u.clone()),
+        #[cfg(not(feature = "simulator"))]
+        Endpoint::Simulator(_) => {
+            return Err(RunError::Unsupported(crate::simulator::NOT_BUILT.to_owned()));
+        }
+        #[cfg(feature = "simulator")]
         Endpoint::Simulator(settings) => {
             let h = Simulator::start(SimConfig::from_settings(settings, p.source.market))
                 .await
