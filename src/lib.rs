@@ -27,7 +27,8 @@
 //! | [`summary`] | mergeable statistics, `_summary.json`/`.parquet`, the summary table, the chart |
 //! | [`status`] | `kline-etl status`: what is on disk, what is pending, the last run |
 //! | [`progress`] | the terminal progress display behind [`extract::Progress`], and its model (what is done of what total) |
-//! | [`simulator`] | the built-in Binance-compatible exchange (tests, benchmarks, the offline demo) |
+//! | [`simulator`] | the built-in Binance-compatible exchange (tests, benchmarks, the offline demo); cargo feature `simulator`, on by default (without it, a stand-in that says so) |
+//! | [`tls`] | the one TLS crypto provider (ring) of every HTTPS client |
 //! | [`layout`] | every on-disk name: dataset directories, hive keys, partition, snapshot and report files |
 //! | [`interval`], [`market`], [`symbol`], [`shard`], [`window`], [`time`], [`error`], [`exit`] | the vocabulary every stage shares: intervals, markets, symbols, `--shard I/N`, `[start, end)` windows, UTC text, error chains, exit codes |
 //!
@@ -53,10 +54,15 @@ pub mod plan;
 pub mod progress;
 pub mod run;
 pub mod shard;
+#[cfg(feature = "simulator")]
+pub mod simulator;
+#[cfg(not(feature = "simulator"))]
+#[path = "simulator_off.rs"]
 pub mod simulator;
 pub mod status;
 pub mod summary;
 pub mod symbol;
 pub mod time;
+pub mod tls;
 pub mod transform;
 pub mod window;

@@ -3,10 +3,19 @@
 use crate::cli::SimulateArgs;
 use crate::exit::ExitCode;
 use crate::market::Market;
+#[cfg(feature = "simulator")]
 use crate::simulator::SimConfig;
 
 use super::{report, runtime};
 
+/// Without the `simulator` feature there is nothing to serve.
+#[cfg(not(feature = "simulator"))]
+pub fn simulate(_: &SimulateArgs) -> ExitCode {
+    crate::console::error(crate::simulator::NOT_BUILT);
+    ExitCode::Usage
+}
+
+#[cfg(feature = "simulator")]
 pub fn simulate(args: &SimulateArgs) -> ExitCode {
     let mut config = SimConfig::default()
         .with_seed(args.seed)

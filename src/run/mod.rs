@@ -22,7 +22,9 @@ use crate::load::lock::DatasetLock;
 use crate::load::remote::{Remote, RemoteError};
 use crate::plan::incremental::PlanError;
 use crate::plan::symbols::SymbolError;
-use crate::simulator::{SimConfig, SimHandle, Simulator};
+use crate::simulator::SimHandle;
+#[cfg(feature = "simulator")]
+use crate::simulator::{SimConfig, Simulator};
 
 pub use report::{RunInfo, TaskReport, write_report};
 
@@ -193,6 +195,11 @@ impl Exchange {
                 sim: None,
                 base_url: u.clone(),
             },
+            #[cfg(not(feature = "simulator"))]
+            Endpoint::Simulator(_) => {
+                return Err(RunError::Unsupported(crate::simulator::NOT_BUILT.to_owned()));
+            }
+            #[cfg(feature = "simulator")]
             Endpoint::Simulator(settings) => {
                 let h = Simulator::start(SimConfig::from_settings(settings, p.source.market))
                     .await

@@ -228,6 +228,7 @@ async fn simulate_flags_set_the_limit_window_and_symbols() {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
     let get = |path: String| async move {
+        kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
         let text = reqwest::get(path).await.unwrap().text().await.unwrap();
         serde_json::from_str::<Value>(&text).unwrap()
     };

@@ -275,6 +275,7 @@ async fn simulate_serves_on_the_printed_address() {
         .strip_prefix("simulator listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
+    kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
     let body = reqwest::get(format!("{url}/api/v3/ping"))
         .await
         .unwrap()

@@ -120,6 +120,7 @@ async fn last_close(h: &SimHandle, prefix: &str, symbol: &str) -> f64 {
         "{}{prefix}/klines?symbol={symbol}&interval=1m&limit=1",
         h.base_url()
     );
+    kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
     let text = reqwest::get(url).await.unwrap().text().await.unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     v[0][4].as_str().unwrap().parse().unwrap()
@@ -160,6 +161,7 @@ async fn spot_ticker_list_is_one_request_of_weight_4_and_agrees_with_the_last_ca
         h.base_url(),
         NOW - 1
     );
+    kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
     let closed: Value =
         serde_json::from_str(&reqwest::get(url).await.unwrap().text().await.unwrap()).unwrap();
     assert_eq!(closed[0][6].as_i64(), Some(NOW - 1));
@@ -728,6 +730,7 @@ async fn kline_families_are_futures_only_at_validation() {
 // The simulator's answers for the family endpoints.
 
 async fn get(h: &SimHandle, path: &str) -> (u16, u64, Value) {
+    kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
     let resp = reqwest::get(format!("{}{path}", h.base_url()))
         .await
         .unwrap();

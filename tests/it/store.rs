@@ -60,6 +60,7 @@ async fn moto() -> Option<Moto> {
     let url = format!("http://127.0.0.1:{port}");
     let moto = Moto { child, url };
     let deadline = Instant::now() + Duration::from_secs(60);
+    kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
     while reqwest::get(&moto.url).await.is_err() {
         assert!(Instant::now() < deadline, "moto did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -79,6 +80,7 @@ fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
 
 /// The keys under `prefix` in `bucket` (moto answers unsigned requests).
 async fn list_keys(endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
+    kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
     let xml = reqwest::get(format!("{endpoint}/{bucket}?list-type=2&prefix={prefix}"))
         .await
         .unwrap()
@@ -154,6 +156,7 @@ async fn an_s3_output_is_written_extended_by_another_host_and_merged() {
     let Some(moto) = moto().await else {
         return;
     };
+    kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
     let created = reqwest::Client::new()
         .put(format!("{}/binance-data", moto.url))
         .send()

@@ -49,6 +49,7 @@ pub struct ArchiveClient {
 impl ArchiveClient {
     /// A client for the archive at `base` (no trailing slash).
     pub fn new(base: &str, timeout: Duration, retries: u32) -> Result<Self, GetError> {
+        crate::tls::ensure_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             // An unreachable archive must not stall the run: REST takes over after this.
