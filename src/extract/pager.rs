@@ -590,7 +590,7 @@ impl Shared {
         let endpoint_budget = self
             .endpoint_budgets
             .iter()
-            .find(|(paths, _)| paths.iter().any(|p| *p == path))
+            .find(|(paths, _)| paths.contains(&path))
             .map(|(_, b)| b);
         let _endpoint_guard = match endpoint_budget {
             Some(b) => Some(AdmissionGuard {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kline_etl::config::{Pipeline, PriceType, TimeUnit, parse_str};
+use kline_etl::config::{Pipeline, PriceType, TimeUnit, TransformOptions, parse_str};
 use kline_etl::dataset::funding_rate::request::{PATH, fetch_window};
 use kline_etl::dataset::funding_rate::rows::{FundingRecord, Value, read_partition};
 use kline_etl::dataset::funding_rate::store::files_under;
@@ -274,7 +274,7 @@ async fn session(
     limit: u32,
     secs: u32,
 ) -> kline_etl::extract::Session {
-    let mut cfg = ExtractConfig::new(market, h.base_url(), Default::default());
+    let mut cfg = ExtractConfig::new(market, h.base_url(), TransformOptions::default());
     cfg.weight_share = 1.0;
     cfg.endpoint_limits.push(EndpointLimit {
         paths: vec![PATH],

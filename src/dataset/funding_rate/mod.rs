@@ -653,18 +653,23 @@ pub fn status(root: &Path) -> Result<Option<FundingStatus>, StoreError> {
 
 /// The status as readable text.
 pub fn render_status(s: &FundingStatus) -> String {
+    use std::fmt::Write as _;
     let mut out = String::from("\nfunding_rate\n");
     match &s.running {
-        Some(o) => out.push_str(&format!(
-            "running: pid {} (pipeline `{}`) since {}\n",
-            o.pid, o.pipeline, o.since
-        )),
+        Some(o) => {
+            let _ = writeln!(
+                out,
+                "running: pid {} (pipeline `{}`) since {}",
+                o.pid, o.pipeline, o.since
+            );
+        }
         None => out.push_str("running: no\n"),
     }
-    out.push_str(&format!(
-        "last run: {}\n",
+    let _ = writeln!(
+        out,
+        "last run: {}",
         s.last_run.as_deref().unwrap_or("none recorded")
-    ));
+    );
     out.push_str(&stats::render_table(&s.series));
     out
 }
