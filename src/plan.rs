@@ -230,11 +230,17 @@ pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
     let total_weight = overhead_weight + tasks.iter().map(|t| t.weight).sum::<u64>();
     let total_rows = tasks.iter().map(|t| t.expected_rows).sum();
     let budget = f64::from(weight_limit_per_minute) * pipeline.source.weight_share;
-    let min_seconds = if budget > 0.0 {
+    let mut min_seconds = if budget > 0.0 {
         total_weight as f64 / budget * (MINUTE_MS / 1000) as f64
     } else {
         f64::INFINITY
     };
+    if pipeline.dataset == Dataset::FundingRate {
+        min_seconds = min_seconds.max(crate::dataset::funding_rate::request::min_seconds(
+            total_requests,
+            pipeline.source.weight_share,
+        ));
+    }
     Plan {
         pipeline: pipeline.name.clone(),
         market,
