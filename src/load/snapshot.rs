@@ -85,6 +85,12 @@ pub fn write_snapshot(
 
 /// Snapshot files of a dataset under `root` (`.parquet`, not dot-prefixed), sorted.
 pub fn snapshot_files(root: &Path, dataset: Dataset) -> Result<Vec<PathBuf>, LoadError> {
+    parquet_files(&crate::layout::dataset_dir(root, dataset))
+}
+
+/// Every `.parquet` file under `dir`, recursively, skipping dot- and underscore-prefixed
+/// names (temporary files, `_summary.*`), sorted; empty when `dir` does not exist.
+pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
         for e in fs_err::read_dir(dir)? {
             let p = e?.path();
@@ -103,10 +109,9 @@ pub fn snapshot_files(root: &Path, dataset: Dataset) -> Result<Vec<PathBuf>, Loa
         }
         Ok(())
     }
-    let dir = crate::layout::dataset_dir(root, dataset);
     let mut out = Vec::new();
     if dir.is_dir() {
-        walk(&dir, &mut out)?;
+        walk(dir, &mut out)?;
     }
     out.sort();
     Ok(out)

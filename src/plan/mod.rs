@@ -464,6 +464,15 @@ impl Plan {
         } else {
             f64::INFINITY
         };
+        if self.dataset == Dataset::FundingRate.as_str() {
+            // The endpoint's own request limit, not the weight, is what bounds it.
+            self.min_seconds = self.min_seconds.max(
+                crate::dataset::funding_rate::request::min_seconds(
+                    self.total_requests,
+                    self.weight_share,
+                ),
+            );
+        }
     }
 
     /// Total weight and least time if the per-symbol tasks ran for `symbols` symbols.

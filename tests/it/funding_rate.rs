@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kline_etl::config::{Pipeline, PriceType, TimeUnit, parse_str};
+use kline_etl::config::{Pipeline, PriceType, TimeUnit, TransformOptions, parse_str};
 use kline_etl::dataset::funding_rate::request::{PATH, fetch_window};
 use kline_etl::dataset::funding_rate::rows::{FundingRecord, Value, read_partition};
 use kline_etl::dataset::funding_rate::store::files_under;
@@ -275,11 +275,7 @@ async fn session(
     limit: u32,
     secs: u32,
 ) -> kline_etl::extract::Session {
-    let mut cfg = ExtractConfig::new(
-        market,
-        h.base_url(),
-        kline_etl::config::TransformOptions::default(),
-    );
+    let mut cfg = ExtractConfig::new(market, h.base_url(), TransformOptions::default());
     cfg.weight_share = 1.0;
     cfg.endpoint_limits.push(EndpointLimit {
         paths: vec![PATH],
@@ -414,5 +410,50 @@ fn the_pipeline_reference_documents_the_dataset() {
     let reference = std::fs::read_to_string(repo().join("docs/pipeline-reference.md")).unwrap();
     for text in [&raw, &reference] {
         assert!(text.contains("funding_rate"), "funding_rate undocumented");
+    }
+}
+
+/// The dataset as pyarrow and pandas read it (`tests/python/interop_funding.py`), in both
+/// price types and time units; runs when `KLINE_ETL_PYTHON` names a Python with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_readers_read_funding_rates() {
+    let Some(python) = std::env::var_os("KLINE_ETL_PYTHON") else {
+        eprintln!("skipping python_readers_read_funding_rates: set KLINE_ETL_PYTHON to run it");
+        return;
+    };
+    let h = sim(SimConfig::default()).await;
+    for (market, symbols, transform, prices, unit) in [
+        ("usdm", "[BTCUSDT, ETHUSDT]", "", "float64", "ms"),
+        (
+            "coinm",
+            "[BTCUSD_PERP, ETHUSD_PERP]",
+            "transform:\n  prices: decimal\n  time_unit: us\n",
+            "decimal",
+            "us",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let p = pipeline(&h, &out, market, symbols, transform);
+        assert_eq!(run(&p).await.exit.code(), 0);
+        let rows: u64 = summary(&out)["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["records"].as_u64().unwrap())
+            .sum();
+        let script = repo().join("tests/python/interop_funding.py");
+        let o = std::process::Command::new(&python)
+            .arg(&script)
+            .arg(out.join("funding_rate"))
+            .args([prices, unit, &rows.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "interop_funding.py failed for {market}:\n{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }

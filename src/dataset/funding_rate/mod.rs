@@ -578,14 +578,16 @@ pub fn status(root: &Path) -> Result<Option<FundingStatus>, StoreError> {
 pub fn render_status(s: &FundingStatus) -> String {
     use std::fmt::Write as _;
     let mut out = String::from("\nfunding_rate\n");
-    let _ = match &s.running {
-        Some(o) => writeln!(
-            out,
-            "running: pid {} (pipeline `{}`) since {}",
-            o.pid, o.pipeline, o.since
-        ),
-        None => writeln!(out, "running: no"),
-    };
+    match &s.running {
+        Some(o) => {
+            let _ = writeln!(
+                out,
+                "running: pid {} (pipeline `{}`) since {}",
+                o.pid, o.pipeline, o.since
+            );
+        }
+        None => out.push_str("running: no\n"),
+    }
     let _ = writeln!(
         out,
         "last run: {}",

@@ -41,6 +41,14 @@ pub fn endpoint_limit() -> EndpointLimit {
     }
 }
 
+/// The least time `requests` funding requests take under the endpoint's own limit at
+/// `share` of it (for `plan`): a full window of waiting for every allowance after the first.
+pub fn min_seconds(requests: u64, share: f64) -> f64 {
+    let allowed = (f64::from(REQUESTS_PER_WINDOW) * share).floor().max(1.0);
+    let windows = (requests as f64 / allowed).ceil() - 1.0;
+    windows.max(0.0) * f64::from(WINDOW_MINUTES * 60)
+}
+
 /// The query of the page starting at `start` of the window `[.., end)` (ms).
 pub fn page_query(symbol: &str, start: i64, end: i64) -> Vec<(&'static str, String)> {
     vec![
@@ -205,6 +213,13 @@ mod tests {
         let times: Vec<i64> = kept.iter().map(|r| r.funding_time).collect();
         assert_eq!(times, vec![1, 3, 5, 9]);
         assert_eq!(kept[1].funding_rate, Value::Float(-0.0002));
+    }
+
+    #[test]
+    fn plans_wait_a_window_for_every_allowance_after_the_first() {
+        assert_eq!(min_seconds(450, 0.9), 0.0);
+        assert_eq!(min_seconds(451, 0.9), 300.0);
+        assert_eq!(min_seconds(5400, 0.9), 11.0 * 300.0);
     }
 
     #[test]

@@ -12,9 +12,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use parquet::arrow::ArrowWriter;
-use parquet::file::metadata::{KeyValue, SortingColumn};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
 
 use super::rows::{BatchError, FundingRecord, read_partition, to_batch};
 use crate::config::PartitionSpec;
@@ -60,30 +59,7 @@ pub fn partition_path(series: &Path, period: Period) -> PathBuf {
 /// Every stored partition file under `dir` (recursively; dot- and underscore-prefixed names
 /// skipped), sorted.
 pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-        for e in fs_err::read_dir(dir)? {
-            let p = e?.path();
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if name.starts_with('.') || name.starts_with('_') {
-                continue;
-            }
-            if p.is_dir() {
-                walk(&p, out)?;
-            } else if name == FILE_NAME {
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    if dir.is_dir() {
-        walk(dir, &mut out)?;
-    }
-    out.sort();
-    Ok(out)
+    crate::load::snapshot::parquet_files(dir)
 }
 
 /// The (market, symbol) series stored under `root`, from the directory names.
@@ -182,25 +158,18 @@ pub struct MergeCounts {
     pub bytes_written: u64,
 }
 
+/// The klines' writer properties (compression, row groups, page statistics, sorted by the
+/// first column, a dictionary only for `symbol`) with this dataset's key-value metadata:
+/// nothing run- or time-dependent, so the same records give the same bytes.
 fn properties(
     opts: &WriteOptions,
     market: Market,
     symbol: &str,
 ) -> Result<WriterProperties, parquet::errors::ParquetError> {
     let kv = |k: &str, v: &str| KeyValue::new(format!("kline_etl.{k}"), v.to_owned());
-    Ok(WriterProperties::builder()
-        .set_compression(crate::load::parquet::compression(opts.compression)?)
-        .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_sorting_columns(Some(vec![SortingColumn {
-            column_idx: 0,
-            descending: false,
-            nulls_first: false,
-        }]))
-        .set_dictionary_enabled(false)
-        .set_column_dictionary_enabled(ColumnPath::from("symbol"), true)
-        // Nothing run- or time-dependent: the same records give the same bytes.
-        .set_key_value_metadata(Some(vec![
+    crate::load::parquet::writer_properties(
+        opts,
+        vec![
             kv("dataset", DIR),
             kv("pipeline", &opts.pipeline),
             kv("market", market.as_str()),
@@ -209,8 +178,8 @@ fn properties(
             kv("time_unit", time_unit_str(opts.transform.time_unit)),
             kv("prices", price_type_str(opts.transform.prices)),
             kv("version", env!("CARGO_PKG_VERSION")),
-        ]))
-        .build())
+        ],
+    )
 }
 
 /// Merge `incoming` (sorted, unique) into the stored partitions of `symbol`: per partition
