@@ -44,8 +44,13 @@
 //!   statistics table is `summary.parq`): Spark and pyarrow skip `_`-prefixed directories, but
 //!   a DuckDB or polars `**/*.parquet` glob does not, and the statistics table once came back as
 //!   data rows.
-//! - Snapshot datasets (`ticker_price`, `depth`) and each kline family's root follow the same
-//!   rules: one table per dataset directory, reports in `_kline_etl/`.
+//! - Snapshot datasets (`ticker_price/market=spot/date=2024-01-05/<time>.parquet`,
+//!   `depth/market=spot/date=2024-01-05/BTCUSDT-<time>.parquet`, `symbol` a column of both;
+//!   `date` is a string in pyarrow and pandas, a date in DuckDB, polars and Spark), the
+//!   funding-rate history
+//!   (`funding_rate/market=usdm/symbol=BTCUSDT/year=2024/funding_rate-2024.parquet`) and each
+//!   kline family's root follow the same rules: one table per dataset directory, partition
+//!   values in the path only, reports in `_kline_etl/`.
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
@@ -53,7 +58,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{Dataset, KlineFamily};
 use crate::interval::Interval;
 use crate::market::Market;
-use crate::plan::Shard;
+use crate::shard::Shard;
 use crate::symbol::Symbol;
 
 /// Hive key of the market level (`market=spot`).
@@ -265,13 +270,40 @@ pub fn ticker_path(market: Market, snapshot_ms: i64) -> PathBuf {
         .join(snapshot_file_name(snapshot_ms))
 }
 
-/// The file of one symbol's order-book snapshot, relative to the output root.
+/// The file of one symbol's order-book snapshot, relative to the output root:
+/// `depth/market=spot/date=2024-01-05/BTCUSDT-20240105T120000Z.parquet`. The symbol is a
+/// column of the file and the start of its name, not a hive key: `ticker_price` and `depth`
+/// have the same keys (`market`, `date`), and no value is in both a path and a file.
 pub fn depth_path(market: Market, symbol: &Symbol, snapshot_ms: i64) -> PathBuf {
     PathBuf::from(Dataset::Depth.as_str())
         .join(hive(MARKET, market))
-        .join(hive(SYMBOL, symbol))
         .join(snapshot_date_dir(snapshot_ms))
-        .join(snapshot_file_name(snapshot_ms))
+        .join(format!("{symbol}-{}", snapshot_file_name(snapshot_ms)))
+}
+
+/// A funding-rate series' directory: `<root>/funding_rate/market=usdm/symbol=BTCUSDT`.
+pub fn funding_series_dir(root: &Path, market: Market, symbol: &str) -> PathBuf {
+    dataset_dir(root, Dataset::FundingRate)
+        .join(hive(MARKET, market.as_str()))
+        .join(hive(SYMBOL, symbol))
+}
+
+/// A funding-rate partition file in a series directory: `year=2024/funding_rate-2024.parquet`
+/// (`period` as in [`partition_file`]).
+pub fn funding_file(series: &Path, y: i32, period: &str) -> PathBuf {
+    series
+        .join(year_dir(y))
+        .join(format!("{}-{period}.parquet", Dataset::FundingRate.as_str()))
+}
+
+/// The funding-rate dataset's run report, `<root>/funding_rate/_kline_etl/summary.json`.
+pub fn funding_summary_file(root: &Path) -> PathBuf {
+    snapshot_summary_file(root, Dataset::FundingRate.as_str())
+}
+
+/// The funding-rate dataset's lock, `<root>/funding_rate/_kline_etl/.lock`.
+pub fn funding_lock_file(root: &Path) -> PathBuf {
+    state_dir_of(&dataset_dir(root, Dataset::FundingRate)).join(LOCK_FILE)
 }
 
 /// The names of layout version 1, read only by `kline-etl migrate` and by the check that
@@ -290,6 +322,24 @@ pub mod v1 {
     pub const LOCK_FILE: &str = ".kline-etl.lock";
     /// The layout-1 run summary in a dataset directory.
     pub const SUMMARY_JSON: &str = "_summary.json";
+
+    /// Where a layout-1 depth snapshot (`market=M/symbol=S/date=D/T.parquet`, relative to the
+    /// depth directory) goes in layout 2 (`market=M/date=D/S-T.parquet`); `None` for any
+    /// other path.
+    pub fn depth_file_v2(rel: &Path) -> Option<PathBuf> {
+        let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
+        let [m, s, d, f] = parts.as_slice() else {
+            return None;
+        };
+        let symbol = super::hive_value(s, super::SYMBOL)?;
+        if super::hive_value(m, super::MARKET).is_none()
+            || super::hive_value(d, super::DATE).is_none()
+            || !f.ends_with(".parquet")
+        {
+            return None;
+        }
+        Some(PathBuf::from(m).join(d).join(format!("{symbol}-{f}")))
+    }
 
     /// Whether `name` is one of layout 1's report, resume, manifest or lock files in a klines
     /// directory.
@@ -398,5 +448,14 @@ mod tests {
         assert!(v1::is_state_file(".kline-etl.shard-1-of-2.lock"));
         assert_eq!(v1::state_file_v2(root, ".kline-etl.lock"), None);
         assert!(!v1::is_state_file("market=spot"));
+        assert_eq!(
+            v1::depth_file_v2(Path::new(
+                "market=spot/symbol=BTCUSDT/date=2024-01-05/20240105T120000Z.parquet"
+            )),
+            Some(PathBuf::from(
+                "market=spot/date=2024-01-05/BTCUSDT-20240105T120000Z.parquet"
+            ))
+        );
+        assert_eq!(v1::depth_file_v2(Path::new("market=spot/date=2024-01-05/x.parquet")), None);
     }
 }

@@ -36,6 +36,8 @@ use bytes::Bytes;
 use futures::{StreamExt, stream};
 use tokio::sync::{OnceCell, Semaphore, mpsc, watch};
 
+use crate::error::error_chain;
+
 use super::budget::{Admission, BudgetState, ExchangeClock, WeightBudget, WeightLimit};
 use super::client::{ClientConfig, ExchangeInfo, RestClient};
 use super::metrics::{Counters, Meter, NoProgress, Progress};
@@ -90,6 +92,20 @@ pub struct ExtractConfig {
     /// Which kline endpoint the tasks read (`/klines` by default); the family's instrument
     /// parameter (`symbol` or `pair`) and `contractType` go with it.
     pub kline_family: KlineFamily,
+    /// Endpoints with a request limit of their own on top of the weight budget (e.g.
+    /// `/fundingRate`: 500 requests per 5 minutes per IP); none by default.
+    pub endpoint_limits: Vec<EndpointLimit>,
+}
+
+/// A request-count limit of some endpoints, counted per request on a budget of its own
+/// ([`BudgetState`] with weight 1 per request), besides the request weight every request
+/// spends. `weight_share` applies to it as to the weight budget, and a 429 pauses both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointLimit {
+    /// Paths under the market prefix it covers (`/fundingRate`, `/fundingInfo`).
+    pub paths: Vec<&'static str>,
+    /// Requests allowed per window.
+    pub limit: WeightLimit,
 }
 
 impl ExtractConfig {
@@ -113,6 +129,7 @@ impl ExtractConfig {
             probe_listing: true,
             jitter_seed: 0x006b_6c69_6e65,
             kline_family: KlineFamily::Trades,
+            endpoint_limits: Vec::new(),
         }
     }
 
@@ -216,6 +233,8 @@ struct Shared {
     cfg: ExtractConfig,
     client: RestClient,
     budget: WeightBudget,
+    /// One budget per [`EndpointLimit`], with the paths it covers.
+    endpoint_budgets: Vec<(Vec<&'static str>, WeightBudget)>,
     run: Counters,
     halt: watch::Sender<Halt>,
     permits: Semaphore,
@@ -286,8 +305,20 @@ impl Extractor {
             BudgetState::new(limit, cfg.weight_share, cfg.window_guard_ms),
             ExchangeClock::default(),
         );
+        let endpoint_budgets = cfg
+            .endpoint_limits
+            .iter()
+            .map(|l| {
+                let state = BudgetState::new(l.limit, cfg.weight_share, cfg.window_guard_ms);
+                (
+                    l.paths.clone(),
+                    WeightBudget::new(state, ExchangeClock::default()),
+                )
+            })
+            .collect();
         let (halt, _) = watch::channel(Halt::Running);
         let shared = Shared {
+            endpoint_budgets,
             permits: Semaphore::new(cfg.concurrency.max(1)),
             cfg,
             client,
@@ -475,9 +506,9 @@ impl Shared {
             task: &counters,
             run: &self.run,
         };
-        let sent = ExchangeClock::local_ms();
+        let sent = self.budget.clock().local_ms();
         let body = self.fetch("/time", Vec::new(), 1, meter).await;
-        let received = ExchangeClock::local_ms();
+        let received = self.budget.clock().local_ms();
         let time = match body {
             Ok(b) => serde_json::from_slice::<Time>(&b).map_err(|source| {
                 super::client::HelperError::Body {
@@ -495,6 +526,9 @@ impl Shared {
         self.budget
             .clock()
             .calibrate(time.server_time, sent, received);
+        for (_, b) in &self.endpoint_budgets {
+            b.clock().calibrate(time.server_time, sent, received);
+        }
 
         let weight = self.cfg.market.exchange_info_weight();
         let info = match self.fetch("/exchangeInfo", Vec::new(), weight, meter).await {
@@ -554,6 +588,22 @@ impl Shared {
         if self.halted() {
             return Err(Attempt::Halted);
         }
+        // An endpoint with a request limit of its own: one request of it, before any weight.
+        let endpoint_budget = self
+            .endpoint_budgets
+            .iter()
+            .find(|(paths, _)| paths.contains(&path))
+            .map(|(_, b)| b);
+        let _endpoint_guard = match endpoint_budget {
+            Some(b) => Some(AdmissionGuard {
+                budget: b,
+                admission: Some(tokio::select! {
+                    a = b.acquire(1) => a,
+                    () = self.until_halted() => return Err(Attempt::Halted),
+                }),
+            }),
+            None => None,
+        };
         let _permit = tokio::select! {
             p = self.permits.acquire() => p.map_err(|_| Attempt::Halted)?,
             () = self.until_halted() => return Err(Attempt::Halted),
@@ -591,6 +641,9 @@ impl Shared {
                     "http 429: pausing and shrinking the weight share"
                 );
                 self.budget.with(|s| s.on_rate_limited(now, retry_after_ms));
+                if let Some(b) = endpoint_budget {
+                    b.with(|s| s.on_rate_limited(now, retry_after_ms));
+                }
                 Err(Attempt::Throttled)
             }
             Verdict::Banned { until_ms } => {
@@ -955,14 +1008,23 @@ impl Shared {
                 }
             }
         }
-        self.progress
-            .task_started(id, count_windows(market, i, start, end, page));
+        let closed = if self.cfg.transform.include_forming {
+            end
+        } else {
+            end.min(i.floor(now))
+        };
+        self.progress.task_started(
+            id,
+            count_windows(market, i, start, end, page),
+            i.count_in(start, closed).max(0) as u64,
+        );
         let mut windows = stream::iter(plan_windows(market, i, start, end, page))
             .map(|w| async move { (w, self.fetch_window(task, w, meter).await) })
             .buffered(self.cfg.concurrency.max(1));
         while let Some((w, res)) = windows.next().await {
             match res {
                 Ok(rows) => {
+                    self.progress.page_done(id);
                     if rows.is_empty() {
                         continue;
                     }
@@ -1011,16 +1073,4 @@ fn fetch_error_text(e: &FetchError) -> String {
         }
         FetchError::Exhausted { attempts, last } => format!("{attempts} attempts: {last}"),
     }
-}
-
-/// An error and its sources on one line (each cause once).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }

@@ -5,7 +5,8 @@
 //! A klines directory is in layout 1 when it holds one of layout 1's report files
 //! (`_summary.json`, `_summary.parquet`, `_resume.json`, `_archive_manifest.json`, their
 //! per-shard forms) or a series directory `market=…/symbol=…/interval=…`. A snapshot dataset
-//! is in layout 1 when it holds `_summary.json` at its top.
+//! is in layout 1 when it holds `_summary.json` at its top; the funding-rate dataset when it
+//! holds `_summary.json` at its top or a `part.parquet` file.
 
 use std::path::{Path, PathBuf};
 
@@ -91,9 +92,35 @@ pub fn is_old_klines(klines: &Path) -> bool {
         || !old_series_dirs(klines).is_empty()
 }
 
-/// Whether the snapshot dataset directory `dir` is in layout 1.
+/// Whether the snapshot dataset directory `dir` is in layout 1: its report at the top, or
+/// (depth) a `market=…/symbol=…` directory.
 pub fn is_old_snapshot(dir: &Path) -> bool {
-    dir.join(v1::SUMMARY_JSON).is_file()
+    dir.join(v1::SUMMARY_JSON).is_file() || !old_depth_files(dir).is_empty()
+}
+
+/// The layout-1 depth snapshot files of a dataset directory
+/// (`market=…/symbol=…/date=…/<time>.parquet`), with where each goes in layout 2.
+pub fn old_depth_files(dir: &Path) -> Vec<(PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    for (m, m_path) in names(dir) {
+        if hive_value(&m, layout::MARKET).is_none() {
+            continue;
+        }
+        for (s, s_path) in names(&m_path) {
+            if hive_value(&s, layout::SYMBOL).is_none() {
+                continue;
+            }
+            for (d, d_path) in names(&s_path) {
+                for (f, f_path) in names(&d_path) {
+                    let rel = PathBuf::from(&m).join(&s).join(&d).join(&f);
+                    if let Some(to) = v1::depth_file_v2(&rel) {
+                        out.push((f_path, dir.join(to)));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Refuse to work on a layout-1 klines dataset: [`LoadError::OldLayout`] naming the output root.
@@ -112,6 +139,58 @@ pub fn refuse_old_klines(root: &Path) -> Result<(), LoadError> {
 pub fn refuse_old_snapshot(root: &Path, dataset: crate::config::Dataset) -> Result<(), LoadError> {
     let dir = layout::dataset_dir(root, dataset);
     if is_old_snapshot(&dir) {
+        return Err(LoadError::OldLayout {
+            path: dir,
+            root: root.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the funding-rate dataset directory `dir` is in layout 1 (its report at the top, or
+/// a `part.parquet` partition file anywhere in it).
+pub fn is_old_funding(dir: &Path) -> bool {
+    dir.join(v1::SUMMARY_JSON).is_file() || !old_funding_files(dir).is_empty()
+}
+
+/// The layout-1 partition files (`part.parquet`) of a funding-rate dataset directory, with
+/// their market and symbol from the path.
+pub fn old_funding_files(dir: &Path) -> Vec<(Market, String, PathBuf)> {
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        for (name, p) in names(d) {
+            if layout::is_hidden(&name) {
+                continue;
+            }
+            if p.is_dir() {
+                walk(&p, out);
+            } else if name == v1::PARTITION_FILE {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (m, m_path) in names(dir) {
+        let Some(market) = hive_value(&m, layout::MARKET).and_then(|v| v.parse::<Market>().ok())
+        else {
+            continue;
+        };
+        for (s, s_path) in names(&m_path) {
+            let Some(symbol) = hive_value(&s, layout::SYMBOL) else {
+                continue;
+            };
+            let mut files = Vec::new();
+            walk(&s_path, &mut files);
+            out.extend(files.into_iter().map(|f| (market, symbol.to_owned(), f)));
+        }
+    }
+    out
+}
+
+/// Refuse to work on a layout-1 funding-rate dataset: [`LoadError::OldLayout`] naming the
+/// output root.
+pub fn refuse_old_funding(root: &Path) -> Result<(), LoadError> {
+    let dir = layout::dataset_dir(root, crate::config::Dataset::FundingRate);
+    if is_old_funding(&dir) {
         return Err(LoadError::OldLayout {
             path: dir,
             root: root.to_owned(),
@@ -153,6 +232,20 @@ pub fn old_partitions(klines: &Path) -> Vec<OldPartition> {
         }
     }
     out
+}
+
+/// Remove the empty directories below `dir` (never a non-empty one); the removed ones.
+pub fn remove_empty_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    for (_, p) in names(dir) {
+        if p.is_dir() {
+            removed.extend(remove_empty_dirs(&p));
+            if names(&p).is_empty() && fs_err::remove_dir(&p).is_ok() {
+                removed.push(p);
+            }
+        }
+    }
+    removed
 }
 
 /// Remove the now empty directories of layout 1's series trees (never a non-empty one).

@@ -62,7 +62,7 @@ impl Drop for DatasetLock {
 /// Where the lock file of an output root lives. Shards of one pipeline write disjoint series
 /// and their own summary and resume files, so each shard has its own lock
 /// (`.kline-etl.shard-2-of-4.lock`).
-pub fn path(root: &Path, shard: Option<crate::plan::Shard>) -> PathBuf {
+pub fn path(root: &Path, shard: Option<crate::shard::Shard>) -> PathBuf {
     crate::layout::lock_file(root, shard)
 }
 
@@ -87,7 +87,12 @@ fn host_name() -> String {
 /// Who holds the lock of the dataset under `root` right now, if anyone (never creates the
 /// lock file, never blocks).
 pub fn holder(root: &Path) -> Option<Owner> {
-    let mut file = File::open(path(root, None)).ok()?;
+    holder_file(&path(root, None))
+}
+
+/// [`holder`] of the lock file `path`.
+pub fn holder_file(path: &Path) -> Option<Owner> {
+    let mut file = File::open(path).ok()?;
     match file.try_lock_shared() {
         Ok(()) => {
             let _ = file.unlock();
@@ -107,7 +112,7 @@ pub fn holder(root: &Path) -> Option<Owner> {
 /// [`LoadError::Locked`] says who holds it when the wait runs out.
 pub fn acquire(
     root: &Path,
-    shard: Option<crate::plan::Shard>,
+    shard: Option<crate::shard::Shard>,
     pipeline: &str,
     wait: Duration,
 ) -> Result<DatasetLock, LoadError> {
@@ -119,16 +124,20 @@ pub fn acquire(
 /// dataset under its lock).
 pub fn acquire_any(
     root: &Path,
-    shard: Option<crate::plan::Shard>,
+    shard: Option<crate::shard::Shard>,
     pipeline: &str,
     wait: Duration,
 ) -> Result<DatasetLock, LoadError> {
-    acquire_at(&path(root, shard), pipeline, wait)
+    acquire_file(path(root, shard), pipeline, wait)
 }
 
-/// Take the lock file at `path` (created if missing), as [`acquire`] does.
-pub fn acquire_at(path: &Path, pipeline: &str, wait: Duration) -> Result<DatasetLock, LoadError> {
-    let path = path.to_owned();
+/// [`acquire`] for a dataset whose lock file is `path` (a dataset with a directory of its own,
+/// e.g. `<root>/funding_rate/_kline_etl/.lock`, see [`crate::dataset`]).
+pub fn acquire_file(
+    path: PathBuf,
+    pipeline: &str,
+    wait: Duration,
+) -> Result<DatasetLock, LoadError> {
     if let Some(dir) = path.parent() {
         fs_err::create_dir_all(dir)?;
     }
@@ -188,7 +197,7 @@ pub fn acquire_at(path: &Path, pipeline: &str, wait: Duration) -> Result<Dataset
     let owner = Owner {
         pid: std::process::id(),
         host: host_name(),
-        since: crate::transform::fmt_ms(chrono::Utc::now().timestamp_millis()),
+        since: crate::time::fmt_ms(chrono::Utc::now().timestamp_millis()),
         pipeline: pipeline.to_owned(),
     };
     let text = serde_json::to_string(&owner).unwrap_or_default();

@@ -12,6 +12,7 @@
 //! - [`resume`]: `_kline_etl/resume.json`, windows earlier runs left unfinished.
 //! - [`lock`]: the one-writer-per-dataset lock.
 //! - [`legacy`]: datasets in layout version 1: recognised (and refused), found for migration.
+//! - [`migrate`]: converting a layout-1 dataset to layout 2 in place, file by file.
 //! - [`remote`]: object store outputs (`s3://…`), mirrored to a local directory around a run.
 //! - [`DatasetWriter`]: writes one partition: read the existing file (if any), merge, encode,
 //!   write to a dot-prefixed temporary file in the same directory, fsync, read the footer back
@@ -37,6 +38,7 @@ pub mod atomic;
 pub mod legacy;
 pub mod lock;
 pub mod merge;
+pub mod migrate;
 pub mod parquet;
 pub mod partition;
 pub mod remote;
@@ -184,6 +186,16 @@ pub enum LoadError {
         /// The converted file.
         path: PathBuf,
     },
+    /// A report or state file (`_kline_etl/summary.json`, `_kline_etl/resume.json`, a manifest) could not be
+    /// serialised (a bug: its types always serialise).
+    #[error("cannot serialise `{path}`")]
+    Report {
+        /// The file that was not written.
+        path: PathBuf,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A test-only injected failure (see [`DatasetWriter::inject_fault`]).
     #[error("injected failure before renaming `{path}` into place")]
     Injected {
@@ -197,7 +209,7 @@ impl LoadError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             LoadError::Quality { .. } => ExitCode::TasksFailed,
-            LoadError::WrongPartition { .. } => ExitCode::Internal,
+            LoadError::WrongPartition { .. } | LoadError::Report { .. } => ExitCode::Internal,
             LoadError::Locked { .. } => ExitCode::Locked,
             _ => ExitCode::Output,
         }

@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use super::LoadError;
 use super::partition::TaskKey;
-use crate::incremental::{Window, subtract};
 use crate::interval::Interval;
 use crate::market::Market;
 use crate::symbol::Symbol;
-use crate::transform::fmt_ms;
+use crate::time::fmt_ms;
+use crate::window::{Window, subtract};
 
 /// The file name under `<root>/klines/`.
 pub const FILE_NAME: &str = crate::layout::RESUME_FILE;
@@ -104,9 +104,9 @@ pub struct ResumeFile {
     pub pending: Vec<Pending>,
 }
 
-/// Where the resume file of an output root lives (`_resume.json`, or one per shard:
-/// `_resume.shard-2-of-4.json`, so sharded runs never write each other's).
-pub fn path(root: &Path, shard: Option<crate::plan::Shard>) -> PathBuf {
+/// Where the resume file of an output root lives (`_kline_etl/resume.json`, or one per shard:
+/// `_kline_etl/resume.shard-2-of-4.json`, so sharded runs never write each other's).
+pub fn path(root: &Path, shard: Option<crate::shard::Shard>) -> PathBuf {
     crate::layout::resume_file(root, shard)
 }
 
@@ -114,7 +114,7 @@ pub fn path(root: &Path, shard: Option<crate::plan::Shard>) -> PathBuf {
 pub fn read_all(root: &Path) -> Vec<Pending> {
     let mut out = read(root, None);
     if let Ok(entries) = fs_err::read_dir(crate::layout::state_dir(root)) {
-        let mut shards: Vec<Option<crate::plan::Shard>> = entries
+        let mut shards: Vec<Option<crate::shard::Shard>> = entries
             .flatten()
             .filter_map(|e| crate::layout::resume_shard(&e.file_name().to_string_lossy()))
             .map(Some)
@@ -129,7 +129,7 @@ pub fn read_all(root: &Path) -> Vec<Pending> {
 
 /// Read a resume file; a missing file is empty, a damaged one is reported and treated as
 /// empty (it only ever adds work).
-pub fn read(root: &Path, shard: Option<crate::plan::Shard>) -> Vec<Pending> {
+pub fn read(root: &Path, shard: Option<crate::shard::Shard>) -> Vec<Pending> {
     let p = path(root, shard);
     let text = match fs_err::read_to_string(&p) {
         Ok(t) => t,
@@ -157,7 +157,7 @@ pub fn read(root: &Path, shard: Option<crate::plan::Shard>) -> Vec<Pending> {
 /// Replace the resume file atomically (removing it when nothing is pending).
 pub fn write(
     root: &Path,
-    shard: Option<crate::plan::Shard>,
+    shard: Option<crate::shard::Shard>,
     pending: &[Pending],
 ) -> Result<(), LoadError> {
     let p = path(root, shard);
@@ -178,10 +178,7 @@ pub fn write(
         updated_at: fmt_ms(chrono::Utc::now().timestamp_millis()),
         pending: sorted,
     };
-    let mut bytes =
-        serde_json::to_vec_pretty(&file).map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
-    bytes.push(b'\n');
-    super::atomic::write_atomic(&p, &bytes, |_| Ok(()), |_| false)
+    super::atomic::write_json(&p, &file)
 }
 
 /// What is still pending after a run: every earlier window minus what the run finished, plus
@@ -226,7 +223,7 @@ mod tests {
         )];
         write(dir.path(), None, &p).unwrap();
         assert_eq!(read(dir.path(), None), p);
-        let shard: crate::plan::Shard = "shard-2-of-3".parse().unwrap();
+        let shard: crate::shard::Shard = "shard-2-of-3".parse().unwrap();
         write(dir.path(), Some(shard), &p).unwrap();
         assert_eq!(read_all(dir.path()).len(), 2);
         write(dir.path(), None, &[]).unwrap();

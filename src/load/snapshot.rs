@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! <root>/ticker_price/market=spot/date=2026-11-25/20261125T120000Z.parquet
-//! <root>/depth/market=spot/symbol=BTCUSDT/date=2026-11-25/20261125T120000Z.parquet
+//! <root>/depth/market=spot/date=2026-11-25/BTCUSDT-20261125T120000Z.parquet
 //! ```
 //!
 //! The file name is the snapshot time (UTC, whole second), so files sort by time and a
@@ -22,7 +22,6 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use super::{LoadError, WriteOptions};
 use crate::config::Dataset;
 use crate::market::Market;
-use crate::symbol::Symbol;
 use crate::transform::schema::{price_type_str, time_unit_str};
 
 pub use crate::layout::{depth_path, snapshot_file_name, ticker_path};
@@ -86,6 +85,12 @@ pub fn write_snapshot(
 
 /// Snapshot files of a dataset under `root` (`.parquet`, not dot-prefixed), sorted.
 pub fn snapshot_files(root: &Path, dataset: Dataset) -> Result<Vec<PathBuf>, LoadError> {
+    parquet_files(&crate::layout::dataset_dir(root, dataset))
+}
+
+/// Every `.parquet` file under `dir`, recursively, skipping dot- and underscore-prefixed
+/// names (temporary files, `_kline_etl/`), sorted; empty when `dir` does not exist.
+pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
         for e in fs_err::read_dir(dir)? {
             let p = e?.path();
@@ -104,10 +109,9 @@ pub fn snapshot_files(root: &Path, dataset: Dataset) -> Result<Vec<PathBuf>, Loa
         }
         Ok(())
     }
-    let dir = crate::layout::dataset_dir(root, dataset);
     let mut out = Vec::new();
     if dir.is_dir() {
-        walk(&dir, &mut out)?;
+        walk(dir, &mut out)?;
     }
     out.sort();
     Ok(out)
@@ -116,6 +120,7 @@ pub fn snapshot_files(root: &Path, dataset: Dataset) -> Result<Vec<PathBuf>, Loa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::symbol::Symbol;
 
     #[test]
     fn paths_are_hive_style_and_named_by_time() {
@@ -128,7 +133,7 @@ mod tests {
         assert_eq!(
             depth_path(Market::Spot, &s, t),
             PathBuf::from(
-                "depth/market=spot/symbol=BTCUSDT/date=2025-11-25/20251125T120000Z.parquet"
+                "depth/market=spot/date=2025-11-25/BTCUSDT-20251125T120000Z.parquet"
             )
         );
     }

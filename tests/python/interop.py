@@ -4,8 +4,16 @@ exactly the rows the simulator served.
 Usage: interop.py SPEC.json
 
 SPEC.json: {"datasets": [{"dir": ".../klines", "prices": "float64"|"decimal",
-                          "unit": "ms"|"us", "expected": [series...]}]}
+                          "unit": "ms"|"us", "expected": [series...]}],
+            "tables": [{"dir": ".../funding_rate", "keys": ["market", "symbol", "year"]}],
+            "readme": "README.md", "work": "a scratch directory"}
 where each series is {"market", "symbol", "interval", "rows": [the simulator's JSON rows]}.
+Each of "tables" (the other datasets: snapshots, funding rates, kline families) must be read
+whole by every reader's default call with the rows its files' footers count and its hive keys.
+With "readme", the README's reader snippets ("Reading the output" and "Reading the dataset
+from a warehouse": the Python lines, the DuckDB query, the Spark line and the Athena/Hive DDL,
+run in Spark's Hive catalog) are run on the first dataset, its paths substituted, and must
+return its rows.
 
 Readers, each with its plain default call on the directory (the README's snippets are copied
 from here):
@@ -159,20 +167,129 @@ def read_polars(d, spec):
     return df.to_dicts()
 
 
-def spark_session():
+def spark_session(work):
     try:
         from pyspark.sql import SparkSession
     except ImportError:
         if os.environ.get("CI"):
             fail("pyspark is not installed (scripts/test.sh installs it)")
         return None
-    return (
+    # One session for every dataset and the README's DDL (a Hive catalog in `work`).
+    work = work or os.getcwd()
+    spark = (
         SparkSession.builder.master("local[1]")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.sql.warehouse.dir", os.path.join(work, "spark-warehouse"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={os.path.join(work, 'derby')}")
+        .enableHiveSupport()
         .getOrCreate()
     )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def readme_blocks(text, heading):
+    """The fenced code blocks (language, body) of the README section under `heading`."""
+    lines = text.splitlines()
+    start = next((i for i, l in enumerate(lines) if l.strip() == heading), None)
+    check(start is not None, f"README: no section {heading!r}")
+    level = heading.split(" ")[0]
+    out, block, lang = [], None, None
+    for l in lines[start + 1:]:
+        if block is None and l.startswith("#") and l.split(" ")[0] in {"#" * n for n in range(1, len(level) + 1)}:
+            break
+        if l.startswith("```"):
+            if block is None:
+                block, lang = [], l[3:].strip()
+            else:
+                out.append((lang, "\n".join(block)))
+                block = None
+        elif block is not None:
+            block.append(l)
+    return out
+
+
+def count_rows(x):
+    """Rows of whatever a reader call returned."""
+    if hasattr(x, "num_rows"):
+        return x.num_rows  # pyarrow
+    if hasattr(x, "to_table"):
+        return x.to_table().num_rows  # pyarrow.dataset
+    if hasattr(x, "collect") and hasattr(x, "collect_schema"):
+        return x.collect().height  # polars LazyFrame
+    if hasattr(x, "height"):
+        return x.height  # polars
+    if hasattr(x, "fetchall"):
+        return len(x.fetchall())  # DuckDB relation
+    if hasattr(x, "count") and hasattr(x, "rdd"):
+        return x.count()  # Spark
+    return len(x)  # pandas
+
+
+def check_trino(body):
+    """The Trino statement cannot run here (no Trino): it must declare the same table, the
+    partition keys last and in the layout's order."""
+    import re
+
+    cols = re.search(r"CREATE TABLE [\w.]+ \((.*?)\)\s*WITH", body, re.S)
+    check(cols, f"README Trino DDL: no column list in {body!r}")
+    names = [c.strip().split()[0].strip('"') for c in cols.group(1).split(",") if c.strip() and not c.strip().startswith("--")]
+    check(names == DATA + KEYS, f"README Trino DDL columns {names}, expected {DATA + KEYS}")
+    check("partitioned_by = ARRAY['market', 'symbol', 'year']" in body, "README Trino DDL partitioned_by")
+    check("sync_partition_metadata" in body, "README Trino DDL: partitions are registered")
+
+
+def run_readme(spark, readme, d, want):
+    """Run the README's reader snippets on the dataset directory `d` (`want` rows)."""
+    with open(readme) as f:
+        text = f.read()
+    ran = 0
+    # "Reading the output": one reader per line, `DIR` pointed at the dataset.
+    (lang, body), = [b for b in readme_blocks(text, "## Reading the output") if b[0] == "python"][:1]
+    env = {"spark": spark}
+    for line in body.splitlines():
+        code = line.split("  #")[0].strip()
+        if not code:
+            continue
+        if code.startswith("DIR ="):
+            env["DIR"] = d
+            continue
+        *stmts, expr = [c.strip() for c in code.split(";") if c.strip()]
+        for st in stmts:
+            exec(st, env)
+        if expr.startswith("spark.") and spark is None:
+            continue
+        n = count_rows(eval(expr, env))
+        check(n == want, f"README `{code}`: {n} rows, expected {want}")
+        ran += 1
+    # "Reading the dataset from a warehouse": DuckDB, Spark and the Hive/Athena DDL.
+    s3 = "s3://my-bucket/warehouse/binance/klines"
+    for lang, body in readme_blocks(text, "### Reading the dataset from a warehouse"):
+        if lang == "sql" and "read_parquet" in body:
+            rows = duckdb.sql(body.replace(s3, d)).fetchall()
+            check(rows and all(r[0] for r in rows), f"README DuckDB query: {rows}")
+            ran += 1
+        elif lang == "python" and spark is not None:
+            env = {"spark": spark}
+            exec(body.replace("s3a://my-bucket/warehouse/binance/klines", d), env)
+            check(env["df"].count() == want, "README Spark line")
+            ran += 1
+        elif lang == "sql" and "CREATE EXTERNAL TABLE" in body and spark is not None:
+            sql = "\n".join(l.split("--")[0] for l in body.splitlines())
+            for st in [x.strip() for x in sql.split(";") if x.strip()]:
+                spark.sql(st.replace(s3 + "/", "file://" + d + "/"))
+            n = spark.sql("select count(*) from klines").collect()[0][0]
+            check(n == want, f"README Hive DDL: {n} rows, expected {want}")
+            types = dict(spark.table("klines").dtypes)
+            check(types["interval"] == "string" and types["year"] == "int", f"README Hive DDL types {types}")
+            spark.sql("drop table klines")
+            ran += 1
+        elif lang == "sql" and "CREATE TABLE" in body:
+            check_trino(body)
+    print(f"README snippets: works ({ran} run)")
 
 
 def read_spark(spark, d, spec):
@@ -191,12 +308,38 @@ def read_spark(spark, d, spec):
     return [r.asDict() for r in out.collect()], types
 
 
+def read_table_everywhere(spark, t):
+    """Every reader's default call on another dataset directory: all its rows, its keys."""
+    d, keys = t["dir"], t["keys"]
+    files = [os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs if f.endswith(".parquet")]
+    files = [f for f in files if not any(p.startswith(("_", ".")) for p in os.path.relpath(f, d).split(os.sep))]
+    check(files, f"no data files under {d}")
+    total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    glob = f"{d}/**/*.parquet"
+    got = {
+        "pyarrow.parquet.read_table": lambda: pq.read_table(d),
+        "pandas.read_parquet": lambda: pd.read_parquet(d),
+        "pyarrow.dataset(hive)": lambda: ds.dataset(d, partitioning="hive").to_table(),
+        "duckdb read_parquet": lambda: duckdb.sql(f"select * from read_parquet('{glob}', hive_partitioning = true)"),
+        "polars scan_parquet": lambda: pl.scan_parquet(glob, hive_partitioning=True).collect(),
+    }
+    if spark is not None:
+        got["spark.read.parquet"] = lambda: spark.read.parquet(d)
+    for name, read in got.items():
+        x = read()
+        cols = list(x.columns) if not hasattr(x, "column_names") else x.column_names
+        check(all(k in cols for k in keys), f"{name} on {d}: keys {keys} not in {cols}")
+        n = count_rows(x)
+        check(n == total, f"{name} on {d}: {n} rows, the files hold {total}")
+        print(f"{name}: works ({total} rows, {os.path.relpath(d, os.path.dirname(os.path.dirname(d)))})")
+
+
 def main():
     if len(sys.argv) != 2:
         fail(__doc__)
     with open(sys.argv[1]) as f:
         spec = json.load(f)
-    spark = spark_session()
+    spark = spark_session(spec.get("work"))
     for s in spec["datasets"]:
         d = s["dir"]
         want = expected_rows(s)
@@ -221,6 +364,11 @@ def main():
             print(f"spark.read.parquet: works ({len(want)} rows, {label})")
         else:
             print("spark.read.parquet: skipped (pyspark not installed)")
+    for t in spec.get("tables", []):
+        read_table_everywhere(spark, t)
+    if spec.get("readme"):
+        first = spec["datasets"][0]
+        run_readme(spark, spec["readme"], first["dir"], len(expected_rows(first)))
     print(f"interop ok: pyarrow {pa.__version__}, pandas {pd.__version__}, polars {pl.__version__}, duckdb {duckdb.__version__}")
 
 

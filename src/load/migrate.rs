@@ -1,4 +1,4 @@
-//! `kline-etl migrate PATH [--dry-run]`: convert a dataset written in layout version 1 into
+//! The conversion behind `kline-etl migrate PATH [--dry-run]` ([`crate::commands::migrate`]): convert a dataset written in layout version 1 into
 //! layout version 2 ([`crate::layout`]), in place.
 //!
 //! `PATH` is an output root (or a pipeline file); every klines directory under it is converted:
@@ -25,7 +25,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::exit::ExitCode;
 use crate::config::{Compression, ContractType, KlineFamily, PartitionSpec, TransformOptions};
 use crate::layout::{self, v1};
 use crate::load::legacy::{self, OldPartition};
@@ -37,52 +36,6 @@ use crate::transform::KlineRows;
 /// Test hook: after this many converted partition files (written and verified, the old file not
 /// yet removed) the process aborts, as if killed. Used by the integration tests only.
 pub const KILL_AFTER_ENV: &str = "KLINE_ETL_MIGRATE_KILL_AFTER";
-
-/// `kline-etl migrate`.
-#[derive(Debug, clap::Args)]
-pub struct MigrateArgs {
-    /// An output root (the pipeline's `output.path`) or a pipeline file.
-    #[arg(value_name = "PIPELINE|PATH")]
-    pub path: PathBuf,
-    /// List what would be converted, moved and removed; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-/// Run `kline-etl migrate` on the output root `root`: the steps on stdout, a closing line,
-/// errors on stderr with their exit code (4 output, 5 locked).
-pub fn command(root: &Path, args: &MigrateArgs) -> ExitCode {
-    let mut out = std::io::stdout().lock();
-    if !needs_migration(root) {
-        let _ = writeln!(
-            out,
-            "`{}` is already in layout version {}: nothing to migrate",
-            root.display(),
-            layout::LAYOUT_VERSION
-        );
-        return ExitCode::Ok;
-    }
-    match migrate(root, args.dry_run, &mut out) {
-        Ok(r) => {
-            let _ = writeln!(
-                out,
-                "{} {} partition files ({} rows) into {} layout-{} files, {} reports moved{}",
-                if args.dry_run { "would convert" } else { "converted" },
-                r.files_converted,
-                r.rows,
-                r.files_written,
-                layout::LAYOUT_VERSION,
-                r.reports_moved,
-                if args.dry_run { " (dry run: nothing changed)" } else { "" }
-            );
-            ExitCode::Ok
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            e.exit_code()
-        }
-    }
-}
 
 /// What a migration did (or, with `--dry-run`, would do).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -124,6 +77,10 @@ pub fn needs_migration(root: &Path) -> bool {
         .iter()
         .any(|(r, _)| legacy::is_old_klines(&layout::klines_dir(r)))
         || snapshot_dirs(root).iter().any(|d| legacy::is_old_snapshot(d))
+        || legacy::is_old_funding(&layout::dataset_dir(
+            root,
+            crate::config::Dataset::FundingRate,
+        ))
 }
 
 fn snapshot_dirs(root: &Path) -> Vec<PathBuf> {
@@ -250,8 +207,8 @@ pub fn migrate(root: &Path, dry_run: bool, log: &mut dyn Write) -> Result<Migrat
         let _lock = if dry_run {
             None
         } else {
-            let old_lock = crate::load::lock::acquire_at(
-                &klines.join(v1::LOCK_FILE),
+            let old_lock = crate::load::lock::acquire_file(
+                klines.join(v1::LOCK_FILE),
                 "kline-etl migrate",
                 Duration::ZERO,
             )?;
@@ -319,17 +276,46 @@ pub fn migrate(root: &Path, dry_run: bool, log: &mut dyn Write) -> Result<Migrat
         }
     }
     for dir in snapshot_dirs(root) {
-        if !legacy::is_old_snapshot(&dir) {
-            continue;
+        if legacy::is_old_snapshot(&dir) {
+            migrate_snapshot(root, &dir, dry_run, log, &mut report)?;
         }
-        let from = dir.join(v1::SUMMARY_JSON);
-        let to = layout::state_dir_of(&dir).join(layout::SUMMARY_JSON);
-        say(log, format!("move {} -> {}", rel(root, &from), rel(root, &to)));
+    }
+    Ok(report)
+}
+
+/// A snapshot dataset: each layout-1 depth file renamed to its layout-2 name (a rename is
+/// atomic and keeps the bytes), the report moved into `_kline_etl/`, empty directories removed.
+fn migrate_snapshot(
+    root: &Path,
+    dir: &Path,
+    dry_run: bool,
+    log: &mut dyn Write,
+    report: &mut MigrateReport,
+) -> Result<(), LoadError> {
+    let would = if dry_run { "would " } else { "" };
+    for (from, to) in legacy::old_depth_files(dir) {
+        let _ = writeln!(log, "{would}move {} -> {}", rel(root, &from), rel(root, &to));
+        report.files_converted += 1;
+        report.files_written += 1;
         if !dry_run {
-            fs_err::create_dir_all(layout::state_dir_of(&dir))?;
+            if let Some(parent) = to.parent() {
+                fs_err::create_dir_all(parent)?;
+            }
+            fs_err::rename(&from, &to)?;
+        }
+    }
+    let from = dir.join(v1::SUMMARY_JSON);
+    if from.is_file() {
+        let to = layout::state_dir_of(dir).join(layout::SUMMARY_JSON);
+        let _ = writeln!(log, "{would}move {} -> {}", rel(root, &from), rel(root, &to));
+        if !dry_run {
+            fs_err::create_dir_all(layout::state_dir_of(dir))?;
             fs_err::rename(&from, &to)?;
         }
         report.reports_moved += 1;
     }
-    Ok(report)
+    if !dry_run {
+        report.removed += legacy::remove_empty_dirs(dir).len();
+    }
+    Ok(())
 }

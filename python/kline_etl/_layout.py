@@ -1,0 +1,102 @@
+"""Where a kline dataset's files are: the one place that knows the on-disk layout.
+
+Layout (dataset format version 2, what the binary writes; see `src/layout.rs`)::
+
+    <dataset>/market=spot/symbol=BTCUSDT/year=2024/1h-2024.parquet      a file per year
+    <dataset>/market=spot/symbol=BTCUSDT/year=2024/1m-2024-01.parquet   a file per month
+    <dataset>/market=spot/symbol=BTCUSDT/year=2024/1s-2024-01-05.parquet  a file per day
+    <dataset>/_kline_etl/                                                the run's own files
+
+A candle is in the partition of its open time. `market` and `symbol` live in the path only,
+`interval` is a column of the files and the start of their names. Files are returned in
+groups of one market, symbol and interval; directories and file names are pruned here by
+symbol, interval and the time range, so a reader never opens a file the filters rule out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+UTC = timezone.utc
+
+
+@dataclass
+class FileGroup:
+    """Files that share one set of partition keys (read as one table)."""
+
+    market: str
+    symbol: str
+    interval: str
+    files: list[Path] = field(default_factory=list)
+
+
+def dataset_dir(path: str | os.PathLike[str]) -> Path:
+    """The dataset directory: `path` itself, or `path/klines` when `path` is an output root."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no kline-etl dataset at `{root}`: not a directory")
+    if not _keyed(root, "market") and (root / "klines").is_dir():
+        return root / "klines"
+    return root
+
+
+def file_groups(
+    root: Path,
+    symbols: set[str] | None,
+    intervals: set[str] | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> list[FileGroup]:
+    """The data files under `root` that can hold rows matching the filters, grouped by
+    (market, interval); `start` is inclusive and `end` exclusive (open time, UTC)."""
+    groups: dict[tuple[str, str, str], FileGroup] = {}
+    for market, mdir in _keyed(root, "market"):
+        for symbol, sdir in _keyed(mdir, "symbol"):
+            if symbols is not None and symbol not in symbols:
+                continue
+            for _, ydir in _keyed(sdir, "year"):
+                for f in sorted(ydir.glob("*.parquet")):
+                    interval, _, period = f.name[: -len(".parquet")].partition("-")
+                    if not period or (intervals is not None and interval not in intervals):
+                        continue
+                    lo, hi = _period(period)
+                    if (start is None or hi > start) and (end is None or lo < end):
+                        key = (market, symbol, interval)
+                        groups.setdefault(key, FileGroup(market, symbol, interval)).files.append(f)
+    return [groups[k] for k in sorted(groups)]
+
+
+def _keyed(directory: Path, key: str) -> list[tuple[str, Path]]:
+    """`(value, path)` of the `key=value` subdirectories, sorted by value."""
+    prefix = f"{key}="
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    return sorted(
+        (e.name[len(prefix) :], Path(e.path))
+        for e in entries
+        if e.name.startswith(prefix) and e.is_dir()
+    )
+
+
+def _period(value: str) -> tuple[datetime, datetime]:
+    """The open-time span `[lo, hi)` of a partition file's period (`2024`, `2024-01`,
+    `2024-01-05`)."""
+    try:
+        parts = [int(p) for p in value.split("-")]
+        if len(parts) == 1:
+            y = parts[0]
+            return datetime(y, 1, 1, tzinfo=UTC), datetime(y + 1, 1, 1, tzinfo=UTC)
+        if len(parts) == 2:
+            y, m = parts
+            lo = datetime(y, m, 1, tzinfo=UTC)
+            return lo, datetime(y + m // 12, m % 12 + 1, 1, tzinfo=UTC)
+        lo = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+        return lo, lo + timedelta(days=1)
+    except ValueError:
+        # Not one of ours: never prune what we cannot read.
+        return datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
