@@ -248,7 +248,7 @@ fn rows_by_series(root: &Path, old: bool) -> (Series, usize) {
         } else {
             f.contains("/year=") && f.ends_with(".parquet")
         };
-        if !is_data || f.contains("/depth/") {
+        if !is_data || !f.contains("klines/") {
             continue;
         }
         let path = root.join(&f);
@@ -274,6 +274,25 @@ fn rows_by_series(root: &Path, old: bool) -> (Series, usize) {
     (out, n)
 }
 
+/// Funding records per (market, symbol) in the files under `dir` (layout 1 or 2: the rows are
+/// the files', whatever their names).
+fn funding_records(dir: &Path) -> std::collections::BTreeMap<String, Vec<i64>> {
+    use kline_etl::dataset::funding_rate::rows;
+    let mut out = std::collections::BTreeMap::<String, Vec<i64>>::new();
+    for f in files(dir) {
+        if !f.ends_with(".parquet") || f.contains("_kline_etl") {
+            continue;
+        }
+        let path = dir.join(&f);
+        let (prices, unit) = rows::stored_types(&path).unwrap();
+        let series: String = f.split("/year=").next().unwrap().split("/month=").next().unwrap().to_owned();
+        let e = out.entry(series).or_default();
+        e.extend(rows::read_partition(&path, prices, unit).unwrap().iter().map(|r| r.funding_time));
+        e.sort_unstable();
+    }
+    out
+}
+
 fn fixture() -> PathBuf {
     repo().join("tests/fixtures/layout-v1/dataset")
 }
@@ -286,6 +305,13 @@ async fn migrate_converts_a_layout_one_dataset_even_when_killed_halfway() {
     let before_files = files(&ds);
     let (before, before_rows) = rows_by_series(&ds, true);
     assert!(before.len() >= 8, "fixture series: {before:?}");
+    let funding_before = funding_records(&ds.join("funding_rate"));
+    assert_eq!(funding_before.len(), 2, "{funding_before:?}");
+    let depth_before = files(&ds.join("depth"))
+        .into_iter()
+        .filter(|f| f.ends_with(".parquet"))
+        .count();
+    assert!(depth_before >= 1);
     let root = ds.to_str().unwrap();
 
     // Everything refuses an old dataset with exit 4 and names the command that converts it.
@@ -346,19 +372,38 @@ async fn migrate_converts_a_layout_one_dataset_even_when_killed_halfway() {
     let (after, after_rows) = rows_by_series(&ds, false);
     assert_eq!(after, before);
     assert_eq!(after_rows, before_rows);
+    assert_eq!(funding_records(&ds.join("funding_rate")), funding_before);
+    let depth_after: Vec<String> = files(&ds.join("depth"))
+        .into_iter()
+        .filter(|f| f.ends_with(".parquet"))
+        .collect();
+    assert_eq!(depth_after.len(), depth_before);
+    assert!(
+        depth_after
+            .iter()
+            .all(|f| f.starts_with("market=spot/date=") && f.contains("/BTCUSDT-")),
+        "{depth_after:?}"
+    );
     let left = files(&ds);
     assert!(
         !left.iter().any(|f| f.contains("interval=")
             || f.ends_with("part.parquet")
             || f.contains("klines/_summary")
             || f.contains("/_resume")
-            || f.contains(".kline-etl.lock")),
+            || f.contains(".kline-etl.lock")
+            || f.contains("/month=")
+            || f.contains("funding_rate/_summary")
+            || f.contains("depth/market=spot/symbol=")),
         "{left:#?}"
     );
     assert!(left.contains(&"klines/_kline_etl/summary.json".to_owned()));
     assert!(left.contains(&"klines/_kline_etl/summary.parq".to_owned()));
     assert!(left.contains(&"mark_price/klines/_kline_etl/summary.json".to_owned()));
     assert!(left.contains(&"depth/_kline_etl/summary.json".to_owned()));
+    assert!(left.contains(&"funding_rate/_kline_etl/summary.json".to_owned()));
+    assert!(left.contains(
+        &"funding_rate/market=usdm/symbol=BTCUSDT/year=2024/funding_rate-2024-12.parquet".to_owned()
+    ));
     assert!(
         left.contains(&"klines/market=spot/symbol=BTCUSDT/year=2024/1m-2024-12.parquet".to_owned())
     );

@@ -288,8 +288,8 @@ pub struct MigrateCounts {
 
 /// `kline-etl migrate` for the funding-rate dataset under `root`: each layout-1 file
 /// (`…/part.parquet`) is merged into its layout-2 partitions, every record read back from them
-/// and compared, and only then removed; then `_kline_etl/summary.json` moves into `_kline_etl/`, the old
-/// lock file and the empty directories go. Killed at any point, a rerun finishes (merging is
+/// and compared, and only then removed; then layout 1's `_summary.json` moves into
+/// `_kline_etl/`, the old lock file and the empty directories go. Killed at any point, a rerun finishes (merging is
 /// idempotent). One line per step to `log`; `dry_run` changes nothing.
 pub fn migrate_v1(
     root: &Path,
@@ -297,6 +297,7 @@ pub fn migrate_v1(
     log: &mut dyn std::io::Write,
 ) -> Result<MigrateCounts, StoreError> {
     use crate::load::legacy;
+    use std::io::Write as _;
     let dir = dataset_dir(root);
     let mut counts = MigrateCounts::default();
     if !legacy::is_old_funding(&dir) {
@@ -304,7 +305,7 @@ pub fn migrate_v1(
     }
     let would = if dry_run { "would " } else { "" };
     let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
-    let _lock = if dry_run {
+    let lock = if dry_run {
         None
     } else {
         let wait = std::time::Duration::ZERO;
@@ -357,7 +358,7 @@ pub fn migrate_v1(
         }
     }
     if !dry_run {
-        drop(_lock);
+        drop(lock);
         let _ = fs_err::remove_file(dir.join(layout::v1::LOCK_FILE));
         legacy::remove_empty_dirs(&dir);
     }
@@ -477,6 +478,55 @@ mod tests {
             &opts(PartitionSpec::Auto, PriceType::Float64),
         );
         assert!(e.is_err());
+    }
+
+    /// A layout-1 file (with its `symbol` column, under `month=`), as kline-etl wrote it
+    /// before layout 2.
+    fn write_v1(path: &Path, records: &[FundingRecord], o: &WriteOptions) {
+        use std::sync::Arc;
+        let b = to_batch(records, o.transform.prices, o.transform.time_unit).unwrap();
+        let mut fields: Vec<arrow::datatypes::FieldRef> = b.schema().fields().to_vec();
+        let sym = arrow::datatypes::Field::new("symbol", crate::transform::schema::label_type(), false);
+        fields.insert(1, Arc::new(sym));
+        let mut cols = b.columns().to_vec();
+        cols.insert(1, crate::transform::schema::label_array("BTCUSDT", records.len()));
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        let batch = arrow::record_batch::RecordBatch::try_new(schema.clone(), cols).unwrap();
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut w = ArrowWriter::try_new(Vec::new(), schema, None).unwrap();
+        w.write(&batch).unwrap();
+        fs_err::write(path, w.into_inner().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn layout_one_files_are_converted_verified_and_only_then_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let o = opts(PartitionSpec::Month, PriceType::Decimal);
+        let jan = 1_704_067_200_002; // 2024-01-01T00:00:00.002Z
+        let recs = [rec(jan, 1), rec(jan + 8 * 3_600_000, -2)];
+        let old_dir = root.join("funding_rate/market=usdm/symbol=BTCUSDT");
+        let old = old_dir.join("month=2024-01/part.parquet");
+        write_v1(&old, &recs, &o);
+        fs_err::write(root.join("funding_rate/_summary.json"), b"{}").unwrap();
+        let e = crate::load::legacy::refuse_old_funding(root).unwrap_err();
+        assert!(e.to_string().contains("kline-etl migrate"), "{e}");
+        // A dry run lists and changes nothing.
+        let mut log = Vec::new();
+        let dry = migrate_v1(root, true, &mut log).unwrap();
+        assert_eq!((dry.files, dry.rows, dry.reports), (1, 2, 1));
+        assert!(old.is_file());
+        assert!(String::from_utf8_lossy(&log).contains("would convert funding_rate/market=usdm/symbol=BTCUSDT/month=2024-01/part.parquet (2 records)"));
+        let done = migrate_v1(root, false, &mut Vec::new()).unwrap();
+        assert_eq!(done, dry);
+        assert!(!old.exists() && !old_dir.join("month=2024-01").exists());
+        let new = old_dir.join("year=2024/funding_rate-2024-01.parquet");
+        assert_eq!(read_partition(&new, PriceType::Decimal, TimeUnit::Microsecond).unwrap(), recs);
+        assert!(root.join("funding_rate/_kline_etl/summary.json").is_file());
+        assert!(!root.join("funding_rate/_summary.json").exists());
+        crate::load::legacy::refuse_old_funding(root).unwrap();
+        // Nothing left to do.
+        assert_eq!(migrate_v1(root, false, &mut Vec::new()).unwrap(), MigrateCounts::default());
     }
 
     #[test]
