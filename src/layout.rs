@@ -291,9 +291,10 @@ pub fn funding_series_dir(root: &Path, market: Market, symbol: &str) -> PathBuf 
 /// A funding-rate partition file in a series directory: `year=2024/funding_rate-2024.parquet`
 /// (`period` as in [`partition_file`]).
 pub fn funding_file(series: &Path, y: i32, period: &str) -> PathBuf {
-    series
-        .join(year_dir(y))
-        .join(format!("{}-{period}.parquet", Dataset::FundingRate.as_str()))
+    series.join(year_dir(y)).join(format!(
+        "{}-{period}.parquet",
+        Dataset::FundingRate.as_str()
+    ))
 }
 
 /// The funding-rate dataset's run report, `<root>/funding_rate/_kline_etl/summary.json`.
@@ -414,8 +415,14 @@ mod tests {
             partition_file_interval("1m-2024-01.parquet"),
             Some(Interval::M1)
         );
-        assert_eq!(partition_file_interval("1M-2024.parquet"), Some(Interval::Mo1));
-        assert_eq!(partition_file_interval("1d-2024.parquet"), Some(Interval::D1));
+        assert_eq!(
+            partition_file_interval("1M-2024.parquet"),
+            Some(Interval::Mo1)
+        );
+        assert_eq!(
+            partition_file_interval("1d-2024.parquet"),
+            Some(Interval::D1)
+        );
         for bad in [
             ".1m-2024.parquet.tmp-1-1",
             "1m.parquet",
@@ -456,6 +463,9 @@ mod tests {
                 "market=spot/date=2024-01-05/BTCUSDT-20240105T120000Z.parquet"
             ))
         );
-        assert_eq!(v1::depth_file_v2(Path::new("market=spot/date=2024-01-05/x.parquet")), None);
+        assert_eq!(
+            v1::depth_file_v2(Path::new("market=spot/date=2024-01-05/x.parquet")),
+            None
+        );
     }
 }

@@ -86,10 +86,10 @@ pub fn old_series_dirs(klines: &Path) -> Vec<(TaskKey, PathBuf)> {
 /// Whether the klines directory `klines` is in layout 1.
 pub fn is_old_klines(klines: &Path) -> bool {
     // Lock files alone (dot-prefixed) are no dataset: migrate itself leaves none behind.
-    old_state_files(klines)
-        .iter()
-        .any(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
-        || !old_series_dirs(klines).is_empty()
+    old_state_files(klines).iter().any(|p| {
+        !p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+    }) || !old_series_dirs(klines).is_empty()
 }
 
 /// Whether the snapshot dataset directory `dir` is in layout 1: its report at the top, or

@@ -76,7 +76,9 @@ pub fn needs_migration(root: &Path) -> bool {
     kline_roots(root)
         .iter()
         .any(|(r, _)| legacy::is_old_klines(&layout::klines_dir(r)))
-        || snapshot_dirs(root).iter().any(|d| legacy::is_old_snapshot(d))
+        || snapshot_dirs(root)
+            .iter()
+            .any(|d| legacy::is_old_snapshot(d))
         || legacy::is_old_funding(&layout::dataset_dir(
             root,
             crate::config::Dataset::FundingRate,
@@ -193,7 +195,11 @@ fn kill_after() -> Option<usize> {
 }
 
 /// Migrate everything under the output root `root`, writing one line per step to `log`.
-pub fn migrate(root: &Path, dry_run: bool, log: &mut dyn Write) -> Result<MigrateReport, LoadError> {
+pub fn migrate(
+    root: &Path,
+    dry_run: bool,
+    log: &mut dyn Write,
+) -> Result<MigrateReport, LoadError> {
     let mut report = MigrateReport::default();
     let say = |log: &mut dyn Write, line: String| {
         let _ = writeln!(log, "{}{line}", if dry_run { "would " } else { "" });
@@ -246,7 +252,10 @@ pub fn migrate(root: &Path, dry_run: bool, log: &mut dyn Write) -> Result<Migrat
                 .unwrap_or_default();
             match v1::state_file_v2(&kroot, &name) {
                 Some(to) => {
-                    say(log, format!("move {} -> {}", rel(root, &from), rel(root, &to)));
+                    say(
+                        log,
+                        format!("move {} -> {}", rel(root, &from), rel(root, &to)),
+                    );
                     if !dry_run {
                         if let Some(parent) = to.parent() {
                             fs_err::create_dir_all(parent)?;
@@ -294,7 +303,12 @@ fn migrate_snapshot(
 ) -> Result<(), LoadError> {
     let would = if dry_run { "would " } else { "" };
     for (from, to) in legacy::old_depth_files(dir) {
-        let _ = writeln!(log, "{would}move {} -> {}", rel(root, &from), rel(root, &to));
+        let _ = writeln!(
+            log,
+            "{would}move {} -> {}",
+            rel(root, &from),
+            rel(root, &to)
+        );
         report.files_converted += 1;
         report.files_written += 1;
         if !dry_run {
@@ -307,7 +321,12 @@ fn migrate_snapshot(
     let from = dir.join(v1::SUMMARY_JSON);
     if from.is_file() {
         let to = layout::state_dir_of(dir).join(layout::SUMMARY_JSON);
-        let _ = writeln!(log, "{would}move {} -> {}", rel(root, &from), rel(root, &to));
+        let _ = writeln!(
+            log,
+            "{would}move {} -> {}",
+            rel(root, &from),
+            rel(root, &to)
+        );
         if !dry_run {
             fs_err::create_dir_all(layout::state_dir_of(dir))?;
             fs_err::rename(&from, &to)?;

@@ -112,7 +112,11 @@ pub fn scan(root: &Path) -> Result<Vec<SeriesFiles>, LoadError> {
                 }
                 for (name, path) in entries(&y_path)? {
                     if let Some(iv) = layout::partition_file_interval(&name) {
-                        series.entry(iv.as_str()).or_insert((iv, Vec::new())).1.push(path);
+                        series
+                            .entry(iv.as_str())
+                            .or_insert((iv, Vec::new()))
+                            .1
+                            .push(path);
                     }
                 }
             }

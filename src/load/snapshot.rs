@@ -132,9 +132,7 @@ mod tests {
         let s: Symbol = "BTCUSDT".parse().unwrap();
         assert_eq!(
             depth_path(Market::Spot, &s, t),
-            PathBuf::from(
-                "depth/market=spot/date=2025-11-25/BTCUSDT-20251125T120000Z.parquet"
-            )
+            PathBuf::from("depth/market=spot/date=2025-11-25/BTCUSDT-20251125T120000Z.parquet")
         );
     }
 }

@@ -466,12 +466,12 @@ impl Plan {
         };
         if self.dataset == Dataset::FundingRate.as_str() {
             // The endpoint's own request limit, not the weight, is what bounds it.
-            self.min_seconds = self.min_seconds.max(
-                crate::dataset::funding_rate::request::min_seconds(
-                    self.total_requests,
-                    self.weight_share,
-                ),
-            );
+            self.min_seconds =
+                self.min_seconds
+                    .max(crate::dataset::funding_rate::request::min_seconds(
+                        self.total_requests,
+                        self.weight_share,
+                    ));
         }
     }
 

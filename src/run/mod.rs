@@ -197,7 +197,9 @@ impl Exchange {
             },
             #[cfg(not(feature = "simulator"))]
             Endpoint::Simulator(_) => {
-                return Err(RunError::Unsupported(crate::simulator::NOT_BUILT.to_owned()));
+                return Err(RunError::Unsupported(
+                    crate::simulator::NOT_BUILT.to_owned(),
+                ));
             }
             #[cfg(feature = "simulator")]
             Endpoint::Simulator(settings) => {

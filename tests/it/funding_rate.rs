@@ -107,8 +107,10 @@ fn hashes(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 fn summary(out: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join("funding_rate/_kline_etl/summary.json")).unwrap())
-        .unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(out.join("funding_rate/_kline_etl/summary.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

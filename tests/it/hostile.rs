@@ -178,7 +178,8 @@ async fn hostile_replies_fail_their_task_clearly_and_leave_written_data_alone() 
         let out = cli(dir.path(), &["-q", "run", p, "--full-refresh"], &[]).await;
         let code = out.status.code();
         let s: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.path().join("out/klines/_kline_etl/summary.json")).unwrap(),
+            &std::fs::read_to_string(dir.path().join("out/klines/_kline_etl/summary.json"))
+                .unwrap(),
         )
         .unwrap();
         let task = &s["run"]["tasks"][0];
@@ -422,7 +423,8 @@ async fn an_api_key_echoed_by_the_exchange_is_redacted_everywhere() {
         assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
     }
     crate::harness::assert_no_file_contains(dir.path(), secret);
-    let summary = std::fs::read_to_string(dir.path().join("out/klines/_kline_etl/summary.json")).unwrap();
+    let summary =
+        std::fs::read_to_string(dir.path().join("out/klines/_kline_etl/summary.json")).unwrap();
     assert!(
         summary.contains("<redacted>"),
         "the error is kept, redacted"

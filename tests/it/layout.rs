@@ -11,8 +11,8 @@ use kline_etl::market::Market;
 use kline_etl::simulator::SimHandle;
 use kline_etl::symbol::Symbol;
 
-use crate::load::files_under as files;
 use crate::harness::{cli, repo, simulator, stderr};
+use crate::load::files_under as files;
 
 /// 2024-06-01T00:30:00Z, the simulator's frozen now (see `run::NOW`).
 fn ms(s: &str) -> i64 {
@@ -285,9 +285,21 @@ fn funding_records(dir: &Path) -> std::collections::BTreeMap<String, Vec<i64>> {
         }
         let path = dir.join(&f);
         let (prices, unit) = rows::stored_types(&path).unwrap();
-        let series: String = f.split("/year=").next().unwrap().split("/month=").next().unwrap().to_owned();
+        let series: String = f
+            .split("/year=")
+            .next()
+            .unwrap()
+            .split("/month=")
+            .next()
+            .unwrap()
+            .to_owned();
         let e = out.entry(series).or_default();
-        e.extend(rows::read_partition(&path, prices, unit).unwrap().iter().map(|r| r.funding_time));
+        e.extend(
+            rows::read_partition(&path, prices, unit)
+                .unwrap()
+                .iter()
+                .map(|r| r.funding_time),
+        );
         e.sort_unstable();
     }
     out
@@ -401,9 +413,12 @@ async fn migrate_converts_a_layout_one_dataset_even_when_killed_halfway() {
     assert!(left.contains(&"mark_price/klines/_kline_etl/summary.json".to_owned()));
     assert!(left.contains(&"depth/_kline_etl/summary.json".to_owned()));
     assert!(left.contains(&"funding_rate/_kline_etl/summary.json".to_owned()));
-    assert!(left.contains(
-        &"funding_rate/market=usdm/symbol=BTCUSDT/year=2024/funding_rate-2024-12.parquet".to_owned()
-    ));
+    assert!(
+        left.contains(
+            &"funding_rate/market=usdm/symbol=BTCUSDT/year=2024/funding_rate-2024-12.parquet"
+                .to_owned()
+        )
+    );
     assert!(
         left.contains(&"klines/market=spot/symbol=BTCUSDT/year=2024/1m-2024-12.parquet".to_owned())
     );

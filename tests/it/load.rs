@@ -760,4 +760,3 @@ fn bad_existing_files_are_refused_and_left_untouched() {
     assert!(e.to_string().contains("holds prices `float64`"), "{e}");
     assert_eq!(std::fs::read(&path).unwrap(), good);
 }
-

@@ -135,7 +135,11 @@ async fn a_no_op_nightly_makes_one_request_per_series() {
     assert_eq!(s["run"]["files_written"], 0);
     // Plus the exchange's clock and exchangeInfo, nothing else.
     assert_eq!(sim.stats().requests_total - before, 20);
-    assert!(!dir.path().join("out/klines/_kline_etl/resume.json").exists());
+    assert!(
+        !dir.path()
+            .join("out/klines/_kline_etl/resume.json")
+            .exists()
+    );
     sim.shutdown().await;
 }
 
@@ -329,7 +333,8 @@ async fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
     assert_eq!(s["run"]["tasks_stopped"], 1);
     assert!(s["run"]["tasks"][0]["resume_from"].is_string());
     assert_only_complete_files_visible(&dir.path().join("out"));
-    let resume = std::fs::read_to_string(dir.path().join("out/klines/_kline_etl/resume.json")).unwrap();
+    let resume =
+        std::fs::read_to_string(dir.path().join("out/klines/_kline_etl/resume.json")).unwrap();
     assert!(resume.contains("\"stopped\""), "{resume}");
 
     let rerun = cli(dir.path(), &["-q", "run", p], &[]).await;
@@ -341,7 +346,11 @@ async fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
         &[Interval::M15],
         JAN_1,
     );
-    assert!(!dir.path().join("out/klines/_kline_etl/resume.json").exists());
+    assert!(
+        !dir.path()
+            .join("out/klines/_kline_etl/resume.json")
+            .exists()
+    );
     sim.shutdown().await;
 }
 
@@ -420,7 +429,8 @@ async fn repair_refetches_exactly_the_failed_windows() {
         s["series"][0]["rows"], 2000,
         "two pages stored before the failure"
     );
-    let resume = std::fs::read_to_string(dir.path().join("out/klines/_kline_etl/resume.json")).unwrap();
+    let resume =
+        std::fs::read_to_string(dir.path().join("out/klines/_kline_etl/resume.json")).unwrap();
     assert!(resume.contains("\"task_failed\""), "{resume}");
 
     let st = cli(dir.path(), &["status", p, "--json"], &[]).await;
@@ -440,7 +450,11 @@ async fn repair_refetches_exactly_the_failed_windows() {
     );
     assert_eq!(s["run"]["rows_new"], 14_594 - 2000);
     assert_eq!(s["series"][0]["missing"], 0);
-    assert!(!dir.path().join("out/klines/_kline_etl/resume.json").exists());
+    assert!(
+        !dir.path()
+            .join("out/klines/_kline_etl/resume.json")
+            .exists()
+    );
     assert_equals_exchange(
         &sim,
         &dir.path().join("out"),

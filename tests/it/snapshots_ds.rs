@@ -389,7 +389,10 @@ async fn spot_depth_weighs_by_limit_and_stores_plausible_books() {
     );
 
     let s = summary(&r.summary_path);
-    assert_eq!(r.summary_path, dir.path().join("depth/_kline_etl/summary.json"));
+    assert_eq!(
+        r.summary_path,
+        dir.path().join("depth/_kline_etl/summary.json")
+    );
     let d = &s["depth"][0];
     assert_eq!(d["symbol"], "BTCUSDT");
     assert_eq!(d["bids"]["levels"], 500);

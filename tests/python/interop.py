@@ -50,6 +50,24 @@ KEYS = ["market", "symbol", "year"]
 SERVED_VALUE_INDEX = [1, 2, 3, 4, 5, 7, 9, 10]
 
 
+# What each reader returns for the hive keys and `interval` (the README's table; checked).
+_DICT = "dictionary<values={}, indices=int32, ordered=0>"
+KEY_TYPES = {
+    "pyarrow.parquet.read_table": {"market": _DICT.format("string"), "symbol": _DICT.format("string"),
+                                   "year": _DICT.format("int32"), "interval": "string"},
+    "pyarrow.dataset(hive)": {"market": "string", "symbol": "string", "year": "int32", "interval": "string"},
+    "pandas.read_parquet": {"market": "category", "symbol": "category", "year": "category", "interval": "str"},
+    "duckdb read_parquet": {"market": "VARCHAR", "symbol": "VARCHAR", "year": "BIGINT", "interval": "VARCHAR"},
+    "polars scan_parquet": {"market": "String", "symbol": "String", "year": "Int64", "interval": "String"},
+    "spark.read.parquet": {"market": "string", "symbol": "string", "year": "int", "interval": "string"},
+}
+
+
+def check_key_types(name, types):
+    got = {k: str(types[k]) for k in KEY_TYPES[name]}
+    check(got == KEY_TYPES[name], f"{name}: key types {got}, expected {KEY_TYPES[name]}")
+
+
 def fail(msg):
     print(f"interop: {msg}", file=sys.stderr)
     sys.exit(1)
@@ -103,6 +121,7 @@ def check_columns(name, columns):
 
 def arrow_rows(name, t, spec):
     check_columns(name, t.column_names)
+    check_key_types(name, {f.name: f.type for f in t.schema})
     for c in ("open_time", "close_time"):
         ty = t.schema.field(c).type
         check(pa.types.is_timestamp(ty) and ty.tz == "UTC" and ty.unit == spec["unit"], f"{name}: {c} is {ty}")
@@ -121,12 +140,13 @@ def read_pyarrow(d, spec):
 
 def read_dataset(d, spec):
     t = ds.dataset(d, partitioning="hive").to_table()
-    return arrow_rows("pyarrow.dataset", t, spec)
+    return arrow_rows("pyarrow.dataset(hive)", t, spec)
 
 
 def read_pandas(d, spec):
     df = pd.read_parquet(d)
     check_columns("pandas", df.columns)
+    check_key_types("pandas.read_parquet", {c: df[c].dtype for c in df.columns})
     for c in ("open_time", "close_time"):
         dt = df[c].dtype
         check(isinstance(dt, pd.DatetimeTZDtype) and str(dt.tz) == "UTC", f"pandas: {c} is {dt}")
@@ -149,6 +169,7 @@ def read_duckdb(d, spec):
     src = f"read_parquet('{d}/**/*.parquet', hive_partitioning = true)"
     types = {r[0]: r[1] for r in con.execute(f"describe select * from {src}").fetchall()}
     check_columns("duckdb", types)
+    check_key_types("duckdb read_parquet", types)
     for c in ("open_time", "close_time"):
         check(types[c] == "TIMESTAMP WITH TIME ZONE", f"duckdb: {c} is {types[c]}")
     cols = ", ".join(f'"{c}"' for c in VALUES)
@@ -161,6 +182,7 @@ def read_polars(d, spec):
     lf = pl.scan_parquet(f"{d}/**/*.parquet", hive_partitioning=True)
     sch = lf.collect_schema()
     check_columns("polars", sch.names())
+    check_key_types("polars scan_parquet", dict(sch.items()))
     for c in ("open_time", "close_time"):
         check(isinstance(sch[c], pl.Datetime) and sch[c].time_zone == "UTC", f"polars: {c} is {sch[c]}")
     df = lf.with_columns(pl.col("open_time").dt.epoch("us"), pl.col("close_time").dt.epoch("us")).collect()
@@ -214,6 +236,8 @@ def readme_blocks(text, heading):
 
 def count_rows(x):
     """Rows of whatever a reader call returned."""
+    if type(x).__module__.startswith("duckdb"):
+        return len(x.fetchall())  # DuckDB relation
     if hasattr(x, "num_rows"):
         return x.num_rows  # pyarrow
     if hasattr(x, "to_table"):
@@ -222,8 +246,6 @@ def count_rows(x):
         return x.collect().height  # polars LazyFrame
     if hasattr(x, "height"):
         return x.height  # polars
-    if hasattr(x, "fetchall"):
-        return len(x.fetchall())  # DuckDB relation
     if hasattr(x, "count") and hasattr(x, "rdd"):
         return x.count()  # Spark
     return len(x)  # pandas
@@ -298,6 +320,7 @@ def read_spark(spark, d, spec):
     df = spark.read.parquet(d)
     check_columns("spark", df.columns)
     types = dict(df.dtypes)
+    check_key_types("spark.read.parquet", types)
     for c in ("open_time", "close_time"):
         check(types[c] == "timestamp", f"spark: {c} is {types[c]}")
     out = df.select(

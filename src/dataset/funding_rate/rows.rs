@@ -298,11 +298,7 @@ pub fn to_batch(
         prices,
     )?;
     let mark = values_array(records.iter().map(|r| r.mark_price).collect(), prices)?;
-    RecordBatch::try_new(
-        schema(prices, unit),
-        vec![time, rate, mark],
-    )
-    .map_err(BatchError::Arrow)
+    RecordBatch::try_new(schema(prices, unit), vec![time, rate, mark]).map_err(BatchError::Arrow)
 }
 
 fn value_at(a: &dyn Array, i: usize) -> Option<Value> {

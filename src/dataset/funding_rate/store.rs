@@ -227,11 +227,7 @@ pub fn merge_write(
             continue;
         }
         let rows: Vec<FundingRecord> = merged.into_values().collect();
-        let batch = to_batch(
-            &rows,
-            opts.transform.prices,
-            opts.transform.time_unit,
-        )?;
+        let batch = to_batch(&rows, opts.transform.prices, opts.transform.time_unit)?;
         let enc = |source| StoreError::Encode {
             path: path.clone(),
             source,
@@ -309,14 +305,26 @@ pub fn migrate_v1(
         None
     } else {
         let wait = std::time::Duration::ZERO;
-        let old = crate::load::lock::acquire_file(dir.join(layout::v1::LOCK_FILE), "kline-etl migrate", wait)?;
-        let new = crate::load::lock::acquire_file(layout::funding_lock_file(root), "kline-etl migrate", wait)?;
+        let old = crate::load::lock::acquire_file(
+            dir.join(layout::v1::LOCK_FILE),
+            "kline-etl migrate",
+            wait,
+        )?;
+        let new = crate::load::lock::acquire_file(
+            layout::funding_lock_file(root),
+            "kline-etl migrate",
+            wait,
+        )?;
         Some((old, new))
     };
     for (market, symbol, old) in legacy::old_funding_files(&dir) {
         let (prices, time_unit) = super::rows::stored_types(&old)?;
         let records = read_partition(&old, prices, time_unit)?;
-        let spec = match old.parent().and_then(|d| d.file_name()).and_then(|n| n.to_str()) {
+        let spec = match old
+            .parent()
+            .and_then(|d| d.file_name())
+            .and_then(|n| n.to_str())
+        {
             Some(n) if layout::hive_value(n, layout::MONTH).is_some() => PartitionSpec::Month,
             Some(n) if layout::hive_value(n, layout::DATE).is_some() => PartitionSpec::Day,
             _ => PartitionSpec::Year,
@@ -335,7 +343,12 @@ pub fn migrate_v1(
             row_group_rows: crate::config::validate::DEFAULT_ROW_GROUP_ROWS,
             partition: spec,
         };
-        let _ = writeln!(log, "{would}convert {} ({} records)", rel(&old), records.len());
+        let _ = writeln!(
+            log,
+            "{would}convert {} ({} records)",
+            rel(&old),
+            records.len()
+        );
         counts.files += 1;
         counts.rows += records.len() as u64;
         if dry_run {
@@ -486,10 +499,14 @@ mod tests {
         use std::sync::Arc;
         let b = to_batch(records, o.transform.prices, o.transform.time_unit).unwrap();
         let mut fields: Vec<arrow::datatypes::FieldRef> = b.schema().fields().to_vec();
-        let sym = arrow::datatypes::Field::new("symbol", crate::transform::schema::label_type(), false);
+        let sym =
+            arrow::datatypes::Field::new("symbol", crate::transform::schema::label_type(), false);
         fields.insert(1, Arc::new(sym));
         let mut cols = b.columns().to_vec();
-        cols.insert(1, crate::transform::schema::label_array("BTCUSDT", records.len()));
+        cols.insert(
+            1,
+            crate::transform::schema::label_array("BTCUSDT", records.len()),
+        );
         let schema = Arc::new(arrow::datatypes::Schema::new(fields));
         let batch = arrow::record_batch::RecordBatch::try_new(schema.clone(), cols).unwrap();
         fs_err::create_dir_all(path.parent().unwrap()).unwrap();
@@ -521,12 +538,18 @@ mod tests {
         assert_eq!(done, dry);
         assert!(!old.exists() && !old_dir.join("month=2024-01").exists());
         let new = old_dir.join("year=2024/funding_rate-2024-01.parquet");
-        assert_eq!(read_partition(&new, PriceType::Decimal, TimeUnit::Microsecond).unwrap(), recs);
+        assert_eq!(
+            read_partition(&new, PriceType::Decimal, TimeUnit::Microsecond).unwrap(),
+            recs
+        );
         assert!(root.join("funding_rate/_kline_etl/summary.json").is_file());
         assert!(!root.join("funding_rate/_summary.json").exists());
         crate::load::legacy::refuse_old_funding(root).unwrap();
         // Nothing left to do.
-        assert_eq!(migrate_v1(root, false, &mut Vec::new()).unwrap(), MigrateCounts::default());
+        assert_eq!(
+            migrate_v1(root, false, &mut Vec::new()).unwrap(),
+            MigrateCounts::default()
+        );
     }
 
     #[test]
