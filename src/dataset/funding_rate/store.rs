@@ -293,7 +293,6 @@ pub fn migrate_v1(
     log: &mut dyn std::io::Write,
 ) -> Result<MigrateCounts, StoreError> {
     use crate::load::legacy;
-    use std::io::Write as _;
     let dir = dataset_dir(root);
     let mut counts = MigrateCounts::default();
     if !legacy::is_old_funding(&dir) {
