@@ -369,8 +369,8 @@ pub mod v1 {
         }
         if let Some(rest) = name.strip_prefix("_summary.") {
             let rest = rest
-                .strip_suffix(".parquet")
-                .map_or_else(|| rest.to_owned(), |r| format!("{r}.{SUMMARY_TABLE_EXT}"));
+                .strip_suffix("parquet")
+                .map_or_else(|| rest.to_owned(), |r| format!("{r}{SUMMARY_TABLE_EXT}"));
             return Some(dir.join(format!("{SUMMARY_STEM}.{rest}")));
         }
         None

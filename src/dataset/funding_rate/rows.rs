@@ -482,7 +482,7 @@ mod tests {
             for unit in [TimeUnit::Millisecond, TimeUnit::Microsecond] {
                 let recs = parse_reply(BODY, "BTCUSDT", prices).unwrap();
                 let batch = to_batch(&recs, prices, unit).unwrap();
-                assert_eq!(batch.column(3).null_count(), 1);
+                assert_eq!(batch.column(2).null_count(), 1);
                 let dir = tempfile::tempdir().unwrap();
                 let path = dir.path().join("p.parquet");
                 let mut w = parquet::arrow::ArrowWriter::try_new(
