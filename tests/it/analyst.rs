@@ -170,11 +170,11 @@ async fn thirty_days_ago_is_exactly_30_daily_and_720_hourly_candles() {
     let snips = snippets(&stdout(&out));
     assert_eq!(
         snips.len(),
-        4,
-        "one pandas and one polars line per interval"
+        2,
+        "one pandas and one polars line for the whole dataset, filtered by symbol and interval"
     );
     if let Some(counts) = python_row_counts(dir.path(), &snips) {
-        assert_eq!(counts, vec![60, 60, 1440, 1440]);
+        assert_eq!(counts, vec![60 + 1440, 60 + 1440]);
     }
     sim.shutdown().await;
 }

@@ -308,10 +308,10 @@ async fn damaged_files_in_the_dataset_are_refused_and_left_as_they_are() {
         .windows(b"kline_etl.schema_version".len())
         .position(|w| w == b"kline_etl.schema_version")
         .expect("the schema version is in the footer");
-    // The value follows the key in the Thrift footer: bump `1` to `9`.
+    // The value follows the key in the Thrift footer: bump `2` to `9`.
     let value = newer[pos..]
         .iter()
-        .position(|b| *b == b'1')
+        .position(|b| *b == b'2')
         .map(|i| pos + i)
         .unwrap();
     newer[value] = b'9';

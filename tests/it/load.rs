@@ -713,12 +713,12 @@ fn bad_existing_files_are_refused_and_left_untouched() {
             .position(|w| w == needle)
             .unwrap();
         let mut b = good.clone();
-        // The value follows the key in the thrift footer: "1" -> "9".
+        // The value follows the key in the thrift footer: "2" -> "9".
         let vpos = pos
             + needle.len()
             + b[pos + needle.len()..]
                 .iter()
-                .position(|&c| c == b'1')
+                .position(|&c| c == b'2')
                 .unwrap();
         b[vpos] = b'9';
         b

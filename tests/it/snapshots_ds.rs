@@ -630,7 +630,6 @@ async fn mark_index_and_premium_klines_store_only_meaningful_columns() {
                 "high",
                 "low",
                 "close",
-                "symbol",
                 "interval"
             ],
             "{market} {family}"
