@@ -365,8 +365,7 @@ fn files_carry_the_schema_sorting_and_metadata() {
         "taker_buy_base_volume: Float64",
         "taker_buy_quote_volume: Float64",
         "trades: Int64",
-        "symbol: Dictionary(Int32, Utf8)",
-        "interval: Dictionary(Int32, Utf8)",
+        "interval: Utf8",
     ]
     "#);
     let batch = b.build().unwrap().next().unwrap().unwrap();
