@@ -31,7 +31,7 @@ use crate::extract::{
 };
 use crate::incremental::{self, Window};
 use crate::load::resume::{self, Pending, Reason};
-use crate::load::{DatasetWriter, LoadError, TaskKey, TaskSink, WriteOptions, state};
+use crate::load::{DatasetWriter, LoadError, TaskKey, WriteOptions, state};
 use crate::simulator::{SimConfig, SimHandle, Simulator};
 use crate::summary::dataset::{Collector, summarize_with};
 use crate::summary::report::{PipelineInfo, Report, SeriesReport, ToolInfo, render_table};
@@ -683,47 +683,39 @@ type LoadResults = HashMap<usize, Result<crate::load::TaskOutcome, String>>;
 /// How the extractor said each task ended (by task index).
 type ExtractResults = HashMap<usize, crate::extract::TaskOutcome>;
 
-/// The loader thread: one [`TaskSink`] per task, fed in order.
+/// The loader thread: a [`crate::load::loader::Loader`] fed in order, encoding on one
+/// worker per core.
 fn load_loop(
     mut rx: mpsc::Receiver<ExtractEvent>,
     writer: &DatasetWriter,
     keys: &[TaskKey],
 ) -> (ExtractResults, LoadResults) {
-    let mut sinks: HashMap<usize, TaskSink> = HashMap::new();
-    let mut results: LoadResults = HashMap::new();
+    let workers = crate::load::loader::default_workers();
+    let mut loader = crate::load::loader::Loader::new(writer.clone(), keys.to_vec(), workers);
     let mut extracted: ExtractResults = HashMap::new();
     while let Some(ev) = rx.blocking_recv() {
         match ev {
-            ExtractEvent::Rows { task, rows } => {
-                if results.contains_key(&task.0) {
-                    continue; // this task's load already failed; drop its rows
-                }
-                let sink = sinks
-                    .entry(task.0)
-                    .or_insert_with(|| TaskSink::new(writer.clone(), keys[task.0].clone()));
-                if let Err(e) = sink.push(rows) {
-                    tracing::error!(task = %keys[task.0].symbol, "{}", error_chain(&e));
-                    sinks.remove(&task.0);
-                    results.insert(task.0, Err(error_chain(&e)));
-                }
-            }
+            ExtractEvent::Rows { task, rows } => loader.push(task.0, rows),
             ExtractEvent::TaskDone { task, outcome } => {
                 extracted.insert(task.0, outcome);
-                if let Some(sink) = sinks.remove(&task.0) {
-                    let r = sink.finish().map_err(|e| error_chain(&e));
-                    if let Err(e) = &r {
-                        tracing::error!(task = %keys[task.0].symbol, "{e}");
-                    }
-                    results.insert(task.0, r);
-                }
+                loader.task_done(task.0);
             }
         }
     }
     // A channel closed without TaskDone (extractor error): still commit what arrived, since
     // every partition written is complete and consistent on its own.
-    for (task, sink) in sinks {
-        results.insert(task, sink.finish().map_err(|e| error_chain(&e)));
-    }
+    let results = loader
+        .finish()
+        .into_iter()
+        .map(|(task, r)| {
+            let r = r.map_err(|e| {
+                let text = error_chain(&e);
+                tracing::error!(task = %keys[task].symbol, "{text}");
+                text
+            });
+            (task, r)
+        })
+        .collect();
     (extracted, results)
 }
 

@@ -17,6 +17,8 @@
 //!   to check it, rename into place, fsync the directory. A reader never sees a partial file.
 //! - [`TaskSink`]: receives the ordered chunks of one market × symbol × interval task, buffers
 //!   only the current partition, and writes each partition once it is complete.
+//! - [`loader`]: the same for a run's many tasks, with the partitions' CPU work (checks, merge,
+//!   statistics, encoding) on encoder threads and the writes committed in order.
 //!
 //! Everything here is synchronous CPU and file work; async callers run it on a blocking thread.
 //!
@@ -33,6 +35,7 @@
 //!   reader ignores (dot prefix) and the next successful write of that partition removes.
 
 pub mod atomic;
+pub mod loader;
 pub mod lock;
 pub mod merge;
 pub mod parquet;
@@ -47,13 +50,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{
-    Compression, Endpoint, KlineFamily, OnViolation, PartitionSpec, Pipeline, TransformOptions,
+    Compression, Endpoint, KlineFamily, PartitionSpec, Pipeline, TransformOptions,
 };
 use crate::exit::ExitCode;
 use crate::interval::Interval;
 use crate::market::Market;
 use crate::symbol::Symbol;
-use crate::transform::quality::{self, QualityReport};
+use crate::transform::quality::QualityReport;
 use crate::transform::{KlineContext, KlineRows, SchemaError};
 
 pub use merge::MergeReport;
@@ -235,6 +238,23 @@ pub struct WriteOutcome {
     pub rewritten: bool,
 }
 
+/// A partition ready to be committed: [`DatasetWriter::prepare`]'s result.
+#[derive(Debug)]
+pub struct Prepared {
+    path: PathBuf,
+    rows_total: u64,
+    report: MergeReport,
+    /// The new file's bytes; `None` when the stored file already holds exactly these rows.
+    bytes: Option<Vec<u8>>,
+}
+
+impl Prepared {
+    /// The partition file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// Test hooks for crash-safety tests.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,6 +347,15 @@ impl DatasetWriter {
         key: &PartitionKey,
         rows: KlineRows,
     ) -> Result<WriteOutcome, LoadError> {
+        let prepared = self.prepare(key, rows)?;
+        self.commit(prepared)
+    }
+
+    /// The CPU part of [`DatasetWriter::write_partition`], which may run on another thread:
+    /// read the stored rows, merge, summarise (the observer's `staged`), encode. Nothing on
+    /// disk changes until [`DatasetWriter::commit`]; two preparations of the same partition
+    /// must not overlap a commit of it (see [`loader`]).
+    pub fn prepare(&self, key: &PartitionKey, rows: KlineRows) -> Result<Prepared, LoadError> {
         let path = self.path_of(key);
         if let Some(&t) = rows.open_time.iter().find(|&&t| !key.contains(t)) {
             return Err(LoadError::WrongPartition { path, open_time: t });
@@ -362,16 +391,6 @@ impl DatasetWriter {
         let empty = KlineRows::empty(rows.price_type());
         let (merged, report) = merge::merge(existing.unwrap_or(empty), rows);
         let rows_total = merged.len() as u64;
-        let outcome = |bytes: u64, rewritten: bool| WriteOutcome {
-            path: path.clone(),
-            rows_written: rows_total,
-            rows_new: report.new,
-            rows_replaced: report.replaced,
-            rows_unchanged: report.unchanged,
-            conflicts: report.conflict_examples.clone(),
-            bytes,
-            rewritten,
-        };
         let notes: Vec<::parquet::file::metadata::KeyValue> = match &self.observer {
             Some(o) => o
                 .staged(key, &path, &merged)
@@ -381,11 +400,12 @@ impl DatasetWriter {
             None => Vec::new(),
         };
         if had_file && !report.changed() {
-            let bytes = fs_err::metadata(&path)?.len();
-            if let Some(o) = &self.observer {
-                o.committed(&path, bytes);
-            }
-            return Ok(outcome(bytes, false));
+            return Ok(Prepared {
+                path,
+                rows_total,
+                report,
+                bytes: None,
+            });
         }
         let ctx = KlineContext {
             market: key.task.market,
@@ -411,12 +431,43 @@ impl DatasetWriter {
             )?;
             parquet::encode_family(&batch, key, &self.opts, self.family, &notes, &path)?
         };
-        let len = bytes.len() as u64;
-        self.replace_atomically(&path, &bytes, rows_total)?;
+        Ok(Prepared {
+            path,
+            rows_total,
+            report,
+            bytes: Some(bytes),
+        })
+    }
+
+    /// The I/O part of [`DatasetWriter::write_partition`]: replace the file atomically with
+    /// the prepared bytes (an unchanged partition is left as it is) and tell the observer.
+    pub fn commit(&self, p: Prepared) -> Result<WriteOutcome, LoadError> {
+        let Prepared {
+            path,
+            rows_total,
+            report,
+            bytes,
+        } = p;
+        let (len, rewritten) = match bytes {
+            None => (fs_err::metadata(&path)?.len(), false),
+            Some(bytes) => {
+                self.replace_atomically(&path, &bytes, rows_total)?;
+                (bytes.len() as u64, true)
+            }
+        };
         if let Some(o) = &self.observer {
             o.committed(&path, len);
         }
-        Ok(outcome(len, true))
+        Ok(WriteOutcome {
+            path,
+            rows_written: rows_total,
+            rows_new: report.new,
+            rows_replaced: report.replaced,
+            rows_unchanged: report.unchanged,
+            conflicts: report.conflict_examples,
+            bytes: len,
+            rewritten,
+        })
     }
 
     /// Write `bytes` to a temporary sibling of `path`, fsync, check it reads back with
@@ -514,61 +565,33 @@ pub struct TaskOutcome {
 ///
 /// Every flushed partition is quality-checked first; with `on_violation: fail` a partition with
 /// violations is not written and [`LoadError::Quality`] is returned (partitions flushed before
-/// stay written: each is complete and consistent on its own).
+/// stay written: each is complete and consistent on its own). A [`loader::Loader`] of one
+/// task, writing on the caller's thread; a run's many tasks use a [`loader::Loader`] with
+/// encoder threads.
 #[derive(Debug)]
 pub struct TaskSink {
-    writer: DatasetWriter,
-    task: TaskKey,
-    current: Option<(PartitionKey, KlineRows)>,
-    outcome: TaskOutcome,
+    loader: loader::Loader,
 }
 
 impl TaskSink {
     /// A sink for `task`, writing through `writer`.
     pub fn new(writer: DatasetWriter, task: TaskKey) -> Self {
         TaskSink {
-            writer,
-            task,
-            current: None,
-            outcome: TaskOutcome::default(),
+            loader: loader::Loader::new(writer, vec![task], 0),
         }
     }
 
     /// Accept the next chunk of rows (normally one page, in time order).
     pub fn push(&mut self, rows: KlineRows) -> Result<(), LoadError> {
-        for (key, part) in partition::split(rows, &self.task, self.writer.opts.partition) {
-            match &mut self.current {
-                Some((cur, buf)) if *cur == key => buf.append(part),
-                _ => {
-                    self.flush()?;
-                    self.current = Some((key, part));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), LoadError> {
-        let Some((key, rows)) = self.current.take() else {
-            return Ok(());
-        };
-        let report = quality::check(&rows, self.task.interval);
-        let clean = report.is_clean();
-        self.outcome.quality.merge(&report);
-        if !clean && self.writer.opts.transform.on_violation == OnViolation::Fail {
-            return Err(LoadError::Quality {
-                path: self.writer.path_of(&key),
-                summary: report.summary(),
-            });
-        }
-        let out = self.writer.write_partition(&key, rows)?;
-        self.outcome.partitions.push(out);
-        Ok(())
+        self.loader.push(0, rows);
+        self.loader.take_error(0).map_or(Ok(()), Err)
     }
 
     /// Write the last buffered partition and return what the task wrote.
-    pub fn finish(mut self) -> Result<TaskOutcome, LoadError> {
-        self.flush()?;
-        Ok(self.outcome)
+    pub fn finish(self) -> Result<TaskOutcome, LoadError> {
+        self.loader
+            .finish()
+            .remove(&0)
+            .unwrap_or_else(|| Ok(TaskOutcome::default()))
     }
 }

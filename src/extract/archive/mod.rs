@@ -24,7 +24,7 @@ pub mod download;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Cursor};
+use std::io::{BufReader, Cursor};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +35,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use self::csv::{CsvError, FileReader, SourceUnit};
+use self::csv::{CHUNK_ROWS, FileReader, ReadError, SourceUnit};
 use self::download::{ArchiveClient, GetError, Manifest, ManifestEntry};
 use super::{ExtractEvent, KlineTask, Progress, TaskId};
 use crate::config::{Endpoint, Pipeline, SourceMode, TransformOptions};
@@ -135,7 +135,7 @@ pub fn plan(task: &KlineTask, now_ms: i64, lags: Lags) -> ArchivePlan {
         let month = Interval::Mo1.floor(t);
         let month_end = Interval::Mo1.next(month);
         let month_published = month_end.saturating_add(lags.monthly_ms) <= now_ms;
-        if month_published && ((t == month && month_end <= e) || !daily) {
+        if month_published && (whole_month(task.interval, month, month_end, t, e) || !daily) {
             files.push(ArchiveFile {
                 period: Period::Monthly,
                 start_ms: month,
@@ -167,6 +167,15 @@ pub fn plan(task: &KlineTask, now_ms: i64, lags: Lags) -> ArchivePlan {
         files,
         rest_start: t.min(e).max(s),
     }
+}
+
+/// Whether the window `[t, e)` takes every candle of the month `[month, month_end)`: no
+/// candle of `interval` opens in the month before `t` or at or after `e`. The window's end is
+/// exclusive and need not be on the grid: a calendar year ending `2023-12-31T23:59:59.999Z`
+/// takes the candle opening at 23:59, so December is a whole month (one monthly file, not 31
+/// daily ones).
+fn whole_month(interval: Interval, month: i64, month_end: i64, t: i64, e: i64) -> bool {
+    interval.ceil(month) >= t && interval.ceil(e) >= month_end
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,9 +294,26 @@ enum Got {
 
 /// What reading one verified file gave.
 struct Read {
-    rows_in_take: u64,
+    /// The rows inside the file's take window, in time order.
+    rows: KlineRows,
     header: bool,
     unit: Option<SourceUnit>,
+}
+
+/// A planned file, downloaded and (when it verified) read.
+enum Ready {
+    Ok {
+        zip: Bytes,
+        sha256: String,
+        last_modified: Option<String>,
+        read: Result<Read, (&'static str, String)>,
+    },
+    Missing(String),
+    Bad {
+        kind: &'static str,
+        detail: String,
+        body: Bytes,
+    },
 }
 
 /// The archive side of a run: client, manifest, options. Built from the pipeline; `None` in
@@ -519,13 +545,17 @@ impl ArchiveSource {
                     continue;
                 }
             };
-            if let Err((kind, detail)) = self.check(task, &file, zip.clone()).await {
-                self.bad(&path, kind, detail, &zip, None, false);
-                continue;
-            }
-            match self.ingest(id, task, &file, zip, tx, progress).await {
-                Ok(read) => {
-                    rows_sent += read.rows_in_take;
+            let read = match self.read(task, &file, zip.clone()).await {
+                Ok(read) => read,
+                Err((kind, detail)) => {
+                    self.bad(&path, kind, detail, &zip, None, false);
+                    continue;
+                }
+            };
+            let n = read.rows.len() as u64;
+            match self.send(id, read.rows, tx, progress).await {
+                Ok(()) => {
+                    rows_sent += n;
                     ingested += 1;
                     self.lock_summary().files_replaced += 1;
                     self.issue(FileIssue {
@@ -540,9 +570,9 @@ impl ArchiveSource {
                         rest_from: None,
                         ..FileIssue::default()
                     });
-                    self.record(&path, task, &file, sha256, last_modified, read.rows_in_take);
+                    self.record(&path, task, &file, sha256, last_modified, n);
                 }
-                Err((kind, detail, zip)) => self.bad(&path, kind, detail, &zip, None, false),
+                Err((kind, detail)) => self.bad(&path, kind, detail, &zip, None, false),
             }
         }
 
@@ -554,9 +584,33 @@ impl ArchiveSource {
             .iter()
             .map(|f| f.path(self.market, symbol, task.interval))
             .collect();
+        // Downloads run `concurrency` ahead; files are read (inflated, parsed, checked) as
+        // they arrive, one per core at once, while earlier files' rows go to the loader. At
+        // most that many read files wait in memory.
+        let read_ahead = std::thread::available_parallelism()
+            .map_or(2, std::num::NonZero::get)
+            .clamp(1, self.concurrency.max(1));
         let mut downloads = futures::stream::iter(paths.iter().cloned())
             .map(|p| async move { self.download(&p).await })
-            .buffered(self.concurrency.max(1));
+            .buffered(self.concurrency.max(1))
+            .zip(futures::stream::iter(plan.files.iter().copied()))
+            .map(|(got, file)| async move {
+                match got {
+                    Got::Ok {
+                        zip,
+                        sha256,
+                        last_modified,
+                    } => Ready::Ok {
+                        read: self.read(task, &file, zip.clone()).await,
+                        zip,
+                        sha256,
+                        last_modified,
+                    },
+                    Got::Missing(detail) => Ready::Missing(detail),
+                    Got::Bad { kind, detail, body } => Ready::Bad { kind, detail, body },
+                }
+            })
+            .buffered(read_ahead);
         let mut rest_start = plan.rest_start;
         let auto = self.mode == SourceMode::Auto;
         for (file, path) in plan.files.iter().zip(&paths) {
@@ -571,7 +625,7 @@ impl ArchiveSource {
             progress.request(0);
             let stop_at = auto.then(|| fmt_ms(file.take_start));
             match got {
-                Got::Missing(detail) => {
+                Ready::Missing(detail) => {
                     self.lock_summary().files_missing += 1;
                     self.issue(FileIssue {
                         file: path.clone(),
@@ -587,21 +641,22 @@ impl ArchiveSource {
                         break;
                     }
                 }
-                Got::Bad { kind, detail, body } => {
+                Ready::Bad { kind, detail, body } => {
                     self.bad(path, kind, detail, &body, stop_at, true);
                     if auto {
                         rest_start = file.take_start;
                         break;
                     }
                 }
-                Got::Ok {
+                Ready::Ok {
                     zip,
                     sha256,
                     last_modified,
+                    read,
                 } => {
                     // Row count against the grid first: a short file is re-fetched by REST.
                     let expected = task.interval.count_in(file.take_start, file.take_end) as u64;
-                    let counted = match self.check(task, file, zip.clone()).await {
+                    let counted = match read {
                         Ok(r) => r,
                         Err((kind, detail)) => {
                             self.bad(path, kind, detail, &zip, stop_at, true);
@@ -612,14 +667,14 @@ impl ArchiveSource {
                             continue;
                         }
                     };
-                    if counted.rows_in_take < expected {
+                    let rows_in_take = counted.rows.len() as u64;
+                    if rows_in_take < expected {
                         self.lock_summary().files_short += 1;
                         self.issue(FileIssue {
                             file: path.clone(),
                             kind: "short".into(),
                             detail: format!(
-                                "{} of {expected} rows on the interval grid in `{}`..`{}`{}",
-                                counted.rows_in_take,
+                                "{rows_in_take} of {expected} rows on the interval grid in `{}`..`{}`{}",
                                 fmt_ms(file.take_start),
                                 fmt_ms(file.take_end),
                                 if auto {
@@ -631,7 +686,7 @@ impl ArchiveSource {
                             ingested: !auto,
                             quarantined_to: None,
                             rest_from: stop_at.clone(),
-                            file_rows: Some(counted.rows_in_take),
+                            file_rows: Some(rows_in_take),
                             grid_rows: Some(expected),
                             rest_rows: None,
                             window: auto.then(|| {
@@ -659,15 +714,14 @@ impl ArchiveSource {
                             "timestamps in microseconds; normalised to milliseconds",
                         );
                     }
-                    match self.ingest(id, task, file, zip, tx, progress).await {
-                        Ok(read) => {
-                            rows_sent += read.rows_in_take;
+                    match self.send(id, counted.rows, tx, progress).await {
+                        Ok(()) => {
+                            rows_sent += rows_in_take;
                             ingested += 1;
-                            self.record(path, task, file, sha256, last_modified, read.rows_in_take);
+                            self.record(path, task, file, sha256, last_modified, rows_in_take);
                         }
-                        Err((kind, detail, zip)) => {
-                            // Cannot happen after a clean check (same bytes); never ingest
-                            // silently anyway.
+                        Err((kind, detail)) => {
+                            // The loader is gone: nothing more can be written.
                             self.bad(path, kind, detail, &zip, stop_at, true);
                             rest_start = file.take_start;
                             break;
@@ -876,63 +930,57 @@ impl ArchiveSource {
         }
     }
 
-    /// Pass 1: read the whole file, checking every row, counting rows in the take window.
-    async fn check(
+    /// Read a downloaded file on the blocking pool: inflate, parse and check every row, keep
+    /// the take window's rows.
+    async fn read(
         &self,
         task: &KlineTask,
         file: &ArchiveFile,
         zip: Bytes,
     ) -> Result<Read, (&'static str, String)> {
         let (task, file, opts) = (task.clone(), *file, self.transform);
-        tokio::task::spawn_blocking(move || read_zip(&task, &file, opts, &zip, &mut |_| true))
+        tokio::task::spawn_blocking(move || read_zip(&task, &file, opts, &zip))
             .await
             .map_err(|e| ("internal", e.to_string()))?
     }
 
-    /// Pass 2: read again and send the rows of the take window in chunks.
-    async fn ingest(
+    /// Send a read file's rows to the loader in chunks of [`CHUNK_ROWS`], in order.
+    async fn send(
         &self,
         id: TaskId,
-        task: &KlineTask,
-        file: &ArchiveFile,
-        zip: Bytes,
+        rows: KlineRows,
         tx: &mpsc::Sender<ExtractEvent>,
         progress: &dyn Progress,
-    ) -> Result<Read, (&'static str, String, Bytes)> {
-        let (t, f, opts, tx2) = (task.clone(), *file, self.transform, tx.clone());
-        let z = zip.clone();
-        let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<usize>();
-        let job = tokio::task::spawn_blocking(move || {
-            read_zip(&t, &f, opts, &z, &mut |rows| {
-                let n = rows.len();
-                let ok = tx2
-                    .blocking_send(ExtractEvent::Rows { task: id, rows })
-                    .is_ok();
-                let _ = sent_tx.send(n);
-                ok
-            })
-        });
-        let r = job
-            .await
-            .map_err(|e| ("internal", e.to_string(), zip.clone()));
-        while let Ok(n) = sent_rx.try_recv() {
+    ) -> Result<(), (&'static str, String)> {
+        let stopped = || ("internal", "the loader stopped".to_owned());
+        let n = rows.len();
+        if n <= CHUNK_ROWS {
+            // One chunk moves as it is.
+            let event = ExtractEvent::Rows { task: id, rows };
+            tx.send(event).await.map_err(|_| stopped())?;
             progress.rows(id, n);
+            return Ok(());
         }
-        match r? {
-            Ok(read) => Ok(read),
-            Err((kind, detail)) => Err((kind, detail, zip)),
+        for at in (0..n).step_by(CHUNK_ROWS) {
+            let len = CHUNK_ROWS.min(n - at);
+            let event = ExtractEvent::Rows {
+                task: id,
+                rows: rows.slice(at, len),
+            };
+            tx.send(event).await.map_err(|_| stopped())?;
+            progress.rows(id, len);
         }
+        Ok(())
     }
 }
 
-/// Read one zip: its single CSV, every row checked; `emit` gets the take window's rows in
-/// chunks and returns `false` to stop (the receiver is gone).
+/// Read one zip: its single CSV, every row checked, inflated as it is parsed; the rows of
+/// the file's take window.
 fn read_zip(
     task: &KlineTask,
     file: &ArchiveFile,
     opts: TransformOptions,
     zip: &[u8],
-    emit: &mut dyn FnMut(KlineRows) -> bool,
 ) -> Result<Read, (&'static str, String)> {
     let mut archive = zip::ZipArchive::new(Cursor::new(zip))
         .map_err(|e| ("corrupt_zip", format!("cannot open the zip: {e}")))?;
@@ -949,38 +997,22 @@ fn read_zip(
         options: &opts,
     };
     let mut reader = FileReader::new(ctx, (file.start_ms, file.end_ms));
-    let mut lines = BufReader::with_capacity(1 << 16, entry);
-    let mut line = String::new();
-    let mut rows_in_take = 0u64;
-    let bad_csv = |e: CsvError| ("bad_csv", e.to_string());
-    let mut deliver = |rows: KlineRows, rows_in_take: &mut u64| -> bool {
-        let rows = rows.retain_range(file.take_start, file.take_end);
-        *rows_in_take += rows.len() as u64;
-        rows.is_empty() || emit(rows)
-    };
-    loop {
-        line.clear();
-        let n = lines
-            .read_line(&mut line)
-            .map_err(|e| ("corrupt_zip", format!("cannot inflate the csv: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        if let Some(chunk) = reader.line(&line).map_err(bad_csv)?
-            && !deliver(chunk, &mut rows_in_take)
-        {
-            return Err(("internal", "the loader stopped".into()));
-        }
-    }
-    let last = reader.finish().map_err(bad_csv)?;
-    if !deliver(last, &mut rows_in_take) {
-        return Err(("internal", "the loader stopped".into()));
-    }
-    Ok(Read {
-        rows_in_take,
-        header: reader.header,
-        unit: reader.unit,
-    })
+    reader
+        .read(BufReader::with_capacity(1 << 16, entry))
+        .map_err(|e| match e {
+            ReadError::Inflate(e) => ("corrupt_zip", format!("cannot inflate the csv: {e}")),
+            ReadError::Csv(e) => ("bad_csv", e.to_string()),
+        })?;
+    let (header, unit) = (reader.header, reader.unit);
+    let rows = reader.finish();
+    let inside = |t: Option<&i64>| t.is_some_and(|t| (file.take_start..file.take_end).contains(t));
+    let rows =
+        if rows.is_empty() || (inside(rows.open_time.first()) && inside(rows.open_time.last())) {
+            rows // the common case, a file taken whole: no copy
+        } else {
+            rows.retain_range(file.take_start, file.take_end)
+        };
+    Ok(Read { rows, header, unit })
 }
 
 #[cfg(test)]
@@ -1046,6 +1078,40 @@ mod tests {
     }
 
     #[test]
+    fn a_calendar_year_ending_just_before_midnight_is_twelve_monthly_files() {
+        let now = ms(2026, 11, 25);
+        // `end: 2023-12-31T23:59:59.999Z` (exclusive): the 23:59 candle is in the window.
+        for (start, end) in [
+            (ms(2023, 1, 1), ms(2024, 1, 1) - 1),
+            (ms(2023, 1, 1), ms(2024, 1, 1)),
+            (ms(2023, 1, 1), ms(2024, 1, 1) - 59_999),
+        ] {
+            let t = task(Interval::M1, start, end);
+            let p = plan(&t, now, Lags::default());
+            check_tiling(&t, &p);
+            assert_eq!(p.files.len(), 12, "{p:?}");
+            assert!(p.files.iter().all(|f| f.period == Period::Monthly));
+            assert_eq!(p.files[11].take_end, end);
+            assert_eq!(p.rest_start, end);
+        }
+        // One ms earlier the 23:59 candle is outside the window: December is not whole.
+        let t = task(Interval::M1, ms(2023, 1, 1), ms(2024, 1, 1) - 60_000);
+        let p = plan(&t, now, Lags::default());
+        check_tiling(&t, &p);
+        let monthly = p
+            .files
+            .iter()
+            .filter(|f| f.period == Period::Monthly)
+            .count();
+        assert_eq!((monthly, p.files.len()), (11, 11 + 31));
+        // The same at the start: a window opening 1 ms after the month keeps its 00:00 candle
+        // out, so that month is read from daily files.
+        let t = task(Interval::M1, ms(2023, 1, 1) + 1, ms(2023, 3, 1));
+        let p = plan(&t, now, Lags::default());
+        assert_eq!(p.files.len(), 31 + 1, "{p:?}");
+    }
+
+    #[test]
     fn last_month_is_daily_until_its_monthly_file_is_due() {
         let now = ms(2026, 11, 3);
         let t = task(Interval::H1, ms(2026, 10, 1), now);
@@ -1099,18 +1165,19 @@ mod tests {
             take_start: day + 600_000,
             take_end: day + DAY_MS,
         };
-        let mut got = 0;
-        let r = read_zip(&t, &file, opts(), &zip, &mut |rows| {
-            assert!(rows.open_time.iter().all(|&o| o >= day + 600_000));
-            got += rows.len();
-            true
-        })
-        .unwrap_or_else(|(k, d)| panic!("{k}: {d}"));
-        assert_eq!((r.rows_in_take, got), (1430, 1430));
+        let r = read_zip(&t, &file, opts(), &zip).unwrap_or_else(|(k, d)| panic!("{k}: {d}"));
+        assert!(r.rows.open_time.iter().all(|&o| o >= day + 600_000));
+        assert_eq!(r.rows.len(), 1430);
+        let whole = ArchiveFile {
+            take_start: day,
+            ..file
+        };
+        assert_eq!(
+            read_zip(&t, &whole, opts(), &zip).ok().unwrap().rows.len(),
+            1440
+        );
         let cut = &zip[..zip.len() / 2];
-        let err = read_zip(&t, &file, opts(), cut, &mut |_| true)
-            .err()
-            .unwrap();
+        let err = read_zip(&t, &file, opts(), cut).err().unwrap();
         assert_eq!(err.0, "corrupt_zip");
         // A file that belongs to another day is implausible.
         let other = ArchiveFile {
@@ -1118,9 +1185,7 @@ mod tests {
             end_ms: day + 2 * DAY_MS,
             ..file
         };
-        let err = read_zip(&t, &other, opts(), &zip, &mut |_| true)
-            .err()
-            .unwrap();
+        let err = read_zip(&t, &other, opts(), &zip).err().unwrap();
         assert_eq!(err.0, "bad_csv");
     }
 
@@ -1160,6 +1225,15 @@ mod tests {
             for f in &p.files {
                 let lag = match f.period { Period::Daily => daily_lag, Period::Monthly => monthly_lag };
                 prop_assert!(f.end_ms + lag <= now, "unpublished file planned");
+                // A daily file only for a month the window does not take whole (or that is
+                // not published yet).
+                if f.period == Period::Daily {
+                    let month = Interval::Mo1.floor(f.start_ms);
+                    let month_end = Interval::Mo1.next(month);
+                    let iv = t.interval;
+                    let whole = iv.count_in(month, month_end) == iv.count_in(month.max(t.start_ms), month_end.min(t.end_ms));
+                    prop_assert!(!whole || month_end + monthly_lag > now, "daily files for a whole month: {:?}", f);
+                }
             }
         }
     }
