@@ -319,7 +319,7 @@ fn prepare(
             summary: report.summary(),
         });
     }
-    let prepared = writer.prepare(key, rows)?;
+    let prepared = writer.prepare_checked(key, rows, Some(&report))?;
     Ok((report, prepared))
 }
 

@@ -273,8 +273,15 @@ pub enum Fault {
 pub trait WriteObserver: Send + Sync + std::fmt::Debug {
     /// `rows` are about to become the whole content of partition `key` at `path`. The
     /// returned `(key, value)` pairs are stored in the file's key-value metadata when the file
-    /// is (re)written.
-    fn staged(&self, key: &PartitionKey, path: &Path, rows: &KlineRows) -> Vec<(String, String)>;
+    /// is (re)written. `checked`, when given, is `quality::check(rows, key's interval)`,
+    /// already computed by the writer's caller.
+    fn staged(
+        &self,
+        key: &PartitionKey,
+        path: &Path,
+        rows: &KlineRows,
+        checked: Option<&QualityReport>,
+    ) -> Vec<(String, String)>;
     /// The file at `path` (`bytes` long) now holds the rows last staged for it.
     fn committed(&self, path: &Path, bytes: u64);
 }
@@ -356,8 +363,23 @@ impl DatasetWriter {
     /// disk changes until [`DatasetWriter::commit`]; two preparations of the same partition
     /// must not overlap a commit of it (see [`loader`]).
     pub fn prepare(&self, key: &PartitionKey, rows: KlineRows) -> Result<Prepared, LoadError> {
+        self.prepare_checked(key, rows, None)
+    }
+
+    /// [`DatasetWriter::prepare`] of rows whose quality report (`quality::check` of `rows`)
+    /// the caller has computed already: when the partition is new, its rows are exactly those
+    /// rows and the observer is handed the report instead of checking them again.
+    pub fn prepare_checked(
+        &self,
+        key: &PartitionKey,
+        rows: KlineRows,
+        checked: Option<&QualityReport>,
+    ) -> Result<Prepared, LoadError> {
         let path = self.path_of(key);
-        if let Some(&t) = rows.open_time.iter().find(|&&t| !key.contains(t)) {
+        // The period's bounds once, not per row (they are calendar arithmetic).
+        let range = key.period.range_ms();
+        let inside = |t: i64| range.is_none_or(|(start, end)| (start..end).contains(&t));
+        if let Some(&t) = rows.open_time.iter().find(|&&t| !inside(t)) {
             return Err(LoadError::WrongPartition { path, open_time: t });
         }
         // Compare and summarise what the file will hold, not fields it does not store.
@@ -388,12 +410,15 @@ impl DatasetWriter {
             None
         };
         let had_file = existing.is_some();
+        // A new partition of ordered rows stores exactly the rows the report is about.
+        let checked = checked
+            .filter(|_| !had_file && self.family.has_volumes() && rows.is_strictly_sorted());
         let empty = KlineRows::empty(rows.price_type());
         let (merged, report) = merge::merge(existing.unwrap_or(empty), rows);
         let rows_total = merged.len() as u64;
         let notes: Vec<::parquet::file::metadata::KeyValue> = match &self.observer {
             Some(o) => o
-                .staged(key, &path, &merged)
+                .staged(key, &path, &merged, checked)
                 .into_iter()
                 .map(|(k, v)| ::parquet::file::metadata::KeyValue::new(k, v))
                 .collect(),
