@@ -320,20 +320,34 @@ impl BudgetState {
 /// the real exchange both are its wall clock, and a small offset is our own clock's skew. An
 /// offset larger than [`MAX_WALL_SKEW_MS`] means the exchange's `/time` is not a wall clock (a
 /// simulator replaying the past), so rate-limit windows stay on our wall clock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ExchangeClock {
     offset_ms: AtomicI64,
+    /// The wall clock at creation and the monotonic instant it was read at: local time moves
+    /// with the monotonic clock from there (tokio's, so tests can pause it).
+    origin: (i64, tokio::time::Instant),
 }
 
 /// The largest offset between our clock and the exchange's that is taken as clock skew.
 pub const MAX_WALL_SKEW_MS: i64 = 60_000;
 
-impl ExchangeClock {
-    /// The local wall clock in ms since the epoch.
-    pub fn local_ms() -> i64 {
-        SystemTime::now()
+impl Default for ExchangeClock {
+    fn default() -> ExchangeClock {
+        let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
+            .map_or(0, |d| d.as_millis() as i64);
+        ExchangeClock {
+            offset_ms: AtomicI64::new(0),
+            origin: (wall, tokio::time::Instant::now()),
+        }
+    }
+}
+
+impl ExchangeClock {
+    /// The local clock in ms since the epoch: the wall clock read when the clock was made,
+    /// advanced by the monotonic clock since (a run never sees its clock step backwards).
+    pub fn local_ms(&self) -> i64 {
+        self.origin.0 + self.origin.1.elapsed().as_millis() as i64
     }
 
     /// Set the offset from a `/time` reply `server_ms` observed between `sent_ms` and
@@ -345,13 +359,13 @@ impl ExchangeClock {
 
     /// The exchange's current time, ms.
     pub fn now_ms(&self) -> i64 {
-        Self::local_ms() + self.offset_ms.load(Ordering::Relaxed)
+        self.local_ms() + self.offset_ms.load(Ordering::Relaxed)
     }
 
     /// The time rate-limit windows follow, ms (see the type's docs).
     pub fn window_now_ms(&self) -> i64 {
         let off = self.offset_ms.load(Ordering::Relaxed);
-        Self::local_ms()
+        self.local_ms()
             + if off.abs() <= MAX_WALL_SKEW_MS {
                 off
             } else {
@@ -649,12 +663,43 @@ mod tests {
         let c = ExchangeClock::default();
         c.calibrate(1_000_000, 10, 30);
         let now = c.now_ms();
-        let expected = ExchangeClock::local_ms() + (1_000_000 - 20);
+        let expected = c.local_ms() + (1_000_000 - 20);
         assert!((now - expected).abs() < 1_000);
         // A fake (replay) clock does not move the rate-limit windows.
-        assert!((c.window_now_ms() - ExchangeClock::local_ms()).abs() < 1_000);
-        let local = ExchangeClock::local_ms();
+        assert!((c.window_now_ms() - c.local_ms()).abs() < 1_000);
+        let local = c.local_ms();
         c.calibrate(local + 2_000, local, local);
         assert!((c.window_now_ms() - c.now_ms()).abs() < 1_000);
+    }
+
+    /// The async side in virtual time: a request that does not fit the window waits for the
+    /// next one (and no longer), without the test sleeping for real.
+    #[tokio::test(start_paused = true)]
+    async fn a_full_window_waits_for_the_next_one() {
+        let budget = WeightBudget::new(
+            BudgetState::new(WeightLimit::per_minute(100), 1.0, 0),
+            ExchangeClock::default(),
+        );
+        let started = tokio::time::Instant::now();
+        let first = budget.acquire(60).await;
+        budget.complete(first, Some(60));
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "the first request goes at once"
+        );
+        let second = budget.acquire(60).await;
+        let waited = started.elapsed();
+        assert_eq!(
+            second.window,
+            first.window + 60_000,
+            "counted in the next window"
+        );
+        let to_boundary = (first.window + 60_000) - budget.clock().local_ms();
+        assert!(to_boundary <= 0, "it went at the boundary, not before");
+        assert!(
+            waited <= Duration::from_secs(60),
+            "it waited {waited:?}, at most a window"
+        );
     }
 }

@@ -28,7 +28,7 @@ pub mod snapshot;
 use std::fmt;
 
 pub use metrics::{MetricsSnapshot, NoProgress, Progress};
-pub use pager::{ExtractConfig, Extractor, Session};
+pub use pager::{EndpointLimit, ExtractConfig, Extractor, Session};
 
 use crate::exit::ExitCode;
 use crate::interval::Interval;
@@ -116,8 +116,8 @@ pub enum TaskError {
     /// Retries ran out.
     #[error(
         "{task}: giving up on the window from {} to {} after {attempts} attempts: {last}",
-        crate::transform::fmt_ms(*start),
-        crate::transform::fmt_ms(*end)
+        crate::time::fmt_ms(*start),
+        crate::time::fmt_ms(*end)
     )]
     RetriesExhausted {
         /// `market symbol interval`.

@@ -36,6 +36,8 @@ use bytes::Bytes;
 use futures::{StreamExt, stream};
 use tokio::sync::{OnceCell, Semaphore, mpsc, watch};
 
+use crate::error::error_chain;
+
 use super::budget::{Admission, BudgetState, ExchangeClock, WeightBudget, WeightLimit};
 use super::client::{ClientConfig, ExchangeInfo, RestClient};
 use super::metrics::{Counters, Meter, NoProgress, Progress};
@@ -90,6 +92,20 @@ pub struct ExtractConfig {
     /// Which kline endpoint the tasks read (`/klines` by default); the family's instrument
     /// parameter (`symbol` or `pair`) and `contractType` go with it.
     pub kline_family: KlineFamily,
+    /// Endpoints with a request limit of their own on top of the weight budget (e.g.
+    /// `/fundingRate`: 500 requests per 5 minutes per IP); none by default.
+    pub endpoint_limits: Vec<EndpointLimit>,
+}
+
+/// A request-count limit of some endpoints, counted per request on a budget of its own
+/// ([`BudgetState`] with weight 1 per request), besides the request weight every request
+/// spends. `weight_share` applies to it as to the weight budget, and a 429 pauses both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointLimit {
+    /// Paths under the market prefix it covers (`/fundingRate`, `/fundingInfo`).
+    pub paths: Vec<&'static str>,
+    /// Requests allowed per window.
+    pub limit: WeightLimit,
 }
 
 impl ExtractConfig {
@@ -113,6 +129,7 @@ impl ExtractConfig {
             probe_listing: true,
             jitter_seed: 0x006b_6c69_6e65,
             kline_family: KlineFamily::Trades,
+            endpoint_limits: Vec::new(),
         }
     }
 
@@ -216,6 +233,8 @@ struct Shared {
     cfg: ExtractConfig,
     client: RestClient,
     budget: WeightBudget,
+    /// One budget per [`EndpointLimit`], with the paths it covers.
+    endpoint_budgets: Vec<(Vec<&'static str>, WeightBudget)>,
     run: Counters,
     halt: watch::Sender<Halt>,
     permits: Semaphore,
@@ -286,8 +305,20 @@ impl Extractor {
             BudgetState::provisional(limit, cfg.weight_share, cfg.window_guard_ms),
             ExchangeClock::default(),
         );
+        let endpoint_budgets = cfg
+            .endpoint_limits
+            .iter()
+            .map(|l| {
+                let state = BudgetState::new(l.limit, cfg.weight_share, cfg.window_guard_ms);
+                (
+                    l.paths.clone(),
+                    WeightBudget::new(state, ExchangeClock::default()),
+                )
+            })
+            .collect();
         let (halt, _) = watch::channel(Halt::Running);
         let shared = Shared {
+            endpoint_budgets,
             permits: Semaphore::new(cfg.concurrency.max(1)),
             cfg,
             client,
@@ -475,9 +506,9 @@ impl Shared {
             task: &counters,
             run: &self.run,
         };
-        let sent = ExchangeClock::local_ms();
+        let sent = self.budget.clock().local_ms();
         let body = self.fetch("/time", Vec::new(), 1, meter).await;
-        let received = ExchangeClock::local_ms();
+        let received = self.budget.clock().local_ms();
         let time = match body {
             Ok(b) => serde_json::from_slice::<Time>(&b).map_err(|source| {
                 super::client::HelperError::Body {
@@ -495,6 +526,9 @@ impl Shared {
         self.budget
             .clock()
             .calibrate(time.server_time, sent, received);
+        for (_, b) in &self.endpoint_budgets {
+            b.clock().calibrate(time.server_time, sent, received);
+        }
 
         let weight = self.cfg.market.exchange_info_weight();
         let info = match self.fetch("/exchangeInfo", Vec::new(), weight, meter).await {
@@ -561,6 +595,22 @@ impl Shared {
         if self.halted() {
             return Err(Attempt::Halted);
         }
+        // An endpoint with a request limit of its own: one request of it, before any weight.
+        let endpoint_budget = self
+            .endpoint_budgets
+            .iter()
+            .find(|(paths, _)| paths.contains(&path))
+            .map(|(_, b)| b);
+        let _endpoint_guard = match endpoint_budget {
+            Some(b) => Some(AdmissionGuard {
+                budget: b,
+                admission: Some(tokio::select! {
+                    a = b.acquire(1) => a,
+                    () = self.until_halted() => return Err(Attempt::Halted),
+                }),
+            }),
+            None => None,
+        };
         let _permit = tokio::select! {
             p = self.permits.acquire() => p.map_err(|_| Attempt::Halted)?,
             () = self.until_halted() => return Err(Attempt::Halted),
@@ -598,6 +648,9 @@ impl Shared {
                     "http 429: pausing and shrinking the weight share"
                 );
                 self.budget.with(|s| s.on_rate_limited(now, retry_after_ms));
+                if let Some(b) = endpoint_budget {
+                    b.with(|s| s.on_rate_limited(now, retry_after_ms));
+                }
                 Err(Attempt::Throttled)
             }
             Verdict::Banned { until_ms } => {
@@ -877,6 +930,74 @@ impl Shared {
         let _ = tx.send(ExtractEvent::TaskDone { task: id, outcome }).await;
     }
 
+    /// Where task `task`'s history starts (its start, or later where the listing probe or
+    /// COIN-M's onboard date says the exchange has nothing before): `Err` with the task's
+    /// status when the probe ends it.
+    async fn history_start(
+        &self,
+        task: &KlineTask,
+        end: i64,
+        page: u32,
+        meter: Meter<'_>,
+        failed: &mut Vec<FailedWindow>,
+        listed_from: &mut Option<i64>,
+    ) -> Result<i64, TaskStatus> {
+        let market = self.cfg.market;
+        let i = task.interval;
+        let mut start = task.start_ms;
+        // The probe pays off only when it can skip pages: a range of one page (a nightly
+        // incremental run) costs one request, not two.
+        let worth_probing = plan_windows(market, i, start, end, page).nth(1).is_some();
+        if market.max_kline_window_ms().is_some() {
+            // COIN-M cannot probe (its 200-day rule); exchangeInfo's onboardDate says where
+            // the contract's history starts, so the empty years before it are not walked.
+            let onboard = self
+                .onboard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(task.symbol.as_str())
+                .copied();
+            if let Some(t) = onboard {
+                let first = i.floor(t);
+                *listed_from = Some(first);
+                start = start.max(first);
+            }
+        } else if self.cfg.probe_listing && worth_probing && start < end {
+            let whole = PageWindow {
+                start: task.start_ms,
+                end: task.end_ms,
+                limit: 1,
+            };
+            match self.listing(task, meter).await {
+                Ok(Some(first)) => {
+                    *listed_from = Some(first);
+                    start = start.max(first);
+                }
+                Ok(None) => return Err(TaskStatus::Complete), // the exchange has no data at all
+                Err(FetchError::Halted) => {
+                    return Err(TaskStatus::Stopped {
+                        resume_from: task.start_ms,
+                    });
+                }
+                Err(e) => {
+                    let err = e.into_task_error(task, &whole);
+                    failed.push(FailedWindow {
+                        start: task.start_ms,
+                        end: task.end_ms,
+                        reason: err.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    });
+                    return Err(err.map_or(
+                        TaskStatus::Stopped {
+                            resume_from: task.start_ms,
+                        },
+                        TaskStatus::Failed,
+                    ));
+                }
+            }
+        }
+        Ok(start)
+    }
+
     async fn drive_task(
         &self,
         id: TaskId,
@@ -907,69 +1028,34 @@ impl Shared {
         // Nothing exists past the forming candle: never plan windows after it.
         let now = self.budget.clock().now_ms();
         let end = task.end_ms.min(i.next(i.floor(now)));
-        let mut start = task.start_ms;
         let page = self
             .cfg
             .page_limit
             .unwrap_or_else(|| market.best_kline_page());
-        // The probe pays off only when it can skip pages: a range of one page (a nightly
-        // incremental run) costs one request, not two.
-        let worth_probing = plan_windows(market, i, start, end, page).nth(1).is_some();
-        if market.max_kline_window_ms().is_some() {
-            // COIN-M cannot probe (its 200-day rule); exchangeInfo's onboardDate says where
-            // the contract's history starts, so the empty years before it are not walked.
-            let onboard = self
-                .onboard
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(task.symbol.as_str())
-                .copied();
-            if let Some(t) = onboard {
-                let first = i.floor(t);
-                *listed_from = Some(first);
-                start = start.max(first);
-            }
-        } else if self.cfg.probe_listing && worth_probing && start < end {
-            let whole = PageWindow {
-                start: task.start_ms,
-                end: task.end_ms,
-                limit: 1,
-            };
-            match self.listing(task, meter).await {
-                Ok(Some(first)) => {
-                    *listed_from = Some(first);
-                    start = start.max(first);
-                }
-                Ok(None) => return TaskStatus::Complete, // the exchange has no data at all
-                Err(FetchError::Halted) => {
-                    return TaskStatus::Stopped {
-                        resume_from: task.start_ms,
-                    };
-                }
-                Err(e) => {
-                    let err = e.into_task_error(task, &whole);
-                    failed.push(FailedWindow {
-                        start: task.start_ms,
-                        end: task.end_ms,
-                        reason: err.as_ref().map(ToString::to_string).unwrap_or_default(),
-                    });
-                    return err.map_or(
-                        TaskStatus::Stopped {
-                            resume_from: task.start_ms,
-                        },
-                        TaskStatus::Failed,
-                    );
-                }
-            }
-        }
-        self.progress
-            .task_started(id, count_windows(market, i, start, end, page));
+        let start = match self
+            .history_start(task, end, page, meter, failed, listed_from)
+            .await
+        {
+            Ok(start) => start,
+            Err(status) => return status,
+        };
+        let closed = if self.cfg.transform.include_forming {
+            end
+        } else {
+            end.min(i.floor(now))
+        };
+        self.progress.task_started(
+            id,
+            count_windows(market, i, start, end, page),
+            i.count_in(start, closed).max(0) as u64,
+        );
         let mut windows = stream::iter(plan_windows(market, i, start, end, page))
             .map(|w| async move { (w, self.fetch_window(task, w, meter).await) })
             .buffered(self.cfg.concurrency.max(1));
         while let Some((w, res)) = windows.next().await {
             match res {
                 Ok(rows) => {
+                    self.progress.page_done(id);
                     if rows.is_empty() {
                         continue;
                     }
@@ -1018,16 +1104,4 @@ fn fetch_error_text(e: &FetchError) -> String {
         }
         FetchError::Exhausted { attempts, last } => format!("{attempts} attempts: {last}"),
     }
-}
-
-/// An error and its sources on one line (each cause once).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }

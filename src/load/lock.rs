@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::LoadError;
 
 /// The lock file name under `<root>/klines/`.
-pub const FILE_NAME: &str = ".kline-etl.lock";
+pub const FILE_NAME: &str = crate::layout::LOCK_FILE;
 
 /// Who holds (or held) the lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,11 +62,8 @@ impl Drop for DatasetLock {
 /// Where the lock file of an output root lives. Shards of one pipeline write disjoint series
 /// and their own summary and resume files, so each shard has its own lock
 /// (`.kline-etl.shard-2-of-4.lock`).
-pub fn path(root: &Path, shard: Option<crate::plan::Shard>) -> PathBuf {
-    match shard {
-        None => root.join("klines").join(FILE_NAME),
-        Some(s) => root.join("klines").join(format!(".kline-etl.{s}.lock")),
-    }
+pub fn path(root: &Path, shard: Option<crate::shard::Shard>) -> PathBuf {
+    crate::layout::lock_file(root, shard)
 }
 
 fn read_owner(file: &mut File) -> Option<Owner> {
@@ -90,7 +87,12 @@ fn host_name() -> String {
 /// Who holds the lock of the dataset under `root` right now, if anyone (never creates the
 /// lock file, never blocks).
 pub fn holder(root: &Path) -> Option<Owner> {
-    let mut file = File::open(path(root, None)).ok()?;
+    holder_file(&path(root, None))
+}
+
+/// [`holder`] of the lock file `path`.
+pub fn holder_file(path: &Path) -> Option<Owner> {
+    let mut file = File::open(path).ok()?;
     match file.try_lock_shared() {
         Ok(()) => {
             let _ = file.unlock();
@@ -110,11 +112,20 @@ pub fn holder(root: &Path) -> Option<Owner> {
 /// [`LoadError::Locked`] says who holds it when the wait runs out.
 pub fn acquire(
     root: &Path,
-    shard: Option<crate::plan::Shard>,
+    shard: Option<crate::shard::Shard>,
     pipeline: &str,
     wait: Duration,
 ) -> Result<DatasetLock, LoadError> {
-    let path = path(root, shard);
+    acquire_file(path(root, shard), pipeline, wait)
+}
+
+/// [`acquire`] for a dataset whose lock file is `path` (a dataset with a directory of its own,
+/// e.g. `<root>/funding_rate/.kline-etl.lock`, see [`crate::dataset`]).
+pub fn acquire_file(
+    path: PathBuf,
+    pipeline: &str,
+    wait: Duration,
+) -> Result<DatasetLock, LoadError> {
     if let Some(dir) = path.parent() {
         fs_err::create_dir_all(dir)?;
     }
@@ -174,7 +185,7 @@ pub fn acquire(
     let owner = Owner {
         pid: std::process::id(),
         host: host_name(),
-        since: crate::transform::fmt_ms(chrono::Utc::now().timestamp_millis()),
+        since: crate::time::fmt_ms(chrono::Utc::now().timestamp_millis()),
         pipeline: pipeline.to_owned(),
     };
     let text = serde_json::to_string(&owner).unwrap_or_default();

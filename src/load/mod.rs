@@ -17,8 +17,9 @@
 //!   to check it, rename into place, fsync the directory. A reader never sees a partial file.
 //! - [`TaskSink`]: receives the ordered chunks of one market × symbol × interval task, buffers
 //!   only the current partition, and writes each partition once it is complete.
-//! - [`loader`]: the same for a run's many tasks, with the partitions' CPU work (checks, merge,
-//!   statistics, encoding) on encoder threads and the writes committed in order.
+//!   [`PartitionBuffer`] (the buffering) and [`DatasetWriter::check_and_prepare`] (the CPU
+//!   part of a write) are its parts, shared with the run's loader (`run::loader`), which
+//!   prepares many tasks' partitions on encoder threads and commits them in order.
 //!
 //! Everything here is synchronous CPU and file work; async callers run it on a blocking thread.
 //!
@@ -35,7 +36,6 @@
 //!   reader ignores (dot prefix) and the next successful write of that partition removes.
 
 pub mod atomic;
-pub mod loader;
 pub mod lock;
 pub mod merge;
 pub mod parquet;
@@ -50,13 +50,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{
-    Compression, Endpoint, KlineFamily, PartitionSpec, Pipeline, TransformOptions,
+    Compression, Endpoint, KlineFamily, OnViolation, PartitionSpec, Pipeline, TransformOptions,
 };
 use crate::exit::ExitCode;
 use crate::interval::Interval;
 use crate::market::Market;
 use crate::symbol::Symbol;
-use crate::transform::quality::QualityReport;
+use crate::transform::quality::{self, QualityReport};
 use crate::transform::{KlineContext, KlineRows, SchemaError};
 
 pub use merge::MergeReport;
@@ -163,6 +163,16 @@ pub enum LoadError {
         /// How long this run waited.
         waited_secs: u64,
     },
+    /// A report or state file (`_summary.json`, `_resume.json`, a manifest) could not be
+    /// serialised (a bug: its types always serialise).
+    #[error("cannot serialise `{path}`")]
+    Report {
+        /// The file that was not written.
+        path: PathBuf,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A test-only injected failure (see [`DatasetWriter::inject_fault`]).
     #[error("injected failure before renaming `{path}` into place")]
     Injected {
@@ -176,7 +186,7 @@ impl LoadError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             LoadError::Quality { .. } => ExitCode::TasksFailed,
-            LoadError::WrongPartition { .. } => ExitCode::Internal,
+            LoadError::WrongPartition { .. } | LoadError::Report { .. } => ExitCode::Internal,
             LoadError::Locked { .. } => ExitCode::Locked,
             _ => ExitCode::Output,
         }
@@ -366,10 +376,35 @@ impl DatasetWriter {
         self.prepare_checked(key, rows, None)
     }
 
+    /// An empty [`PartitionBuffer`] for `task`, partitioned as this writer writes.
+    pub fn partition_buffer(&self, task: TaskKey) -> PartitionBuffer {
+        PartitionBuffer::new(task, self.opts.partition)
+    }
+
+    /// The CPU part of writing a complete partition of a task: the quality check (with
+    /// `on_violation: fail` a partition with violations is not written:
+    /// [`LoadError::Quality`]) and [`DatasetWriter::prepare`]. The report and the prepared
+    /// write, for [`DatasetWriter::commit`].
+    pub fn check_and_prepare(
+        &self,
+        key: &PartitionKey,
+        rows: KlineRows,
+    ) -> Result<(QualityReport, Prepared), LoadError> {
+        let report = quality::check(&rows, key.task.interval);
+        if !report.is_clean() && self.opts.transform.on_violation == OnViolation::Fail {
+            return Err(LoadError::Quality {
+                path: self.path_of(key),
+                summary: report.summary(),
+            });
+        }
+        let prepared = self.prepare_checked(key, rows, Some(&report))?;
+        Ok((report, prepared))
+    }
+
     /// [`DatasetWriter::prepare`] of rows whose quality report (`quality::check` of `rows`)
     /// the caller has computed already: when the partition is new, its rows are exactly those
     /// rows and the observer is handed the report instead of checking them again.
-    pub fn prepare_checked(
+    fn prepare_checked(
         &self,
         key: &PartitionKey,
         rows: KlineRows,
@@ -411,8 +446,8 @@ impl DatasetWriter {
         };
         let had_file = existing.is_some();
         // A new partition of ordered rows stores exactly the rows the report is about.
-        let checked = checked
-            .filter(|_| !had_file && self.family.has_volumes() && rows.is_strictly_sorted());
+        let checked =
+            checked.filter(|_| !had_file && self.family.has_volumes() && rows.is_strictly_sorted());
         let empty = KlineRows::empty(rows.price_type());
         let (merged, report) = merge::merge(existing.unwrap_or(empty), rows);
         let rows_total = merged.len() as u64;
@@ -583,40 +618,102 @@ pub struct TaskOutcome {
     pub quality: QualityReport,
 }
 
+/// The partition of one task being filled: chunks (pages) in time order go in, complete
+/// partitions come out. Each partition's columns are allocated once, sized for the period's
+/// candles, not grown page by page.
+#[derive(Debug)]
+pub struct PartitionBuffer {
+    task: TaskKey,
+    spec: PartitionSpec,
+    current: Option<(PartitionKey, KlineRows)>,
+}
+
+impl PartitionBuffer {
+    /// An empty buffer for `task`, partitioned by `spec`.
+    pub fn new(task: TaskKey, spec: PartitionSpec) -> Self {
+        PartitionBuffer {
+            task,
+            spec,
+            current: None,
+        }
+    }
+
+    /// Append the next chunk; the partitions it completes (those before the chunk's last
+    /// partition), in time order.
+    pub fn push(&mut self, rows: KlineRows) -> Vec<(PartitionKey, KlineRows)> {
+        let mut done = Vec::new();
+        for (key, part) in partition::split(rows, &self.task, self.spec) {
+            match &mut self.current {
+                Some((cur, buf)) if *cur == key => buf.append(part),
+                _ => {
+                    let mut buf = KlineRows::with_capacity(part.price_type(), capacity_of(&key));
+                    buf.append(part);
+                    done.extend(self.current.replace((key, buf)));
+                }
+            }
+        }
+        done
+    }
+
+    /// The partition being filled, taken out (the task sends no more rows).
+    pub fn take(&mut self) -> Option<(PartitionKey, KlineRows)> {
+        self.current.take()
+    }
+}
+
+/// Room for every candle of `key`'s period (capped at 2^17 rows, for 1s candles).
+fn capacity_of(key: &PartitionKey) -> usize {
+    key.period.range_ms().map_or(0, |(start, end)| {
+        key.task.interval.count_in(start, end).clamp(0, 1 << 17) as usize
+    })
+}
+
 /// Receives the ordered chunks (pages) of one market × symbol × interval task and writes them
-/// partition by partition. Only the current partition is buffered: a partition is written when
-/// a chunk arrives for a later one, and at [`TaskSink::finish`]. Memory is bounded by one
-/// partition (plus a chunk), never the whole history.
+/// partition by partition, on the caller's thread. Only the current partition is buffered: a
+/// partition is written when a chunk arrives for a later one, and at [`TaskSink::finish`].
+/// Memory is bounded by one partition (plus a chunk), never the whole history.
 ///
 /// Every flushed partition is quality-checked first; with `on_violation: fail` a partition with
 /// violations is not written and [`LoadError::Quality`] is returned (partitions flushed before
-/// stay written: each is complete and consistent on its own). A [`loader::Loader`] of one
-/// task, writing on the caller's thread; a run's many tasks use a [`loader::Loader`] with
-/// encoder threads.
+/// stay written: each is complete and consistent on its own).
 #[derive(Debug)]
 pub struct TaskSink {
-    loader: loader::Loader,
+    writer: DatasetWriter,
+    buffer: PartitionBuffer,
+    outcome: TaskOutcome,
 }
 
 impl TaskSink {
     /// A sink for `task`, writing through `writer`.
     pub fn new(writer: DatasetWriter, task: TaskKey) -> Self {
         TaskSink {
-            loader: loader::Loader::new(writer, vec![task], 0),
+            buffer: writer.partition_buffer(task),
+            writer,
+            outcome: TaskOutcome::default(),
         }
     }
 
     /// Accept the next chunk of rows (normally one page, in time order).
     pub fn push(&mut self, rows: KlineRows) -> Result<(), LoadError> {
-        self.loader.push(0, rows);
-        self.loader.take_error(0).map_or(Ok(()), Err)
+        for (key, rows) in self.buffer.push(rows) {
+            self.write(&key, rows)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, key: &PartitionKey, rows: KlineRows) -> Result<(), LoadError> {
+        let (report, prepared) = self.writer.check_and_prepare(key, rows)?;
+        self.outcome.quality.merge(&report);
+        let out = self.writer.commit(prepared)?;
+        self.outcome.partitions.push(out);
+        Ok(())
     }
 
     /// Write the last buffered partition and return what the task wrote.
-    pub fn finish(self) -> Result<TaskOutcome, LoadError> {
-        self.loader
-            .finish()
-            .remove(&0)
-            .unwrap_or_else(|| Ok(TaskOutcome::default()))
+    pub fn finish(mut self) -> Result<TaskOutcome, LoadError> {
+        if let Some((key, rows)) = self.buffer.take() {
+            self.write(&key, rows)?;
+        }
+        Ok(self.outcome)
     }
 }

@@ -190,7 +190,7 @@ impl KeyFn {
         let q = ln * self.inv_ln_gamma;
         let t = q as i32;
         let frac = (q - f64::from(t)).abs();
-        if frac < Self::GUARD || frac > 1.0 - Self::GUARD {
+        if !(Self::GUARD..=1.0 - Self::GUARD).contains(&frac) {
             return self.exact(magnitude);
         }
         if f64::from(t) < q { t + 1 } else { t }

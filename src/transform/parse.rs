@@ -514,6 +514,7 @@ impl Value for i128 {
 }
 
 /// One parsed row before it is pushed.
+#[derive(Clone, Copy)]
 struct Row<T> {
     open_time: i64,
     close_time: i64,
@@ -552,39 +553,7 @@ fn parse_page_typed<T: Value>(
         )));
     }
     sc.pos += 1;
-    let KlineRows {
-        open_time,
-        close_time,
-        open,
-        high,
-        low,
-        close,
-        volume,
-        quote_volume,
-        taker_buy_base_volume,
-        taker_buy_quote_volume,
-        trades,
-    } = rows;
-    let (
-        Some(open),
-        Some(high),
-        Some(low),
-        Some(close),
-        Some(volume),
-        Some(quote_volume),
-        Some(taker_base),
-        Some(taker_quote),
-    ) = (
-        T::vec(open),
-        T::vec(high),
-        T::vec(low),
-        T::vec(close),
-        T::vec(volume),
-        T::vec(quote_volume),
-        T::vec(taker_buy_base_volume),
-        T::vec(taker_buy_quote_volume),
-    )
-    else {
+    let Some(mut cols) = Columns::<T>::of(rows) else {
         return Err(page_err("internal: column type mismatch".to_owned()));
     };
     let mut micros: Option<bool> = None;
@@ -592,56 +561,8 @@ fn parse_page_typed<T: Value>(
         sc.pos += 1;
     } else {
         loop {
-            let row = open_time.len();
-            if sc.peek() != Some(b'[') {
-                return Err(ParseError::new(
-                    ctx,
-                    Some(row),
-                    None,
-                    None,
-                    format!("expected a kline array, found {}", sc.describe()),
-                ));
-            }
-            sc.pos += 1;
-            let mut fast = FastRow::<true> {
-                b: body,
-                pos: sc.pos,
-            };
-            let mut fast_micros = micros;
-            let parsed = if let Some(r) = fast.row::<T>(&mut fast_micros) {
-                sc.pos = fast.pos;
-                micros = fast_micros;
-                r
-            } else {
-                let mut first_open = None;
-                parse_row::<T>(&mut sc, &mut micros, &mut first_open, signed).map_err(|e| {
-                    ParseError::new(
-                        ctx,
-                        Some(row),
-                        first_open,
-                        Some(FIELD_NAMES[e.field.min(11)]),
-                        e.reason,
-                    )
-                })?
-            };
-            open_time.push(parsed.open_time);
-            close_time.push(parsed.close_time);
-            for (col, v) in [
-                &mut *open,
-                &mut *high,
-                &mut *low,
-                &mut *close,
-                &mut *volume,
-                &mut *quote_volume,
-                &mut *taker_base,
-                &mut *taker_quote,
-            ]
-            .into_iter()
-            .zip(parsed.values)
-            {
-                col.push(v);
-            }
-            trades.push(parsed.trades);
+            let row = cols.open_time.len();
+            cols.push(page_row::<T>(&mut sc, ctx, row, &mut micros, signed)?);
             match sc.peek() {
                 Some(b',') => sc.pos += 1,
                 Some(b']') => {
@@ -664,6 +585,48 @@ fn parse_page_typed<T: Value>(
         )));
     }
     Ok(())
+}
+
+/// Row `row` of a page, at its opening `[`: the fast path, else the general parser (which
+/// also explains every error).
+#[inline]
+fn page_row<T: Value>(
+    sc: &mut Scanner<'_>,
+    ctx: &KlineContext<'_>,
+    row: usize,
+    micros: &mut Option<bool>,
+    signed: bool,
+) -> Result<Row<T>, ParseError> {
+    if sc.peek() != Some(b'[') {
+        return Err(ParseError::new(
+            ctx,
+            Some(row),
+            None,
+            None,
+            format!("expected a kline array, found {}", sc.describe()),
+        ));
+    }
+    sc.pos += 1;
+    let mut fast = FastRow::<true> {
+        b: sc.b,
+        pos: sc.pos,
+    };
+    let mut fast_micros = *micros;
+    if let Some(r) = fast.row::<T>(&mut fast_micros) {
+        sc.pos = fast.pos;
+        *micros = fast_micros;
+        return Ok(r);
+    }
+    let mut first_open = None;
+    parse_row::<T>(sc, micros, &mut first_open, signed).map_err(|e| {
+        ParseError::new(
+            ctx,
+            Some(row),
+            first_open,
+            Some(FIELD_NAMES[e.field.min(11)]),
+            e.reason,
+        )
+    })
 }
 
 /// After field `field`: a `,` (fields 0-10) or the closing `]` (field 11).

@@ -865,7 +865,7 @@ fn parallel_encoders_write_exactly_what_one_writer_writes() {
     // (monthly partitions), and a second window of the first series whose pages land in
     // partitions the first window writes too (both must see each other's rows), plus a
     // partition already on disk that the merge must read.
-    use kline_etl::load::loader::Loader;
+    use kline_etl::run::loader::Loader;
     let lines = intabyu_lines();
     for prices in [PriceType::Float64, PriceType::Decimal] {
         let o = opts(prices, TimeUnit::Millisecond);

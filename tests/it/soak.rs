@@ -13,8 +13,8 @@ use std::time::Duration;
 use kline_etl::interval::Interval;
 use kline_etl::simulator::{ClockMode, FaultKind, FaultPlan, SimConfig, SimHandle, Simulator};
 
+use crate::harness::{NOW, pipeline, stderr};
 use crate::nightly::{assert_equals_exchange, assert_only_complete_files_visible, spawn, wait};
-use crate::run::{NOW, pipeline, stderr};
 
 const NOW_31: i64 = NOW + 60_000;
 const SYMBOLS: [&str; 3] = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];

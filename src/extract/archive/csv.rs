@@ -10,8 +10,9 @@
 
 use std::io::BufRead;
 
+use crate::time::fmt_ms;
 use crate::transform::parse::{MICROS_THRESHOLD, push_csv_line};
-use crate::transform::{KlineContext, KlineRows, fmt_ms};
+use crate::transform::{KlineContext, KlineRows};
 
 /// The header row futures files carry (spot files have none).
 pub const HEADER: &str = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore";

@@ -42,7 +42,8 @@ use crate::config::{Endpoint, Pipeline, SourceMode, TransformOptions};
 use crate::interval::{DAY_MS, Interval};
 use crate::load::LoadError;
 use crate::market::Market;
-use crate::transform::{KlineContext, KlineRows, fmt_ms};
+use crate::time::fmt_ms;
+use crate::transform::{KlineContext, KlineRows};
 
 /// The public archive.
 pub const DEFAULT_ARCHIVE_URL: &str = "https://data.binance.vision";
@@ -306,7 +307,8 @@ enum Ready {
         zip: Bytes,
         sha256: String,
         last_modified: Option<String>,
-        read: Result<Read, (&'static str, String)>,
+        /// Boxed: the rows' columns would make every variant as large.
+        read: Result<Box<Read>, (&'static str, String)>,
     },
     Missing(String),
     Bad {
@@ -314,6 +316,16 @@ enum Ready {
         detail: String,
         body: Bytes,
     },
+}
+
+/// What became of one planned file.
+enum Taken {
+    /// Its rows (this many) went to the loader.
+    Sent(u64),
+    /// Not ingested; the next file is tried (archive mode).
+    Skipped,
+    /// REST takes over at the file's start (auto mode), or the loader is gone.
+    Stop,
 }
 
 /// The archive side of a run: client, manifest, options. Built from the pipeline; `None` in
@@ -502,11 +514,115 @@ impl ArchiveSource {
         cancel: &watch::Receiver<bool>,
     ) -> i64 {
         let symbol = task.symbol.as_str();
-        let mut rows_sent = 0;
-        let mut ingested = 0;
+        let (mut rows_sent, mut ingested) = self
+            .reingest_replaced(id, task, recheck_from, tx, progress)
+            .await;
 
-        // Upstream replacements of files ingested by earlier runs, before this task's start.
-        // The `.CHECKSUM` requests run concurrently; changed files are re-ingested in order.
+        let plan = plan(task, now_ms, self.lags);
+        let i = task.interval;
+        progress.archive_planned(
+            id,
+            plan.files.len(),
+            crate::extract::paging::count_windows(
+                task.market,
+                i,
+                plan.rest_start,
+                task.end_ms.min(i.next(i.floor(now_ms))),
+                task.market.best_kline_page(),
+            ),
+        );
+        self.lock_summary().files_planned += plan.files.len() as u64;
+        let paths: Vec<String> = plan
+            .files
+            .iter()
+            .map(|f| f.path(self.market, symbol, task.interval))
+            .collect();
+        // Downloads run `concurrency` ahead; files are read (inflated, parsed, checked) as
+        // they arrive, one per core at once, while earlier files' rows go to the loader. At
+        // most that many read files wait in memory.
+        let read_ahead = std::thread::available_parallelism()
+            .map_or(2, std::num::NonZero::get)
+            .clamp(1, self.concurrency.max(1));
+        let mut downloads = futures::stream::iter(paths.iter().cloned())
+            .map(|p| async move { self.download(&p).await })
+            .buffered(self.concurrency.max(1))
+            .zip(futures::stream::iter(plan.files.iter().copied()))
+            .map(|(got, file)| async move {
+                match got {
+                    Got::Ok {
+                        zip,
+                        sha256,
+                        last_modified,
+                    } => Ready::Ok {
+                        read: self.read(task, &file, zip.clone()).await.map(Box::new),
+                        zip,
+                        sha256,
+                        last_modified,
+                    },
+                    Got::Missing(detail) => Ready::Missing(detail),
+                    Got::Bad { kind, detail, body } => Ready::Bad { kind, detail, body },
+                }
+            })
+            .buffered(read_ahead);
+        let mut rest_start = plan.rest_start;
+        for (file, path) in plan.files.iter().zip(&paths) {
+            let got = if *cancel.borrow() {
+                None
+            } else {
+                downloads.next().await
+            };
+            let Some(got) = got else {
+                rest_start = file.take_start;
+                break;
+            };
+            progress.request(0);
+            progress.archive_file_done(id);
+            match self.take(id, task, file, path, got, tx, progress).await {
+                Taken::Sent(n) => {
+                    rows_sent += n;
+                    ingested += 1;
+                }
+                Taken::Skipped => {}
+                Taken::Stop => {
+                    rest_start = file.take_start;
+                    break;
+                }
+            }
+        }
+        drop(downloads);
+        progress.archive_finished(id);
+        if self.mode != SourceMode::Auto {
+            if plan.rest_start < task.end_ms {
+                self.not_published(task, plan.rest_start);
+            }
+            rest_start = task.end_ms;
+        }
+        let mut s = self.lock_summary();
+        s.files_ingested += ingested;
+        s.rows += rows_sent;
+        s.tasks.push(TaskArchive {
+            symbol: symbol.to_owned(),
+            interval: task.interval.as_str().to_owned(),
+            files_planned: plan.files.len() as u64,
+            files_ingested: ingested,
+            rows: rows_sent,
+            rest_from: (rest_start < task.end_ms).then(|| fmt_ms(rest_start)),
+        });
+        rest_start
+    }
+
+    /// Upstream replacements of files ingested by earlier runs, before this task's start: the
+    /// `.CHECKSUM` requests run concurrently; changed files are re-ingested in order. The
+    /// rows sent and the files ingested.
+    async fn reingest_replaced(
+        &self,
+        id: TaskId,
+        task: &KlineTask,
+        recheck_from: i64,
+        tx: &mpsc::Sender<ExtractEvent>,
+        progress: &dyn Progress,
+    ) -> (u64, u64) {
+        let (mut rows_sent, mut ingested) = (0, 0);
         let candidates = self.replacement_candidates(task, recheck_from);
         let mut changed: Vec<(String, ManifestEntry)> = futures::stream::iter(candidates)
             .map(|(path, entry)| async move {
@@ -575,193 +691,142 @@ impl ArchiveSource {
                 Err((kind, detail)) => self.bad(&path, kind, detail, &zip, None, false),
             }
         }
+        (rows_sent, ingested)
+    }
 
-        let plan = plan(task, now_ms, self.lags);
-        progress.task_started(id, plan.files.len());
-        self.lock_summary().files_planned += plan.files.len() as u64;
-        let paths: Vec<String> = plan
-            .files
-            .iter()
-            .map(|f| f.path(self.market, symbol, task.interval))
-            .collect();
-        // Downloads run `concurrency` ahead; files are read (inflated, parsed, checked) as
-        // they arrive, one per core at once, while earlier files' rows go to the loader. At
-        // most that many read files wait in memory.
-        let read_ahead = std::thread::available_parallelism()
-            .map_or(2, std::num::NonZero::get)
-            .clamp(1, self.concurrency.max(1));
-        let mut downloads = futures::stream::iter(paths.iter().cloned())
-            .map(|p| async move { self.download(&p).await })
-            .buffered(self.concurrency.max(1))
-            .zip(futures::stream::iter(plan.files.iter().copied()))
-            .map(|(got, file)| async move {
-                match got {
-                    Got::Ok {
-                        zip,
-                        sha256,
-                        last_modified,
-                    } => Ready::Ok {
-                        read: self.read(task, &file, zip.clone()).await,
-                        zip,
-                        sha256,
-                        last_modified,
-                    },
-                    Got::Missing(detail) => Ready::Missing(detail),
-                    Got::Bad { kind, detail, body } => Ready::Bad { kind, detail, body },
-                }
-            })
-            .buffered(read_ahead);
-        let mut rest_start = plan.rest_start;
+    /// One planned file, downloaded and read: checked against the interval grid, its rows
+    /// sent to the loader, recorded in the manifest. A missing, bad or (in `auto` mode)
+    /// short file hands the rest to REST in `auto` mode and is skipped in `archive` mode.
+    #[allow(clippy::too_many_arguments)]
+    async fn take(
+        &self,
+        id: TaskId,
+        task: &KlineTask,
+        file: &ArchiveFile,
+        path: &str,
+        got: Ready,
+        tx: &mpsc::Sender<ExtractEvent>,
+        progress: &dyn Progress,
+    ) -> Taken {
         let auto = self.mode == SourceMode::Auto;
-        for (file, path) in plan.files.iter().zip(&paths) {
-            if *cancel.borrow() {
-                rest_start = file.take_start;
-                break;
-            }
-            let Some(got) = downloads.next().await else {
-                rest_start = file.take_start;
-                break;
-            };
-            progress.request(0);
-            let stop_at = auto.then(|| fmt_ms(file.take_start));
-            match got {
-                Ready::Missing(detail) => {
-                    self.lock_summary().files_missing += 1;
-                    self.issue(FileIssue {
-                        file: path.clone(),
-                        kind: "missing".into(),
-                        detail,
-                        ingested: false,
-                        quarantined_to: None,
-                        rest_from: stop_at,
-                        ..FileIssue::default()
-                    });
-                    if auto {
-                        rest_start = file.take_start;
-                        break;
-                    }
-                }
-                Ready::Bad { kind, detail, body } => {
-                    self.bad(path, kind, detail, &body, stop_at, true);
-                    if auto {
-                        rest_start = file.take_start;
-                        break;
-                    }
-                }
-                Ready::Ok {
-                    zip,
-                    sha256,
-                    last_modified,
-                    read,
-                } => {
-                    // Row count against the grid first: a short file is re-fetched by REST.
-                    let expected = task.interval.count_in(file.take_start, file.take_end) as u64;
-                    let counted = match read {
-                        Ok(r) => r,
-                        Err((kind, detail)) => {
-                            self.bad(path, kind, detail, &zip, stop_at, true);
-                            if auto {
-                                rest_start = file.take_start;
-                                break;
-                            }
-                            continue;
-                        }
-                    };
-                    let rows_in_take = counted.rows.len() as u64;
-                    if rows_in_take < expected {
-                        self.lock_summary().files_short += 1;
-                        self.issue(FileIssue {
-                            file: path.clone(),
-                            kind: "short".into(),
-                            detail: format!(
-                                "{rows_in_take} of {expected} rows on the interval grid in `{}`..`{}`{}",
-                                fmt_ms(file.take_start),
-                                fmt_ms(file.take_end),
-                                if auto {
-                                    "; re-fetched through REST"
-                                } else {
-                                    "; ingested as is (archive mode)"
-                                }
-                            ),
-                            ingested: !auto,
-                            quarantined_to: None,
-                            rest_from: stop_at.clone(),
-                            file_rows: Some(rows_in_take),
-                            grid_rows: Some(expected),
-                            rest_rows: None,
-                            window: auto.then(|| {
-                                (
-                                    task.market,
-                                    task.symbol.to_string(),
-                                    task.interval,
-                                    file.take_start,
-                                    file.take_end,
-                                )
-                            }),
-                        });
-                        if auto {
-                            rest_start = file.take_start;
-                            break;
-                        }
-                    }
-                    if counted.header && self.market == Market::Spot {
-                        self.note(path, "header_row", "a header row in a spot file; skipped");
-                    }
-                    if counted.unit == Some(SourceUnit::Us) {
-                        self.note(
-                            path,
-                            "source_unit_us",
-                            "timestamps in microseconds; normalised to milliseconds",
-                        );
-                    }
-                    match self.send(id, counted.rows, tx, progress).await {
-                        Ok(()) => {
-                            rows_sent += rows_in_take;
-                            ingested += 1;
-                            self.record(path, task, file, sha256, last_modified, rows_in_take);
-                        }
-                        Err((kind, detail)) => {
-                            // The loader is gone: nothing more can be written.
-                            self.bad(path, kind, detail, &zip, stop_at, true);
-                            rest_start = file.take_start;
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        drop(downloads);
-        if !auto {
-            if plan.rest_start < task.end_ms {
-                self.lock_summary().issues.push(FileIssue {
-                    file: format!(
-                        "data/{}/daily/klines/{symbol}/{}/",
-                        self.market.archive_segment(),
-                        task.interval.archive_str()
-                    ),
-                    kind: "not_published".into(),
-                    detail: format!(
-                        "`{}`..`{}` is not covered by published files yet; archive mode fetches nothing through REST",
-                        fmt_ms(plan.rest_start),
-                        fmt_ms(task.end_ms)
-                    ),
+        let failed = if auto { Taken::Stop } else { Taken::Skipped };
+        let stop_at = auto.then(|| fmt_ms(file.take_start));
+        let (zip, sha256, last_modified, read) = match got {
+            Ready::Missing(detail) => {
+                self.lock_summary().files_missing += 1;
+                self.issue(FileIssue {
+                    file: path.to_owned(),
+                    kind: "missing".into(),
+                    detail,
+                    ingested: false,
+                    quarantined_to: None,
+                    rest_from: stop_at,
                     ..FileIssue::default()
                 });
+                return failed;
             }
-            rest_start = task.end_ms;
+            Ready::Bad { kind, detail, body } => {
+                self.bad(path, kind, detail, &body, stop_at, true);
+                return failed;
+            }
+            Ready::Ok {
+                zip,
+                sha256,
+                last_modified,
+                read,
+            } => (zip, sha256, last_modified, read),
+        };
+        let counted = match read {
+            Ok(r) => *r,
+            Err((kind, detail)) => {
+                self.bad(path, kind, detail, &zip, stop_at, true);
+                return failed;
+            }
+        };
+        // Row count against the grid first: a short file is re-fetched by REST.
+        let expected = task.interval.count_in(file.take_start, file.take_end) as u64;
+        let rows_in_take = counted.rows.len() as u64;
+        if rows_in_take < expected {
+            self.short(path, task, file, rows_in_take, expected);
+            if auto {
+                return Taken::Stop;
+            }
         }
-        let mut s = self.lock_summary();
-        s.files_ingested += ingested;
-        s.rows += rows_sent;
-        s.tasks.push(TaskArchive {
-            symbol: symbol.to_owned(),
-            interval: task.interval.as_str().to_owned(),
-            files_planned: plan.files.len() as u64,
-            files_ingested: ingested,
-            rows: rows_sent,
-            rest_from: (rest_start < task.end_ms).then(|| fmt_ms(rest_start)),
+        if counted.header && self.market == Market::Spot {
+            self.note(path, "header_row", "a header row in a spot file; skipped");
+        }
+        if counted.unit == Some(SourceUnit::Us) {
+            self.note(
+                path,
+                "source_unit_us",
+                "timestamps in microseconds; normalised to milliseconds",
+            );
+        }
+        match self.send(id, counted.rows, tx, progress).await {
+            Ok(()) => {
+                self.record(path, task, file, sha256, last_modified, rows_in_take);
+                Taken::Sent(rows_in_take)
+            }
+            Err((kind, detail)) => {
+                // The loader is gone: nothing more can be written.
+                self.bad(path, kind, detail, &zip, stop_at, true);
+                Taken::Stop
+            }
+        }
+    }
+
+    /// A file with fewer rows than the interval grid has in its take window.
+    fn short(&self, path: &str, task: &KlineTask, file: &ArchiveFile, rows: u64, expected: u64) {
+        let auto = self.mode == SourceMode::Auto;
+        self.lock_summary().files_short += 1;
+        self.issue(FileIssue {
+            file: path.to_owned(),
+            kind: "short".into(),
+            detail: format!(
+                "{rows} of {expected} rows on the interval grid in `{}`..`{}`{}",
+                fmt_ms(file.take_start),
+                fmt_ms(file.take_end),
+                if auto {
+                    "; re-fetched through REST"
+                } else {
+                    "; ingested as is (archive mode)"
+                }
+            ),
+            ingested: !auto,
+            quarantined_to: None,
+            rest_from: auto.then(|| fmt_ms(file.take_start)),
+            file_rows: Some(rows),
+            grid_rows: Some(expected),
+            rest_rows: None,
+            window: auto.then(|| {
+                (
+                    task.market,
+                    task.symbol.to_string(),
+                    task.interval,
+                    file.take_start,
+                    file.take_end,
+                )
+            }),
         });
-        rest_start
+    }
+
+    /// Archive mode: the part of the task past the published files, which it does not fetch.
+    fn not_published(&self, task: &KlineTask, rest_start: i64) {
+        self.lock_summary().issues.push(FileIssue {
+            file: format!(
+                "data/{}/daily/klines/{}/{}/",
+                self.market.archive_segment(),
+                task.symbol.as_str(),
+                task.interval.archive_str()
+            ),
+            kind: "not_published".into(),
+            detail: format!(
+                "`{}`..`{}` is not covered by published files yet; archive mode fetches nothing through REST",
+                fmt_ms(rest_start),
+                fmt_ms(task.end_ms)
+            ),
+            ..FileIssue::default()
+        });
     }
 
     fn note(&self, path: &str, kind: &str, detail: &str) {

@@ -1,15 +1,16 @@
-//! The loader of a run: receives the ordered chunks of many tasks, buffers each task's current
-//! partition and writes every partition once it is complete, with the CPU work of writing
-//! (quality checks, merge, statistics, Parquet encoding) spread over worker threads.
+//! The loader of a kline run: the extractor's ordered pages go, through a bounded channel, to
+//! one thread owning a [`Loader`]: it buffers each task's current partition and writes every
+//! partition once it is complete, with the CPU work of writing (quality checks, merge,
+//! statistics, Parquet encoding) spread over encoder threads, off the async workers.
 //!
-//! Owns the order of writes, not their content (that is [`DatasetWriter`]):
+//! The [`Loader`] owns the order of writes, not their content (that is [`DatasetWriter`]):
 //!
-//! - A completed partition becomes a *job*: [`DatasetWriter::prepare`] (plus the quality
-//!   check) on a worker. Jobs of all tasks go into one first-in-first-out queue, and the thread
-//!   that owns the [`Loader`] commits them ([`DatasetWriter::commit`]: the atomic replace and
-//!   the observer's `committed`) strictly in the order they were queued. So files, their
-//!   bytes, the observer's calls and each task's outcome are exactly what one thread writing
-//!   the partitions one after the other gives; only the preparing overlaps.
+//! - A completed partition becomes a *job*: [`DatasetWriter::check_and_prepare`] on an encoder
+//!   thread. Jobs of all tasks go into one first-in-first-out queue, and the thread that owns
+//!   the [`Loader`] commits them ([`DatasetWriter::commit`]: the atomic replace and the
+//!   observer's `committed`) strictly in the order they were queued. So files, their bytes,
+//!   the observer's calls and each task's outcome are exactly what one thread writing the
+//!   partitions one after the other gives; only the preparing overlaps.
 //! - A job for a partition whose earlier job is still queued waits for that one to commit
 //!   first (two windows of one series may share a month): a preparation always reads the file
 //!   as the earlier writes left it.
@@ -24,11 +25,71 @@ use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 
-use crate::config::OnViolation;
-use crate::transform::KlineRows;
-use crate::transform::quality::{self, QualityReport};
+use tokio::sync::mpsc;
 
-use super::{DatasetWriter, LoadError, PartitionKey, Prepared, TaskKey, TaskOutcome, partition};
+use crate::error::error_chain;
+use crate::extract::ExtractEvent;
+use crate::load::{
+    DatasetWriter, LoadError, PartitionBuffer, PartitionKey, Prepared, TaskKey, TaskOutcome,
+};
+use crate::run::RunError;
+use crate::transform::KlineRows;
+use crate::transform::quality::QualityReport;
+
+/// What the loader wrote per task (by task index).
+pub type LoadResults = HashMap<usize, Result<TaskOutcome, LoadError>>;
+/// How the extractor said each task ended (by task index).
+pub type ExtractResults = HashMap<usize, crate::extract::TaskOutcome>;
+
+/// Start the loader thread for the tasks `keys` (by task index), with
+/// [`default_workers`] encoder threads.
+pub fn spawn(
+    rx: mpsc::Receiver<ExtractEvent>,
+    writer: DatasetWriter,
+    keys: Vec<TaskKey>,
+) -> std::io::Result<std::thread::JoinHandle<(ExtractResults, LoadResults)>> {
+    std::thread::Builder::new()
+        .name("kline-etl-load".into())
+        .spawn(move || load_loop(rx, writer, &keys))
+}
+
+/// Wait for the loader (a loader that panicked is a bug: [`RunError::Worker`]).
+pub fn join(
+    handle: std::thread::JoinHandle<(ExtractResults, LoadResults)>,
+) -> Result<(ExtractResults, LoadResults), RunError> {
+    handle.join().map_err(|_| RunError::Worker {
+        what: "loader",
+        reason: "it panicked".to_owned(),
+    })
+}
+
+/// The loader thread: a [`Loader`] fed in order.
+fn load_loop(
+    mut rx: mpsc::Receiver<ExtractEvent>,
+    writer: DatasetWriter,
+    keys: &[TaskKey],
+) -> (ExtractResults, LoadResults) {
+    let mut loader = Loader::new(writer, keys.to_vec(), default_workers());
+    let mut extracted: ExtractResults = HashMap::new();
+    while let Some(ev) = rx.blocking_recv() {
+        match ev {
+            ExtractEvent::Rows { task, rows } => loader.push(task.0, rows),
+            ExtractEvent::TaskDone { task, outcome } => {
+                extracted.insert(task.0, outcome);
+                loader.task_done(task.0);
+            }
+        }
+    }
+    // A channel closed without TaskDone (extractor error): still commit what arrived, since
+    // every partition written is complete and consistent on its own.
+    let results = loader.finish();
+    for (task, r) in &results {
+        if let (Err(e), Some(key)) = (r, keys.get(*task)) {
+            tracing::error!(task = %key.symbol, "{}", error_chain(e));
+        }
+    }
+    (extracted, results)
+}
 
 /// What a job hands back: the partition's quality findings and the prepared write.
 type JobResult = Result<(QualityReport, Prepared), LoadError>;
@@ -98,9 +159,9 @@ pub fn default_workers() -> usize {
 }
 
 /// One task's state: the partition being filled and what was committed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct TaskState {
-    current: Option<(PartitionKey, KlineRows)>,
+    buffer: PartitionBuffer,
     outcome: TaskOutcome,
     /// The task's load failed: its later rows and jobs are dropped.
     failed: bool,
@@ -169,35 +230,29 @@ impl Loader {
     }
 
     /// Accept the next chunk of task `task`'s rows (normally one page, in time order).
-    /// Rows of a task whose load has failed are dropped.
+    /// Rows of a task whose load has failed, or of a task number without a key, are dropped.
     pub fn push(&mut self, task: usize, rows: KlineRows) {
-        let Some(key) = self.keys.get(task).cloned() else {
+        let Some(key) = self.keys.get(task) else {
             return;
         };
-        let spec = self.writer.opts.partition;
-        for (pkey, part) in partition::split(rows, &key, spec) {
-            let state = self.tasks.entry(task).or_default();
-            if state.failed {
-                return;
-            }
-            match &mut state.current {
-                Some((cur, buf)) if *cur == pkey => buf.append(part),
-                _ => {
-                    let done = state.current.take();
-                    let mut buf = KlineRows::with_capacity(part.price_type(), capacity_of(&pkey));
-                    buf.append(part);
-                    state.current = Some((pkey, buf));
-                    if let Some((k, rows)) = done {
-                        self.submit(task, k, rows);
-                    }
-                }
-            }
+        let writer = &self.writer;
+        let state = self.tasks.entry(task).or_insert_with(|| TaskState {
+            buffer: writer.partition_buffer(key.clone()),
+            outcome: TaskOutcome::default(),
+            failed: false,
+            error: None,
+        });
+        if state.failed {
+            return;
+        }
+        for (k, rows) in state.buffer.push(rows) {
+            self.submit(task, k, rows);
         }
     }
 
     /// Task `task` sends no more rows: its last partition is written.
     pub fn task_done(&mut self, task: usize) {
-        let done = self.tasks.entry(task).or_default().current.take();
+        let done = self.tasks.get_mut(&task).and_then(|s| s.buffer.take());
         if let Some((k, rows)) = done {
             self.submit(task, k, rows);
         }
@@ -212,7 +267,7 @@ impl Loader {
 
     /// Write every partition still buffered and wait for all jobs: each task's outcome (or
     /// its first error), by task number. Tasks that never received a row are absent.
-    pub fn finish(mut self) -> HashMap<usize, Result<TaskOutcome, LoadError>> {
+    pub fn finish(mut self) -> LoadResults {
         let mut open: Vec<usize> = self.tasks.keys().copied().collect();
         open.sort_unstable();
         for task in open {
@@ -237,6 +292,9 @@ impl Loader {
     }
 
     fn submit(&mut self, task: usize, key: PartitionKey, rows: KlineRows) {
+        if self.tasks.get(&task).is_some_and(|s| s.failed) {
+            return;
+        }
         let path = self.writer.path_of(&key);
         // A preparation reads the file as every earlier write of it left it.
         while self.queued_paths.contains_key(&path) {
@@ -247,9 +305,8 @@ impl Loader {
         }
         let (tx, rx) = std_mpsc::sync_channel::<JobResult>(1);
         let writer = self.writer.clone();
-        let interval = key.task.interval;
         let job: Job = Box::new(move || {
-            let _ = tx.send(prepare(&writer, &key, rows, interval));
+            let _ = tx.send(writer.check_and_prepare(&key, rows));
         });
         if let Some(job) = match &self.pool {
             Some(pool) => pool.run(job).err(),
@@ -285,7 +342,9 @@ impl Loader {
                 q.path.display()
             ))))
         });
-        let state = self.tasks.entry(q.task).or_default();
+        let Some(state) = self.tasks.get_mut(&q.task) else {
+            return;
+        };
         if state.failed {
             return;
         }
@@ -298,35 +357,8 @@ impl Loader {
             Err(e) => {
                 state.failed = true;
                 state.error = Some(e);
-                state.current = None;
+                state.buffer.take();
             }
         }
     }
-}
-
-/// The worker's part of writing one partition: the quality check (with `on_violation: fail`
-/// a partition with violations is not written) and [`DatasetWriter::prepare`].
-fn prepare(
-    writer: &DatasetWriter,
-    key: &PartitionKey,
-    rows: KlineRows,
-    interval: crate::interval::Interval,
-) -> JobResult {
-    let report = quality::check(&rows, interval);
-    if !report.is_clean() && writer.opts.transform.on_violation == OnViolation::Fail {
-        return Err(LoadError::Quality {
-            path: writer.path_of(key),
-            summary: report.summary(),
-        });
-    }
-    let prepared = writer.prepare_checked(key, rows, Some(&report))?;
-    Ok((report, prepared))
-}
-
-/// Room for every candle of `key`'s period (capped at 2^17 rows, for 1s candles): a
-/// partition's columns are allocated once, not grown page by page.
-fn capacity_of(key: &PartitionKey) -> usize {
-    key.period.range_ms().map_or(0, |(start, end)| {
-        key.task.interval.count_in(start, end).clamp(0, 1 << 17) as usize
-    })
 }
