@@ -38,7 +38,7 @@ pub const DEFAULT_OUTPUT_PATH: &str = "data/binance";
 /// Default `output.row_group_rows`.
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 131_072;
 /// Default zstd level for `compression: zstd`: level 1, chosen by measurement (README
-/// "Benchmarks": 15 % less CPU per candle than level 3 for 3 % larger files).
+/// "Benchmarks", CPU per candle: less CPU than level 3 for slightly larger files).
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
 /// Collects diagnostics while validating.
