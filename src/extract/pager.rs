@@ -930,21 +930,51 @@ impl Shared {
         let _ = tx.send(ExtractEvent::TaskDone { task: id, outcome }).await;
     }
 
-    /// Where task `task`'s history starts (its start, or later where the listing probe or
-    /// COIN-M's onboard date says the exchange has nothing before): `Err` with the task's
-    /// status when the probe ends it.
-    async fn history_start(
+    /// Why `task` is not started at all: another market's task, an interval the market does
+    /// not serve, or a run already halted.
+    fn refuse(&self, task: &KlineTask) -> Option<TaskStatus> {
+        let market = self.cfg.market;
+        if task.market != market {
+            return Some(TaskStatus::Failed(TaskError::WrongMarket {
+                task: task.to_string(),
+                expected: market,
+            }));
+        }
+        if !market.supports(task.interval) {
+            return Some(TaskStatus::Failed(TaskError::Unsupported {
+                task: task.to_string(),
+            }));
+        }
+        if self.halted() {
+            return Some(TaskStatus::Stopped {
+                resume_from: task.start_ms,
+            });
+        }
+        None
+    }
+
+    async fn drive_task(
         &self,
+        id: TaskId,
         task: &KlineTask,
-        end: i64,
-        page: u32,
+        tx: &mpsc::Sender<ExtractEvent>,
         meter: Meter<'_>,
         failed: &mut Vec<FailedWindow>,
         listed_from: &mut Option<i64>,
-    ) -> Result<i64, TaskStatus> {
+    ) -> TaskStatus {
+        if let Some(refused) = self.refuse(task) {
+            return refused;
+        }
         let market = self.cfg.market;
         let i = task.interval;
+        // Nothing exists past the forming candle: never plan windows after it.
+        let now = self.budget.clock().now_ms();
+        let end = task.end_ms.min(i.next(i.floor(now)));
         let mut start = task.start_ms;
+        let page = self
+            .cfg
+            .page_limit
+            .unwrap_or_else(|| market.best_kline_page());
         // The probe pays off only when it can skip pages: a range of one page (a nightly
         // incremental run) costs one request, not two.
         let worth_probing = plan_windows(market, i, start, end, page).nth(1).is_some();
@@ -973,11 +1003,11 @@ impl Shared {
                     *listed_from = Some(first);
                     start = start.max(first);
                 }
-                Ok(None) => return Err(TaskStatus::Complete), // the exchange has no data at all
+                Ok(None) => return TaskStatus::Complete, // the exchange has no data at all
                 Err(FetchError::Halted) => {
-                    return Err(TaskStatus::Stopped {
+                    return TaskStatus::Stopped {
                         resume_from: task.start_ms,
-                    });
+                    };
                 }
                 Err(e) => {
                     let err = e.into_task_error(task, &whole);
@@ -986,59 +1016,15 @@ impl Shared {
                         end: task.end_ms,
                         reason: err.as_ref().map(ToString::to_string).unwrap_or_default(),
                     });
-                    return Err(err.map_or(
+                    return err.map_or(
                         TaskStatus::Stopped {
                             resume_from: task.start_ms,
                         },
                         TaskStatus::Failed,
-                    ));
+                    );
                 }
             }
         }
-        Ok(start)
-    }
-
-    async fn drive_task(
-        &self,
-        id: TaskId,
-        task: &KlineTask,
-        tx: &mpsc::Sender<ExtractEvent>,
-        meter: Meter<'_>,
-        failed: &mut Vec<FailedWindow>,
-        listed_from: &mut Option<i64>,
-    ) -> TaskStatus {
-        let market = self.cfg.market;
-        if task.market != market {
-            return TaskStatus::Failed(TaskError::WrongMarket {
-                task: task.to_string(),
-                expected: market,
-            });
-        }
-        if !market.supports(task.interval) {
-            return TaskStatus::Failed(TaskError::Unsupported {
-                task: task.to_string(),
-            });
-        }
-        if self.halted() {
-            return TaskStatus::Stopped {
-                resume_from: task.start_ms,
-            };
-        }
-        let i = task.interval;
-        // Nothing exists past the forming candle: never plan windows after it.
-        let now = self.budget.clock().now_ms();
-        let end = task.end_ms.min(i.next(i.floor(now)));
-        let page = self
-            .cfg
-            .page_limit
-            .unwrap_or_else(|| market.best_kline_page());
-        let start = match self
-            .history_start(task, end, page, meter, failed, listed_from)
-            .await
-        {
-            Ok(start) => start,
-            Err(status) => return status,
-        };
         let closed = if self.cfg.transform.include_forming {
             end
         } else {
