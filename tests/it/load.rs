@@ -929,7 +929,9 @@ fn parallel_encoders_write_exactly_what_one_writer_writes() {
             results.push((workers, tree(dir.path()), outcomes, dir));
         }
         let (_, files, outcomes, dir) = &results[0];
-        assert!(files.len() >= 10, "{:?}", files.keys().collect::<Vec<_>>());
+        // 1h klines are partitioned by year: one partition per series here (ETHUSDT's merged
+        // with the rows stored before the run), written by whichever encoder takes it.
+        assert_eq!(files.len(), 2, "{:?}", files.keys().collect::<Vec<_>>());
         for (workers, f, out, _) in &results[1..] {
             assert_eq!(
                 f.keys().collect::<Vec<_>>(),
