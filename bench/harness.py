@@ -11,7 +11,7 @@ bench/contenders/ on the job's range or the contender's slice of it), and measur
   `GET /__sim/stats` (share of the budget = mean weight of the full windows over the limit;
   the first and last window of a run are partial and left out);
 - peak RSS of the contender's process (`os.wait4` rusage of that child alone);
-- output bytes (data files only; kline-etl's `_summary.*` are not counted);
+- output bytes (data files only; kline-etl's own files under `_kline_etl/` are not counted);
 - the simulator's own CPU time, to show it is not the bottleneck.
 
 Each measurement runs `--repeat` times (fresh simulator and empty output each time) and the
@@ -176,7 +176,8 @@ def run_child(cmd: list[str], env: dict, stdout: Path,
 
 def data_bytes(root: Path) -> int:
     return sum(f.stat().st_size for f in root.rglob("*")
-               if f.is_file() and not f.name.startswith(("_", ".")))
+               if f.is_file() and not any(part.startswith(("_", "."))
+                                          for part in f.relative_to(root).parts))
 
 
 def budget_share(stats: dict, limit: int) -> tuple[float, float, int] | None:
@@ -235,7 +236,7 @@ def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
         tail = (work / "stderr").read_text()[-2000:]
         raise RuntimeError(f"{name} exited {code}:\n{tail}")
     if name == "kline-etl":
-        summary = next(out.rglob("_summary.json"))
+        summary = next(out.rglob("_kline_etl/summary.json"))
         run = json.loads(summary.read_text())["run"]
         rows = run["rows_new"]
         columns = 13
@@ -282,18 +283,24 @@ def fmt_int(n: float | None) -> str:
 
 def table(results: list[dict]) -> str:
     head = ("| job | contender | rows | wall s | rows/s | CPU s (contender + simulator) "
-            "| requests | budget used | 429 / 418 | peak RSS MiB | output MB |")
-    lines = [head, "|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|"]
+            "| contender CPU s per M rows | requests | budget used | 429 / 418 | peak RSS MiB "
+            "| output MB |")
+    lines = [head, "|---|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|"]
     for r in results:
         share = ("–" if r["budget_share"] is None else
                  f"{r['budget_share']:.1%} (worst {r['budget_worst']:.1%}, {r['full_windows']:.0f} windows)")
         lines.append(
             f"| {r['job']} | {LABELS[r['contender']]} | {fmt_int(r['rows'])} | {r['wall_s']:.2f} "
             f"| {fmt_int(r['rows_per_s'])} | {r['cpu_s']:.1f} + {r['sim_cpu_s']:.1f} "
-            f"| {fmt_int(r['requests'])} | {share} "
+            f"| {cpu_per_million(r):.2f} | {fmt_int(r['requests'])} | {share} "
             f"| {r['http_429']:.0f} / {r['http_418']:.0f} | {r['rss_mib']:.0f} "
             f"| {r['output_bytes'] / 1e6:.1f} |")
     return "\n".join(lines)
+
+
+def cpu_per_million(r: dict) -> float:
+    """The contender's CPU seconds (user + system) per million rows written."""
+    return r["cpu_s"] / r["rows"] * 1e6 if r["rows"] else float("nan")
 
 
 def goals(jobs: list[dict], results: list[dict]) -> list[str]:
@@ -318,6 +325,10 @@ def goals(jobs: list[dict], results: list[dict]) -> list[str]:
                 x = k["rows_per_s"] / other["rows_per_s"]
                 line(f"{x:,.0f}x the rows/s of {LABELS[other['contender']]} "
                      f"(goal >= {g['speedup_over']['factor']}x)", x >= g["speedup_over"]["factor"])
+        if "max_cpu_s_per_million" in g:
+            c = cpu_per_million(k)
+            line(f"{c:.2f} CPU s per million rows (goal <= {g['max_cpu_s_per_million']})",
+                 c <= g["max_cpu_s_per_million"])
         if "min_budget_share" in g:
             s = k["budget_share"] or 0.0
             line(f"{s:.1%} of the weight budget used in full windows "

@@ -2,24 +2,13 @@
 //! layout version 2 in place ([`crate::load::migrate`] does the work).
 
 use std::io::Write;
-use std::path::PathBuf;
 
+use crate::cli::MigrateArgs;
 use crate::exit::ExitCode;
 use crate::layout;
 use crate::load::migrate::{migrate as convert, needs_migration};
 
 use super::{output_root, report};
-
-/// `kline-etl migrate`.
-#[derive(Debug, clap::Args)]
-pub struct MigrateArgs {
-    /// An output root (the pipeline's `output.path`) or a pipeline file.
-    #[arg(value_name = "PIPELINE|PATH")]
-    pub path: PathBuf,
-    /// List what would be converted, moved and removed; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-}
 
 /// Run `kline-etl migrate`: the steps on stdout, a closing line, errors on stderr with their
 /// exit code (4 output, 5 locked).
@@ -38,7 +27,10 @@ pub fn migrate(args: &MigrateArgs) -> ExitCode {
         );
         return ExitCode::Ok;
     }
-    let done = convert(&root, args.dry_run, &mut out).map_err(|e| {
+    let observer = |r: &std::path::Path| -> std::sync::Arc<dyn crate::load::WriteObserver> {
+        std::sync::Arc::new(crate::summary::dataset::Collector::new(r.to_owned()))
+    };
+    let done = convert(&root, args.dry_run, &mut out, &observer).map_err(|e| {
         report(&e);
         e.exit_code()
     });

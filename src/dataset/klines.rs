@@ -56,13 +56,13 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     let opts = ctx.opts;
     // A layout-1 dataset is never extended (nor asked about over the network): exit 4, naming
     // `kline-etl migrate`.
-    crate::load::legacy::refuse_old_klines(&p.kline_root())?;
+    crate::load::legacy::refuse_old_klines(&crate::layout::kline_root(p))?;
     let session = ctx.connect(ctx.extract_config()).await?;
     let now = session.now_ms();
     let symbols = symbols_of(p, &session)?;
     let range = p.range.resolve(now);
     // `output.path`, or a futures kline family's own root under it.
-    let root = p.kline_root();
+    let root = crate::layout::kline_root(p);
     let output = Output::open(p, &root, opts).await?;
 
     let series = kline_series(p, &symbols, opts.shard);
@@ -80,7 +80,8 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     ctx.progress
         .tasks_planned(&crate::progress::model::plan_tasks(&tasks, now));
 
-    // Encoding is CPU work: it runs on its own thread, fed through a bounded channel.
+    // Encoding is CPU work: it runs on the loader thread and its encoder threads, fed
+    // through a bounded channel.
     // The summary's statistics of every partition written come from the rows in memory.
     let (tx, rx) = mpsc::channel::<ExtractEvent>(64);
     let collector = Arc::new(Collector::new(root.clone()));

@@ -302,7 +302,7 @@ impl Extractor {
         .map_err(ExtractError::Client)?;
         let limit = WeightLimit::per_minute(cfg.market.default_weight_limit());
         let budget = WeightBudget::new(
-            BudgetState::new(limit, cfg.weight_share, cfg.window_guard_ms),
+            BudgetState::provisional(limit, cfg.weight_share, cfg.window_guard_ms),
             ExchangeClock::default(),
         );
         let endpoint_budgets = cfg
@@ -574,6 +574,13 @@ impl Shared {
                 None
             }
         };
+        // No limit declared: the default is the limit now, and the headers count against it.
+        let now = self.budget.clock().window_now_ms();
+        self.budget.with(|s| {
+            if !s.limit_known() {
+                s.set_limit(s.limit(), now);
+            }
+        });
         Ok(info)
     }
 
@@ -923,6 +930,29 @@ impl Shared {
         let _ = tx.send(ExtractEvent::TaskDone { task: id, outcome }).await;
     }
 
+    /// Why `task` is not started at all: another market's task, an interval the market does
+    /// not serve, or a run already halted.
+    fn refuse(&self, task: &KlineTask) -> Option<TaskStatus> {
+        let market = self.cfg.market;
+        if task.market != market {
+            return Some(TaskStatus::Failed(TaskError::WrongMarket {
+                task: task.to_string(),
+                expected: market,
+            }));
+        }
+        if !market.supports(task.interval) {
+            return Some(TaskStatus::Failed(TaskError::Unsupported {
+                task: task.to_string(),
+            }));
+        }
+        if self.halted() {
+            return Some(TaskStatus::Stopped {
+                resume_from: task.start_ms,
+            });
+        }
+        None
+    }
+
     async fn drive_task(
         &self,
         id: TaskId,
@@ -932,23 +962,10 @@ impl Shared {
         failed: &mut Vec<FailedWindow>,
         listed_from: &mut Option<i64>,
     ) -> TaskStatus {
+        if let Some(refused) = self.refuse(task) {
+            return refused;
+        }
         let market = self.cfg.market;
-        if task.market != market {
-            return TaskStatus::Failed(TaskError::WrongMarket {
-                task: task.to_string(),
-                expected: market,
-            });
-        }
-        if !market.supports(task.interval) {
-            return TaskStatus::Failed(TaskError::Unsupported {
-                task: task.to_string(),
-            });
-        }
-        if self.halted() {
-            return TaskStatus::Stopped {
-                resume_from: task.start_ms,
-            };
-        }
         let i = task.interval;
         // Nothing exists past the forming candle: never plan windows after it.
         let now = self.budget.clock().now_ms();

@@ -1,5 +1,6 @@
-//! The conversion behind `kline-etl migrate PATH [--dry-run]` ([`crate::commands::migrate`]): convert a dataset written in layout version 1 into
-//! layout version 2 ([`crate::layout`]), in place.
+//! The conversion behind `kline-etl migrate PATH [--dry-run]` ([`crate::commands::migrate`]):
+//! convert a dataset written in layout version 1 into layout version 2 ([`crate::layout`]), in
+//! place.
 //!
 //! `PATH` is an output root (or a pipeline file); every klines directory under it is converted:
 //! the root's own, and those of the kline family roots (`mark_price`, `index_price`,
@@ -29,13 +30,17 @@ use crate::config::{Compression, ContractType, KlineFamily, PartitionSpec, Trans
 use crate::layout::{self, v1};
 use crate::load::legacy::{self, OldPartition};
 use crate::load::partition::{self, Granularity, PartitionKey};
-use crate::load::{DatasetWriter, LoadError, WriteOptions, parquet};
-use crate::summary::dataset::Collector;
+use crate::load::{DatasetWriter, LoadError, WriteObserver, WriteOptions, parquet};
 use crate::transform::KlineRows;
 
 /// Test hook: after this many converted partition files (written and verified, the old file not
 /// yet removed) the process aborts, as if killed. Used by the integration tests only.
 pub const KILL_AFTER_ENV: &str = "KLINE_ETL_MIGRATE_KILL_AFTER";
+
+/// Makes the observer that the writer of an output root shows every partition to (the
+/// summary's statistics stored in each file's metadata, as a run stores them). The caller
+/// supplies it, so that the load layer does not depend on the summary.
+pub type ObserverFor<'a> = &'a dyn Fn(&Path) -> std::sync::Arc<dyn WriteObserver>;
 
 /// What a migration did (or, with `--dry-run`, would do).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -164,6 +169,7 @@ fn convert(
     old: &OldPartition,
     family: Option<KlineFamily>,
     dry_run: bool,
+    observer: ObserverFor<'_>,
 ) -> Result<(Vec<PathBuf>, u64), LoadError> {
     let (rows, _) = parquet::read_file(&old.path)?;
     let n = rows.len() as u64;
@@ -177,7 +183,7 @@ fn convert(
     let parts: Vec<(PartitionKey, KlineRows)> = partition::split(rows, &old.task, opts.partition);
     let writer = DatasetWriter::new(root, opts)
         .with_family(family)
-        .with_observer(std::sync::Arc::new(Collector::new(root.to_owned())));
+        .with_observer(observer(root));
     let mut out = Vec::with_capacity(parts.len());
     for (key, part) in parts {
         let path = writer.path_of(&key);
@@ -194,11 +200,13 @@ fn kill_after() -> Option<usize> {
     std::env::var(KILL_AFTER_ENV).ok()?.parse().ok()
 }
 
-/// Migrate everything under the output root `root`, writing one line per step to `log`.
+/// Migrate everything under the output root `root`, writing one line per step to `log`; each
+/// klines root's writer gets `observer(kline root)`.
 pub fn migrate(
     root: &Path,
     dry_run: bool,
     log: &mut dyn Write,
+    observer: ObserverFor<'_>,
 ) -> Result<MigrateReport, LoadError> {
     let mut report = MigrateReport::default();
     let say = |log: &mut dyn Write, line: String| {
@@ -223,7 +231,7 @@ pub fn migrate(
             Some((old_lock, new_lock))
         };
         for old in legacy::old_partitions(&klines) {
-            let (to, rows) = convert(&kroot, &old, family, dry_run)?;
+            let (to, rows) = convert(&kroot, &old, family, dry_run, observer)?;
             let targets: Vec<String> = to.iter().map(|p| rel(root, p)).collect();
             say(
                 log,

@@ -5,7 +5,7 @@
 //! Layout (version 2, see [`crate::layout`] for why):
 //! `<root>/klines/market=spot/symbol=BTCUSDT/year=2024/<interval>-<period>.parquet` (a futures
 //! kline family has a root of its own under `output.path`, see
-//! [`crate::config::Pipeline::kline_root`]). Every interval has the same hive keys; the file
+//! [`crate::layout::kline_root`]). Every interval has the same hive keys; the file
 //! granularity depends on the interval:
 //!
 //! | granularity | file | `auto` for intervals |

@@ -119,50 +119,59 @@ pub fn open(url: &str, mirror: &Path) -> Result<Remote, RemoteError> {
     let parsed = url::Url::parse(url).map_err(|e| fail(e.to_string()))?;
     let prefix = StorePath::from_url_path(parsed.path()).map_err(|e| fail(e.to_string()))?;
     crate::tls::ensure_provider();
-    let store: Arc<dyn ObjectStore> = match parsed.scheme() {
-        #[cfg(feature = "aws")]
-        "s3" | "s3a" => Arc::new(
-            with_aws_profile(object_store::aws::AmazonS3Builder::from_env())
-                .with_url(url)
-                .build()
-                .map_err(|e| fail(e.to_string()))?,
-        ),
-        #[cfg(feature = "gcp")]
-        "gs" => Arc::new(
-            object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                .with_url(url)
-                .build()
-                .map_err(|e| fail(e.to_string()))?,
-        ),
-        #[cfg(feature = "azure")]
-        "az" | "azure" | "abfs" | "abfss" => Arc::new(
-            object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_url(url)
-                .build()
-                .map_err(|e| fail(e.to_string()))?,
-        ),
-        "file" => {
-            let root = parsed
-                .to_file_path()
-                .map_err(|()| fail("not an absolute local path".into()))?;
-            fs_err::create_dir_all(&root).map_err(|e| fail(e.to_string()))?;
-            let store = object_store::local::LocalFileSystem::new_with_prefix(&root)
-                .map_err(|e| fail(e.to_string()))?;
-            return Ok(Remote {
-                store: Arc::new(store),
-                prefix: StorePath::default(),
-                url: url.to_owned(),
-                mirror: mirror.to_owned(),
-            });
-        }
-        other => return Err(fail(unsupported(other))),
-    };
+    if parsed.scheme() == "file" {
+        let root = parsed
+            .to_file_path()
+            .map_err(|()| fail("not an absolute local path".into()))?;
+        fs_err::create_dir_all(&root).map_err(|e| fail(e.to_string()))?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| fail(e.to_string()))?;
+        return Ok(Remote {
+            store: Arc::new(store),
+            prefix: StorePath::default(),
+            url: url.to_owned(),
+            mirror: mirror.to_owned(),
+        });
+    }
     Ok(Remote {
-        store,
+        store: cloud_store(parsed.scheme(), url).map_err(fail)?,
         prefix,
         url: url.to_owned(),
         mirror: mirror.to_owned(),
     })
+}
+
+/// The object store client for a cloud URL, or why this build has none for its scheme.
+fn cloud_store(scheme: &str, url: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+    let built = |e: object_store::Error| e.to_string();
+    match scheme {
+        #[cfg(feature = "aws")]
+        "s3" | "s3a" => Ok(Arc::new(
+            with_aws_profile(object_store::aws::AmazonS3Builder::from_env())
+                .with_url(url)
+                .build()
+                .map_err(built)?,
+        )),
+        #[cfg(feature = "gcp")]
+        "gs" => Ok(Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(built)?,
+        )),
+        #[cfg(feature = "azure")]
+        "az" | "azure" | "abfs" | "abfss" => Ok(Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(built)?,
+        )),
+        other => {
+            let _ = url;
+            Err(unsupported(other))
+        }
+    }
 }
 
 /// Why a URL scheme cannot be opened: unknown, or its store left out of this build.
@@ -500,20 +509,21 @@ mod tests {
         // Host A writes two files and pushes them, reports last.
         fs_err::create_dir_all(dir.path().join("a/klines/x")).unwrap();
         fs_err::write(dir.path().join("a/klines/x/part.parquet"), b"data").unwrap();
-        fs_err::write(dir.path().join("a/klines/_summary.json"), b"{}").unwrap();
-        fs_err::write(dir.path().join("a/klines/.kline-etl.lock"), b"").unwrap();
+        fs_err::create_dir_all(dir.path().join("a/klines/_kline_etl")).unwrap();
+        fs_err::write(dir.path().join("a/klines/_kline_etl/summary.json"), b"{}").unwrap();
+        fs_err::write(dir.path().join("a/klines/_kline_etl/.lock"), b"").unwrap();
         let pushed = a.push().await.unwrap();
         assert_eq!(pushed.files, 2, "the lock is not uploaded");
         assert_eq!(a.push().await.unwrap().files, 0, "nothing changed");
         assert!(store_dir.join("klines/x/part.parquet").is_file());
-        assert!(!store_dir.join("klines/.kline-etl.lock").exists());
+        assert!(!store_dir.join("klines/_kline_etl/.lock").exists());
 
         // Host B pulls them, changes one and removes the other.
         let b = open(&url, &dir.path().join("b")).unwrap();
         assert_eq!(b.pull().await.unwrap().files, 2);
         assert_eq!(b.pull().await.unwrap().files, 0, "already mirrored");
         fs_err::write(dir.path().join("b/klines/x/part.parquet"), b"data, more").unwrap();
-        fs_err::remove_file(dir.path().join("b/klines/_summary.json")).unwrap();
+        fs_err::remove_file(dir.path().join("b/klines/_kline_etl/summary.json")).unwrap();
         let pushed = b.push().await.unwrap();
         assert_eq!((pushed.files, pushed.removed), (1, 1));
 

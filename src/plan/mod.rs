@@ -223,7 +223,7 @@ pub fn build_on_disk(
     if pipeline.dataset != Dataset::Klines {
         return Ok(plan);
     }
-    let root = pipeline.kline_root();
+    let root = crate::layout::kline_root(pipeline);
     let series = kline_series(pipeline, symbols, shard);
     let pending = crate::load::resume::read(&root, shard);
     let (start, end) = (plan.start_ms, plan.end_ms);

@@ -189,6 +189,13 @@ pub struct Exchange {
 
 impl Exchange {
     /// Start the simulator when the pipeline asks for it.
+    #[cfg_attr(
+        not(feature = "simulator"),
+        expect(
+            clippy::unused_async,
+            reason = "only the simulator is started asynchronously"
+        )
+    )]
     pub async fn start(p: &Pipeline) -> Result<Exchange, RunError> {
         Ok(match &p.source.endpoint {
             Endpoint::Url(u) => Exchange {

@@ -38,9 +38,18 @@ fn partition_of(
     path: &Path,
     rows: &KlineRows,
     bytes: u64,
+    checked: Option<&quality::QualityReport>,
 ) -> (SeriesStats, PartitionReport) {
     let stats = series_stats(interval, rows);
-    let quality = quality::check(rows, interval)
+    let fresh;
+    let report = match checked {
+        Some(r) => r,
+        None => {
+            fresh = quality::check(rows, interval);
+            &fresh
+        }
+    };
+    let quality = report
         .counts
         .iter()
         .map(|(check, n)| (check.name().to_owned(), *n))
@@ -110,7 +119,7 @@ fn read_partition(
         return Ok((stats, report));
     }
     let (rows, _) = read_file(path)?;
-    Ok(partition_of(root, interval, path, &rows, bytes))
+    Ok(partition_of(root, interval, path, &rows, bytes, None))
 }
 
 /// Join the non-overlapping parts of a series (each the statistics of one or more
@@ -270,8 +279,14 @@ impl Collector {
 }
 
 impl WriteObserver for Collector {
-    fn staged(&self, key: &PartitionKey, path: &Path, rows: &KlineRows) -> Vec<(String, String)> {
-        let (stats, report) = partition_of(&self.root, key.task.interval, path, rows, 0);
+    fn staged(
+        &self,
+        key: &PartitionKey,
+        path: &Path,
+        rows: &KlineRows,
+        checked: Option<&quality::QualityReport>,
+    ) -> Vec<(String, String)> {
+        let (stats, report) = partition_of(&self.root, key.task.interval, path, rows, 0, checked);
         let record = FooterStats {
             v: STATS_VERSION,
             stats,
@@ -568,7 +583,7 @@ mod tests {
                         let (rows, _) = read_file(path).unwrap();
                         let bytes = fs_err::metadata(path).unwrap().len();
                         let (stats, report) =
-                            partition_of(root, series.task.interval, path, &rows, bytes);
+                            partition_of(root, series.task.interval, path, &rows, bytes, None);
                         let first = stats.first_open;
                         (stats, (first, report))
                     })

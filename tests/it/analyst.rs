@@ -382,7 +382,7 @@ fn assert_json_lines(err: &str) -> Vec<serde_json::Value> {
             .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
         for key in ["timestamp", "level", "message"] {
             assert!(
-                v.get(key).is_some_and(|x| x.is_string()),
+                v.get(key).is_some_and(serde_json::Value::is_string),
                 "{key} missing: {line}"
             );
         }

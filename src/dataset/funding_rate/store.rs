@@ -497,16 +497,16 @@ mod tests {
     fn write_v1(path: &Path, records: &[FundingRecord], o: &WriteOptions) {
         use std::sync::Arc;
         let b = to_batch(records, o.transform.prices, o.transform.time_unit).unwrap();
-        let mut fields: Vec<arrow::datatypes::FieldRef> = b.schema().fields().to_vec();
+        let mut fields: Vec<arrow_schema::FieldRef> = b.schema().fields().to_vec();
         let sym =
-            arrow::datatypes::Field::new("symbol", crate::transform::schema::label_type(), false);
+            arrow_schema::Field::new("symbol", crate::transform::schema::label_type(), false);
         fields.insert(1, Arc::new(sym));
         let mut cols = b.columns().to_vec();
         cols.insert(
             1,
             crate::transform::schema::label_array("BTCUSDT", records.len()),
         );
-        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        let schema = Arc::new(arrow_schema::Schema::new(fields));
         let batch = arrow::record_batch::RecordBatch::try_new(schema.clone(), cols).unwrap();
         fs_err::create_dir_all(path.parent().unwrap()).unwrap();
         let mut w = ArrowWriter::try_new(Vec::new(), schema, None).unwrap();
