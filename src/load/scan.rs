@@ -23,7 +23,7 @@ use crate::symbol::Symbol;
 pub struct SeriesFiles {
     /// The series.
     pub task: TaskKey,
-    /// Its `part.parquet` files.
+    /// Its partition files (`year=2024/1h-2024.parquet`, …), sorted by path.
     pub files: Vec<PathBuf>,
 }
 

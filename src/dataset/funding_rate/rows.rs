@@ -335,7 +335,7 @@ pub fn read_partition(
     let found = builder.schema();
     // Layout 1 also stored `symbol` (a dictionary column, now in the path only): such files
     // are read (by `kline-etl migrate`), the column ignored.
-    let kept: Vec<&arrow::datatypes::FieldRef> = found
+    let kept: Vec<&arrow_schema::FieldRef> = found
         .fields()
         .iter()
         .filter(|f| f.name() != "symbol")

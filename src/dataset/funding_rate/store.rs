@@ -507,7 +507,7 @@ mod tests {
             crate::transform::schema::label_array("BTCUSDT", records.len()),
         );
         let schema = Arc::new(arrow_schema::Schema::new(fields));
-        let batch = arrow::record_batch::RecordBatch::try_new(schema.clone(), cols).unwrap();
+        let batch = arrow_array::RecordBatch::try_new(schema.clone(), cols).unwrap();
         fs_err::create_dir_all(path.parent().unwrap()).unwrap();
         let mut w = ArrowWriter::try_new(Vec::new(), schema, None).unwrap();
         w.write(&batch).unwrap();
