@@ -74,6 +74,12 @@ async fn fill(
     prices: &str,
     unit: &str,
 ) -> Vec<serde_json::Value> {
+    let margin = kline_etl::extract::pager::ExtractConfig::new(
+        Market::Spot,
+        "",
+        kline_etl::config::TransformOptions::default(),
+    )
+    .closed_margin_ms;
     let mut expected = Vec::new();
     for (i, part) in parts.iter().enumerate() {
         let text = format!(
@@ -94,8 +100,10 @@ async fn fill(
                 let rows: Vec<[serde_json::Value; 12]> = sim
                     .expected_klines(part.market, &symbol, iv, ms(part.start), i64::MAX)
                     .iter()
-                    // Closed candles only: the run holds back the one forming at `NOW`.
-                    .filter(|r| r.close_time < crate::harness::NOW)
+                    // Closed candles only, as the run counts them: closed at least
+                    // `closed_margin_ms` (1 s) before the exchange's `NOW`, so the 1m candle
+                    // closing at 00:29:59.999 is held back at a now of 00:30:00.
+                    .filter(|r| r.close_time < crate::harness::NOW - margin)
                     .map(kline_etl::simulator::KlineRow::to_json)
                     .collect();
                 assert!(!rows.is_empty(), "{s} {iv}");

@@ -105,7 +105,14 @@ def normalise(name, rows):
 
 
 def compare(name, got, want, spec):
-    check(len(got) == len(want), f"{name}: {len(got)} rows, expected {len(want)}")
+    if len(got) != len(want):
+        from collections import Counter
+
+        g, w = Counter(r[:3] for r in got), Counter(r[:3] for r in want)
+        diff = {k: (g[k], w[k]) for k in sorted(set(g) | set(w)) if g[k] != w[k]}
+        gs, ws = {r[:3] + (r[4],) for r in got}, {r[:3] + (r[4],) for r in want}
+        fail(f"{name}: {len(got)} rows, expected {len(want)}; series (got, expected): {diff}; "
+             f"open times only read: {sorted(gs - ws)[:5]}, only served: {sorted(ws - gs)[:5]}")
     dec = spec["prices"] == "decimal"
     for g, w in zip(got, want):
         if g != w:
