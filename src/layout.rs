@@ -354,7 +354,7 @@ pub mod v1 {
         name.starts_with("_summary.")
             || name.starts_with("_resume.")
             || name == "_archive_manifest.json"
-            || (name.starts_with(".kline-etl.") && name.ends_with(".lock"))
+            || (name.starts_with(".kline-etl.") && name.rsplit('.').next() == Some("lock"))
     }
 
     /// Where a layout-1 state file of the klines root `root` goes in layout 2 (`None` for the
