@@ -154,8 +154,7 @@ pub(crate) fn file_hashes(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files(root)
         .into_iter()
         .filter(|p| {
-            p.extension().is_some_and(|x| x == "parquet")
-                && p.to_string_lossy().contains("year=")
+            p.extension().is_some_and(|x| x == "parquet") && p.to_string_lossy().contains("year=")
         })
         .map(|p| {
             let bytes = std::fs::read(&p).unwrap();

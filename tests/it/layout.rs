@@ -336,21 +336,7 @@ async fn migrate_converts_a_layout_one_dataset_even_when_killed_halfway() {
     assert!(depth_before >= 1);
     let root = ds.to_str().unwrap();
 
-    // Everything refuses an old dataset with exit 4 and names the command that converts it.
-    let spot = repo().join("tests/fixtures/layout-v1/spot.yaml");
-    for (args, named) in [
-        (vec!["status", root], root),
-        (vec!["summary", root], root),
-        (vec!["run", spot.to_str().unwrap()], "dataset"),
-    ] {
-        let out = cli(work.path(), &args, &[]).await;
-        assert_eq!(out.status.code(), Some(4), "{args:?}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains(&format!("kline-etl migrate {named}")),
-            "{args:?}: {}",
-            stderr(&out)
-        );
-    }
+    refused_everywhere(work.path(), root).await;
     assert_eq!(files(&ds), before_files, "a refused run touched nothing");
 
     // --dry-run lists the steps and changes nothing.
@@ -439,8 +425,65 @@ async fn migrate_converts_a_layout_one_dataset_even_when_killed_halfway() {
     assert_eq!(again.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to migrate"));
 
-    // status, summary and chart work on the converted dataset.
-    let st = cli(work.path(), &["status", root, "--json"], &[]).await;
+    tools_work(work.path(), &ds).await;
+}
+
+/// Every command on a layout-1 dataset exits 4 and names `kline-etl migrate PATH`: the tools
+/// reading it (`status`, `summary`, `chart`) and the runs writing it (klines, `repair`, a
+/// kline family, a snapshot dataset, funding rates).
+async fn refused_everywhere(work: &Path, root: &str) {
+    let fixture = |name: &str| {
+        repo()
+            .join("tests/fixtures/layout-v1")
+            .join(name)
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let svg = work.join("refused.svg");
+    let svg = svg.to_str().unwrap();
+    let (spot, mark, depth, funding) = (
+        fixture("spot.yaml"),
+        fixture("mark.yaml"),
+        fixture("depth.yaml"),
+        fixture("funding.yaml"),
+    );
+    for (args, named) in [
+        (vec!["status", root], root),
+        (vec!["summary", root], root),
+        (
+            vec![
+                "chart",
+                root,
+                "--symbol",
+                "BTCUSDT",
+                "--interval",
+                "1d",
+                "--output",
+                svg,
+            ],
+            root,
+        ),
+        (vec!["run", &spot], "dataset"),
+        (vec!["repair", &spot], "dataset"),
+        (vec!["run", &mark], "dataset/mark_price"),
+        (vec!["run", &depth], "dataset"),
+        (vec!["run", &funding], "dataset"),
+    ] {
+        let out = cli(work, &args, &[]).await;
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("kline-etl migrate {named}")),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// `status`, `summary` and `chart` work on the converted dataset (`ds`).
+async fn tools_work(work: &Path, ds: &Path) {
+    let root = ds.to_str().unwrap();
+    let st = cli(work, &["status", root, "--json"], &[]).await;
     assert_eq!(st.status.code(), Some(0), "{}", stderr(&st));
     let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(
@@ -448,14 +491,14 @@ async fn migrate_converts_a_layout_one_dataset_even_when_killed_halfway() {
         Some(7),
         "spot series: {st}"
     );
-    let sum = cli(work.path(), &["summary", root, "--json"], &[]).await;
+    let sum = cli(work, &["summary", root, "--json"], &[]).await;
     assert_eq!(sum.status.code(), Some(0), "{}", stderr(&sum));
     let mark = ds.join("mark_price");
-    let sum = cli(work.path(), &["summary", mark.to_str().unwrap()], &[]).await;
+    let sum = cli(work, &["summary", mark.to_str().unwrap()], &[]).await;
     assert_eq!(sum.status.code(), Some(0), "{}", stderr(&sum));
-    let svg = work.path().join("c.svg");
+    let svg = work.join("c.svg");
     let chart = cli(
-        work.path(),
+        work,
         &[
             "chart",
             root,

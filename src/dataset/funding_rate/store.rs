@@ -498,8 +498,7 @@ mod tests {
         use std::sync::Arc;
         let b = to_batch(records, o.transform.prices, o.transform.time_unit).unwrap();
         let mut fields: Vec<arrow_schema::FieldRef> = b.schema().fields().to_vec();
-        let sym =
-            arrow_schema::Field::new("symbol", crate::transform::schema::label_type(), false);
+        let sym = arrow_schema::Field::new("symbol", crate::transform::schema::label_type(), false);
         fields.insert(1, Arc::new(sym));
         let mut cols = b.columns().to_vec();
         cols.insert(
