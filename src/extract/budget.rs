@@ -15,7 +15,7 @@
 //! correction, 429 and 418); [`WeightBudget`] wraps it for concurrent async workers.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::interval::{DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
@@ -379,6 +379,8 @@ impl ExchangeClock {
 pub struct WeightBudget {
     state: Mutex<BudgetState>,
     clock: ExchangeClock,
+    /// Requests that had to wait for a later window (or a pause) before they were admitted.
+    waits: AtomicU64,
 }
 
 /// Weight admitted for one request; hand it back with [`WeightBudget::complete`].
@@ -396,7 +398,13 @@ impl WeightBudget {
         WeightBudget {
             state: Mutex::new(state),
             clock,
+            waits: AtomicU64::new(0),
         }
+    }
+
+    /// How many requests waited before they were admitted (each counted once).
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
     }
 
     /// The exchange clock.
@@ -415,11 +423,16 @@ impl WeightBudget {
 
     /// Wait until a request of `weight` fits, then count it.
     pub async fn acquire(&self, weight: u32) -> Admission {
+        let mut waited = false;
         loop {
             let now = self.clock.window_now_ms();
             match self.with(|s| s.try_acquire(now, weight)) {
                 Admit::Go { window } => return Admission { window, weight },
                 Admit::WaitUntil(t) => {
+                    if !waited {
+                        waited = true;
+                        self.waits.fetch_add(1, Ordering::Relaxed);
+                    }
                     let wait = (t - now).clamp(1, 60_000) as u64;
                     tokio::time::sleep(Duration::from_millis(wait)).await;
                 }
@@ -688,6 +701,7 @@ mod tests {
             Duration::ZERO,
             "the first request goes at once"
         );
+        assert_eq!(budget.waits(), 0);
         let second = budget.acquire(60).await;
         let waited = started.elapsed();
         assert_eq!(
@@ -701,5 +715,6 @@ mod tests {
             waited <= Duration::from_secs(60),
             "it waited {waited:?}, at most a window"
         );
+        assert_eq!(budget.waits(), 1, "one request waited, counted once");
     }
 }
