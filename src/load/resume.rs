@@ -233,8 +233,9 @@ mod tests {
     #[test]
     fn a_damaged_file_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        fs_err::create_dir_all(dir.path().join("klines")).unwrap();
-        fs_err::write(path(dir.path(), None), b"{not json").unwrap();
+        let file = path(dir.path(), None);
+        fs_err::create_dir_all(file.parent().unwrap()).unwrap();
+        fs_err::write(&file, b"{not json").unwrap();
         assert!(read(dir.path(), None).is_empty());
     }
 
