@@ -35,7 +35,6 @@ use crate::load::{DatasetWriter, LoadError, TaskKey, TaskSink, WriteOptions, sta
 use crate::simulator::{SimConfig, SimHandle, Simulator};
 use crate::summary::dataset::{Collector, summarize_with};
 use crate::summary::report::{PipelineInfo, Report, SeriesReport, ToolInfo, render_table};
-use crate::summary::series::GapCause;
 use crate::summary::table::series_parquet;
 use crate::symbol::Symbol;
 use crate::transform::fmt_ms;
@@ -337,6 +336,7 @@ async fn run_against(
         })
         .collect();
     let pending_before = resume::read(&root, opts.shard);
+    resume::log_outside_range(&pending_before, &series, (range_start, range_end));
     let (mut tasks, covered) = match opts.mode {
         RunMode::Incremental => incremental_tasks(
             &root,
@@ -382,7 +382,10 @@ async fn run_against(
 
     // Encoding is CPU work: it runs on its own thread, fed through a bounded channel.
     // The summary's statistics of every partition written come from the rows in memory.
-    let collector = Arc::new(Collector::new(root.clone()));
+    let collector = Arc::new(
+        Collector::new(root.clone())
+            .with_signed_prices(p.kline_family == crate::config::KlineFamily::PremiumIndex),
+    );
     let writer = DatasetWriter::new(root.clone(), WriteOptions::from_pipeline(p))
         .with_family(p.kline_family)
         .with_observer(collector.clone());
@@ -487,7 +490,7 @@ async fn run_against(
                 }
             }
             for w in &o.failed_windows {
-                unfinished.push(Pending::new(&key, (w.start, w.end), Reason::FetchFailed));
+                unfinished.push(Pending::new(&key, (w.start, w.end), w.cause.into()));
             }
         }
         match ld {
@@ -507,6 +510,10 @@ async fn run_against(
                 any_load_error.get_or_insert(ExitCode::Output);
             }
             None => {}
+        }
+        // Malformed rows the extractor did not deliver are findings too.
+        if let Some(o) = &ex {
+            r.quality.merge(&o.quality);
         }
         let window = (t.start_ms, t.end_ms);
         match (r.status.as_str(), ex.as_ref().map(|o| &o.status)) {
@@ -749,7 +756,11 @@ fn resume_pending(
     for p in pending.iter().filter(|p| p.task() == *key) {
         let w = p.window();
         let last = state::last_stored_in(root, key, w.0, w.1)?;
-        let r = incremental::resume_point(w, last);
+        let r = if p.reason.refetch_whole() {
+            w
+        } else {
+            incremental::resume_point(w, last)
+        };
         if r.0 > w.0 {
             covered.entry(key.clone()).or_default().push((w.0, r.0));
         }
@@ -833,7 +844,7 @@ fn repair_tasks(
         gaps.entry(key).or_default().extend(
             s.gaps
                 .iter()
-                .filter(|g| g.cause == GapCause::FetchFailed || exchange_gaps)
+                .filter(|g| g.cause.is_ours() || exchange_gaps)
                 .filter_map(|g| Some((parse_utc(&g.start)?, parse_utc(&g.end)?))),
         );
     }

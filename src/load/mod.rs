@@ -84,6 +84,15 @@ pub enum LoadError {
         /// What does not match.
         reason: String,
     },
+    /// Something other than a regular file (a directory, a FIFO, a device) sits where a
+    /// partition file belongs.
+    #[error(
+        "`{path}` is not a regular file but sits where a partition file belongs; move it away (it was left untouched)"
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
     /// An existing file was written by a newer kline-etl.
     #[error(
         "existing file `{path}` has schema version `{found}`, newer than this kline-etl understands; upgrade kline-etl (the file was left untouched)"
@@ -337,7 +346,9 @@ impl DatasetWriter {
         } else {
             rows.without_volumes()
         };
-        let existing = if path.exists() {
+        // `symlink_metadata`, not `exists`: a dangling link or a directory in the way is
+        // refused by the reader, never replaced.
+        let existing = if fs_err::symlink_metadata(&path).is_ok() {
             let (old, info) = parquet::read_file(&path)?;
             let want = (self.opts.transform.prices, self.opts.transform.time_unit);
             if (info.prices, info.time_unit) != want {
@@ -490,7 +501,11 @@ pub fn last_open_time(
         .collect();
     candidates.push(dir.join(partition::FILE_NAME));
     let mut best: Option<i64> = None;
-    for file in candidates.iter().filter(|f| f.is_file()) {
+    // Anything at a partition path is read: a non-file there is refused, not skipped.
+    for file in candidates
+        .iter()
+        .filter(|f| fs_err::symlink_metadata(f).is_ok())
+    {
         if let Some(t) = parquet::max_open_time(file)? {
             best = Some(best.map_or(t, |b| b.max(t)));
         }
@@ -552,7 +567,8 @@ impl TaskSink {
         let Some((key, rows)) = self.current.take() else {
             return Ok(());
         };
-        let report = quality::check(&rows, self.task.interval);
+        let signed = self.writer.family == KlineFamily::PremiumIndex;
+        let report = quality::check_with(&rows, self.task.interval, signed);
         let clean = report.is_clean();
         self.outcome.quality.merge(&report);
         if !clean && self.writer.opts.transform.on_violation == OnViolation::Fail {
@@ -560,6 +576,13 @@ impl TaskSink {
                 path: self.writer.path_of(&key),
                 summary: report.summary(),
             });
+        }
+        if !clean {
+            tracing::warn!(
+                path = %self.writer.path_of(&key).display(),
+                "quality findings (written, `on_violation: report`): {}",
+                report.summary()
+            );
         }
         let out = self.writer.write_partition(&key, rows)?;
         self.outcome.partitions.push(out);

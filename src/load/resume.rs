@@ -40,6 +40,30 @@ pub enum Reason {
     FetchFailed,
     /// Its task failed (for example the exchange refused the symbol).
     TaskFailed,
+    /// The exchange sent malformed rows there (still after retries); they were not written.
+    InvalidRow,
+    /// The exchange answered an empty page there although it has candles after it.
+    EmptyReply,
+}
+
+impl Reason {
+    /// Whether a rerun fetches the whole window again, rather than resuming from the last
+    /// candle stored inside it: candles are missing in its middle, not only at its end.
+    pub fn refetch_whole(self) -> bool {
+        matches!(self, Reason::InvalidRow | Reason::EmptyReply)
+    }
+
+    /// The cause the summary gives a gap inside a window pending for this reason.
+    pub fn gap_cause(self) -> crate::summary::series::GapCause {
+        use crate::summary::series::GapCause;
+        match self {
+            Reason::InvalidRow => GapCause::InvalidRow,
+            Reason::EmptyReply => GapCause::EmptyReply,
+            Reason::InFlight | Reason::Stopped | Reason::FetchFailed | Reason::TaskFailed => {
+                GapCause::FetchFailed
+            }
+        }
+    }
 }
 
 /// One unfinished window of one series.
@@ -164,6 +188,33 @@ pub fn read(root: &Path, shard: Option<crate::plan::Shard>) -> Vec<Pending> {
     }
 }
 
+/// The pending windows of `series` that lie outside `range` (an earlier run with another
+/// range or `--from`/`--to` left them): a run still fetches them, and says so.
+pub fn outside_range<'a>(
+    pending: &'a [Pending],
+    series: &'a [TaskKey],
+    range: Window,
+) -> impl Iterator<Item = &'a Pending> {
+    pending.iter().filter(move |p| {
+        (p.end_ms <= range.0 || p.start_ms >= range.1) && series.contains(&p.task())
+    })
+}
+
+/// Log [`outside_range`]'s windows, one line each.
+pub fn log_outside_range(pending: &[Pending], series: &[TaskKey], range: Window) {
+    for p in outside_range(pending, series, range) {
+        tracing::warn!(
+            market = %p.market,
+            symbol = %p.symbol,
+            interval = %p.interval,
+            start = %p.start,
+            end = %p.end,
+            reason = ?p.reason,
+            "an earlier run left this window unfinished outside the pipeline's range; fetching it too"
+        );
+    }
+}
+
 /// Replace the resume file atomically (removing it when nothing is pending).
 pub fn write(
     root: &Path,
@@ -223,6 +274,19 @@ mod tests {
             symbol: sym.parse().unwrap(),
             interval: Interval::H1,
         }
+    }
+
+    #[test]
+    fn windows_outside_the_range_are_found() {
+        let p = vec![
+            Pending::new(&key("BTCUSDT"), (0, 100), Reason::FetchFailed),
+            Pending::new(&key("BTCUSDT"), (500, 600), Reason::Stopped),
+            Pending::new(&key("ETHUSDT"), (0, 100), Reason::FetchFailed),
+        ];
+        let series = [key("BTCUSDT")];
+        let found: Vec<_> = outside_range(&p, &series, (100, 550)).collect();
+        assert_eq!(found, [&p[0]]);
+        assert!(Reason::InvalidRow.refetch_whole() && !Reason::InFlight.refetch_whole());
     }
 
     #[test]

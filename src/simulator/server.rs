@@ -189,6 +189,7 @@ struct Reply {
     body: Bytes,
     html: bool,
     retry_after: Option<u64>,
+    location: Option<String>,
 }
 
 impl Reply {
@@ -198,6 +199,7 @@ impl Reply {
             body: body.into(),
             html: false,
             retry_after: None,
+            location: None,
         }
     }
 
@@ -207,6 +209,7 @@ impl Reply {
             body: Bytes::from(v.to_string()),
             html: false,
             retry_after: None,
+            location: None,
         }
     }
 }
@@ -420,6 +423,7 @@ async fn handle(
             body: Bytes::new(),
             html: false,
             retry_after: None,
+            location: None,
         };
         return finish(reply, None, None);
     };
@@ -462,7 +466,22 @@ async fn handle(
             ),
             html: true,
             retry_after: None,
+            location: None,
         }),
+        Some(FaultKind::Redirect) => Some(redirect_reply(&sh, req.uri())),
+        Some(FaultKind::HugeRetryAfter) => {
+            sh.record(|s| s.sent_429 += 1);
+            let mut r = Reply::json(
+                StatusCode::TOO_MANY_REQUESTS,
+                &json!({"code": -1003, "msg": "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API."}),
+            );
+            r.retry_after = Some(86_400);
+            Some(r)
+        }
+        Some(FaultKind::JsonErrorOk) => Some(Reply::json(
+            StatusCode::OK,
+            &json!({"code": -1003, "msg": "Too many requests queued."}),
+        )),
         Some(FaultKind::TooManyRequests) => {
             Some(limit_reply(&sh, market, sh.limiter.forced_429(ip, market, wall)))
         }
@@ -481,9 +500,21 @@ async fn handle(
         }
     };
 
-    let reply = match endpoint(&sh, market, ep, &params, req.headers()) {
+    let mut reply = match endpoint(&sh, market, ep, &params, req.headers()) {
         Ok(r) => r,
         Err(e) => e.into_reply(),
+    };
+    if is_klines(ep)
+        && reply.status == StatusCode::OK
+        && let Some(kind) = fault
+    {
+        reply.body = corrupt_klines(kind, &reply.body);
+    }
+    // An implausible used-weight header on an otherwise normal reply.
+    let used = if fault == Some(FaultKind::HugeWeightHeader) {
+        999_999
+    } else {
+        used
     };
     let transport = match fault {
         Some(FaultKind::ResetBeforeHeaders) => {
@@ -496,6 +527,82 @@ async fn handle(
         _ => None,
     };
     finish(reply, Some((&header, used)), transport)
+}
+
+fn is_klines(ep: Endpoint) -> bool {
+    matches!(
+        ep,
+        Endpoint::Klines
+            | Endpoint::UiKlines
+            | Endpoint::MarkPriceKlines
+            | Endpoint::IndexPriceKlines
+            | Endpoint::PremiumIndexKlines
+            | Endpoint::ContinuousKlines
+    )
+}
+
+/// A `302` to the configured address (same path and query); a 502 when none is set.
+fn redirect_reply(sh: &Shared, uri: &axum::http::Uri) -> Reply {
+    let Some(to) = &sh.faults.redirect_to else {
+        return ApiError {
+            status: StatusCode::BAD_GATEWAY,
+            code: -1000,
+            msg: "redirect fault without a target".to_owned(),
+        }
+        .into_reply();
+    };
+    let target = format!(
+        "{}{}",
+        to.trim_end_matches('/'),
+        uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    Reply {
+        status: StatusCode::FOUND,
+        body: Bytes::new(),
+        html: false,
+        retry_after: None,
+        location: Some(target),
+    }
+}
+
+/// Apply a row fault to a klines body (`[[open_time, "o", "h", "l", "c", "v", close_time,
+/// ...], ...]`); other faults and bodies that are not arrays come back unchanged.
+fn corrupt_klines(kind: FaultKind, body: &Bytes) -> Bytes {
+    if kind == FaultKind::EmptyPage {
+        return Bytes::from_static(b"[]");
+    }
+    if !matches!(
+        kind,
+        FaultKind::OffGridRow | FaultKind::CloseBeforeOpen | FaultKind::ZeroPriceRow
+    ) {
+        return body.clone();
+    }
+    let Ok(serde_json::Value::Array(mut rows)) = serde_json::from_slice(body) else {
+        return body.clone();
+    };
+    let mid = rows.len() / 2;
+    let Some(serde_json::Value::Array(row)) = rows.get_mut(mid) else {
+        return body.clone();
+    };
+    let time = |v: &serde_json::Value| v.as_i64().unwrap_or(0);
+    if row.len() < 7 {
+        return body.clone();
+    }
+    match kind {
+        FaultKind::OffGridRow => {
+            // Moved in whatever unit the page uses (ms or µs): 1234 ms either way.
+            let scale = if time(&row[0]) >= MICROS_THRESHOLD { 1000 } else { 1 };
+            row[0] = json!(time(&row[0]) + 1234 * scale);
+            row[6] = json!(time(&row[6]) + 1234 * scale);
+        }
+        FaultKind::CloseBeforeOpen => row[6] = json!(time(&row[0]) - 1),
+        _ => {
+            for v in &mut row[1..5] {
+                *v = json!("0.00000000");
+            }
+        }
+    }
+    serde_json::to_vec(&rows).map_or_else(|_| body.clone(), Bytes::from)
 }
 
 fn limit_reply(sh: &Shared, market: Market, v: Verdict) -> Reply {
@@ -565,6 +672,9 @@ fn finish(
     }
     if let Some(s) = reply.retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    if let Some(v) = reply.location.as_deref().and_then(|l| HeaderValue::from_str(l).ok()) {
+        headers.insert(header::LOCATION, v);
     }
     let body = reply.body;
     let body = match transport {
@@ -639,8 +749,13 @@ fn endpoint(
     let t = |ms: i64| if micros { ms * 1000 } else { ms };
     match ep {
         Endpoint::Ping => Ok(Reply::ok("{}")),
-        Endpoint::Time => Ok(Reply::json(StatusCode::OK, &json!({"serverTime": t(now)}))),
-        Endpoint::ExchangeInfo => exchange_info(sh, market, p, t(now), now),
+        Endpoint::Time => Ok(Reply::json(
+            StatusCode::OK,
+            &json!({"serverTime": t(now + sh.faults.time_skew_ms)}),
+        )),
+        Endpoint::ExchangeInfo => {
+            exchange_info(sh, market, p, t(now + sh.faults.time_skew_ms), now)
+        }
         Endpoint::Klines
         | Endpoint::UiKlines
         | Endpoint::MarkPriceKlines

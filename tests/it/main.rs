@@ -8,6 +8,7 @@ mod fuzz_regressions;
 mod hostile;
 mod load;
 mod nightly;
+mod never_wrong;
 mod run;
 mod simulator;
 mod snapshots_ds;
