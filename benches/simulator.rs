@@ -28,6 +28,7 @@ fn pages(c: &mut Criterion) {
                 .with_weight_limit(Market::UsdM, u32::MAX),
         ))
         .expect("simulator starts");
+    kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
     let client = reqwest::Client::new();
     let symbol: Symbol = "BTCUSDT".parse().expect("valid symbol");
 

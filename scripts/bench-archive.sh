@@ -6,6 +6,8 @@
 # per minute: the share one symbol gets when ten symbols backfill together.
 #
 #   ./scripts/bench-archive.sh           # needs a release build; builds it if missing
+#   KLINE_ETL_BIN=target/profiling/kline-etl ./scripts/bench-archive.sh   # with line tables, for
+#                                        # perf (cargo build --profile profiling --bin kline-etl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${KLINE_ETL_BIN:-target/release/kline-etl}

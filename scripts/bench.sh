@@ -7,6 +7,8 @@
 #   ./scripts/bench.sh                      # all jobs, all contenders
 #   ./scripts/bench.sh --jobs cpu --repeat 3
 #   ./scripts/bench.sh --check              # job definitions only
+#   ./scripts/bench.sh --bin target/profiling/kline-etl   # line tables for perf (cargo build
+#                                           # --profile profiling --bin kline-etl); release has none
 #
 # Needs a Rust toolchain and python3 (3.10+, with venv). Other flags: ./scripts/bench.sh --help
 set -euo pipefail

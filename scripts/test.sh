@@ -11,6 +11,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import binance, pyarr
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
-export KLINE_ETL_PYTHON="$PWD/$venv/bin/python"
+case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
+export KLINE_ETL_PYTHON="$venv/bin/python"
 
 cargo test --locked "$@"

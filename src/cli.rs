@@ -90,6 +90,15 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Draw the candlestick chart (candles, volume panel, moving averages) to SVG or PNG.
     Chart(ChartArgs),
+    /// Fetch klines (or a ticker or order-book snapshot) without writing a pipeline file:
+    /// `kline-etl fetch BTCUSDT 1d --start 2020-07-05`.
+    Fetch(crate::commands::fetch::FetchArgs),
+    /// Write an annotated starter pipeline file.
+    Init(crate::commands::init::InitArgs),
+    /// Print shell completions (bash, zsh, fish, powershell) on stdout.
+    Completions(crate::commands::docs::CompletionsArgs),
+    /// Print the man page (roff) on stdout.
+    Man,
 }
 
 /// `kline-etl run`.
@@ -100,6 +109,12 @@ pub struct RunArgs {
     pub pipelines: Vec<PathBuf>,
     #[command(flatten)]
     pub range: RangeOverride,
+    /// Override `symbols` (comma-separated: `BTCUSDT,ETHUSDT`).
+    #[arg(long, value_name = "A,B,...")]
+    pub symbols: Option<String>,
+    /// Override `intervals` (comma-separated: `1h,1d`).
+    #[arg(long, value_name = "I,J,...")]
+    pub intervals: Option<String>,
     /// Ignore existing output and refetch the whole range.
     #[arg(long)]
     pub full_refresh: bool,
@@ -119,11 +134,11 @@ pub struct RunArgs {
     /// Run only shard I of N (`2/4`): the series whose stable hash falls to it, so N processes
     /// (on N hosts, with N weight budgets) fill one dataset without coordinating.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
-    pub shard: Option<crate::plan::Shard>,
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// `--shard I/N`.
-fn parse_shard(s: &str) -> Result<crate::plan::Shard, String> {
+fn parse_shard(s: &str) -> Result<crate::shard::Shard, String> {
     s.parse()
 }
 
@@ -152,7 +167,7 @@ pub struct RepairArgs {
     pub lock: LockArgs,
     /// Repair only shard I of N (`2/4`), as `run --shard` wrote it.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
-    pub shard: Option<crate::plan::Shard>,
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// `kline-etl status`.

@@ -64,6 +64,15 @@ impl ExitCode {
     }
 }
 
+/// The outcome word of a run report, with the words summaries written before 0.1 used for a
+/// resumable stop (`cancelled`, `banned_resumable`) read as the run's own word, `resumable`.
+pub fn outcome_word(recorded: &str) -> &str {
+    match recorded {
+        "cancelled" | "banned_resumable" => ExitCode::Resumable.name(),
+        other => other,
+    }
+}
+
 impl From<ExitCode> for std::process::ExitCode {
     fn from(c: ExitCode) -> Self {
         std::process::ExitCode::from(c.code())
@@ -73,6 +82,13 @@ impl From<ExitCode> for std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_outcome_words_read_as_resumable() {
+        assert_eq!(outcome_word("cancelled"), "resumable");
+        assert_eq!(outcome_word("banned_resumable"), "resumable");
+        assert_eq!(outcome_word("tasks_failed"), "tasks_failed");
+    }
 
     #[test]
     fn codes_are_distinct() {

@@ -1,47 +1,68 @@
-//! kline-etl: declarative Binance kline pipelines, from REST pages to typed, hive-partitioned
-//! Parquet with summary statistics.
+//! kline-etl: declarative Binance market-data pipelines, from REST pages and archive files to
+//! typed, hive-partitioned Parquet with summary statistics.
 //!
-//! # Layout
+//! # Module map
 //!
-//! The modules follow the data, left to right:
+//! The data flows left to right; each module imports only modules to its right or the shared
+//! vocabulary below it:
 //!
 //! ```text
-//! config ──> plan ──> extract ──> transform ──> load ──> summary
+//! main -> commands -> dataset -> run -> plan -> extract -> transform -> load -> summary
+//!                                        (config, and the vocabulary, everywhere)
 //! ```
 //!
-//! - [`config`]: read a pipeline file, interpolate `${VAR}`, deserialise, validate into a
-//!   [`config::Pipeline`]. Every error names the file, line, column and field.
-//! - [`plan`]: resolve a pipeline into tasks (market × symbol × interval × UTC window) with
-//!   request and weight estimates.
-//! - [`extract`]: the REST client, the pager, the shared weight budget and the retry policy.
-//! - [`transform`]: exchange rows (JSON pages) into typed Arrow batches, plus quality checks.
-//! - [`load`]: hive partitioning and atomic, idempotent Parquet writes.
-//! - [`summary`]: mergeable statistics, `_summary.json`, and the run report.
-//! - [`snapshot`]: running the snapshot datasets (`ticker_price`, `depth`) end to end.
-//! - [`simulator`]: the built-in Binance-compatible exchange used by tests, benchmarks and the
-//!   offline demo.
-//! - [`interval`], [`market`], [`symbol`]: the domain vocabulary every stage shares.
-//! - [`exit`]: the documented process exit codes.
+//! | module | owns |
+//! |---|---|
+//! | `main.rs` | the binary: parse the command line, set up logging, call [`commands`], exit |
+//! | [`cli`] | the command line (clap): commands, flags, their help |
+//! | [`commands`] | one module per command (`run`, `repair`, `fetch`, `init`, `plan`, `validate`, `status`, `summary`, `chart`, `simulate`, `completions`/`man`) |
+//! | [`console`] | the two streams: results on stdout; logs, errors, notices on stderr (JSON lines with `--log-format json`) |
+//! | [`config`] | a pipeline file: read, interpolate `${VAR}`, deserialise, validate into a [`config::Pipeline`]; every error names file, line, column and key |
+//! | [`dataset`] | one module per dataset (`klines` with its families, the `ticker_price`/`depth` snapshots): its run from connect to report, and the dispatch on `dataset` |
+//! | [`run`] | what every run shares: options, errors, the endpoint (simulator or URL), the lock and object-store mirror, the loader thread, the run report |
+//! | [`plan`] | tasks, requests and weight; the one incremental planner (disk state and resume file to windows) behind `run`, `--dry-run` and `plan`; symbol selectors |
+//! | [`extract`] | HTTP: the REST client, the pager, the shared weight budget, the retry policy, archive files, snapshot requests |
+//! | [`transform`] | exchange rows into typed Arrow columns, and the quality checks |
+//! | [`load`] | files: partitioning, merges, atomic idempotent Parquet writes, the lock, the resume file, object stores |
+//! | [`summary`] | mergeable statistics, `_summary.json`/`.parquet`, the summary table, the chart |
+//! | [`status`] | `kline-etl status`: what is on disk, what is pending, the last run |
+//! | [`progress`] | the terminal progress display behind [`extract::Progress`], and its model (what is done of what total) |
+//! | [`simulator`] | the built-in Binance-compatible exchange (tests, benchmarks, the offline demo); cargo feature `simulator`, on by default (without it, a stand-in that says so) |
+//! | [`tls`] | the one TLS crypto provider (ring) of every HTTPS client |
+//! | [`layout`] | every on-disk name: dataset directories, hive keys, partition, snapshot and report files |
+//! | [`interval`], [`market`], [`symbol`], [`shard`], [`window`], [`time`], [`error`], [`exit`] | the vocabulary every stage shares: intervals, markets, symbols, `--shard I/N`, `[start, end)` windows, UTC text, error chains, exit codes |
 //!
 //! Only `extract` (HTTP), `load` (files) and `simulator` (a server) do I/O. Paging decisions,
-//! retry decisions, transform, partitioning and statistics are plain functions.
+//! retry decisions, transform, partitioning, planning windows and statistics are plain
+//! functions.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod console;
+pub mod dataset;
+pub mod error;
 pub mod exit;
 pub mod extract;
 #[doc(hidden)]
 pub mod fuzz;
-pub mod incremental;
 pub mod interval;
+pub mod layout;
 pub mod load;
 pub mod market;
 pub mod plan;
 pub mod progress;
 pub mod run;
+pub mod shard;
+#[cfg(feature = "simulator")]
 pub mod simulator;
-pub mod snapshot;
+#[cfg(not(feature = "simulator"))]
+#[path = "simulator_off.rs"]
+pub mod simulator;
 pub mod status;
 pub mod summary;
 pub mod symbol;
+pub mod time;
+pub mod tls;
 pub mod transform;
+pub mod window;

@@ -58,8 +58,11 @@ pub struct LastRun {
     pub started_at: String,
     /// End (UTC).
     pub finished_at: String,
-    /// `ok`, `tasks_failed`, `resumable`, …
+    /// `ok`, `tasks_failed`, `resumable`, …: the run's own word (exit code name).
     pub outcome: String,
+    /// Why a resumable run stopped: `interrupt` or `ban`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
     /// Its exit code.
     pub exit_code: u8,
 }
@@ -78,6 +81,9 @@ pub struct Status {
     pub interrupted_windows: usize,
     /// Per series.
     pub series: Vec<SeriesStatus>,
+    /// The funding-rate dataset under the same root, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub funding_rate: Option<crate::dataset::funding_rate::FundingStatus>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +102,8 @@ struct RunDoc {
     started_at: String,
     finished_at: String,
     outcome: String,
+    #[serde(default)]
+    stopped_by: Option<String>,
     exit_code: u8,
     #[serde(default)]
     tasks: Vec<TaskDoc>,
@@ -114,7 +122,7 @@ pub fn status(root: &Path) -> Result<Status, LoadError> {
     let pending = resume::read_all(root);
     let mut series = crate::summary::dataset::summarize(root)?;
     crate::summary::dataset::attribute_pending(&mut series, &pending);
-    let doc: Option<SummaryDoc> = fs_err::read_to_string(root.join("klines").join("_summary.json"))
+    let doc: Option<SummaryDoc> = fs_err::read_to_string(crate::layout::summary_json(root))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
     let mut task_status: BTreeMap<(Market, String, Interval), String> = BTreeMap::new();
@@ -132,7 +140,8 @@ pub fn status(root: &Path) -> Result<Status, LoadError> {
             pipeline: d.pipeline.map(|p| p.name),
             started_at: run.started_at,
             finished_at: run.finished_at,
-            outcome: run.outcome,
+            outcome: crate::exit::outcome_word(&run.outcome).to_owned(),
+            stopped_by: run.stopped_by,
             exit_code: run.exit_code,
         })
     });
@@ -176,7 +185,12 @@ pub fn status(root: &Path) -> Result<Status, LoadError> {
             }
         })
         .collect();
+    let funding_rate = crate::dataset::funding_rate::status(root).map_err(|e| match e {
+        crate::dataset::funding_rate::store::StoreError::Load(l) => l,
+        other => LoadError::Io(std::io::Error::other(other.to_string())),
+    })?;
     Ok(Status {
+        funding_rate,
         root: root.display().to_string(),
         running,
         last_run,
@@ -202,12 +216,15 @@ pub fn render(s: &Status) -> String {
         Some(r) => {
             let _ = writeln!(
                 out,
-                "last run: {} ({}) {} → {}: {} (exit {})",
+                "last run: {} ({}) {} → {}: {}{} (exit {})",
                 r.pipeline.as_deref().unwrap_or("-"),
                 s.root,
                 r.started_at,
                 r.finished_at,
                 r.outcome,
+                r.stopped_by.as_deref().map_or(String::new(), |b| format!(
+                    ", stopped by {b}; the next run resumes"
+                )),
                 r.exit_code
             );
         }
@@ -251,6 +268,9 @@ pub fn render(s: &Status) -> String {
             r.pending_windows,
             r.last_run
         );
+    }
+    if let Some(f) = &s.funding_rate {
+        out.push_str(&crate::dataset::funding_rate::render_status(f));
     }
     if s.series.iter().any(|r| r.gaps_fetch_failed > 0) {
         out.push_str(

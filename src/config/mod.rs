@@ -14,6 +14,7 @@
 
 pub mod interpolate;
 pub mod model;
+pub mod overrides;
 pub mod raw;
 pub mod time;
 pub mod validate;
@@ -24,6 +25,7 @@ use std::path::Path;
 
 pub use interpolate::{InterpolateError, interpolate};
 pub use model::*;
+pub use overrides::{SeriesOverrideError, override_series};
 pub use time::{TimeError, parse_time};
 
 /// The largest pipeline file accepted (1 MiB). Real pipelines are a few hundred bytes; the cap
@@ -108,20 +110,26 @@ impl ConfigError {
 
 /// What a file type is when it is not a regular file (`None` for a regular file).
 fn not_a_regular_file(kind: std::fs::FileType) -> Option<&'static str> {
-    use std::os::unix::fs::FileTypeExt;
     if kind.is_file() {
-        None
-    } else if kind.is_dir() {
-        Some("a directory")
-    } else if kind.is_fifo() {
-        Some("a FIFO")
-    } else if kind.is_socket() {
-        Some("a socket")
-    } else if kind.is_char_device() || kind.is_block_device() {
-        Some("a device")
-    } else {
-        Some("not a regular file")
+        return None;
     }
+    if kind.is_dir() {
+        return Some("a directory");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some("a FIFO");
+        }
+        if kind.is_socket() {
+            return Some("a socket");
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return Some("a device");
+        }
+    }
+    Some("a special file")
 }
 
 /// Read and validate the pipeline file at `path`, looking `${VAR}`s up with `env`.
@@ -165,11 +173,27 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipelin
     parse_str(&source_name, text, env)
 }
 
-/// Parse and validate pipeline text; `source_name` is used in error messages.
+/// Parse and validate pipeline text; `source_name` is used in error messages. A range that
+/// mixes relative and absolute times is checked against the clock.
 pub fn parse_str(
     source_name: &str,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pipeline, ConfigError> {
+    parse_str_at(
+        source_name,
+        text,
+        env,
+        chrono::Utc::now().timestamp_millis(),
+    )
+}
+
+/// [`parse_str`] with the clock reading `now_ms`.
+pub fn parse_str_at(
+    source_name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    now_ms: i64,
 ) -> Result<Pipeline, ConfigError> {
     if text.len() as u64 > MAX_PIPELINE_BYTES {
         return Err(ConfigError::TooLarge {
@@ -191,7 +215,7 @@ pub fn parse_str(
         ));
     }
     let raw = parse_raw(source_name, text)?;
-    validate::validate(&raw, env).map_err(|diagnostics| ConfigError::Invalid {
+    validate::validate(&raw, env, now_ms).map_err(|diagnostics| ConfigError::Invalid {
         source_name: source_name.to_owned(),
         diagnostics,
     })
@@ -237,9 +261,54 @@ fn parse_raw(source_name: &str, text: &str) -> Result<raw::RawPipeline, ConfigEr
         } else {
             token_at(text, line, column)
         };
-        let message = friendly(&clean_message(&e.to_string()), found);
+        let message = clean_message(&e.to_string());
+        if message.contains("tab")
+            && let Some((line, column, path)) = indentation_tab(text)
+        {
+            return ConfigError::invalid(
+                source_name,
+                line,
+                column,
+                &path,
+                "a tab in the indentation; YAML indents with spaces only: replace the tab with spaces".to_owned(),
+            );
+        }
+        let message = friendly(&message, found);
         ConfigError::invalid(source_name, line.max(1), column.max(1), &path, message)
     })
+}
+
+/// The first tab in a line's indentation: its 1-based line and column, and the key path of
+/// that line (`source.market`), followed from the indentation of the lines above it.
+fn indentation_tab(text: &str) -> Option<(usize, usize, String)> {
+    // (indent, key) of the mappings open above the current line.
+    let mut open: Vec<(usize, String)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let body = line.trim_start_matches([' ', '\t']);
+        let indent = line.len() - body.len();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let key = body
+            .trim_start_matches("- ")
+            .split_once(':')
+            .map(|(k, _)| k.trim().trim_matches(['"', '\'']).to_owned())
+            .filter(|k| !k.is_empty() && !k.contains([' ', '{', '[', ',']));
+        while open.last().is_some_and(|(d, _)| *d >= indent) {
+            open.pop();
+        }
+        if let Some(col) = line[..indent].find('\t') {
+            let mut path: Vec<&str> = open.iter().map(|(_, k)| k.as_str()).collect();
+            if let Some(k) = &key {
+                path.push(k);
+            }
+            return Some((i + 1, line[..col].chars().count() + 1, path.join(".")));
+        }
+        if let Some(k) = key {
+            open.push((indent, k));
+        }
+    }
+    None
 }
 
 /// Drop serde_path_to_error's view of our wrappers: `Spanned`'s `value` and the root `.`.
@@ -390,8 +459,10 @@ pub fn override_range(
         })?;
     }
     // Snapshot datasets have no range (it stays `now..now`).
-    if pipeline.dataset == Dataset::Klines
-        && time::ordered(pipeline.range.start, pipeline.range.end) == Some(false)
+    let (start, end) = (pipeline.range.start, pipeline.range.end);
+    let now = chrono::Utc::now().timestamp_millis();
+    if pipeline.dataset.has_range()
+        && !time::ordered(start, end).unwrap_or_else(|| start.resolve(now) < end.resolve(now))
     {
         return Err(OverrideError::Empty);
     }
@@ -405,15 +476,15 @@ pub fn override_range(
 /// Snapshot datasets (`ticker_price`, `depth`) have no range; they resolve to `(now, now)`.
 pub fn resolve_range(pipeline: &Pipeline, now_ms: i64) -> Result<(i64, i64), EmptyRange> {
     let (start, end) = pipeline.range.resolve(now_ms);
-    if pipeline.dataset != Dataset::Klines {
+    if !pipeline.dataset.has_range() {
         Ok((now_ms, now_ms))
     } else if start < end {
         Ok((start, end))
     } else {
         Err(EmptyRange {
             name: pipeline.name.clone(),
-            start: time::format_utc(start),
-            end: time::format_utc(end),
+            start: crate::time::format_utc(start),
+            end: crate::time::format_utc(end),
         })
     }
 }

@@ -178,6 +178,9 @@ pub enum Dataset {
     TickerPrice,
     /// Order-book snapshots (`/depth`).
     Depth,
+    /// Funding-rate history of perpetual futures (`/fundingRate`, USDⓈ-M and COIN-M):
+    /// [`crate::dataset::funding_rate`].
+    FundingRate,
 }
 
 impl Dataset {
@@ -187,7 +190,14 @@ impl Dataset {
             Dataset::Klines => "klines",
             Dataset::TickerPrice => "ticker_price",
             Dataset::Depth => "depth",
+            Dataset::FundingRate => "funding_rate",
         }
+    }
+
+    /// Whether the dataset is a history over `range` (klines, funding rates) rather than a
+    /// snapshot taken now.
+    pub fn has_range(self) -> bool {
+        matches!(self, Dataset::Klines | Dataset::FundingRate)
     }
 }
 
@@ -244,13 +254,7 @@ impl KlineFamily {
     /// holding the same layout (`<output.path>/mark_price/klines/...`), so incremental runs,
     /// resume, locking, `status`, `repair` and `summary` work per family unchanged.
     pub fn relative_root(self) -> PathBuf {
-        match self {
-            KlineFamily::Trades => PathBuf::new(),
-            KlineFamily::Continuous(c) => {
-                PathBuf::from("continuous").join(format!("contract_type={}", c.as_str()))
-            }
-            other => PathBuf::from(other.as_str()),
-        }
+        crate::layout::family_root(self)
     }
 
     /// Whether the rows carry volumes, trade counts and taker figures (only traded-price
@@ -354,6 +358,20 @@ impl TimeRange {
     /// The range in ms, `[start, end)`, resolved at `now_ms`.
     pub fn resolve(&self, now_ms: i64) -> (i64, i64) {
         (self.start.resolve(now_ms), self.end.resolve(now_ms))
+    }
+
+    /// The first open time of `interval` the range asks for, given the resolved start. A
+    /// relative start (`30 days ago`, `today`, `now`) means the candle that instant falls
+    /// in, so it is aligned down to the interval's boundary: `30 days ago` is exactly 30
+    /// daily candles (the forming one held back) or 720 hourly ones. An absolute start is
+    /// taken as written (the first candle opening at or after it).
+    pub fn start_for(&self, interval: crate::interval::Interval, resolved_start: i64) -> i64 {
+        match self.start {
+            TimeSpec::At(_) => resolved_start,
+            TimeSpec::Now | TimeSpec::Today | TimeSpec::Yesterday | TimeSpec::Ago(_) => {
+                interval.floor(resolved_start)
+            }
+        }
     }
 }
 
@@ -484,5 +502,35 @@ mod tests {
         assert_eq!(TimeSpec::Today.resolve(now), 1_699_920_000_000);
         assert_eq!(TimeSpec::Yesterday.resolve(now), 1_699_833_600_000);
         assert_eq!(TimeSpec::Ago(3_600_000).resolve(now), now - 3_600_000);
+    }
+
+    #[test]
+    fn relative_starts_align_to_the_interval() {
+        use crate::interval::{DAY_MS, HOUR_MS, Interval};
+        let now = 1_699_999_999_000; // 2023-11-14T22:13:19Z
+        let r = TimeRange {
+            start: TimeSpec::Ago(30 * DAY_MS),
+            end: TimeSpec::Now,
+        };
+        let (start, end) = r.resolve(now);
+        // Closed candles only: the one forming at `now` is held back.
+        for (iv, n) in [
+            (Interval::D1, 30),
+            (Interval::H1, 720),
+            (Interval::M1, 43_200),
+        ] {
+            let first = r.start_for(iv, start);
+            assert_eq!(first, iv.floor(start));
+            assert_eq!(iv.count_in(first, end.min(iv.floor(now))), n, "{iv}");
+        }
+        let abs = TimeRange {
+            start: TimeSpec::At(now - 30 * DAY_MS),
+            end: TimeSpec::Now,
+        };
+        assert_eq!(
+            abs.start_for(Interval::D1, now - 30 * DAY_MS),
+            now - 30 * DAY_MS
+        );
+        assert_eq!(r.start_for(Interval::H1, now - HOUR_MS / 2) % HOUR_MS, 0);
     }
 }

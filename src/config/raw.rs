@@ -60,7 +60,9 @@ pub struct RawPipeline {
     pub name: Option<SText>,
     /// `source`: the exchange endpoint and how hard we may use it. Optional (all defaults).
     pub source: Option<RawSource>,
-    /// `dataset`: `klines` (default), `ticker_price` or `depth`.
+    /// `dataset`: `klines` (default), `ticker_price`, `depth` or `funding_rate` (futures
+    /// only: the funding-rate history of perpetual contracts, with `range` and `symbols` as for
+    /// klines and no `intervals`).
     pub dataset: Option<SText>,
     /// `symbols` (required): a non-empty list without duplicates, e.g. `[BTCUSDT, ETHUSDT]`,
     /// or a selector map resolved against `exchangeInfo` at run time, e.g.
@@ -83,7 +85,8 @@ pub struct RawPipeline {
     /// `100`); futures one of `5 10 20 50 100 500 1000` (default `500`). The request weight
     /// grows with it (spot 5/25/50/250, futures 2/5/10/20).
     pub depth_limit: Option<Spanned<i64>>,
-    /// `range` (required for klines): the half-open UTC range `[start, end)` of candle open times.
+    /// `range` (required for klines and funding_rate): the half-open UTC range `[start, end)` of
+    /// candle open times (funding_rate: of funding times).
     pub range: Option<RawRange>,
     /// `transform`: typing and quality checks. Optional (all defaults).
     pub transform: Option<RawTransform>,
@@ -196,11 +199,12 @@ impl<'de> Deserialize<'de> for RawSymbols {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRange {
-    /// `range.start` (required for klines). One of: an ISO date (`2020-07-05`, meaning 00:00
+    /// `range.start` (required for klines and funding_rate). One of: an ISO date (`2020-07-05`, meaning 00:00
     /// UTC), an ISO datetime with `Z` or an offset (`2024-01-01T12:00:00Z`,
     /// `2024-01-01T12:00:00+02:00`), epoch milliseconds (`1593907200000`), `now`, `today`,
     /// `yesterday` (00:00 UTC), or `N minutes|hours|days|weeks ago`. A datetime without `Z` or
-    /// offset is rejected (append `Z` for UTC).
+    /// offset is rejected (append `Z` for UTC). A relative start is aligned down to each
+    /// interval's boundary (`30 days ago` is 30 daily or 720 hourly candles).
     pub start: Option<SText>,
     /// `range.end`: same forms as `start`. Default `now`. Exclusive.
     pub end: Option<SText>,

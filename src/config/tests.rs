@@ -164,11 +164,34 @@ fn start_must_precede_end() {
         "name: t\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange: { start: 2024-01-01, end: 2024-01-01 }\n",
     );
     assert_eq!(d.len(), 1);
-    // Relative against absolute depends on now: accepted here, caught at plan time.
+    // Relative words against absolute times (or each other) are decided against the clock
+    // at validation time: a schedule cannot succeed doing nothing forever.
+    let d = diags("name: t\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange: { start: 2999-01-01 }\n");
+    assert_eq!(d[0].path, "range.start");
     assert!(
-        parse("name: t\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange: { start: 2999-01-01 }\n")
-            .is_ok()
+        d[0].message
+            .contains("(resolved now: [`2999-01-01T00:00:00Z`, `"),
+        "{}",
+        d[0].message
     );
+    let d = diags(
+        "name: t\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange: { start: now, end: yesterday }\n",
+    );
+    assert_eq!(d.len(), 1);
+    assert!(
+        d[0].message
+            .starts_with("range start `now` is not before its end `yesterday`"),
+        "{}",
+        d[0].message
+    );
+    for ok in [
+        "{ start: yesterday, end: today }",
+        "{ start: 3 days ago, end: today }",
+        "{ start: 2020-01-01, end: 1 day ago }",
+    ] {
+        let text = format!("name: t\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange: {ok}\n");
+        assert!(parse(&text).is_ok(), "{ok}");
+    }
 }
 
 #[test]
@@ -280,8 +303,12 @@ fn the_api_key_never_appears_in_errors() {
 
 #[test]
 fn empty_ranges_are_caught_once_now_is_known() {
-    let p = parse(
+    // Valid when validated on 2023-12-01, empty once the clock passes 2024-01-04.
+    let p = parse_str_at(
+        "p.yaml",
         "name: t\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange: { start: 3 days ago, end: 2024-01-01 }\n",
+        &no_env,
+        1_701_388_800_000,
     )
     .unwrap();
     let now = 1_704_067_200_000 + 10 * crate::interval::DAY_MS;
@@ -344,4 +371,28 @@ fn anchors_and_aliases_are_bounded() {
     // A few aliases are fine (they are ordinary YAML).
     let ok = "name: t\nintervals: &i [1d]\nrange: { start: 2024-01-01 }\nsymbols: [&s BTCUSDT]\n";
     assert!(parse(ok).is_ok());
+}
+
+#[test]
+fn a_tab_names_its_key_path_and_says_to_use_spaces() {
+    let d = diags(
+        "name: t\nsource:\n\tmarket: spot\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange:\n  start: 2024-01-01\n",
+    );
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        (d[0].line, d[0].column, d[0].path.as_str()),
+        (3, 1, "source.market")
+    );
+    assert!(
+        d[0].message.contains("indents with spaces only"),
+        "{}",
+        d[0].message
+    );
+    let d = diags(
+        "name: t\nsource:\n  market: spot\nsymbols: [BTCUSDT]\nintervals: [1d]\nrange:\n  # the start\n\t start: 2024-01-01\n",
+    );
+    assert_eq!(
+        (d[0].line, d[0].column, d[0].path.as_str()),
+        (8, 1, "range.start")
+    );
 }

@@ -1,7 +1,8 @@
 //! Time expressions as written in pipeline files and on the command line (`--from`, `--to`).
 //!
 //! Accepted forms:
-//! - an ISO date, `2020-07-05`: 00:00 UTC that day;
+//! - an ISO date, `2020-07-05`: 00:00 UTC that day; also written as the notebook does,
+//!   `5 July 2020` or `5 Jul 2020` (day, English month name, year);
 //! - an ISO datetime with `Z` or an offset: `2024-01-01T12:00:00Z`, `2024-01-01T12:00:00+02:00`
 //!   (fractional seconds allowed, a space instead of `T` too);
 //! - epoch milliseconds, `1593907200000` (values below `100000000000`, i.e. before 1973, are
@@ -58,7 +59,7 @@ pub enum TimeError {
     },
     /// Nothing matched.
     #[error(
-        "cannot read `{input}` as a time; expected an ISO date (`2020-07-05`), an ISO datetime with `Z` or an offset (`2024-01-01T00:00:00Z`), epoch milliseconds, `now`, `today`, `yesterday` or `N days ago`"
+        "cannot read `{input}` as a time; expected an ISO date (`2020-07-05` or `5 July 2020`), an ISO datetime with `Z` or an offset (`2024-01-01T00:00:00Z`), epoch milliseconds, `now`, `today`, `yesterday` or `N days ago`"
     )]
     Unparsable {
         /// What was given.
@@ -88,7 +89,9 @@ pub fn parse_time(input: &str) -> Result<TimeSpec, TimeError> {
         }
         return at(ms, s);
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(s, "%d %B %Y"));
+    if let Ok(d) = date {
         let ms = d
             .and_hms_opt(0, 0, 0)
             .map(|t| t.and_utc().timestamp_millis())
@@ -114,15 +117,6 @@ pub fn parse_time(input: &str) -> Result<TimeSpec, TimeError> {
         return at(t.and_utc().timestamp_millis(), s);
     }
     Err(TimeError::Unparsable { input: shown() })
-}
-
-/// `2024-01-01T00:00:00Z`, with milliseconds only when they are not zero.
-pub fn format_utc(ms: i64) -> String {
-    match DateTime::from_timestamp_millis(ms) {
-        Some(t) if ms % 1000 == 0 => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        None => format!("{ms}ms"),
-    }
 }
 
 fn at(ms: i64, s: &str) -> Result<TimeSpec, TimeError> {
@@ -184,6 +178,9 @@ mod tests {
     fn absolute_forms() {
         let d = ms("2020-07-05T00:00:00Z");
         assert_eq!(parse_time("2020-07-05"), Ok(TimeSpec::At(d)));
+        assert_eq!(parse_time("5 July 2020"), Ok(TimeSpec::At(d)));
+        assert_eq!(parse_time("5 Jul 2020"), Ok(TimeSpec::At(d)));
+        assert_eq!(parse_time("05 july 2020"), Ok(TimeSpec::At(d)));
         assert_eq!(parse_time("2020-07-05T00:00:00Z"), Ok(TimeSpec::At(d)));
         assert_eq!(parse_time("2020-07-05T02:00:00+02:00"), Ok(TimeSpec::At(d)));
         assert_eq!(parse_time("2020-07-05 00:00:00Z"), Ok(TimeSpec::At(d)));

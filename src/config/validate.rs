@@ -15,7 +15,8 @@ use super::model::{
     SymbolSelection, SymbolSelector, TimeRange, TimeSpec, TimeUnit, TransformOptions,
 };
 use super::raw::{
-    RawOutput, RawPipeline, RawRange, RawSelector, RawSource, RawSymbols, RawTransform, SText,
+    RawOutput, RawPipeline, RawRange, RawSelector, RawSimulator, RawSource, RawSymbols,
+    RawTransform, SText,
 };
 use super::time::{ordered, parse_time};
 use crate::interval::Interval;
@@ -42,6 +43,8 @@ pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 /// Collects diagnostics while validating.
 struct Ctx<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// The clock at validation time, for ranges that mix relative and absolute times.
+    now_ms: i64,
     diags: Vec<Diagnostic>,
 }
 
@@ -124,9 +127,11 @@ impl Ctx<'_> {
 pub(super) fn validate(
     raw: &RawPipeline,
     env: &dyn Fn(&str) -> Option<String>,
+    now_ms: i64,
 ) -> Result<Pipeline, Vec<Diagnostic>> {
     let mut cx = Ctx {
         env,
+        now_ms,
         diags: Vec::new(),
     };
     let name = name(&mut cx, raw.name.as_ref());
@@ -138,9 +143,20 @@ pub(super) fn validate(
             ("klines", Dataset::Klines),
             ("ticker_price", Dataset::TickerPrice),
             ("depth", Dataset::Depth),
+            ("funding_rate", Dataset::FundingRate),
         ],
         Dataset::Klines,
     );
+    if let Some(v) = &raw.dataset
+        && dataset == Dataset::FundingRate
+        && source.market == Market::Spot
+    {
+        cx.at(
+            v.referenced,
+            "dataset",
+            "spot has no funding rate: `funding_rate` needs `source.market: usdm` or `coinm`",
+        );
+    }
     let symbols = symbols(&mut cx, raw.symbols.as_ref());
     let intervals = intervals(&mut cx, raw.intervals.as_ref(), dataset, source.market);
     let range = range(&mut cx, raw.range.as_ref(), dataset);
@@ -192,6 +208,67 @@ fn name(cx: &mut Ctx<'_>, v: Option<&SText>) -> String {
     s.clone()
 }
 
+/// `source.base_url` or `source.simulator` (at most one), else the market's production URL.
+fn endpoint(cx: &mut Ctx<'_>, raw: &RawSource, market: Market) -> Endpoint {
+    match (&raw.base_url, &raw.simulator) {
+        (Some(url), Some(_)) => {
+            cx.at(
+                url.referenced,
+                "source.base_url",
+                "`base_url` and `simulator` cannot both be set; remove one",
+            );
+            Endpoint::Url(market.default_base_url().to_owned())
+        }
+        (Some(url), None) => {
+            let s = cx.interp(url, "source.base_url").unwrap_or_default();
+            if let Err(e) = check_url(&s) {
+                cx.at(url.referenced, "source.base_url", e);
+            }
+            Endpoint::Url(s.trim_end_matches('/').to_owned())
+        }
+        (None, Some(sim)) => simulator_settings(cx, sim),
+        (None, None) => Endpoint::Url(market.default_base_url().to_owned()),
+    }
+}
+
+/// `source.simulator`: the built-in simulator's seed, latency and weight limit.
+fn simulator_settings(cx: &mut Ctx<'_>, sim: &Spanned<RawSimulator>) -> Endpoint {
+    let s = &sim.value;
+    let seed = match &s.seed {
+        Some(v) if v.value < 0 => {
+            cx.at(
+                v.referenced,
+                "source.simulator.seed",
+                format_args!("expected a whole number of at least 0; found `{}`", v.value),
+            );
+            DEFAULT_SIMULATOR_SEED
+        }
+        Some(v) => v.value as u64,
+        None => DEFAULT_SIMULATOR_SEED,
+    };
+    let latency_ms = cx.int(
+        s.latency_ms.as_ref(),
+        "source.simulator.latency_ms",
+        0,
+        60_000,
+        0,
+    ) as u64;
+    let weight_limit = s.weight_limit.as_ref().map(|_| {
+        cx.int(
+            s.weight_limit.as_ref(),
+            "source.simulator.weight_limit",
+            1,
+            i64::from(u32::MAX),
+            1,
+        ) as u32
+    });
+    Endpoint::Simulator(SimulatorSettings {
+        seed,
+        latency_ms,
+        weight_limit,
+    })
+}
+
 fn source(cx: &mut Ctx<'_>, raw: Option<&RawSource>) -> Source {
     let empty = RawSource {
         market: None,
@@ -214,60 +291,7 @@ fn source(cx: &mut Ctx<'_>, raw: Option<&RawSource>) -> Source {
         &market_options,
         Market::Spot,
     );
-    let endpoint = match (&raw.base_url, &raw.simulator) {
-        (Some(url), Some(_)) => {
-            cx.at(
-                url.referenced,
-                "source.base_url",
-                "`base_url` and `simulator` cannot both be set; remove one",
-            );
-            Endpoint::Url(market.default_base_url().to_owned())
-        }
-        (Some(url), None) => {
-            let s = cx.interp(url, "source.base_url").unwrap_or_default();
-            if let Err(e) = check_url(&s) {
-                cx.at(url.referenced, "source.base_url", e);
-            }
-            Endpoint::Url(s.trim_end_matches('/').to_owned())
-        }
-        (None, Some(sim)) => {
-            let s = &sim.value;
-            let seed = match &s.seed {
-                Some(v) if v.value < 0 => {
-                    cx.at(
-                        v.referenced,
-                        "source.simulator.seed",
-                        format_args!("expected a whole number of at least 0; found `{}`", v.value),
-                    );
-                    DEFAULT_SIMULATOR_SEED
-                }
-                Some(v) => v.value as u64,
-                None => DEFAULT_SIMULATOR_SEED,
-            };
-            let latency_ms = cx.int(
-                s.latency_ms.as_ref(),
-                "source.simulator.latency_ms",
-                0,
-                60_000,
-                0,
-            ) as u64;
-            let weight_limit = s.weight_limit.as_ref().map(|_| {
-                cx.int(
-                    s.weight_limit.as_ref(),
-                    "source.simulator.weight_limit",
-                    1,
-                    i64::from(u32::MAX),
-                    1,
-                ) as u32
-            });
-            Endpoint::Simulator(SimulatorSettings {
-                seed,
-                latency_ms,
-                weight_limit,
-            })
-        }
-        (None, None) => Endpoint::Url(market.default_base_url().to_owned()),
-    };
+    let endpoint = endpoint(cx, raw, market);
     let api_key = raw
         .api_key
         .as_ref()
@@ -380,18 +404,8 @@ fn symbols(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawSymbols>>) -> SymbolSelecti
             let mut out = Vec::new();
             for (i, s) in list.iter().enumerate() {
                 let path = format!("symbols[{i}]");
-                match s.value.0.parse::<Symbol>() {
-                    Ok(sym) => {
-                        if seen.insert(sym.clone()) {
-                            out.push(sym);
-                        } else {
-                            cx.at(
-                                s.referenced,
-                                &path,
-                                format_args!("duplicate symbol `{sym}`"),
-                            );
-                        }
-                    }
+                match check_symbol(&s.value.0, &mut seen) {
+                    Ok(sym) => out.push(sym),
                     Err(e) => cx.at(s.referenced, &path, e),
                 }
             }
@@ -491,24 +505,40 @@ fn intervals(
     let mut out: Vec<Interval> = Vec::new();
     for (i, v) in raw.value.iter().enumerate() {
         let path = format!("intervals[{i}]");
-        match v.value.0.parse::<Interval>() {
-            Ok(iv) if out.contains(&iv) => {
-                cx.at(
-                    v.referenced,
-                    &path,
-                    format_args!("duplicate interval `{iv}`"),
-                );
-            }
-            Ok(iv) if !market.supports(iv) => cx.at(
-                v.referenced,
-                &path,
-                format_args!("interval `{iv}` is not available on the `{market}` market"),
-            ),
+        match check_interval(&v.value.0, &out, market) {
             Ok(iv) => out.push(iv),
             Err(e) => cx.at(v.referenced, &path, e),
         }
     }
     out
+}
+
+/// One entry of a symbol list: a valid symbol not seen before (added to `seen`).
+pub(super) fn check_symbol(s: &str, seen: &mut HashSet<Symbol>) -> Result<Symbol, String> {
+    let sym = s.parse::<Symbol>().map_err(|e| e.to_string())?;
+    if seen.insert(sym.clone()) {
+        Ok(sym)
+    } else {
+        Err(format!("duplicate symbol `{sym}`"))
+    }
+}
+
+/// One entry of an interval list: a known interval, not in `seen`, that `market` serves.
+pub(super) fn check_interval(
+    s: &str,
+    seen: &[Interval],
+    market: Market,
+) -> Result<Interval, String> {
+    let iv = s.parse::<Interval>().map_err(|e| e.to_string())?;
+    if seen.contains(&iv) {
+        Err(format!("duplicate interval `{iv}`"))
+    } else if !market.supports(iv) {
+        Err(format!(
+            "interval `{iv}` is not available on the `{market}` market"
+        ))
+    } else {
+        Ok(iv)
+    }
 }
 
 /// `kline_family` and `contract_type`.
@@ -632,15 +662,15 @@ fn range(cx: &mut Ctx<'_>, raw: Option<&RawRange>, dataset: Dataset) -> TimeRang
         end: TimeSpec::Now,
     };
     let Some(raw) = raw else {
-        if dataset == Dataset::Klines {
+        if dataset.has_range() {
             cx.missing(
                 "range",
-                "missing required key `range` (the klines dataset needs it); expected something like `range: { start: 2020-07-05 }`",
+                format_args!("missing required key `range` (the {} dataset needs it); expected something like `range: {{ start: 2020-07-05 }}`", dataset.as_str()),
             );
         }
         return fallback;
     };
-    if dataset != Dataset::Klines {
+    if !dataset.has_range() {
         // Snapshot datasets take one snapshot per run, "now".
         let at = raw.start.as_ref().or(raw.end.as_ref());
         if let Some(v) = at {
@@ -678,12 +708,28 @@ fn range(cx: &mut Ctx<'_>, raw: Option<&RawRange>, dataset: Dataset) -> TimeRang
     let (Some(start), Some(end_t)) = (start, end_t) else {
         return fallback;
     };
-    if ordered(start, end_t) == Some(false) {
+    let (ok, resolved) = match ordered(start, end_t) {
+        Some(ok) => (ok, String::new()),
+        // Relative words meet absolute times (or `today`): decided against the clock now,
+        // so a schedule cannot succeed doing nothing forever.
+        None => {
+            let (s, e) = (start.resolve(cx.now_ms), end_t.resolve(cx.now_ms));
+            (
+                s < e,
+                format!(
+                    " (resolved now: [`{}`, `{}`))",
+                    crate::time::format_utc(s),
+                    crate::time::format_utc(e)
+                ),
+            )
+        }
+    };
+    if !ok {
         cx.at(
             start_v.referenced,
             "range.start",
             format_args!(
-                "range start `{}` is not before its end `{}`; the range is `[start, end)`",
+                "range start `{}` is not before its end `{}`{resolved}; the range is `[start, end)`",
                 start_v.value.0,
                 end.map_or("now", |(v, _)| v.value.0.as_str())
             ),

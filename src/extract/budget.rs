@@ -281,9 +281,12 @@ pub struct WaitTooLong {
 /// the real exchange both are its wall clock, and a small offset is our own clock's skew. An
 /// offset larger than [`MAX_WALL_SKEW_MS`] means the exchange's `/time` is not a wall clock (a
 /// simulator replaying the past), so rate-limit windows stay on our wall clock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ExchangeClock {
     offset_ms: AtomicI64,
+    /// The wall clock at creation and the monotonic instant it was read at: local time moves
+    /// with the monotonic clock from there (tokio's, so tests can pause it).
+    origin: (i64, tokio::time::Instant),
 }
 
 /// Whether a candle has closed is decided on the earlier of the exchange's clock and ours: an
@@ -300,12 +303,23 @@ pub const CLOCK_WARN_MS: i64 = 5_000;
 /// The largest offset between our clock and the exchange's that is taken as clock skew.
 pub const MAX_WALL_SKEW_MS: i64 = 60_000;
 
-impl ExchangeClock {
-    /// The local wall clock in ms since the epoch.
-    pub fn local_ms() -> i64 {
-        SystemTime::now()
+impl Default for ExchangeClock {
+    fn default() -> ExchangeClock {
+        let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
+            .map_or(0, |d| d.as_millis() as i64);
+        ExchangeClock {
+            offset_ms: AtomicI64::new(0),
+            origin: (wall, tokio::time::Instant::now()),
+        }
+    }
+}
+
+impl ExchangeClock {
+    /// The local clock in ms since the epoch: the wall clock read when the clock was made,
+    /// advanced by the monotonic clock since (a run never sees its clock step backwards).
+    pub fn local_ms(&self) -> i64 {
+        self.origin.0 + self.origin.1.elapsed().as_millis() as i64
     }
 
     /// Set the offset from a `/time` reply `server_ms` observed between `sent_ms` and
@@ -317,13 +331,13 @@ impl ExchangeClock {
 
     /// The exchange's current time, ms.
     pub fn now_ms(&self) -> i64 {
-        Self::local_ms() + self.offset_ms.load(Ordering::Relaxed)
+        self.local_ms() + self.offset_ms.load(Ordering::Relaxed)
     }
 
     /// The instant before which a candle's close must lie for it to count as closed: the
     /// earlier of the exchange's clock and ours ([`closed_cut`]).
     pub fn closed_cut_ms(&self) -> i64 {
-        closed_cut(self.now_ms(), Self::local_ms())
+        closed_cut(self.now_ms(), self.local_ms())
     }
 
     /// The measured offset of the exchange's clock from ours, ms (positive: it runs ahead).
@@ -334,7 +348,7 @@ impl ExchangeClock {
     /// The time rate-limit windows follow, ms (see the type's docs).
     pub fn window_now_ms(&self) -> i64 {
         let off = self.offset_ms.load(Ordering::Relaxed);
-        Self::local_ms()
+        self.local_ms()
             + if off.abs() <= MAX_WALL_SKEW_MS {
                 off
             } else {
@@ -384,7 +398,8 @@ impl WeightBudget {
 
     /// Wait until a request of `weight` fits, then count it; give up (without waiting) when
     /// the wait would be longer than `max_pause_ms` for a 429/418 pause, or longer than
-    /// `max_pause_ms.max(MIN_WINDOW_WAIT_MS)` for the next weight window.
+    /// `max_pause_ms`, at least [`MIN_WINDOW_WAIT_MS`] and one whole window of this budget's
+    /// limit, for the next window.
     pub async fn acquire_within(
         &self,
         weight: u32,
@@ -392,14 +407,17 @@ impl WeightBudget {
     ) -> Result<Admission, WaitTooLong> {
         loop {
             let now = self.clock.window_now_ms();
-            let (admit, paused) = self.with(|s| (s.try_acquire(now, weight), s.paused_until() > now));
+            let (admit, paused, window_ms) = self.with(|s| {
+                let paused = s.paused_until() > now;
+                (s.try_acquire(now, weight), paused, s.limit().window_ms())
+            });
             match admit {
                 Admit::Go { window } => return Ok(Admission { window, weight }),
                 Admit::WaitUntil(t) => {
                     let bound = if paused {
                         max_pause_ms
                     } else {
-                        max_pause_ms.max(MIN_WINDOW_WAIT_MS)
+                        max_pause_ms.max(MIN_WINDOW_WAIT_MS).max(window_ms)
                     };
                     if t.saturating_sub(now) > bound {
                         return Err(WaitTooLong { until_ms: t, paused });
@@ -620,12 +638,69 @@ mod tests {
         let c = ExchangeClock::default();
         c.calibrate(1_000_000, 10, 30);
         let now = c.now_ms();
-        let expected = ExchangeClock::local_ms() + (1_000_000 - 20);
+        let expected = c.local_ms() + (1_000_000 - 20);
         assert!((now - expected).abs() < 1_000);
         // A fake (replay) clock does not move the rate-limit windows.
-        assert!((c.window_now_ms() - ExchangeClock::local_ms()).abs() < 1_000);
-        let local = ExchangeClock::local_ms();
+        assert!((c.window_now_ms() - c.local_ms()).abs() < 1_000);
+        let local = c.local_ms();
         c.calibrate(local + 2_000, local, local);
         assert!((c.window_now_ms() - c.now_ms()).abs() < 1_000);
+    }
+
+    /// A 429 pause longer than the bound is not waited out: `acquire_within` gives up at once
+    /// (virtual time does not move), saying until when it would have waited.
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_longer_than_the_bound_is_not_waited() {
+        let budget = WeightBudget::new(
+            BudgetState::new(WeightLimit::per_minute(100), 1.0, 0),
+            ExchangeClock::default(),
+        );
+        let now = budget.clock().window_now_ms();
+        budget.with(|s| s.on_rate_limited(now, 86_400_000));
+        let started = tokio::time::Instant::now();
+        let err = budget.acquire_within(1, 300_000).await.unwrap_err();
+        assert!(err.paused);
+        assert!(err.until_ms >= now + 86_400_000, "{err:?}");
+        assert_eq!(started.elapsed(), Duration::ZERO, "it did not wait");
+        // Within the bound, the pause is waited out.
+        let budget = WeightBudget::new(
+            BudgetState::new(WeightLimit::per_minute(100), 1.0, 0),
+            ExchangeClock::default(),
+        );
+        let now = budget.clock().window_now_ms();
+        budget.with(|s| s.on_rate_limited(now, 10_000));
+        assert!(budget.acquire_within(1, 300_000).await.is_ok());
+        assert!(started.elapsed() >= Duration::from_secs(10));
+    }
+
+    /// The async side in virtual time: a request that does not fit the window waits for the
+    /// next one (and no longer), without the test sleeping for real.
+    #[tokio::test(start_paused = true)]
+    async fn a_full_window_waits_for_the_next_one() {
+        let budget = WeightBudget::new(
+            BudgetState::new(WeightLimit::per_minute(100), 1.0, 0),
+            ExchangeClock::default(),
+        );
+        let started = tokio::time::Instant::now();
+        let first = budget.acquire_within(60, 0).await.unwrap();
+        budget.complete(first, Some(60));
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "the first request goes at once"
+        );
+        let second = budget.acquire_within(60, 0).await.unwrap();
+        let waited = started.elapsed();
+        assert_eq!(
+            second.window,
+            first.window + 60_000,
+            "counted in the next window"
+        );
+        let to_boundary = (first.window + 60_000) - budget.clock().local_ms();
+        assert!(to_boundary <= 0, "it went at the boundary, not before");
+        assert!(
+            waited <= Duration::from_secs(60),
+            "it waited {waited:?}, at most a window"
+        );
     }
 }

@@ -243,6 +243,7 @@ impl RestClient {
                 headers.insert("x-mbx-apikey", v);
             }
         }
+        crate::tls::ensure_provider();
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .default_headers(headers)

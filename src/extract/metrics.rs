@@ -152,13 +152,35 @@ impl Meter<'_> {
     }
 }
 
+/// A series (task) as planned before the first request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedTask {
+    /// `BTCUSDT 1h`.
+    pub label: String,
+    /// Closed candles the window holds.
+    pub candles: u64,
+    /// REST page windows the window takes.
+    pub pages: u64,
+}
+
 /// Hooks for a progress display; every method has a no-op default. Called from worker tasks,
 /// so implementations must be cheap and must not block.
 pub trait Progress: Send + Sync {
-    /// The run's tasks, labelled (`BTCUSDT 1h`), indexed by [`super::TaskId`].
-    fn tasks_planned(&self, _labels: &[String]) {}
-    /// A task started; `pages` is the planned number of page requests.
-    fn task_started(&self, _task: super::TaskId, _pages: usize) {}
+    /// The run's tasks with their planned totals, indexed by [`super::TaskId`]; called before
+    /// the first kline request.
+    fn tasks_planned(&self, _tasks: &[PlannedTask]) {}
+    /// The archive part of a task resolved into `files` archive files, leaving `rest_pages`
+    /// REST page windows for the part no file covers.
+    fn archive_planned(&self, _task: super::TaskId, _files: usize, _rest_pages: usize) {}
+    /// An archive file of a task was read, or given up on.
+    fn archive_file_done(&self, _task: super::TaskId) {}
+    /// The archive part of a task is over (early, when a file hands over to REST).
+    fn archive_finished(&self, _task: super::TaskId) {}
+    /// The REST part of a task starts: `pages` page windows for `candles` closed candles
+    /// (after the listing probe and the archive part moved its start).
+    fn task_started(&self, _task: super::TaskId, _pages: usize, _candles: u64) {}
+    /// A REST page window of a task finished (with its continuations).
+    fn page_done(&self, _task: super::TaskId) {}
     /// Rows of a task were delivered.
     fn rows(&self, _task: super::TaskId, _rows: usize) {}
     /// A request was sent.

@@ -28,7 +28,7 @@ pub mod snapshot;
 use std::fmt;
 
 pub use metrics::{MetricsSnapshot, NoProgress, Progress};
-pub use pager::{ExtractConfig, Extractor, Session};
+pub use pager::{EndpointLimit, ExtractConfig, Extractor, Session};
 
 use crate::exit::ExitCode;
 use crate::interval::Interval;
@@ -145,8 +145,8 @@ pub enum TaskError {
     /// Retries ran out.
     #[error(
         "{task}: giving up on the window from {} to {} after {attempts} attempts: {last}",
-        crate::transform::fmt_ms(*start),
-        crate::transform::fmt_ms(*end)
+        crate::time::fmt_ms(*start),
+        crate::time::fmt_ms(*end)
     )]
     RetriesExhausted {
         /// `market symbol interval`.
@@ -177,8 +177,8 @@ pub enum TaskError {
     /// Malformed rows with `transform.on_violation: fail` (nothing of that window written).
     #[error(
         "{task}: the exchange sent malformed rows in the window from {} to {} (still after retries), nothing of it written (`on_violation: fail`): {summary}",
-        crate::transform::fmt_ms(*start),
-        crate::transform::fmt_ms(*end)
+        crate::time::fmt_ms(*start),
+        crate::time::fmt_ms(*end)
     )]
     InvalidRows {
         /// `market symbol interval`.

@@ -36,6 +36,8 @@ use bytes::Bytes;
 use futures::{StreamExt, stream};
 use tokio::sync::{OnceCell, Semaphore, mpsc, watch};
 
+use crate::error::error_chain;
+
 use super::budget::{Admission, BudgetState, ExchangeClock, WeightBudget, WeightLimit};
 use super::client::{ClientConfig, ExchangeInfo, RestClient};
 use super::metrics::{Counters, Meter, NoProgress, Progress};
@@ -93,6 +95,20 @@ pub struct ExtractConfig {
     /// Which kline endpoint the tasks read (`/klines` by default); the family's instrument
     /// parameter (`symbol` or `pair`) and `contractType` go with it.
     pub kline_family: KlineFamily,
+    /// Endpoints with a request limit of their own on top of the weight budget (e.g.
+    /// `/fundingRate`: 500 requests per 5 minutes per IP); none by default.
+    pub endpoint_limits: Vec<EndpointLimit>,
+}
+
+/// A request-count limit of some endpoints, counted per request on a budget of its own
+/// ([`BudgetState`] with weight 1 per request), besides the request weight every request
+/// spends. `weight_share` applies to it as to the weight budget, and a 429 pauses both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointLimit {
+    /// Paths under the market prefix it covers (`/fundingRate`, `/fundingInfo`).
+    pub paths: Vec<&'static str>,
+    /// Requests allowed per window.
+    pub limit: WeightLimit,
 }
 
 impl ExtractConfig {
@@ -116,6 +132,7 @@ impl ExtractConfig {
             probe_listing: true,
             jitter_seed: 0x006b_6c69_6e65,
             kline_family: KlineFamily::Trades,
+            endpoint_limits: Vec::new(),
         }
     }
 
@@ -221,6 +238,8 @@ struct Shared {
     cfg: ExtractConfig,
     client: RestClient,
     budget: WeightBudget,
+    /// One budget per [`EndpointLimit`], with the paths it covers.
+    endpoint_budgets: Vec<(Vec<&'static str>, WeightBudget)>,
     run: Counters,
     halt: watch::Sender<Halt>,
     permits: Semaphore,
@@ -296,8 +315,20 @@ impl Extractor {
             BudgetState::new(limit, cfg.weight_share, cfg.window_guard_ms),
             ExchangeClock::default(),
         );
+        let endpoint_budgets = cfg
+            .endpoint_limits
+            .iter()
+            .map(|l| {
+                let state = BudgetState::new(l.limit, cfg.weight_share, cfg.window_guard_ms);
+                (
+                    l.paths.clone(),
+                    WeightBudget::new(state, ExchangeClock::default()),
+                )
+            })
+            .collect();
         let (halt, _) = watch::channel(Halt::Running);
         let shared = Shared {
+            endpoint_budgets,
             permits: Semaphore::new(cfg.concurrency.max(1)),
             cfg,
             client,
@@ -487,9 +518,9 @@ impl Shared {
             task: &counters,
             run: &self.run,
         };
-        let sent = ExchangeClock::local_ms();
+        let sent = self.budget.clock().local_ms();
         let body = self.fetch("/time", Vec::new(), 1, meter).await;
-        let received = ExchangeClock::local_ms();
+        let received = self.budget.clock().local_ms();
         let time = match body {
             Ok(b) => serde_json::from_slice::<Time>(&b).map_err(|source| {
                 super::client::HelperError::Body {
@@ -506,6 +537,9 @@ impl Shared {
         self.budget
             .clock()
             .calibrate(time.server_time, sent, received);
+        for (_, b) in &self.endpoint_budgets {
+            b.clock().calibrate(time.server_time, sent, received);
+        }
         let offset = self.budget.clock().offset_ms();
         // Far behind ours is a simulator replaying the past (its clock rules, see
         // `ExchangeClock`); ahead, or a few seconds behind, is a clock to distrust.
@@ -515,7 +549,7 @@ impl Shared {
         {
             tracing::warn!(
                 offset_ms = offset,
-                exchange = %crate::transform::fmt_ms(time.server_time),
+                exchange = %crate::time::fmt_ms(time.server_time),
                 "the exchange's clock (/time) and the local clock differ by more than {} s; a candle counts as closed only before the earlier of the two",
                 super::budget::CLOCK_WARN_MS / 1000
             );
@@ -580,6 +614,27 @@ impl Shared {
         Ok(info)
     }
 
+    /// Wait for `budget` to admit `weight`, at most `max_ban_wait_secs` (at least a window):
+    /// a longer wait stops the run (resumable, exit 3) instead of holding the lock for it.
+    async fn admit(&self, budget: &WeightBudget, weight: u32) -> Result<Admission, Attempt> {
+        let max_wait = i64::try_from(self.cfg.max_ban_wait.as_millis()).unwrap_or(i64::MAX);
+        tokio::select! {
+            a = budget.acquire_within(weight, max_wait) => match a {
+                Ok(a) => Ok(a),
+                Err(w) => {
+                    tracing::error!(
+                        until = %crate::time::fmt_ms(w.until_ms),
+                        what = if w.paused { "a 429/418 pause" } else { "the next weight window" },
+                        "waiting longer than max_ban_wait_secs; stopping (resumable, exit 3)"
+                    );
+                    self.stop(Halt::Banned(w.until_ms));
+                    Err(Attempt::Halted)
+                }
+            },
+            () = self.until_halted() => Err(Attempt::Halted),
+        }
+    }
+
     /// One attempt: permit, budget, send, account, classify.
     async fn attempt(
         &self,
@@ -591,26 +646,24 @@ impl Shared {
         if self.halted() {
             return Err(Attempt::Halted);
         }
+        // An endpoint with a request limit of its own: one request of it, before any weight.
+        let endpoint_budget = self
+            .endpoint_budgets
+            .iter()
+            .find(|(paths, _)| paths.contains(&path))
+            .map(|(_, b)| b);
+        let _endpoint_guard = match endpoint_budget {
+            Some(b) => Some(AdmissionGuard {
+                budget: b,
+                admission: Some(self.admit(b, 1).await?),
+            }),
+            None => None,
+        };
         let _permit = tokio::select! {
             p = self.permits.acquire() => p.map_err(|_| Attempt::Halted)?,
             () = self.until_halted() => return Err(Attempt::Halted),
         };
-        let max_wait = i64::try_from(self.cfg.max_ban_wait.as_millis()).unwrap_or(i64::MAX);
-        let admission = tokio::select! {
-            a = self.budget.acquire_within(weight, max_wait) => match a {
-                Ok(a) => a,
-                Err(w) => {
-                    tracing::error!(
-                        until = %crate::transform::fmt_ms(w.until_ms),
-                        what = if w.paused { "a 429/418 pause" } else { "the next weight window" },
-                        "waiting longer than max_ban_wait_secs; stopping (resumable, exit 3)"
-                    );
-                    self.stop(Halt::Banned(w.until_ms));
-                    return Err(Attempt::Halted);
-                }
-            },
-            () = self.until_halted() => return Err(Attempt::Halted),
-        };
+        let admission = self.admit(&self.budget, weight).await?;
         let mut guard = AdmissionGuard {
             budget: &self.budget,
             admission: Some(admission),
@@ -654,6 +707,9 @@ impl Shared {
             Verdict::RateLimited { retry_after_ms } => {
                 meter.each(Counters::rate_limited);
                 self.budget.with(|s| s.on_rate_limited(now, retry_after_ms));
+                if let Some(b) = endpoint_budget {
+                    b.with(|s| s.on_rate_limited(now, retry_after_ms));
+                }
                 if u128::from(retry_after_ms) > self.cfg.max_ban_wait.as_millis() {
                     tracing::error!(
                         retry_after_ms,
@@ -864,7 +920,7 @@ impl Shared {
             if !screen.has_malformed() || again >= self.suspect_retries() {
                 break (rows, screen);
             }
-            tracing::debug!(task = %task, window = %crate::transform::fmt_ms(w.start), "malformed rows in the reply; asking again");
+            tracing::debug!(task = %task, window = %crate::time::fmt_ms(w.start), "malformed rows in the reply; asking again");
             meter.each(|c| c.retry(RetryCause::InvalidRow));
             self.pause_before_asking_again(again).await?;
             again += 1;
@@ -1170,8 +1226,16 @@ impl Shared {
                 }
             }
         }
-        self.progress
-            .task_started(id, count_windows(market, i, start, end, page));
+        let closed = if self.cfg.transform.include_forming {
+            end
+        } else {
+            end.min(i.floor(now))
+        };
+        self.progress.task_started(
+            id,
+            count_windows(market, i, start, end, page),
+            i.count_in(start, closed).max(0) as u64,
+        );
         let mut windows = stream::iter(plan_windows(market, i, start, end, page))
             .map(|w| async move { (w, self.fetch_window(task, w, meter).await) })
             .buffered(self.cfg.concurrency.max(1));
@@ -1182,7 +1246,10 @@ impl Shared {
         let trading = self.is_trading(task);
         while let Some((w, res)) = windows.next().await {
             let got = match res {
-                Ok(got) => got,
+                Ok(got) => {
+                    self.progress.page_done(id);
+                    got
+                }
                 Err(e) => return self.window_failed(task, &w, end, e, log),
             };
             if got.received == 0 {
@@ -1238,8 +1305,8 @@ impl Shared {
             Ok(None) => {
                 tracing::warn!(
                     task = %task,
-                    start = %crate::transform::fmt_ms(e.start),
-                    end = %crate::transform::fmt_ms(e.end),
+                    start = %crate::time::fmt_ms(e.start),
+                    end = %crate::time::fmt_ms(e.end),
                     "the exchange answered an empty page inside its history, still after retries; reported as an `empty_reply` gap, refetched by the next run (or `kline-etl repair`)"
                 );
                 log.failed_windows.push(FailedWindow {
@@ -1309,16 +1376,4 @@ fn fetch_error_text(e: &FetchError) -> String {
         }
         FetchError::Exhausted { attempts, last } => format!("{attempts} attempts: {last}"),
     }
-}
-
-/// An error and its sources on one line (each cause once).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }

@@ -187,7 +187,7 @@ pub fn slot_windows(interval: Interval, times: &[i64]) -> Vec<(i64, i64)> {
             (s, interval.next(s))
         })
         .collect();
-    crate::incremental::coalesce(slots)
+    crate::window::coalesce(slots)
 }
 
 /// Whether an empty reply for a window is suspect: the exchange answered `[]` for a whole

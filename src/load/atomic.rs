@@ -65,6 +65,17 @@ pub fn write_atomic(
     Ok(())
 }
 
+/// Replace `path` with `value` as pretty JSON and a final newline, atomically: the run
+/// reports, the resume file and the manifests.
+pub fn write_json<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), LoadError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| LoadError::Report {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes, |_| Ok(()), |_| false)
+}
+
 /// Fsync a directory so a rename in it is durable (a no-op where directories cannot be opened).
 pub fn sync_dir(dir: &Path) -> Result<(), LoadError> {
     #[cfg(unix)]

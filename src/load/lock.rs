@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::LoadError;
 
 /// The lock file name under `<root>/klines/`.
-pub const FILE_NAME: &str = ".kline-etl.lock";
+pub const FILE_NAME: &str = crate::layout::LOCK_FILE;
 
 /// Who holds (or held) the lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,11 +62,8 @@ impl Drop for DatasetLock {
 /// Where the lock file of an output root lives. Shards of one pipeline write disjoint series
 /// and their own summary and resume files, so each shard has its own lock
 /// (`.kline-etl.shard-2-of-4.lock`).
-pub fn path(root: &Path, shard: Option<crate::plan::Shard>) -> PathBuf {
-    match shard {
-        None => root.join("klines").join(FILE_NAME),
-        Some(s) => root.join("klines").join(format!(".kline-etl.{s}.lock")),
-    }
+pub fn path(root: &Path, shard: Option<crate::shard::Shard>) -> PathBuf {
+    crate::layout::lock_file(root, shard)
 }
 
 fn read_owner(file: &mut File) -> Option<Owner> {
@@ -90,7 +87,12 @@ fn host_name() -> String {
 /// Who holds the lock of the dataset under `root` right now, if anyone (never creates the
 /// lock file, never blocks).
 pub fn holder(root: &Path) -> Option<Owner> {
-    let mut file = File::open(path(root, None)).ok()?;
+    holder_file(&path(root, None))
+}
+
+/// [`holder`] of the lock file `path`.
+pub fn holder_file(path: &Path) -> Option<Owner> {
+    let mut file = File::open(path).ok()?;
     match file.try_lock_shared() {
         Ok(()) => {
             let _ = file.unlock();
@@ -110,11 +112,20 @@ pub fn holder(root: &Path) -> Option<Owner> {
 /// [`LoadError::Locked`] says who holds it when the wait runs out.
 pub fn acquire(
     root: &Path,
-    shard: Option<crate::plan::Shard>,
+    shard: Option<crate::shard::Shard>,
     pipeline: &str,
     wait: Duration,
 ) -> Result<DatasetLock, LoadError> {
-    let path = path(root, shard);
+    acquire_file(path(root, shard), pipeline, wait)
+}
+
+/// [`acquire`] for a dataset whose lock file is `path` (a dataset with a directory of its own,
+/// e.g. `<root>/funding_rate/.kline-etl.lock`, see [`crate::dataset`]).
+pub fn acquire_file(
+    path: PathBuf,
+    pipeline: &str,
+    wait: Duration,
+) -> Result<DatasetLock, LoadError> {
     if let Some(dir) = path.parent() {
         fs_err::create_dir_all(dir)?;
     }
@@ -174,14 +185,22 @@ pub fn acquire(
     let owner = Owner {
         pid: std::process::id(),
         host: host_name(),
-        since: crate::transform::fmt_ms(chrono::Utc::now().timestamp_millis()),
+        since: crate::time::fmt_ms(chrono::Utc::now().timestamp_millis()),
         pipeline: pipeline.to_owned(),
     };
     let text = serde_json::to_string(&owner).unwrap_or_default();
-    file.set_len(0)?;
-    file.rewind()?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
+    // The owner's line is the first write of a run: a full disk shows here, with the path.
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        return Err(LoadError::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot write the lock file `{}`: {e}", path.display()),
+        )));
+    }
     Ok(DatasetLock {
         file,
         path,
@@ -192,6 +211,17 @@ pub fn acquire(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write that fails (here `/dev/full`, a disk that is always full) names the lock file,
+    /// not only the operating system's "No space left on device".
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failing_lock_write_names_the_path() {
+        let err = acquire_file(PathBuf::from("/dev/full"), "p", Duration::ZERO).unwrap_err();
+        let msg = crate::error::error_chain(&err);
+        assert!(msg.contains("`/dev/full`"), "{msg}");
+        assert_eq!(err.exit_code(), crate::exit::ExitCode::Output);
+    }
 
     #[test]
     fn a_second_holder_is_refused_and_a_release_lets_it_in() {

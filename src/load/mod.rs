@@ -169,6 +169,16 @@ pub enum LoadError {
         /// How long this run waited.
         waited_secs: u64,
     },
+    /// A report or state file (`_summary.json`, `_resume.json`, a manifest) could not be
+    /// serialised (a bug: its types always serialise).
+    #[error("cannot serialise `{path}`")]
+    Report {
+        /// The file that was not written.
+        path: PathBuf,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A test-only injected failure (see [`DatasetWriter::inject_fault`]).
     #[error("injected failure before renaming `{path}` into place")]
     Injected {
@@ -182,7 +192,7 @@ impl LoadError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             LoadError::Quality { .. } => ExitCode::TasksFailed,
-            LoadError::WrongPartition { .. } => ExitCode::Internal,
+            LoadError::WrongPartition { .. } | LoadError::Report { .. } => ExitCode::Internal,
             LoadError::Locked { .. } => ExitCode::Locked,
             _ => ExitCode::Output,
         }

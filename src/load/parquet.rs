@@ -239,8 +239,8 @@ fn check_span(bounds: FooterBounds, expected: &Expected, path: &Path) -> Result<
     {
         return Err(foreign(path, format!(
             "its rows open from `{}` to `{}`, outside its partition `{}`: a foreign file",
-            crate::transform::fmt_ms(lo),
-            crate::transform::fmt_ms(hi),
+            crate::time::fmt_ms(lo),
+            crate::time::fmt_ms(hi),
             expected.period_dir.as_deref().unwrap_or("-")
         )));
     }

@@ -36,12 +36,13 @@ use chrono::{Datelike, NaiveDate};
 
 use crate::config::PartitionSpec;
 use crate::interval::{DAY_MS, Interval};
+use crate::layout;
 use crate::market::Market;
 use crate::symbol::Symbol;
 use crate::transform::KlineRows;
 
 /// The file name of every partition (deterministic, so reruns replace rather than add).
-pub const FILE_NAME: &str = "part.parquet";
+pub const FILE_NAME: &str = crate::layout::PARTITION_FILE;
 
 /// How finely a task's rows are split into files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -151,9 +152,9 @@ impl Period {
     pub fn dir(self) -> Option<String> {
         match self {
             Period::All => None,
-            Period::Year(y) => Some(format!("year={y:04}")),
-            Period::Month(y, m) => Some(format!("month={y:04}-{m:02}")),
-            Period::Day(y, m, d) => Some(format!("date={y:04}-{m:02}-{d:02}")),
+            Period::Year(y) => Some(layout::year_dir(y)),
+            Period::Month(y, m) => Some(layout::month_dir(y, m)),
+            Period::Day(y, m, d) => Some(layout::date_dir(y, m, d)),
         }
     }
 }
@@ -172,10 +173,7 @@ pub struct TaskKey {
 impl TaskKey {
     /// `klines/market=spot/symbol=BTCUSDT/interval=1h`, relative to the output root.
     pub fn relative_dir(&self) -> PathBuf {
-        PathBuf::from("klines")
-            .join(format!("market={}", self.market.as_str()))
-            .join(format!("symbol={}", self.symbol.as_str()))
-            .join(format!("interval={}", self.interval.as_str()))
+        layout::series_dir(self.market, &self.symbol, self.interval)
     }
 }
 

@@ -28,13 +28,13 @@ use std::time::UNIX_EPOCH;
 
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::LoadError;
 
 /// The mirror's record of what it holds, under the mirror root.
-pub const MIRROR_FILE: &str = ".kline-etl-mirror.json";
+pub const MIRROR_FILE: &str = crate::layout::MIRROR_FILE;
 
 /// Why talking to the object store failed.
 #[derive(Debug, thiserror::Error)]
@@ -118,19 +118,23 @@ pub fn open(url: &str, mirror: &Path) -> Result<Remote, RemoteError> {
     };
     let parsed = url::Url::parse(url).map_err(|e| fail(e.to_string()))?;
     let prefix = StorePath::from_url_path(parsed.path()).map_err(|e| fail(e.to_string()))?;
+    crate::tls::ensure_provider();
     let store: Arc<dyn ObjectStore> = match parsed.scheme() {
+        #[cfg(feature = "aws")]
         "s3" | "s3a" => Arc::new(
             with_aws_profile(object_store::aws::AmazonS3Builder::from_env())
                 .with_url(url)
                 .build()
                 .map_err(|e| fail(e.to_string()))?,
         ),
+        #[cfg(feature = "gcp")]
         "gs" => Arc::new(
             object_store::gcp::GoogleCloudStorageBuilder::from_env()
                 .with_url(url)
                 .build()
                 .map_err(|e| fail(e.to_string()))?,
         ),
+        #[cfg(feature = "azure")]
         "az" | "azure" | "abfs" | "abfss" => Arc::new(
             object_store::azure::MicrosoftAzureBuilder::from_env()
                 .with_url(url)
@@ -151,7 +155,7 @@ pub fn open(url: &str, mirror: &Path) -> Result<Remote, RemoteError> {
                 mirror: mirror.to_owned(),
             });
         }
-        other => return Err(fail(format!("unsupported scheme `{other}`"))),
+        other => return Err(fail(unsupported(other))),
     };
     Ok(Remote {
         store,
@@ -161,9 +165,24 @@ pub fn open(url: &str, mirror: &Path) -> Result<Remote, RemoteError> {
     })
 }
 
+/// Why a URL scheme cannot be opened: unknown, or its store left out of this build.
+fn unsupported(scheme: &str) -> String {
+    let feature = match scheme {
+        "s3" | "s3a" => "aws",
+        "gs" => "gcp",
+        "az" | "azure" | "abfs" | "abfss" => "azure",
+        _ => return format!("unsupported scheme `{scheme}` (use s3://, gs://, az:// or file://)"),
+    };
+    format!(
+        "this kline-etl was built without `{scheme}://` support (cargo feature `{feature}`); \
+         install a build with default features (`cargo install kline-etl`, `pip install kline-etl`)"
+    )
+}
+
 /// Credentials of a named AWS profile (`AWS_PROFILE`, default `default`) from
 /// `~/.aws/credentials` (or `AWS_SHARED_CREDENTIALS_FILE`) and its region from `~/.aws/config`
 /// (or `AWS_CONFIG_FILE`), used when the environment holds no access key.
+#[cfg(feature = "aws")]
 fn with_aws_profile(
     mut b: object_store::aws::AmazonS3Builder,
 ) -> object_store::aws::AmazonS3Builder {
@@ -208,6 +227,7 @@ fn with_aws_profile(
 }
 
 /// The `key = value` pairs of one `[section]` of an INI file (AWS's credentials format).
+#[cfg(feature = "aws")]
 fn ini_section(text: &str, section: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut inside = false;
@@ -270,7 +290,7 @@ impl Remote {
     fn key(&self, rel: &str) -> StorePath {
         let mut key = self.prefix.clone();
         for part in rel.split('/').filter(|p| !p.is_empty()) {
-            key = key.child(part);
+            key = key.join(part);
         }
         key
     }
@@ -316,14 +336,7 @@ impl Remote {
     }
 
     fn write_mirror(&self, m: &Mirror) -> Result<(), LoadError> {
-        let bytes =
-            serde_json::to_vec_pretty(m).map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
-        super::atomic::write_atomic(
-            &self.mirror.join(MIRROR_FILE),
-            &bytes,
-            |_| Ok(()),
-            |_| false,
-        )
+        super::atomic::write_json(&self.mirror.join(MIRROR_FILE), m)
     }
 
     /// Bring the mirror up to date with the store.
@@ -452,6 +465,15 @@ impl Remote {
 mod tests {
     use super::*;
 
+    #[test]
+    fn schemes_left_out_of_the_build_say_which_feature() {
+        assert!(unsupported("ftp").contains("unsupported scheme `ftp`"));
+        assert!(unsupported("s3a").contains("cargo feature `aws`"));
+        assert!(unsupported("gs").contains("cargo feature `gcp`"));
+        assert!(unsupported("abfss").contains("cargo feature `azure`"));
+    }
+
+    #[cfg(feature = "aws")]
     #[test]
     fn aws_profiles_are_read_from_ini_sections() {
         let text = "[default]\naws_access_key_id = AKIADEFAULT\n\n[work]\n# comment\naws_access_key_id=AKIAWORK\naws_secret_access_key = s3cr3t\n";

@@ -18,14 +18,14 @@ use serde::{Deserialize, Serialize};
 
 use super::LoadError;
 use super::partition::TaskKey;
-use crate::incremental::{Window, subtract};
 use crate::interval::Interval;
 use crate::market::Market;
 use crate::symbol::Symbol;
-use crate::transform::fmt_ms;
+use crate::time::fmt_ms;
+use crate::window::{Window, subtract};
 
 /// The file name under `<root>/klines/`.
-pub const FILE_NAME: &str = "_resume.json";
+pub const FILE_NAME: &str = crate::layout::RESUME_FILE;
 const VERSION: u32 = 1;
 
 /// Why a window is unfinished.
@@ -130,27 +130,17 @@ pub struct ResumeFile {
 
 /// Where the resume file of an output root lives (`_resume.json`, or one per shard:
 /// `_resume.shard-2-of-4.json`, so sharded runs never write each other's).
-pub fn path(root: &Path, shard: Option<crate::plan::Shard>) -> PathBuf {
-    let name = match shard {
-        None => FILE_NAME.to_owned(),
-        Some(s) => format!("_resume.{s}.json"),
-    };
-    root.join("klines").join(name)
+pub fn path(root: &Path, shard: Option<crate::shard::Shard>) -> PathBuf {
+    crate::layout::resume_file(root, shard)
 }
 
 /// Every resume file under `root` (unsharded and per shard), read together.
 pub fn read_all(root: &Path) -> Vec<Pending> {
     let mut out = read(root, None);
-    if let Ok(entries) = fs_err::read_dir(root.join("klines")) {
-        let mut shards: Vec<Option<crate::plan::Shard>> = entries
+    if let Ok(entries) = fs_err::read_dir(crate::layout::klines_dir(root)) {
+        let mut shards: Vec<Option<crate::shard::Shard>> = entries
             .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.strip_prefix("_resume.")?
-                    .strip_suffix(".json")?
-                    .parse::<crate::plan::Shard>()
-                    .ok()
-            })
+            .filter_map(|e| crate::layout::resume_shard(&e.file_name().to_string_lossy()))
             .map(Some)
             .collect();
         shards.sort();
@@ -163,7 +153,7 @@ pub fn read_all(root: &Path) -> Vec<Pending> {
 
 /// Read a resume file; a missing file is empty, a damaged one is reported and treated as
 /// empty (it only ever adds work).
-pub fn read(root: &Path, shard: Option<crate::plan::Shard>) -> Vec<Pending> {
+pub fn read(root: &Path, shard: Option<crate::shard::Shard>) -> Vec<Pending> {
     let p = path(root, shard);
     let text = match fs_err::read_to_string(&p) {
         Ok(t) => t,
@@ -218,7 +208,7 @@ pub fn log_outside_range(pending: &[Pending], series: &[TaskKey], range: Window)
 /// Replace the resume file atomically (removing it when nothing is pending).
 pub fn write(
     root: &Path,
-    shard: Option<crate::plan::Shard>,
+    shard: Option<crate::shard::Shard>,
     pending: &[Pending],
 ) -> Result<(), LoadError> {
     let p = path(root, shard);
@@ -239,10 +229,7 @@ pub fn write(
         updated_at: fmt_ms(chrono::Utc::now().timestamp_millis()),
         pending: sorted,
     };
-    let mut bytes =
-        serde_json::to_vec_pretty(&file).map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
-    bytes.push(b'\n');
-    super::atomic::write_atomic(&p, &bytes, |_| Ok(()), |_| false)
+    super::atomic::write_json(&p, &file)
 }
 
 /// What is still pending after a run: every earlier window minus what the run finished, plus
@@ -300,7 +287,7 @@ mod tests {
         )];
         write(dir.path(), None, &p).unwrap();
         assert_eq!(read(dir.path(), None), p);
-        let shard: crate::plan::Shard = "shard-2-of-3".parse().unwrap();
+        let shard: crate::shard::Shard = "shard-2-of-3".parse().unwrap();
         write(dir.path(), Some(shard), &p).unwrap();
         assert_eq!(read_all(dir.path()).len(), 2);
         write(dir.path(), None, &[]).unwrap();

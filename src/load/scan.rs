@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::partition::{FILE_NAME, TaskKey};
 use crate::interval::Interval;
+use crate::layout::{self, hive_value};
 use crate::market::Market;
 use crate::symbol::Symbol;
 
@@ -27,16 +28,12 @@ fn entries(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     for e in fs_err::read_dir(dir)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.') && !name.starts_with('_') {
+        if !crate::layout::is_hidden(&name) {
             out.push((name, e.path()));
         }
     }
     out.sort();
     Ok(out)
-}
-
-fn value<'a>(name: &'a str, key: &str) -> Option<&'a str> {
-    name.strip_prefix(key)?.strip_prefix('=')
 }
 
 /// The partition files of one series, sorted by path (none when the series is not stored).
@@ -72,13 +69,15 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// Every kline series under `root` (the pipeline's `output.path`). A missing root or
 /// `klines` directory is an empty dataset, not an error.
 pub fn scan(root: &Path) -> std::io::Result<Vec<SeriesFiles>> {
-    let klines = root.join("klines");
+    let klines = crate::layout::klines_dir(root);
     if !klines.is_dir() {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
     for (m_name, m_path) in entries(&klines)? {
-        let Some(market) = value(&m_name, "market").and_then(|v| v.parse::<Market>().ok()) else {
+        let Some(market) =
+            hive_value(&m_name, layout::MARKET).and_then(|v| v.parse::<Market>().ok())
+        else {
             skip(&m_path);
             continue;
         };
@@ -86,14 +85,15 @@ pub fn scan(root: &Path) -> std::io::Result<Vec<SeriesFiles>> {
             continue;
         }
         for (s_name, s_path) in entries(&m_path)? {
-            let Some(symbol) = value(&s_name, "symbol").and_then(|v| v.parse::<Symbol>().ok())
+            let Some(symbol) =
+                hive_value(&s_name, layout::SYMBOL).and_then(|v| v.parse::<Symbol>().ok())
             else {
                 skip(&s_path);
                 continue;
             };
             for (i_name, i_path) in entries(&s_path)? {
                 let Some(interval) =
-                    value(&i_name, "interval").and_then(|v| v.parse::<Interval>().ok())
+                    hive_value(&i_name, layout::INTERVAL).and_then(|v| v.parse::<Interval>().ok())
                 else {
                     skip(&i_path);
                     continue;

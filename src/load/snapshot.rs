@@ -22,41 +22,9 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use super::{LoadError, WriteOptions};
 use crate::config::Dataset;
 use crate::market::Market;
-use crate::symbol::Symbol;
 use crate::transform::schema::{price_type_str, time_unit_str};
 
-/// `date=YYYY-MM-DD` of a snapshot time (UTC).
-fn date_dir(snapshot_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(snapshot_ms).map_or_else(
-        || "date=invalid".to_owned(),
-        |d| d.format("date=%Y-%m-%d").to_string(),
-    )
-}
-
-/// The file name of a snapshot: `20261125T120000Z.parquet`.
-pub fn snapshot_file_name(snapshot_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(snapshot_ms).map_or_else(
-        || format!("{snapshot_ms}.parquet"),
-        |d| d.format("%Y%m%dT%H%M%SZ.parquet").to_string(),
-    )
-}
-
-/// The file of a ticker snapshot, relative to the output root.
-pub fn ticker_path(market: Market, snapshot_ms: i64) -> PathBuf {
-    PathBuf::from(Dataset::TickerPrice.as_str())
-        .join(format!("market={market}"))
-        .join(date_dir(snapshot_ms))
-        .join(snapshot_file_name(snapshot_ms))
-}
-
-/// The file of one symbol's order-book snapshot, relative to the output root.
-pub fn depth_path(market: Market, symbol: &Symbol, snapshot_ms: i64) -> PathBuf {
-    PathBuf::from(Dataset::Depth.as_str())
-        .join(format!("market={market}"))
-        .join(format!("symbol={symbol}"))
-        .join(date_dir(snapshot_ms))
-        .join(snapshot_file_name(snapshot_ms))
-}
+pub use crate::layout::{depth_path, snapshot_file_name, ticker_path};
 
 /// What writing a snapshot file did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +85,12 @@ pub fn write_snapshot(
 
 /// Snapshot files of a dataset under `root` (`.parquet`, not dot-prefixed), sorted.
 pub fn snapshot_files(root: &Path, dataset: Dataset) -> Result<Vec<PathBuf>, LoadError> {
+    parquet_files(&crate::layout::dataset_dir(root, dataset))
+}
+
+/// Every `.parquet` file under `dir`, recursively, skipping dot- and underscore-prefixed
+/// names (temporary files, `_summary.*`), sorted; empty when `dir` does not exist.
+pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
         for e in fs_err::read_dir(dir)? {
             let p = e?.path();
@@ -124,7 +98,7 @@ pub fn snapshot_files(root: &Path, dataset: Dataset) -> Result<Vec<PathBuf>, Loa
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if name.starts_with('.') || name.starts_with('_') {
+            if crate::layout::is_hidden(&name) {
                 continue;
             }
             if p.is_dir() {
@@ -135,10 +109,9 @@ pub fn snapshot_files(root: &Path, dataset: Dataset) -> Result<Vec<PathBuf>, Loa
         }
         Ok(())
     }
-    let dir = root.join(dataset.as_str());
     let mut out = Vec::new();
     if dir.is_dir() {
-        walk(&dir, &mut out)?;
+        walk(dir, &mut out)?;
     }
     out.sort();
     Ok(out)
@@ -147,6 +120,7 @@ pub fn snapshot_files(root: &Path, dataset: Dataset) -> Result<Vec<PathBuf>, Loa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::symbol::Symbol;
 
     #[test]
     fn paths_are_hive_style_and_named_by_time() {

@@ -23,7 +23,7 @@ pub fn series_bounds(root: &Path, task: &TaskKey) -> Result<Option<(i64, i64)>, 
     for e in fs_err::read_dir(&dir)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || name.starts_with('_') || !e.path().is_dir() {
+        if crate::layout::is_hidden(&name) || !e.path().is_dir() {
             continue;
         }
         if let Some((kind, _)) = name.split_once('=') {

@@ -481,6 +481,11 @@ pub(crate) enum Selection {
 }
 
 impl SymbolData {
+    /// The symbol's hash key (seed × market × name), for per-symbol random streams.
+    pub(crate) fn key(&self) -> u64 {
+        self.key
+    }
+
     /// The first and last instants at which a candle may open, given `now`.
     fn bounds(&self, now: i64) -> (i64, i64) {
         let mut last = now;

@@ -21,7 +21,8 @@
 //! # Endpoints
 //!
 //! `ping`, `time`, `exchangeInfo` (`symbol`/`symbols`), `klines` (and `uiKlines` on spot,
-//! served identically), `ticker/price` (all, `symbol`, `symbols`) and `depth`, with Binance's
+//! served identically), `ticker/price` (all, `symbol`, `symbols`), `depth` and, on futures,
+//! `fundingRate` ([`funding`], with its own limit of 500 requests per 5 minutes), with Binance's
 //! weights (`crate::market::Market` holds the kline tables). `X-MBX-TIME-UNIT: MICROSECOND`
 //! switches response times to µs; `startTime`/`endTime` are read as µs when `>= 10^14`.
 //!
@@ -52,6 +53,7 @@ pub mod archive;
 pub mod clock;
 pub mod data;
 pub mod faults;
+pub mod funding;
 pub mod limits;
 mod server;
 pub mod stats;
@@ -117,6 +119,8 @@ pub struct SimConfig {
     pub port: u16,
     /// The data.binance.vision-style archive: publication lags and per-file faults.
     pub archive: ArchiveConfig,
+    /// The funding endpoints' own request limit (default 500 per 5 minutes, see [`funding`]).
+    pub funding_limits: LimitsConfig,
 }
 
 impl Default for SimConfig {
@@ -129,6 +133,7 @@ impl Default for SimConfig {
             clock: ClockMode::Real,
             port: 0,
             archive: ArchiveConfig::default(),
+            funding_limits: funding::default_limits(),
         }
     }
 }
@@ -177,6 +182,16 @@ impl SimConfig {
     #[must_use]
     pub fn with_ban_base(mut self, base: Duration) -> Self {
         self.limits.ban_base = base;
+        self
+    }
+
+    /// Set the funding endpoints' request limit: `limit` requests per `window` on every market.
+    #[must_use]
+    pub fn with_funding_limit(mut self, limit: u32, window: RateWindow) -> Self {
+        self.funding_limits.window = window;
+        for m in Market::ALL {
+            self.funding_limits.weight_limit.insert(m, limit);
+        }
         self
     }
 
@@ -348,6 +363,7 @@ impl Simulator {
             universe: data::Universe::new(config.seed, &config.symbols),
             clock: clock::DataClock::new(config.clock),
             limiter: limits::Limiter::new(config.limits.clone()),
+            funding_limiter: limits::Limiter::new(config.funding_limits.clone()),
             faults: config.faults.clone(),
             counter: AtomicU64::new(0),
             stats: Mutex::new(stats::StatsInner::default()),

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) universe: Universe,
     pub(crate) clock: DataClock,
     pub(crate) limiter: Limiter,
+    /// The funding endpoints' request limit ([`super::funding`]).
+    pub(crate) funding_limiter: Limiter,
     pub(crate) faults: FaultPlan,
     pub(crate) counter: AtomicU64,
     pub(crate) stats: Mutex<StatsInner>,
@@ -338,6 +340,7 @@ enum Endpoint {
     IndexPriceKlines,
     PremiumIndexKlines,
     ContinuousKlines,
+    FundingRate,
 }
 
 fn route(path: &str) -> Option<(Market, Endpoint)> {
@@ -357,6 +360,7 @@ fn route(path: &str) -> Option<(Market, Endpoint)> {
         "/indexPriceKlines" if market != Market::Spot => Endpoint::IndexPriceKlines,
         "/premiumIndexKlines" if market != Market::Spot => Endpoint::PremiumIndexKlines,
         "/continuousKlines" if market != Market::Spot => Endpoint::ContinuousKlines,
+        "/fundingRate" if market != Market::Spot => Endpoint::FundingRate,
         _ => return None,
     };
     Some((market, ep))
@@ -374,7 +378,7 @@ fn depth_levels(market: Market, limit: Option<i64>) -> (usize, u32) {
 fn weight(market: Market, ep: Endpoint, p: &Params) -> u32 {
     let limit = p.get("limit").and_then(|v| v.parse::<i64>().ok());
     match ep {
-        Endpoint::Ping | Endpoint::Time => 1,
+        Endpoint::Ping | Endpoint::Time | Endpoint::FundingRate => 1,
         Endpoint::ExchangeInfo => market.exchange_info_weight(),
         Endpoint::Klines
         | Endpoint::UiKlines
@@ -483,20 +487,33 @@ async fn handle(
             &json!({"code": -1003, "msg": "Too many requests queued."}),
         )),
         Some(FaultKind::TooManyRequests) => {
-            Some(limit_reply(&sh, market, sh.limiter.forced_429(ip, market, wall)))
+            Some(limit_reply(&sh, &sh.limiter, market, sh.limiter.forced_429(ip, market, wall)))
         }
-        Some(FaultKind::Ban) => Some(limit_reply(&sh, market, sh.limiter.forced_ban(ip, market, wall))),
+        Some(FaultKind::Ban) => Some(limit_reply(&sh, &sh.limiter, market, sh.limiter.forced_ban(ip, market, wall))),
         _ => None,
     };
     if let Some(reply) = replaced {
         return finish(reply, Some((&header, used_now())), None);
     }
 
+    // The funding endpoints' own request limit comes first: a request it refuses adds no
+    // weight.
+    if ep == Endpoint::FundingRate
+        && let v @ (Verdict::TooMany { .. } | Verdict::Banned { .. }) =
+            sh.funding_limiter.check(ip, market, 1, wall)
+    {
+        let reply = limit_reply(&sh, &sh.funding_limiter, market, v);
+        return finish(reply, Some((&header, used_now())), None);
+    }
     let w = weight(market, ep, &params);
     let used = match sh.limiter.check(ip, market, w, wall) {
         Verdict::Allowed { used } => used,
         v @ (Verdict::TooMany { used, .. } | Verdict::Banned { used, .. }) => {
-            return finish(limit_reply(&sh, market, v), Some((&header, used)), None);
+            return finish(
+                limit_reply(&sh, &sh.limiter, market, v),
+                Some((&header, used)),
+                None,
+            );
         }
     };
 
@@ -605,12 +622,12 @@ fn corrupt_klines(kind: FaultKind, body: &Bytes) -> Bytes {
     serde_json::to_vec(&rows).map_or_else(|_| body.clone(), Bytes::from)
 }
 
-fn limit_reply(sh: &Shared, market: Market, v: Verdict) -> Reply {
+fn limit_reply(sh: &Shared, limiter: &Limiter, market: Market, v: Verdict) -> Reply {
     match v {
         Verdict::Allowed { .. } => Reply::ok("{}"),
         Verdict::TooMany { retry_after, .. } => {
             sh.record(|s| s.sent_429 += 1);
-            let cfg = sh.limiter.config();
+            let cfg = limiter.config();
             let limit = cfg.limit(market);
             let w = cfg.window;
             let msg = if market == Market::Spot {
@@ -764,7 +781,36 @@ fn endpoint(
         | Endpoint::ContinuousKlines => klines(sh, market, ep, p, now, micros),
         Endpoint::TickerPrice => ticker_price(sh, market, p, now, t(now)),
         Endpoint::Depth => depth(sh, market, p, now),
+        Endpoint::FundingRate => funding_rate(sh, market, p, now, micros),
     }
+}
+
+/// `GET /fundingRate` (futures): see [`super::funding`] for the records and the choices.
+fn funding_rate(
+    sh: &Shared,
+    market: Market,
+    p: &Params,
+    now: i64,
+    micros: bool,
+) -> Result<Reply, ApiError> {
+    let symbol = p.symbol()?;
+    let start = p.time("startTime")?;
+    let end = p.time("endTime")?;
+    let limit = match p.number("limit")? {
+        None => 100,
+        Some(l) if (1..=1000).contains(&l) => l as usize,
+        Some(_) => return Err(ApiError::invalid("limit")),
+    };
+    let data = find(sh, market, symbol, now)?;
+    if let (Some(s), Some(e)) = (start, end)
+        && s > e
+    {
+        return Err(ApiError::bad(-1023, "Start time is greater than end time."));
+    }
+    let last = start.is_none();
+    let range = (start.unwrap_or(i64::MIN), end.unwrap_or(i64::MAX));
+    let rows = super::funding::select(data, market, range, limit, last, now);
+    Ok(Reply::ok(super::funding::to_json(symbol, &rows, micros)))
 }
 
 /// Symbols that exist as of `now` (listed at or before it).

@@ -1,7 +1,7 @@
 //! The candlestick chart the tutorial notebook drew with
 //! `mplfinance.plot(type='candle', volume=True, mav=(10, 20, 30))`: candles, a volume panel and
 //! simple moving averages of the close, with a title, a dated axis and a legend, rendered to
-//! SVG or PNG with `plotters`.
+//! SVG or PNG with `plotters` (PNG bytes encoded by the `png` crate).
 //!
 //! Candles are placed by position, not by time (mplfinance's default `show_nontrading=False`),
 //! so an exchange outage does not leave an empty column; the axis labels carry the dates.
@@ -121,13 +121,18 @@ pub fn render_png(candles: &[Candle], spec: &ChartSpec) -> Result<Vec<u8>, Chart
         draw(&root, candles, spec)?;
         root.present().map_err(draw_err)?;
     }
+    encode_png(&rgb, w, h)
+}
+
+/// Encode 8-bit RGB pixels as a PNG file (the `png` crate: no image-processing stack).
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, ChartError> {
     let mut png = Vec::new();
-    {
-        use image::ImageEncoder;
-        image::codecs::png::PngEncoder::new(&mut png)
-            .write_image(&rgb, w, h, image::ColorType::Rgb8)
-            .map_err(draw_err)?;
-    }
+    let mut encoder = png::Encoder::new(&mut png, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(draw_err)?;
+    writer.write_image_data(rgb).map_err(draw_err)?;
+    writer.finish().map_err(draw_err)?;
     Ok(png)
 }
 
@@ -159,6 +164,9 @@ fn label_format(interval: Interval, span_ms: i64) -> &'static str {
         _ => "%Y-%m-%d",
     }
 }
+
+/// Half the width of a candle body, in candle slots.
+const BODY_WIDTH: f64 = 0.35;
 
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -232,7 +240,7 @@ where
         .draw()
         .map_err(draw_err)?;
 
-    let body_w = 0.35;
+    let body_w = BODY_WIDTH;
     price
         .draw_series(candles.iter().enumerate().map(|(i, c)| {
             let x = i as f64;
@@ -283,8 +291,26 @@ where
             .map_err(draw_err)?;
     }
 
+    draw_volume(&volume_area, candles, spec, &date_label, label_font)
+}
+
+/// The volume panel under the prices: one bar per candle, coloured like its candle, with
+/// the time axis.
+fn draw_volume<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    candles: &[Candle],
+    spec: &ChartSpec,
+    date_label: &dyn Fn(&f64) -> String,
+    label_font: (&str, u32),
+) -> Result<(), ChartError>
+where
+    DB::ErrorType: 'static,
+{
+    let n = candles.len();
+    let x_range = -0.5f64..(n as f64 - 0.5);
+    let body_w = BODY_WIDTH;
     let vmax = candles.iter().map(|c| c.volume).fold(0.0, f64::max);
-    let mut volume = ChartBuilder::on(&volume_area)
+    let mut volume = ChartBuilder::on(area)
         .margin(8)
         .x_label_area_size(spec.height / 14)
         .y_label_area_size(spec.width / 12)
@@ -297,7 +323,7 @@ where
         .y_desc("Volume")
         .x_desc("Open time (UTC)")
         .x_labels(6.min(n))
-        .x_label_formatter(&date_label)
+        .x_label_formatter(date_label)
         .label_style(label_font)
         .y_labels(3)
         .draw()
@@ -375,6 +401,23 @@ mod tests {
         let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
         let h = u32::from_be_bytes(png[20..24].try_into().unwrap());
         assert_eq!((w, h), (800, 500));
+        // It decodes, and the candles' colours are in it.
+        let mut reader = png::Decoder::new(std::io::Cursor::new(&png)).read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+        let frame = reader.next_frame(&mut pixels).unwrap();
+        assert_eq!((frame.width, frame.height, frame.color_type), (800, 500, png::ColorType::Rgb));
+        let has = |rgb: [u8; 3]| pixels.chunks_exact(3).any(|p| p == rgb);
+        assert!(has([UP.0, UP.1, UP.2]) && has([DOWN.0, DOWN.1, DOWN.2]), "up and down candles drawn");
+    }
+
+    #[test]
+    fn png_encoding_keeps_every_pixel() {
+        let rgb: Vec<u8> = (0..=255).cycle().take(7 * 5 * 3).collect();
+        let png = encode_png(&rgb, 7, 5).unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(&png)).read_info().unwrap();
+        let mut out = vec![0; reader.output_buffer_size().unwrap()];
+        reader.next_frame(&mut out).unwrap();
+        assert_eq!(out, rgb);
     }
 
     #[test]

@@ -28,7 +28,8 @@ use super::series::{Gap, GapCause, KlineView, SeriesStats};
 use super::sketch::Describe;
 use crate::interval::Interval;
 use crate::market::Market;
-use crate::transform::{Column, KlineRows, fmt_ms};
+use crate::time::fmt_ms;
+use crate::transform::{Column, KlineRows};
 
 /// Version of the `_summary.json` layout; bumped on any incompatible change.
 pub const REPORT_VERSION: u32 = 1;

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::report::{PipelineInfo, ToolInfo};
+use crate::time::fmt_ms;
 use crate::transform::depth::{DepthQuality, DepthRows, Side, check_depth};
-use crate::transform::fmt_ms;
 use crate::transform::ticker::{TickerRows, non_positive_prices};
 
 /// A symbol and its price.
@@ -170,6 +170,8 @@ pub struct SnapshotRunInfo {
     pub http_429: u64,
     /// HTTP 418 replies received.
     pub http_418: u64,
+    /// Retries by cause.
+    pub retries: std::collections::BTreeMap<String, u64>,
     /// Rows written.
     pub rows_written: u64,
     /// Snapshot files written.

@@ -31,6 +31,7 @@ use crate::config::{PriceType, TransformOptions};
 use crate::interval::Interval;
 use crate::market::Market;
 use crate::symbol::Symbol;
+use crate::time::fmt_ms;
 
 pub use quality::QualityReport;
 pub use schema::SchemaError;
@@ -110,14 +111,6 @@ impl ParseError {
             location,
         }))
     }
-}
-
-/// `ms` as an RFC 3339 UTC instant (falls back to the number when out of range).
-pub fn fmt_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
-        || ms.to_string(),
-        |d| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-    )
 }
 
 /// A price or volume column: `f64`, or exact decimals as `i128` with scale 8 (`1.5` is

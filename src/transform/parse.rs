@@ -537,6 +537,7 @@ pub(super) fn parse_page(
     Ok(rows)
 }
 
+#[allow(clippy::too_many_lines)] // split with the parser rework (issue 25)
 fn parse_page_typed<T: Value>(
     body: &[u8],
     ctx: &KlineContext<'_>,

@@ -141,7 +141,7 @@ impl QualityReport {
                 let ex: Vec<String> = self
                     .examples
                     .get(c)
-                    .map(|v| v.iter().map(|t| super::fmt_ms(*t)).collect())
+                    .map(|v| v.iter().map(|t| crate::time::fmt_ms(*t)).collect())
                     .unwrap_or_default();
                 format!("{} {n} ({})", c.name(), ex.join(", "))
             })

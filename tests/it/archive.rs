@@ -15,7 +15,7 @@ use kline_etl::summary::dataset::read_series;
 use kline_etl::symbol::Symbol;
 use kline_etl::transform::{KlineContext, KlineRows, parse_klines};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kline-etl");
+use crate::harness::BIN;
 /// 2025-03-10T12:30:00Z: spot files from 2025 are in µs, December 2024 in ms.
 const NOW: i64 = 1_741_609_800_000;
 /// 2024-12-28: the range starts with daily files (ms), then monthly files (µs).

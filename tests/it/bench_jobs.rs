@@ -10,7 +10,7 @@ use kline_etl::market::Market;
 use kline_etl::simulator::SimConfig;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kline-etl");
+use crate::harness::BIN;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -228,6 +228,7 @@ async fn simulate_flags_set_the_limit_window_and_symbols() {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
     let get = |path: String| async move {
+        kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
         let text = reqwest::get(path).await.unwrap().text().await.unwrap();
         serde_json::from_str::<Value>(&text).unwrap()
     };

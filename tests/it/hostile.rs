@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 
-use crate::run::{BIN, NOW, cli, file_hashes, stderr};
+use crate::harness::{BIN, NOW, cli, file_hashes, stderr};
 
 const HOUR: i64 = 3_600_000;
 
@@ -350,7 +350,7 @@ async fn damaged_files_in_the_dataset_are_refused_and_left_as_they_are() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flags_out_of_range_exit_2_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
-    let demo = crate::run::repo().join("pipelines/demo.yaml");
+    let demo = crate::harness::repo().join("pipelines/demo.yaml");
     let demo = demo.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["run", demo, "--concurrency", "0"], "--concurrency"),
@@ -421,7 +421,7 @@ async fn an_api_key_echoed_by_the_exchange_is_redacted_everywhere() {
         assert!(!err.contains(secret), "{err}");
         assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
     }
-    crate::run::assert_no_file_contains(dir.path(), secret);
+    crate::harness::assert_no_file_contains(dir.path(), secret);
     let summary = std::fs::read_to_string(dir.path().join("out/klines/_summary.json")).unwrap();
     assert!(
         summary.contains("<redacted>"),
@@ -457,7 +457,7 @@ impl Drop for Mount {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_or_read_only_output_exits_4_and_loses_nothing() {
-    let sim = crate::run::simulator().await;
+    let sim = crate::harness::simulator().await;
     let dir = tempfile::tempdir().unwrap();
     // 300 KiB: room for a few months of hourly candles, not for a year of minutes.
     let Some(full) = Mount::tmpfs(&dir.path().join("full"), "size=300k") else {

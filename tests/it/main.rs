@@ -1,10 +1,13 @@
 //! The one integration-test binary (one link step for all integration tests).
 
+mod analyst;
 mod archive;
 mod bench_jobs;
 mod config;
 mod extract;
+mod funding_rate;
 mod fuzz_regressions;
+mod harness;
 mod hostile;
 mod load;
 mod nightly;

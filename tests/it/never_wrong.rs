@@ -12,7 +12,7 @@ use kline_etl::simulator::{ClockMode, FaultKind, FaultPlan, SimConfig, SimHandle
 use kline_etl::summary::dataset::read_series;
 use kline_etl::symbol::Symbol;
 
-use crate::run::{NOW, assert_same, cli, file_hashes, stderr, summary_json, truth};
+use crate::harness::{NOW, assert_same, cli, file_hashes, stderr, summary_json, truth};
 
 const MAY_1: i64 = 1_714_521_600_000; // 2024-05-01
 const JAN_1: i64 = 1_704_067_200_000; // 2024-01-01

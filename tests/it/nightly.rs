@@ -13,7 +13,7 @@ use kline_etl::simulator::{ClockMode, FaultKind, FaultPlan, SimConfig, SimHandle
 use kline_etl::summary::dataset::read_series;
 use kline_etl::symbol::Symbol;
 
-use crate::run::{BIN, NOW, assert_same, cli, pipeline, stderr, summary_json, truth};
+use crate::harness::{BIN, NOW, assert_same, cli, pipeline, stderr, summary_json, truth};
 
 const JAN_1: i64 = 1_704_067_200_000; // 2024-01-01
 /// The simulator's frozen clock here: 2024-06-01T00:31:00Z, a minute past a 15m boundary, so
@@ -135,6 +135,88 @@ async fn a_no_op_nightly_makes_one_request_per_series() {
     sim.shutdown().await;
 }
 
+/// `plan --json` (and `run --dry-run`) on an existing dataset lists exactly the windows the
+/// run then fetches: the missing head and the tail from the last stored candle, not the range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_dry_run_list_exactly_the_windows_the_run_fetches() {
+    let sim = slow_simulator(0, FaultPlan::none()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(
+        dir.path(),
+        &sim.base_url(),
+        "[BTCUSDT, ETHUSDT]",
+        "[1h, 1d]",
+        "",
+    );
+    let p = p.to_str().unwrap();
+    let first = cli(dir.path(), &["-q", "run", p, "--from", "2024-03-01"], &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let now = kline_etl::time::fmt_ms(NOW_31);
+    let planned = cli(
+        dir.path(),
+        &[
+            "plan",
+            p,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-06-01",
+            "--now",
+            &now,
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(planned.status.code(), Some(0), "{}", stderr(&planned));
+    let plan: serde_json::Value = serde_json::from_slice(&planned.stdout).unwrap();
+    let windows = |tasks: &serde_json::Value, start: &str, end: &str, sym: &str, iv: &str| {
+        let mut w: Vec<(String, String, String, String)> = tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let text = |k: &str| match &t[k] {
+                    serde_json::Value::Number(n) => kline_etl::time::fmt_ms(n.as_i64().unwrap()),
+                    v => v.as_str().unwrap().to_owned(),
+                };
+                (text(sym), text(iv), text(start), text(end))
+            })
+            .collect();
+        w.sort();
+        w
+    };
+    let plan_windows = windows(&plan["tasks"], "start_ms", "end_ms", "symbol", "interval");
+    assert_eq!(
+        plan_windows.len(),
+        8,
+        "head and tail of 4 series: {plan_windows:?}"
+    );
+    let dry = cli(
+        dir.path(),
+        &["run", p, "--from", "2024-01-01", "--dry-run"],
+        &[],
+    )
+    .await;
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    assert!(
+        String::from_utf8_lossy(&dry.stdout).contains("8 task(s)"),
+        "{}",
+        String::from_utf8_lossy(&dry.stdout)
+    );
+    let second = cli(
+        dir.path(),
+        &["-q", "run", p, "--from", "2024-01-01", "--to", "2024-06-01"],
+        &[],
+    )
+    .await;
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    let s = summary_json(dir.path());
+    let run_windows = windows(&s["run"]["tasks"], "start", "end", "symbol", "interval");
+    assert_eq!(plan_windows, run_windows);
+    sim.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_earlier_start_fetches_only_the_missing_head() {
     let sim = slow_simulator(0, FaultPlan::none()).await;
@@ -233,7 +315,13 @@ async fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
         stderr(&out)
     );
     let s = summary_json(dir.path());
-    assert_eq!(s["run"]["outcome"], "cancelled");
+    assert_eq!(s["run"]["outcome"], "resumable");
+    assert_eq!(s["run"]["stopped_by"], "interrupt");
+    // `status` says what the run said.
+    let st = cli(dir.path(), &["status", "out"], &[]).await;
+    let st = String::from_utf8_lossy(&st.stdout).into_owned();
+    assert!(st.contains(": resumable, stopped by interrupt"), "{st}");
+    assert!(!st.contains("cancelled"), "{st}");
     assert_eq!(s["run"]["tasks_stopped"], 1);
     assert!(s["run"]["tasks"][0]["resume_from"].is_string());
     assert_only_complete_files_visible(&dir.path().join("out"));
@@ -344,7 +432,7 @@ async fn repair_refetches_exactly_the_failed_windows() {
     let failed_start = failed[0]["start"].as_i64().unwrap();
     assert_eq!(
         s["run"]["tasks"][0]["start"],
-        kline_etl::transform::fmt_ms(failed_start - 900_000)
+        kline_etl::time::fmt_ms(failed_start - 900_000)
     );
     assert_eq!(s["run"]["rows_new"], 14_594 - 2000);
     assert_eq!(s["series"][0]["missing"], 0);
@@ -388,7 +476,8 @@ async fn a_ban_longer_than_the_wait_limit_exits_3_and_the_rerun_completes() {
     let banned = cli(dir.path(), &["-q", "run", p, "--concurrency", "1"], &[]).await;
     assert_eq!(banned.status.code(), Some(3), "{}", stderr(&banned));
     let s = summary_json(dir.path());
-    assert_eq!(s["run"]["outcome"], "banned_resumable");
+    assert_eq!(s["run"]["outcome"], "resumable");
+    assert_eq!(s["run"]["stopped_by"], "ban");
     assert_eq!(s["run"]["http_418"], 1);
     assert_only_complete_files_visible(&dir.path().join("out"));
     tokio::time::sleep(Duration::from_millis(2100)).await;

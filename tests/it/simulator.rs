@@ -50,6 +50,7 @@ async fn get(h: &SimHandle, path: &str) -> Reply {
 }
 
 async fn get_with(h: &SimHandle, path: &str, headers: &[(&str, &str)]) -> Reply {
+    kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
     let client = reqwest::Client::new();
     let mut req = client.get(format!("{}{path}", h.base_url()));
     for (k, v) in headers {
@@ -769,6 +770,7 @@ async fn injected_faults() {
     .await;
     let q = klines(SPOT, "symbol=BTCUSDT&interval=1m&limit=1000");
     let url = format!("{}{q}", h.base_url());
+    kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
     let client = reqwest::Client::new();
 
     let r = get(&h, &q).await;

@@ -17,8 +17,8 @@ use std::time::Duration;
 use kline_etl::interval::Interval;
 use kline_etl::simulator::{ClockMode, FaultKind, FaultPlan, SimConfig, SimHandle, Simulator};
 
+use crate::harness::{NOW, pipeline, stderr};
 use crate::nightly::{assert_equals_exchange, assert_only_complete_files_visible, spawn, wait};
-use crate::run::{NOW, pipeline, stderr};
 
 const NOW_31: i64 = NOW + 60_000;
 const SYMBOLS: [&str; 3] = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
@@ -221,7 +221,7 @@ fn assert_equals_exchange_but_accounted(sim: &SimHandle, out: &std::path::Path, 
                 .unwrap()
                 .unwrap_or_else(|| panic!("no {sym} {interval} data"));
             let want =
-                crate::run::truth(sim, &symbol, interval, start, interval.floor(NOW_31));
+                crate::harness::truth(sim, &symbol, interval, start, interval.floor(NOW_31));
             let gaps: Vec<(i64, i64)> = summary["series"]
                 .as_array()
                 .unwrap()

@@ -11,7 +11,7 @@ use kline_etl::interval::{DAY_MS, Interval};
 use kline_etl::market::Market;
 use kline_etl::symbol::Symbol;
 
-use crate::run::{NOW, assert_same, cli, file_hashes, stderr, truth};
+use crate::harness::{NOW, assert_same, cli, file_hashes, stderr, truth};
 
 /// A moto S3 server on a free loopback port; killed on drop.
 struct Moto {
@@ -60,6 +60,7 @@ async fn moto() -> Option<Moto> {
     let url = format!("http://127.0.0.1:{port}");
     let moto = Moto { child, url };
     let deadline = Instant::now() + Duration::from_secs(60);
+    kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
     while reqwest::get(&moto.url).await.is_err() {
         assert!(Instant::now() < deadline, "moto did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -79,6 +80,7 @@ fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
 
 /// The keys under `prefix` in `bucket` (moto answers unsigned requests).
 async fn list_keys(endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
+    kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
     let xml = reqwest::get(format!("{endpoint}/{bucket}?list-type=2&prefix={prefix}"))
         .await
         .unwrap()
@@ -154,13 +156,14 @@ async fn an_s3_output_is_written_extended_by_another_host_and_merged() {
     let Some(moto) = moto().await else {
         return;
     };
+    kline_etl::tls::ensure_provider(); // reqwest needs the TLS provider
     let created = reqwest::Client::new()
         .put(format!("{}/binance-data", moto.url))
         .send()
         .await
         .unwrap();
     assert!(created.status().is_success(), "{created:?}");
-    let sim = crate::run::simulator().await;
+    let sim = crate::harness::simulator().await;
     let dir = tempfile::tempdir().unwrap();
     let env = aws_env(&moto.url);
     let out = |staging: &str| {
@@ -252,7 +255,7 @@ async fn an_s3_output_is_written_extended_by_another_host_and_merged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_shards_fill_one_dataset_exactly_like_one_run() {
-    let sim = crate::run::simulator().await;
+    let sim = crate::harness::simulator().await;
     let dir = tempfile::tempdir().unwrap();
     let text = |path: &str| {
         format!(
@@ -268,7 +271,7 @@ async fn three_shards_fill_one_dataset_exactly_like_one_run() {
     // Three shards at once on one output: each owns its series, summary, resume file and lock.
     let children: Vec<Child> = (1..=3)
         .map(|i| {
-            Command::new(crate::run::BIN)
+            Command::new(crate::harness::BIN)
                 .args(["-q", "run", "sharded.yaml", "--shard", &format!("{i}/3")])
                 .current_dir(dir.path())
                 .stderr(Stdio::piped())

@@ -6,8 +6,9 @@
 //! `/klines` page and parsed by [`crate::transform::parse_klines`], so archive and REST rows go
 //! through one parser and produce identical values (prices, decimals, µs → ms flooring).
 
+use crate::time::fmt_ms;
 use crate::transform::parse::MICROS_THRESHOLD;
-use crate::transform::{KlineContext, KlineRows, fmt_ms, parse_klines};
+use crate::transform::{KlineContext, KlineRows, parse_klines};
 
 /// The header row futures files carry (spot files have none).
 pub const HEADER: &str = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore";

@@ -57,6 +57,7 @@ pub struct ArchiveClient {
 impl ArchiveClient {
     /// A client for the archive at `base` (no trailing slash).
     pub fn new(base: &str, timeout: Duration, retries: u32) -> Result<Self, GetError> {
+        crate::tls::ensure_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             // An unreachable archive must not stall the run: REST takes over after this.
@@ -101,7 +102,7 @@ impl ArchiveClient {
             .get(url)
             .send()
             .await
-            .map_err(|e| GetError::Transport(crate::run::error_chain(&e)))?;
+            .map_err(|e| GetError::Transport(crate::error::error_chain(&e)))?;
         let status = resp.status().as_u16();
         if status == 404 {
             return Err(GetError::NotFound);
@@ -124,7 +125,7 @@ impl ArchiveClient {
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| GetError::Transport(crate::run::error_chain(&e)))?
+            .map_err(|e| GetError::Transport(crate::error::error_chain(&e)))?
         {
             if body.len() + chunk.len() > MAX_FILE_BYTES {
                 return Err(GetError::Transport(format!(
@@ -172,7 +173,7 @@ pub struct Manifest {
 
 /// `<root>/klines/_archive_manifest.json`.
 pub fn manifest_path(root: &Path) -> PathBuf {
-    root.join("klines").join("_archive_manifest.json")
+    crate::layout::archive_manifest_file(root)
 }
 
 impl Manifest {
@@ -191,10 +192,7 @@ impl Manifest {
 
     /// Write the manifest atomically.
     pub fn save(&self, root: &Path) -> Result<(), LoadError> {
-        let mut json =
-            serde_json::to_vec_pretty(self).map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
-        json.push(b'\n');
-        crate::load::atomic::write_atomic(&manifest_path(root), &json, |_| Ok(()), |_| false)
+        crate::load::atomic::write_json(&manifest_path(root), self)
     }
 }
 
@@ -203,7 +201,7 @@ pub fn quarantine(root: &Path, archive_path: &str, body: &[u8]) -> Result<PathBu
     let rel = archive_path
         .trim_start_matches('/')
         .trim_start_matches("data/");
-    let path = root.join("_quarantine").join(rel);
+    let path = crate::layout::quarantine_dir(root).join(rel);
     crate::load::atomic::write_atomic(&path, body, |_| Ok(()), |_| false)?;
     Ok(path)
 }

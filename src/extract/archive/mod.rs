@@ -42,7 +42,8 @@ use crate::config::{Endpoint, Pipeline, SourceMode, TransformOptions};
 use crate::interval::{DAY_MS, Interval};
 use crate::load::LoadError;
 use crate::market::Market;
-use crate::transform::{KlineContext, KlineRows, fmt_ms};
+use crate::time::fmt_ms;
+use crate::transform::{KlineContext, KlineRows};
 
 /// The public archive.
 pub const DEFAULT_ARCHIVE_URL: &str = "https://data.binance.vision";
@@ -465,6 +466,7 @@ impl ArchiveSource {
     /// The archive part of one task: replaced files first, then the plan's files in order.
     /// Returns where REST takes over.
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_lines)] // split with the archive parser rework (issue 25)
     pub async fn fetch_part(
         &self,
         id: TaskId,
@@ -547,7 +549,18 @@ impl ArchiveSource {
         }
 
         let plan = plan(task, now_ms, self.lags);
-        progress.task_started(id, plan.files.len());
+        let i = task.interval;
+        progress.archive_planned(
+            id,
+            plan.files.len(),
+            crate::extract::paging::count_windows(
+                task.market,
+                i,
+                plan.rest_start,
+                task.end_ms.min(i.next(i.floor(now_ms))),
+                task.market.best_kline_page(),
+            ),
+        );
         self.lock_summary().files_planned += plan.files.len() as u64;
         let paths: Vec<String> = plan
             .files
@@ -569,6 +582,7 @@ impl ArchiveSource {
                 break;
             };
             progress.request(0);
+            progress.archive_file_done(id);
             let stop_at = auto.then(|| fmt_ms(file.take_start));
             match got {
                 Got::Missing(detail) => {
@@ -677,6 +691,7 @@ impl ArchiveSource {
             }
         }
         drop(downloads);
+        progress.archive_finished(id);
         if !auto {
             if plan.rest_start < task.end_ms {
                 self.lock_summary().issues.push(FileIssue {

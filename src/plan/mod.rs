@@ -1,70 +1,29 @@
 //! Planning: resolve a pipeline into tasks (market × symbol × interval × UTC window) with
 //! request and weight estimates, and the least time that weight needs at the run's budget.
 //!
-//! Plain functions, no I/O: `kline-etl plan` prints the result, and `run --dry-run` can too.
-//! A symbol *selector* cannot be resolved without the exchange (`plan --resolve` asks it), so its tasks are shown once per
-//! interval with the symbol `*` ("per selected symbol"), plus one `exchangeInfo` request.
+//! [`build`] plans an empty output (a plain function); [`build_on_disk`] plans exactly the
+//! windows a run would fetch now, from the data on disk and the resume file, with the same
+//! [`incremental`] planner the run uses: `kline-etl plan` and `run --dry-run` print it.
+//! A symbol *selector* cannot be resolved without the exchange (`plan --resolve` asks it), so
+//! its tasks are shown once per interval with the symbol `*` ("per selected symbol"), plus one
+//! `exchangeInfo` request.
+//!
+//! - [`incremental`]: the windows still to fetch per series (stored data, resume file, repair).
+//! - [`symbols`]: a symbol selector resolved against `exchangeInfo`.
+
+pub mod incremental;
+pub mod symbols;
 
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::config::{Dataset, Endpoint, Pipeline, SymbolSelection};
+use crate::config::{Dataset, Endpoint, Pipeline, SymbolSelection, SymbolSelector};
 use crate::interval::{Interval, MINUTE_MS};
+use crate::load::TaskKey;
 use crate::market::Market;
-
-/// One of N shards of a pipeline (`--shard I/N`): the series (market × symbol × interval)
-/// whose stable hash modulo N is `I - 1`. N processes on N hosts fill one dataset without
-/// coordinating: no two shards ever write the same series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Shard {
-    /// 1-based index.
-    pub index: u32,
-    /// Number of shards.
-    pub count: u32,
-}
-
-impl Shard {
-    /// Whether this shard owns the series `market/symbol/interval`. FNV-1a of the text, so
-    /// the split is the same on every host, build and run.
-    pub fn owns(self, market: Market, symbol: &str, interval: Interval) -> bool {
-        let key = format!("{}/{symbol}/{}", market.as_str(), interval.as_str());
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in key.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h % u64::from(self.count) == u64::from(self.index - 1)
-    }
-}
-
-impl fmt::Display for Shard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "shard-{}-of-{}", self.index, self.count)
-    }
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-
-    /// `I/N` (the flag) or `shard-I-of-N` (file names), `1 <= I <= N <= 1024`.
-    fn from_str(s: &str) -> Result<Shard, String> {
-        let parts = s
-            .split_once('/')
-            .or_else(|| s.strip_prefix("shard-")?.split_once("-of-"));
-        let bad =
-            || format!("invalid shard `{s}`; expected `I/N` with 1 <= I <= N <= 1024, e.g. `2/4`");
-        let (i, n) = parts.ok_or_else(bad)?;
-        let (index, count) = (
-            i.trim().parse::<u32>().map_err(|_| bad())?,
-            n.trim().parse::<u32>().map_err(|_| bad())?,
-        );
-        if index == 0 || index > count || count > 1024 {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
-    }
-}
+use crate::shard::Shard;
+use crate::symbol::Symbol;
 
 /// What one task will fetch, and what it will cost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -137,54 +96,35 @@ pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
     let (start_ms, end_ms) = pipeline.range.resolve(now_ms);
     let (symbols, selector): (Vec<String>, Option<String>) = match &pipeline.symbols {
         SymbolSelection::List(list) => (list.iter().map(ToString::to_string).collect(), None),
-        SymbolSelection::Selector(s) => {
-            let mut parts = Vec::new();
-            if !s.quote.is_empty() {
-                parts.push(format!("quote in [{}]", s.quote.join(", ")));
-            }
-            if let Some(r) = &s.regex {
-                parts.push(format!("matching `{r}`"));
-            }
-            parts.push(if s.include_inactive {
-                "any status".to_owned()
-            } else {
-                "TRADING only".to_owned()
-            });
-            if let Some(m) = s.max {
-                parts.push(format!("at most {m}"));
-            }
-            (
-                vec!["*".to_owned()],
-                Some(format!(
-                    "resolved at run time against exchangeInfo: {}",
-                    parts.join(", ")
-                )),
-            )
-        }
+        SymbolSelection::Selector(s) => (vec!["*".to_owned()], Some(describe_selector(s))),
     };
     let mut tasks = Vec::new();
     for symbol in &symbols {
         match pipeline.dataset {
             Dataset::Klines => {
                 for &interval in &pipeline.intervals {
-                    let (mut expected_rows, requests, weight) =
-                        kline_cost(market, interval, start_ms, end_ms);
-                    if !pipeline.transform.include_forming {
-                        // The candle still forming at `now` is fetched but not written.
-                        let closed_end = end_ms.min(interval.floor(now_ms));
-                        expected_rows = interval.count_in(start_ms, closed_end);
-                    }
-                    tasks.push(Task {
-                        market,
-                        symbol: symbol.clone(),
-                        interval: Some(interval),
-                        start_ms,
-                        end_ms,
-                        expected_rows,
-                        requests,
-                        weight,
-                    });
+                    tasks.push(kline_task(
+                        pipeline,
+                        symbol.clone(),
+                        interval,
+                        (pipeline.range.start_for(interval, start_ms), end_ms),
+                        now_ms,
+                    ));
                 }
+            }
+            Dataset::FundingRate => {
+                let (expected_rows, requests, weight) =
+                    crate::dataset::funding_rate::plan_cost(start_ms, end_ms);
+                tasks.push(Task {
+                    market,
+                    symbol: symbol.clone(),
+                    interval: None,
+                    start_ms,
+                    end_ms,
+                    expected_rows,
+                    requests,
+                    weight,
+                });
             }
             Dataset::TickerPrice | Dataset::Depth => {
                 let (requests, weight) = snapshot_cost(pipeline, &symbols, symbol);
@@ -212,16 +152,7 @@ pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
             .unwrap_or_else(|| market.default_weight_limit()),
         Endpoint::Url(_) => market.default_weight_limit(),
     };
-    let total_requests = overhead_requests + tasks.iter().map(|t| t.requests).sum::<u64>();
-    let total_weight = overhead_weight + tasks.iter().map(|t| t.weight).sum::<u64>();
-    let total_rows = tasks.iter().map(|t| t.expected_rows).sum();
-    let budget = f64::from(weight_limit_per_minute) * pipeline.source.weight_share;
-    let min_seconds = if budget > 0.0 {
-        total_weight as f64 / budget * (MINUTE_MS / 1000) as f64
-    } else {
-        f64::INFINITY
-    };
-    Plan {
+    let mut plan = Plan {
         pipeline: pipeline.name.clone(),
         market,
         dataset: pipeline.dataset.as_str(),
@@ -243,10 +174,119 @@ pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
         overhead_weight,
         weight_limit_per_minute,
         weight_share: pipeline.source.weight_share,
-        total_requests,
-        total_weight,
-        total_rows,
-        min_seconds,
+        total_requests: 0,
+        total_weight: 0,
+        total_rows: 0,
+        min_seconds: 0.0,
+    };
+    plan.add_up();
+    plan
+}
+
+/// How a selector will be resolved, for the plan's header.
+pub fn describe_selector(s: &SymbolSelector) -> String {
+    let mut parts = Vec::new();
+    if !s.quote.is_empty() {
+        parts.push(format!("quote in [{}]", s.quote.join(", ")));
+    }
+    if let Some(r) = &s.regex {
+        parts.push(format!("matching `{r}`"));
+    }
+    parts.push(if s.include_inactive {
+        "any status".to_owned()
+    } else {
+        "TRADING only".to_owned()
+    });
+    if let Some(m) = s.max {
+        parts.push(format!("at most {m}"));
+    }
+    format!(
+        "resolved at run time against exchangeInfo: {}",
+        parts.join(", ")
+    )
+}
+
+/// The plan of what a run would fetch now: per series, the requested range minus what is
+/// stored, plus the windows earlier runs left unfinished (the resume file), exactly as
+/// [`incremental::incremental_tasks`] plans them for the run. Snapshot datasets and
+/// unresolved selectors have nothing on disk to plan from and get [`build`]'s plan.
+pub fn build_on_disk(
+    pipeline: &Pipeline,
+    now_ms: i64,
+    full_refresh: bool,
+    shard: Option<Shard>,
+) -> Result<Plan, incremental::PlanError> {
+    let mut plan = build(pipeline, now_ms);
+    let SymbolSelection::List(symbols) = &pipeline.symbols else {
+        return Ok(plan);
+    };
+    if pipeline.dataset != Dataset::Klines {
+        return Ok(plan);
+    }
+    let root = pipeline.kline_root();
+    let series = kline_series(pipeline, symbols, shard);
+    let pending = crate::load::resume::read(&root, shard);
+    let (start, end) = (plan.start_ms, plan.end_ms);
+    let requested = |iv| (pipeline.range.start_for(iv, start), end);
+    let (windows, _) =
+        incremental::incremental_tasks(&root, &series, &pending, &requested, full_refresh)?;
+    plan.tasks = windows
+        .iter()
+        .map(|t| {
+            kline_task(
+                pipeline,
+                t.symbol.to_string(),
+                t.interval,
+                (t.start_ms, t.end_ms),
+                now_ms,
+            )
+        })
+        .collect();
+    plan.add_up();
+    Ok(plan)
+}
+
+/// The series of a kline pipeline: every symbol × interval that `shard` owns (all of them
+/// without `--shard`).
+pub fn kline_series(pipeline: &Pipeline, symbols: &[Symbol], shard: Option<Shard>) -> Vec<TaskKey> {
+    symbols
+        .iter()
+        .flat_map(|symbol| {
+            pipeline.intervals.iter().map(|interval| TaskKey {
+                market: pipeline.source.market,
+                symbol: symbol.clone(),
+                interval: *interval,
+            })
+        })
+        .filter(|k| shard.is_none_or(|s| s.owns(k.market, k.symbol.as_str(), k.interval)))
+        .collect()
+}
+
+/// One kline window's task: its candles (without the one still forming at `now` unless
+/// `include_forming`), requests and weight.
+fn kline_task(
+    pipeline: &Pipeline,
+    symbol: String,
+    interval: Interval,
+    (start_ms, end_ms): (i64, i64),
+    now_ms: i64,
+) -> Task {
+    let market = pipeline.source.market;
+    let (mut expected_rows, requests, weight) = kline_cost(market, interval, start_ms, end_ms);
+    if !pipeline.transform.include_forming {
+        // The candle still forming at `now` is fetched but not written.
+        let closed_end = end_ms.min(interval.floor(now_ms));
+        expected_rows = interval.count_in(start_ms, closed_end);
+    }
+    Task {
+        market,
+        symbol,
+        interval: Some(interval),
+        start_ms,
+        end_ms,
+        expected_rows,
+        requests,
+        weight,
     }
 }
 
@@ -292,7 +332,7 @@ fn snapshot_cost(pipeline: &Pipeline, symbols: &[String], symbol: &String) -> (u
 
 /// `2024-01-01T00:00:00Z` (milliseconds shown only when not zero).
 pub fn iso(ms: i64) -> String {
-    crate::config::time::format_utc(ms)
+    crate::time::format_utc(ms)
 }
 
 /// A duration in seconds as `1h 02m 03s` / `2m 05s` / `4.2s`.
@@ -412,6 +452,29 @@ impl fmt::Display for Plan {
 }
 
 impl Plan {
+    /// The totals and the least time at the budget, from the tasks and the overhead.
+    fn add_up(&mut self) {
+        self.total_requests =
+            self.overhead_requests + self.tasks.iter().map(|t| t.requests).sum::<u64>();
+        self.total_weight = self.overhead_weight + self.tasks.iter().map(|t| t.weight).sum::<u64>();
+        self.total_rows = self.tasks.iter().map(|t| t.expected_rows).sum();
+        let budget = f64::from(self.weight_limit_per_minute) * self.weight_share;
+        self.min_seconds = if budget > 0.0 {
+            self.total_weight as f64 / budget * (MINUTE_MS / 1000) as f64
+        } else {
+            f64::INFINITY
+        };
+        if self.dataset == Dataset::FundingRate.as_str() {
+            // The endpoint's own request limit, not the weight, is what bounds it.
+            self.min_seconds = self.min_seconds.max(
+                crate::dataset::funding_rate::request::min_seconds(
+                    self.total_requests,
+                    self.weight_share,
+                ),
+            );
+        }
+    }
+
     /// Total weight and least time if the per-symbol tasks ran for `symbols` symbols.
     pub fn bound_for(&self, symbols: usize) -> (u64, f64) {
         let per_symbol: u64 = self.tasks.iter().map(|t| t.weight).sum();
@@ -482,8 +545,11 @@ mod tests {
         assert_eq!(p.start_ms, NOW - 3 * DAY_MS);
         let m1 = &p.tasks[0];
         assert_eq!(m1.interval, Some(Interval::M1));
-        // NOW is not on a minute boundary: the last minute is still forming.
-        assert_eq!(m1.expected_rows, 3 * 1440 - 1);
+        // A relative start is aligned down to the minute: exactly 3 days of closed minutes
+        // (the one forming at NOW is held back).
+        assert_eq!(m1.start_ms, Interval::M1.floor(NOW - 3 * DAY_MS));
+        assert_eq!(m1.expected_rows, 3 * 1440);
+        assert_eq!(p.tasks[2].expected_rows, 3, "three daily candles");
         assert_eq!(m1.requests, 5);
         assert_eq!(p.total_requests, 2 * (5 + 1 + 1));
         assert_eq!(p.total_weight, 2 * p.total_requests);

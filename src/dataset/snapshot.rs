@@ -11,34 +11,32 @@
 //! the others are written and the run exits 1.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
 
 use futures::StreamExt;
 use tokio::sync::watch;
 
 use crate::config::{Dataset, OnViolation, Pipeline, SymbolSelection};
+use crate::error::error_chain;
 use crate::exit::ExitCode;
+use crate::extract::Session;
 use crate::extract::snapshot::{
     RequestError, SnapshotRequest, depth_request, fetch, ticker_request,
 };
-use crate::extract::{ExtractConfig, Extractor, Progress, Session};
 use crate::load::snapshot::{
     SnapshotWrite, depth_path, snapshot_files, ticker_path, write_snapshot,
 };
 use crate::load::{LoadError, WriteOptions};
-use crate::run::{
-    DEFAULT_CONCURRENCY, RunError, RunInfo, RunMode, RunOptions, RunResult, error_chain,
-    select_symbols,
-};
-use crate::summary::report::{PipelineInfo, REPORT_VERSION, Report, ToolInfo};
+use crate::plan::symbols::symbols_of;
+use crate::run::report::retries_by_cause;
+use crate::run::{RunContext, RunError, RunMode, RunResult};
+use crate::summary::report::{PipelineInfo, REPORT_VERSION, ToolInfo};
 use crate::summary::snapshot::{
     DepthStats, SnapshotFailure, SnapshotReport, SnapshotRunInfo, TickerStats, depth_stats,
     ticker_stats,
 };
 use crate::symbol::Symbol;
+use crate::time::fmt_ms;
 use crate::transform::depth::{depth_batch, parse_depth};
-use crate::transform::fmt_ms;
 use crate::transform::ticker::{non_positive_prices, parse_ticker_price, ticker_batch};
 
 /// What the fetch-and-write part of a run produced.
@@ -99,59 +97,35 @@ impl Outcome {
 /// # Errors
 /// [`RunError`] when the run cannot start (exchange unreachable, selector matches nothing) or
 /// the report cannot be written; per-symbol failures are in the report and the exit code.
-pub async fn run_snapshot(
-    p: &Pipeline,
-    opts: &RunOptions,
-    base_url: &str,
-    progress: Arc<dyn Progress>,
-    cancel: watch::Receiver<bool>,
-    started: Instant,
-    started_at: String,
-) -> Result<RunResult, RunError> {
+pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
+    let (p, opts) = (ctx.pipeline, ctx.opts);
     if opts.mode != RunMode::Incremental {
         return Err(RunError::Unsupported(format!(
             "`repair` applies to kline datasets; a `{}` run takes a new snapshot (use `run`)",
             p.dataset.as_str()
         )));
     }
-    let mut cfg = ExtractConfig::from_source(&p.source, base_url, p.transform);
-    cfg.concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    let cfg = ctx.extract_config();
     let concurrency = cfg.concurrency.max(1);
-    let session = Extractor::new(cfg)
-        .with_progress(progress)
-        .connect()
-        .await
-        .map_err(|e| RunError::Exchange {
-            base_url: base_url.to_owned(),
-            reason: error_chain(&e),
-        })?;
-    let (symbols, selected) = match &p.symbols {
-        SymbolSelection::List(l) => (l.clone(), false),
-        SymbolSelection::Selector(sel) => {
-            let info = session.exchange_info().ok_or_else(|| RunError::Exchange {
-                base_url: base_url.to_owned(),
-                reason: "exchangeInfo is unavailable, so the symbol selector cannot be resolved"
-                    .to_owned(),
-            })?;
-            (select_symbols(info, sel)?, true)
-        }
-    };
+    let session = ctx.connect(cfg).await?;
+    let symbols = symbols_of(p, &session)?;
+    let selected = matches!(p.symbols, SymbolSelection::Selector(_));
     let root = p.output.path.clone();
     let wopts = WriteOptions::from_pipeline(p);
+    let cancel = &ctx.cancel;
     let out = match p.dataset {
         Dataset::TickerPrice => {
-            ticker(&session, p, &symbols, selected, &root, &wopts, &cancel).await
+            ticker(&session, p, &symbols, selected, &root, &wopts, cancel).await
         }
-        Dataset::Depth => depth(&session, p, &symbols, &root, &wopts, &cancel, concurrency).await,
-        Dataset::Klines => {
-            return Err(RunError::Unsupported(
-                "the klines dataset is run by `run::run_pipeline`, not as a snapshot".to_owned(),
-            ));
+        Dataset::Depth => depth(&session, p, &symbols, &root, &wopts, cancel, concurrency).await,
+        other @ (Dataset::Klines | Dataset::FundingRate) => {
+            return Err(RunError::Unsupported(format!(
+                "the `{}` dataset is not a snapshot dataset",
+                other.as_str()
+            )));
         }
     };
-    finish(
-        p, opts, &session, &symbols, &root, &out, started, started_at,
-    )
+    finish(&ctx, &session, &symbols, &root, &out)
 }
 
 /// One ticker snapshot: one request (per symbol only when spot refuses a list for a bad
@@ -248,18 +222,13 @@ async fn ticker(
     if rows.is_empty() {
         return out;
     }
+    let rel = ticker_path(market, rows.snapshot_ms);
     let write = ticker_batch(&rows, p.transform.time_unit)
-        .map_err(|e| LoadError::Io(std::io::Error::other(error_chain(&e))))
-        .and_then(|b| {
-            write_snapshot(
-                root,
-                &ticker_path(market, rows.snapshot_ms),
-                &b,
-                Dataset::TickerPrice,
-                market,
-                wopts,
-            )
-        });
+        .map_err(|source| LoadError::Schema {
+            path: root.join(&rel),
+            source,
+        })
+        .and_then(|b| write_snapshot(root, &rel, &b, Dataset::TickerPrice, market, wopts));
     out.wrote(write, "*");
     out
 }
@@ -318,18 +287,13 @@ async fn depth(
             );
             continue;
         }
+        let rel = depth_path(market, &s, rows.snapshot_ms);
         let write = depth_batch(&rows, p.transform.time_unit)
-            .map_err(|e| LoadError::Io(std::io::Error::other(error_chain(&e))))
-            .and_then(|b| {
-                write_snapshot(
-                    root,
-                    &depth_path(market, &s, rows.snapshot_ms),
-                    &b,
-                    Dataset::Depth,
-                    market,
-                    wopts,
-                )
-            });
+            .map_err(|source| LoadError::Schema {
+                path: root.join(&rel),
+                source,
+            })
+            .and_then(|b| write_snapshot(root, &rel, &b, Dataset::Depth, market, wopts));
         out.wrote(write, s.as_str());
     }
     out
@@ -340,11 +304,8 @@ async fn depth(
 /// # Errors
 /// [`LoadError`] when it cannot be written.
 pub fn write_snapshot_report(root: &Path, report: &SnapshotReport) -> Result<PathBuf, LoadError> {
-    let path = root.join(&report.dataset).join("_summary.json");
-    let mut json =
-        serde_json::to_vec_pretty(report).map_err(|e| LoadError::Io(std::io::Error::other(e)))?;
-    json.push(b'\n');
-    crate::load::atomic::write_atomic(&path, &json, |_| Ok(()), |_| false)?;
+    let path = crate::layout::snapshot_summary_file(root, &report.dataset);
+    crate::load::atomic::write_json(&path, report)?;
     Ok(path)
 }
 
@@ -393,22 +354,19 @@ pub fn render_snapshot_table(r: &SnapshotReport) -> String {
     s
 }
 
-#[allow(clippy::too_many_arguments)] // the run's parts, gathered once
 fn finish(
-    p: &Pipeline,
-    opts: &RunOptions,
+    ctx: &RunContext<'_>,
     session: &Session,
     symbols: &[Symbol],
     root: &Path,
     out: &Outcome,
-    started: Instant,
-    started_at: String,
 ) -> Result<RunResult, RunError> {
+    let (p, opts) = (ctx.pipeline, ctx.opts);
     let exit = out.exit();
     let m = session.metrics();
     let (limit, share) = session.weight_limit();
     let finished_at = fmt_ms(chrono::Utc::now().timestamp_millis());
-    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let elapsed_ms = ctx.started.elapsed().as_millis() as u64;
     let outcome = if out.halted {
         "resumable".to_owned()
     } else {
@@ -425,14 +383,14 @@ fn finish(
     let report = SnapshotReport {
         report_version: REPORT_VERSION,
         tool: ToolInfo::default(),
-        pipeline: pipeline.clone(),
+        pipeline,
         run: Some(SnapshotRunInfo {
-            started_at: started_at.clone(),
-            finished_at: finished_at.clone(),
+            started_at: ctx.started_at.clone(),
+            finished_at,
             elapsed_ms,
-            outcome: outcome.clone(),
+            outcome,
             exit_code: exit.code(),
-            symbols: symbol_names.clone(),
+            symbols: symbol_names,
             depth_limit: p.depth_limit,
             requests: m.requests,
             weight_used: m.weight,
@@ -440,6 +398,7 @@ fn finish(
             weight_share: share,
             http_429: m.http_429,
             http_418: m.http_418,
+            retries: retries_by_cause(&m),
             rows_written,
             files_written: out.writes.len() as u64,
             files_replaced: out.writes.iter().filter(|w| w.replaced).count() as u64,
@@ -452,56 +411,9 @@ fn finish(
         depth: out.depth.clone(),
     };
     let summary_path = write_snapshot_report(root, &report)?;
-    if opts.print_table {
-        eprint!("{}", render_snapshot_table(&report));
-    }
-    // The run result in the klines form the CLI reads (exit code, report path, run figures).
-    let snap = out.snapshot_ms.map_or_else(|| finished_at.clone(), fmt_ms);
-    let info = RunInfo {
-        started_at,
-        finished_at,
-        elapsed_ms,
-        outcome,
-        exit_code: exit.code(),
-        range_start: snap.clone(),
-        range_end: snap,
-        symbols: symbol_names,
-        tasks_total: symbols.len(),
-        tasks_ok: symbols.len().saturating_sub(out.failures.len()),
-        tasks_failed: out.failures.len(),
-        tasks_stopped: usize::from(out.halted),
-        requests: m.requests,
-        weight_used: m.weight,
-        weight_limit: limit.limit,
-        weight_window: format!("{}{}", limit.num, limit.unit),
-        weight_share: share,
-        budget_utilisation: 0.0,
-        retries: crate::extract::retry::RetryCause::ALL
-            .iter()
-            .map(|c| (c.as_str().to_owned(), m.retries_for(*c)))
-            .collect(),
-        http_429: m.http_429,
-        http_418: m.http_418,
-        rows_fetched: rows_written,
-        rows_held_back: 0,
-        rows_new: rows_written,
-        files_written: out.writes.len() as u64,
-        bytes_written,
-        extract_ms: elapsed_ms,
-        load_tail_ms: 0,
-        summary_ms: 0,
-        tasks: Vec::new(),
-        archive: None,
-    };
     Ok(RunResult {
         exit,
-        report: Report {
-            report_version: REPORT_VERSION,
-            tool: ToolInfo::default(),
-            pipeline,
-            run: Some(info),
-            series: Vec::new(),
-        },
         summary_path,
+        table: render_snapshot_table(&report),
     })
 }

@@ -1,0 +1,5 @@
+"""`python -m kline_etl ...` runs the bundled `kline-etl` binary."""
+
+from ._run import main
+
+main()

@@ -1,0 +1,370 @@
+//! The funding-rate dataset on disk: its layout, reading a symbol's stored history, and
+//! merging new records into partitions by `funding_time` with atomic, byte-stable writes.
+//!
+//! Layout: `<output.path>/funding_rate/market=usdm/symbol=BTCUSDT/year=2024/part.parquet`
+//! (`output.partition`: `auto` and `year` give `year=`, `month` gives `month=2024-01`, `day`
+//! gives `date=2024-01-05`, `none` one file per symbol), plus `_summary.json` and the lock file
+//! `.kline-etl.lock` under `funding_rate/`. A record belongs to the partition of its funding
+//! time. A partition is rewritten only when its records change, so a rerun that brings nothing
+//! new leaves every file byte-identical.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use super::rows::{BatchError, FundingRecord, read_partition, to_batch};
+use crate::config::PartitionSpec;
+use crate::load::partition::{FILE_NAME, Granularity, Period};
+use crate::load::{LoadError, WriteOptions};
+use crate::market::Market;
+use crate::transform::schema::{price_type_str, time_unit_str};
+
+/// The dataset's directory name under `output.path`.
+pub const DIR: &str = "funding_rate";
+
+/// `<root>/funding_rate`.
+pub fn dataset_dir(root: &Path) -> PathBuf {
+    root.join(DIR)
+}
+
+/// `<root>/funding_rate/market=<m>/symbol=<s>`.
+pub fn series_dir(root: &Path, market: Market, symbol: &str) -> PathBuf {
+    dataset_dir(root)
+        .join(format!("market={}", market.as_str()))
+        .join(format!("symbol={symbol}"))
+}
+
+/// The granularity of `output.partition` for funding rates (`auto`: a year, about 1,100
+/// records at 8 h).
+pub fn granularity(spec: PartitionSpec) -> Granularity {
+    match spec {
+        PartitionSpec::Auto | PartitionSpec::Year => Granularity::Year,
+        PartitionSpec::None => Granularity::None,
+        PartitionSpec::Month => Granularity::Month,
+        PartitionSpec::Day => Granularity::Day,
+    }
+}
+
+/// The partition file of `period` in a series directory.
+pub fn partition_path(series: &Path, period: Period) -> PathBuf {
+    match period.dir() {
+        Some(d) => series.join(d).join(FILE_NAME),
+        None => series.join(FILE_NAME),
+    }
+}
+
+/// Every stored partition file under `dir` (recursively; dot- and underscore-prefixed names
+/// skipped), sorted.
+pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    crate::load::snapshot::parquet_files(dir)
+}
+
+/// The (market, symbol) series stored under `root`, from the directory names.
+pub fn stored_series(root: &Path) -> Result<Vec<(Market, String)>, LoadError> {
+    let mut out = Vec::new();
+    let dir = dataset_dir(root);
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    for m in fs_err::read_dir(&dir)? {
+        let m = m?.path();
+        let Some(market) = m
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("market="))
+            .and_then(|n| n.parse::<Market>().ok())
+        else {
+            continue;
+        };
+        if !m.is_dir() {
+            continue;
+        }
+        for s in fs_err::read_dir(&m)? {
+            let s = s?.path();
+            if let Some(sym) = s
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("symbol="))
+                && s.is_dir()
+            {
+                out.push((market, sym.to_owned()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Why the stored data could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file could not be listed, written or renamed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A stored file is unreadable or foreign, or a batch could not be built.
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    /// Parquet refused to encode.
+    #[error("cannot encode `{path}`")]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+}
+
+impl StoreError {
+    /// The exit code: a foreign or unreadable stored file is a problem of the output (4).
+    pub fn exit_code(&self) -> crate::exit::ExitCode {
+        match self {
+            StoreError::Load(e) => e.exit_code(),
+            _ => crate::exit::ExitCode::Output,
+        }
+    }
+}
+
+/// Everything stored for one series, sorted by funding time and unique (a time found in two
+/// files, which only a change of `output.partition` can cause, keeps the later file's copy).
+pub fn read_series(
+    root: &Path,
+    market: Market,
+    symbol: &str,
+    opts: &WriteOptions,
+) -> Result<Vec<FundingRecord>, StoreError> {
+    let mut all = BTreeMap::new();
+    for f in files_under(&series_dir(root, market, symbol))? {
+        for r in read_partition(&f, opts.transform.prices, opts.transform.time_unit)? {
+            all.insert(r.funding_time, r);
+        }
+    }
+    Ok(all.into_values().collect())
+}
+
+/// What merging a symbol's new records did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MergeCounts {
+    /// Records not stored before.
+    pub new: u64,
+    /// Stored records whose values changed.
+    pub replaced: u64,
+    /// Partition files (re)written.
+    pub files_written: u64,
+    /// Bytes of those files.
+    pub bytes_written: u64,
+}
+
+/// The klines' writer properties (compression, row groups, page statistics, sorted by the
+/// first column, a dictionary only for `symbol`) with this dataset's key-value metadata:
+/// nothing run- or time-dependent, so the same records give the same bytes.
+fn properties(
+    opts: &WriteOptions,
+    market: Market,
+    symbol: &str,
+) -> Result<WriterProperties, parquet::errors::ParquetError> {
+    let kv = |k: &str, v: &str| KeyValue::new(format!("kline_etl.{k}"), v.to_owned());
+    crate::load::parquet::writer_properties(
+        opts,
+        vec![
+            kv("dataset", DIR),
+            kv("pipeline", &opts.pipeline),
+            kv("market", market.as_str()),
+            kv("symbol", symbol),
+            kv("source", &opts.source),
+            kv("time_unit", time_unit_str(opts.transform.time_unit)),
+            kv("prices", price_type_str(opts.transform.prices)),
+            kv("version", env!("CARGO_PKG_VERSION")),
+        ],
+    )
+}
+
+/// Merge `incoming` (sorted, unique) into the stored partitions of `symbol`: per partition
+/// touched, stored records are kept, new times added and changed values replaced; a
+/// partition is written (atomically) only when something in it changed.
+pub fn merge_write(
+    root: &Path,
+    market: Market,
+    symbol: &str,
+    incoming: &[FundingRecord],
+    opts: &WriteOptions,
+) -> Result<MergeCounts, StoreError> {
+    let g = granularity(opts.partition);
+    let series = series_dir(root, market, symbol);
+    let mut by_period: BTreeMap<Period, Vec<FundingRecord>> = BTreeMap::new();
+    for r in incoming {
+        by_period
+            .entry(Period::of(g, r.funding_time))
+            .or_default()
+            .push(*r);
+    }
+    let mut counts = MergeCounts::default();
+    for (period, records) in by_period {
+        let path = partition_path(&series, period);
+        let mut merged: BTreeMap<i64, FundingRecord> = if path.is_file() {
+            read_partition(&path, opts.transform.prices, opts.transform.time_unit)?
+                .into_iter()
+                .map(|r| (r.funding_time, r))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        let mut changed = false;
+        for r in records {
+            match merged.insert(r.funding_time, r) {
+                None => {
+                    counts.new += 1;
+                    changed = true;
+                }
+                Some(old) if old != r => {
+                    counts.replaced += 1;
+                    changed = true;
+                }
+                Some(_) => {}
+            }
+        }
+        if !changed {
+            continue;
+        }
+        let rows: Vec<FundingRecord> = merged.into_values().collect();
+        let batch = to_batch(
+            symbol,
+            &rows,
+            opts.transform.prices,
+            opts.transform.time_unit,
+        )?;
+        let enc = |source| StoreError::Encode {
+            path: path.clone(),
+            source,
+        };
+        let props = properties(opts, market, symbol).map_err(enc)?;
+        let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(enc)?;
+        w.write(&batch).map_err(enc)?;
+        let bytes = w.into_inner().map_err(enc)?;
+        // Read the temporary file back before it replaces the old one.
+        let (prices, unit, n) = (opts.transform.prices, opts.transform.time_unit, rows.len());
+        crate::load::atomic::write_atomic(
+            &path,
+            &bytes,
+            |tmp| match read_partition(tmp, prices, unit) {
+                Ok(back) if back.len() == n => Ok(()),
+                Ok(back) => Err(LoadError::Io(std::io::Error::other(format!(
+                    "read back {} of {n} records from `{}`",
+                    back.len(),
+                    tmp.display()
+                )))),
+                Err(e) => Err(LoadError::Io(std::io::Error::other(e.to_string()))),
+            },
+            |_| false,
+        )?;
+        counts.files_written += 1;
+        counts.bytes_written += bytes.len() as u64;
+    }
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rows::Value;
+    use super::*;
+    use crate::config::{Compression, PriceType, TimeUnit, TransformOptions};
+
+    fn opts(partition: PartitionSpec, prices: PriceType) -> WriteOptions {
+        WriteOptions {
+            pipeline: "t".into(),
+            source: "simulator".into(),
+            transform: TransformOptions {
+                prices,
+                time_unit: TimeUnit::Microsecond,
+                ..TransformOptions::default()
+            },
+            compression: Compression::Zstd(3),
+            row_group_rows: 131_072,
+            partition,
+        }
+    }
+
+    fn rec(t: i64, rate: i128) -> FundingRecord {
+        FundingRecord {
+            funding_time: t,
+            funding_rate: Value::Decimal(rate),
+            mark_price: None,
+        }
+    }
+
+    #[test]
+    fn merges_by_funding_time_and_leaves_unchanged_partitions_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(PartitionSpec::Auto, PriceType::Decimal);
+        let y2023 = 1_703_980_800_001; // 2023-12-31T00:00:00.001Z
+        let y2024 = 1_704_067_200_002; // 2024-01-01T00:00:00.002Z
+        let first = merge_write(
+            dir.path(),
+            Market::UsdM,
+            "BTCUSDT",
+            &[rec(y2023, 1), rec(y2024, 2)],
+            &o,
+        )
+        .unwrap();
+        assert_eq!((first.new, first.files_written), (2, 2));
+        let p2023 = dir
+            .path()
+            .join("funding_rate/market=usdm/symbol=BTCUSDT/year=2023/part.parquet");
+        let before = fs_err::read(&p2023).unwrap();
+        // The same record again plus a new one in 2024: 2023 is not rewritten.
+        let again = merge_write(
+            dir.path(),
+            Market::UsdM,
+            "BTCUSDT",
+            &[rec(y2024, 2), rec(y2024 + 8 * 3_600_000, 3)],
+            &o,
+        )
+        .unwrap();
+        assert_eq!((again.new, again.replaced, again.files_written), (1, 0, 1));
+        assert_eq!(fs_err::read(&p2023).unwrap(), before);
+        // A changed value replaces the stored one.
+        let fix = merge_write(dir.path(), Market::UsdM, "BTCUSDT", &[rec(y2023, 7)], &o).unwrap();
+        assert_eq!((fix.new, fix.replaced), (0, 1));
+        let all = read_series(dir.path(), Market::UsdM, "BTCUSDT", &o).unwrap();
+        let rates: Vec<Value> = all.iter().map(|r| r.funding_rate).collect();
+        assert_eq!(
+            rates,
+            [Value::Decimal(7), Value::Decimal(2), Value::Decimal(3)]
+        );
+        assert_eq!(
+            stored_series(dir.path()).unwrap(),
+            vec![(Market::UsdM, "BTCUSDT".to_owned())]
+        );
+        // Files of another price type are refused, not mixed.
+        let e = read_series(
+            dir.path(),
+            Market::UsdM,
+            "BTCUSDT",
+            &opts(PartitionSpec::Auto, PriceType::Float64),
+        );
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn partition_specs_spell_hive_directories() {
+        let s = Path::new("s");
+        let t = 1_704_067_200_002;
+        let path = |spec| partition_path(s, Period::of(granularity(spec), t));
+        assert_eq!(
+            path(PartitionSpec::Auto),
+            Path::new("s/year=2024/part.parquet")
+        );
+        assert_eq!(
+            path(PartitionSpec::Month),
+            Path::new("s/month=2024-01/part.parquet")
+        );
+        assert_eq!(
+            path(PartitionSpec::Day),
+            Path::new("s/date=2024-01-01/part.parquet")
+        );
+        assert_eq!(path(PartitionSpec::None), Path::new("s/part.parquet"));
+    }
+}

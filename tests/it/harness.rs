@@ -1,0 +1,158 @@
+//! The integration tests' shared harness: the binary under test, the fixed clock, running the
+//! CLI, starting the simulator, the pipeline text, the exchange's truth for a series, and file
+//! checks (hashes, secrets).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use kline_etl::config::{OnViolation, PriceType, TimeUnit, TransformOptions};
+use kline_etl::interval::Interval;
+use kline_etl::market::Market;
+use kline_etl::simulator::{ClockMode, SimConfig, SimHandle, Simulator};
+use kline_etl::symbol::Symbol;
+use kline_etl::transform::{KlineContext, KlineRows, parse_klines};
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_kline-etl");
+/// 2024-06-01T00:30:00Z: the simulator's frozen "now" in these tests (mid-candle for `1h`, so
+/// the forming candle is held back, and 30 minutes after the last daily close).
+pub(crate) const NOW: i64 = 1_717_201_800_000;
+
+pub(crate) fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub(crate) async fn cli(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .env_remove("BINANCE_API_KEY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().expect("the binary runs"))
+        .await
+        .unwrap()
+}
+
+pub(crate) fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub(crate) async fn simulator() -> SimHandle {
+    let cfg = SimConfig {
+        clock: ClockMode::Fixed(NOW),
+        ..SimConfig::default()
+    };
+    Simulator::start(cfg).await.unwrap()
+}
+
+pub(crate) fn pipeline(
+    dir: &Path,
+    base_url: &str,
+    symbols: &str,
+    intervals: &str,
+    extra: &str,
+) -> PathBuf {
+    let text = format!(
+        "name: it-run\nsource:\n  base_url: {base_url}\n  mode: rest\n{extra}symbols: {symbols}\nintervals: {intervals}\nrange:\n  start: 2024-01-01\n  end: now\noutput:\n  path: out\n"
+    );
+    let p = dir.join("pipeline.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+pub(crate) fn options() -> TransformOptions {
+    TransformOptions {
+        prices: PriceType::Float64,
+        time_unit: TimeUnit::Millisecond,
+        include_forming: false,
+        on_violation: OnViolation::Report,
+    }
+}
+
+/// The simulator's ground truth for `[start, end)`, typed the way the pipeline types it.
+pub(crate) fn truth(
+    sim: &SimHandle,
+    symbol: &Symbol,
+    interval: Interval,
+    start: i64,
+    end: i64,
+) -> KlineRows {
+    let rows = sim.expected_klines(Market::Spot, symbol, interval, start, end);
+    let page: Vec<[serde_json::Value; 12]> = rows
+        .iter()
+        .map(kline_etl::simulator::KlineRow::to_json)
+        .collect();
+    let body = serde_json::to_vec(&page).unwrap();
+    let opts = options();
+    let ctx = KlineContext {
+        market: Market::Spot,
+        symbol,
+        interval,
+        options: &opts,
+    };
+    parse_klines(&body, &ctx).unwrap()
+}
+
+/// Equal rows, with a readable message (the Debug of thousands of rows is not).
+pub(crate) fn assert_same(got: &KlineRows, want: &KlineRows, what: &str) {
+    let n = got.len().min(want.len());
+    if let Some(i) = (0..n).find(|i| !got.row_eq(*i, want, *i)) {
+        panic!(
+            "{what}: first difference at row {i} (open time {} vs {})",
+            got.open_time[i], want.open_time[i]
+        );
+    }
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: row count (last stored {:?}, last expected {:?})",
+        got.open_time.last(),
+        want.open_time.last()
+    );
+}
+
+pub(crate) fn summary_json(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("out/klines/_summary.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// No file under `root`, at any depth, contains `secret`.
+pub(crate) fn assert_no_file_contains(root: &Path, secret: &str) {
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "secret in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+pub(crate) fn file_hashes(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet")
+                && p.to_string_lossy().contains("interval=")
+            {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
