@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use crate::extract::KlineTask;
 use crate::load::resume::Pending;
 use crate::load::{LoadError, TaskKey, state};
-use crate::summary::series::GapCause;
 use crate::symbol::Symbol;
 use crate::time::parse_rfc3339_ms;
 use crate::window::{Window, coalesce, subtract};
