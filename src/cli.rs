@@ -92,11 +92,11 @@ pub enum Command {
     Chart(ChartArgs),
     /// Fetch klines (or a ticker or order-book snapshot) without writing a pipeline file:
     /// `kline-etl fetch BTCUSDT 1d --start 2020-07-05`.
-    Fetch(crate::commands::fetch::FetchArgs),
+    Fetch(FetchArgs),
     /// Write an annotated starter pipeline file.
-    Init(crate::commands::init::InitArgs),
+    Init(InitArgs),
     /// Print shell completions (bash, zsh, fish, powershell) on stdout.
-    Completions(crate::commands::docs::CompletionsArgs),
+    Completions(CompletionsArgs),
     /// Print the man page (roff) on stdout.
     Man,
 }
@@ -299,6 +299,96 @@ pub struct ChartArgs {
     /// Output file; `.svg` or `.png` chooses the format.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+}
+
+/// `kline-etl fetch`.
+#[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each bool is a clap flag; `--ticker`/`--depth` conflict in clap, not in a type"
+)]
+#[command(after_help = "Examples:\n  \
+    kline-etl fetch BTCUSDT 1d --start 2020-07-05\n  \
+    kline-etl fetch BTCUSDT,ETHUSDT 1h,1d --start '30 days ago' --simulator\n  \
+    kline-etl fetch --ticker BTCUSDT,ETHUSDT\n  \
+    kline-etl fetch --depth BTCUSDT --depth-limit 20")]
+pub struct FetchArgs {
+    /// Symbols, comma-separated (`BTCUSDT,ETHUSDT`). With `--ticker`, optional: every trading
+    /// symbol.
+    #[arg(value_name = "SYMBOLS")]
+    pub symbols: Option<String>,
+    /// Kline intervals, comma-separated (`1h,1d`); klines only.
+    #[arg(value_name = "INTERVALS")]
+    pub intervals: Option<String>,
+    /// First candle (same forms as `range.start`: `2020-07-05`, `5 July 2020`, epoch ms,
+    /// `30 days ago`, ...); klines only, required for them.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub start: Option<String>,
+    /// End of the range, exclusive (default `now`).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub end: Option<String>,
+    /// The market: `spot`, `usdm` or `coinm`.
+    #[arg(long, value_name = "MARKET", default_value = "spot")]
+    pub market: String,
+    /// The exchange's base URL (default: the market's production URL).
+    #[arg(long, value_name = "URL", conflicts_with = "simulator")]
+    pub base_url: Option<String>,
+    /// Use the built-in simulator (offline, synthetic prices) instead of the exchange.
+    #[arg(long)]
+    pub simulator: bool,
+    /// The output root (the pipeline's `output.path`).
+    #[arg(short, long, value_name = "PATH", default_value = crate::config::validate::DEFAULT_OUTPUT_PATH)]
+    pub output: String,
+    /// Price columns: `float64` or `decimal` (exact `Decimal128(38, 8)`).
+    #[arg(long, value_name = "TYPE", default_value = "float64")]
+    pub prices: String,
+    /// A ticker-price snapshot (`dataset: ticker_price`) instead of klines.
+    #[arg(long, conflicts_with_all = ["depth", "start", "end"])]
+    pub ticker: bool,
+    /// An order-book snapshot of each symbol (`dataset: depth`) instead of klines.
+    #[arg(long, conflicts_with_all = ["start", "end"])]
+    pub depth: bool,
+    /// Levels per side of the order book (spot `1..=5000`, futures `5 10 20 50 100 500 1000`).
+    #[arg(long, value_name = "N", requires = "depth")]
+    pub depth_limit: Option<u32>,
+    /// Page requests in flight at once (1 to 64).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: Option<u16>,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Print the pipeline this fetch runs (save it to run it with `kline-etl run`) and stop.
+    #[arg(long)]
+    pub print_pipeline: bool,
+}
+
+/// `kline-etl init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write the starter pipeline.
+    #[arg(value_name = "PATH", default_value = "pipeline.yaml")]
+    pub path: PathBuf,
+}
+
+/// `kline-etl completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write completions for (print them on stdout; see the README for where
+    /// each shell looks for them).
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// Shells with completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+    /// PowerShell.
+    Powershell,
 }
 
 #[cfg(test)]

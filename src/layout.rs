@@ -7,7 +7,7 @@
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Dataset, KlineFamily};
+use crate::config::{Dataset, KlineFamily, Pipeline};
 use crate::interval::Interval;
 use crate::market::Market;
 use crate::shard::Shard;
@@ -68,6 +68,12 @@ pub fn dataset_dir(root: &Path, dataset: Dataset) -> PathBuf {
 /// The klines directory of an output root (a pipeline's, or a kline family's root).
 pub fn klines_dir(root: &Path) -> PathBuf {
     dataset_dir(root, Dataset::Klines)
+}
+
+/// The output root of a pipeline's klines: `output.path`, or a futures kline family's own
+/// root under it ([`family_root`]).
+pub fn kline_root(p: &Pipeline) -> PathBuf {
+    p.output.path.join(family_root(p.kline_family))
 }
 
 /// Where a kline family's output root lives, relative to `output.path`: the output root itself

@@ -1,29 +1,9 @@
 //! `kline-etl completions SHELL` (clap_complete) and `kline-etl man` (clap_mangen): both are
 //! generated from the same clap definition as `--help`, so they never drift from the flags.
 
-use clap::{Args, CommandFactory, ValueEnum};
+use clap::CommandFactory;
 
-/// `kline-etl completions`.
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// The shell to write completions for (print them on stdout; see the README for where
-    /// each shell looks for them).
-    #[arg(value_enum)]
-    pub shell: Shell,
-}
-
-/// Shells with completions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Shell {
-    /// GNU bash.
-    Bash,
-    /// Z shell.
-    Zsh,
-    /// fish.
-    Fish,
-    /// PowerShell.
-    Powershell,
-}
+use crate::cli::Shell;
 
 /// The completion script for `shell`.
 pub fn completions(shell: Shell) -> Vec<u8> {

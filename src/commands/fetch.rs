@@ -16,66 +16,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use clap::Args;
-
+use crate::cli::FetchArgs;
 use crate::config::overrides::split_list;
 use crate::config::{ConfigError, Dataset, Diagnostic, Pipeline, SymbolSelection};
-
-/// `kline-etl fetch`.
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
-    kline-etl fetch BTCUSDT 1d --start 2020-07-05\n  \
-    kline-etl fetch BTCUSDT,ETHUSDT 1h,1d --start '30 days ago' --simulator\n  \
-    kline-etl fetch --ticker BTCUSDT,ETHUSDT\n  \
-    kline-etl fetch --depth BTCUSDT --depth-limit 20")]
-pub struct FetchArgs {
-    /// Symbols, comma-separated (`BTCUSDT,ETHUSDT`). With `--ticker`, optional: every trading
-    /// symbol.
-    #[arg(value_name = "SYMBOLS")]
-    pub symbols: Option<String>,
-    /// Kline intervals, comma-separated (`1h,1d`); klines only.
-    #[arg(value_name = "INTERVALS")]
-    pub intervals: Option<String>,
-    /// First candle (same forms as `range.start`: `2020-07-05`, `5 July 2020`, epoch ms,
-    /// `30 days ago`, ...); klines only, required for them.
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub start: Option<String>,
-    /// End of the range, exclusive (default `now`).
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub end: Option<String>,
-    /// The market: `spot`, `usdm` or `coinm`.
-    #[arg(long, value_name = "MARKET", default_value = "spot")]
-    pub market: String,
-    /// The exchange's base URL (default: the market's production URL).
-    #[arg(long, value_name = "URL", conflicts_with = "simulator")]
-    pub base_url: Option<String>,
-    /// Use the built-in simulator (offline, synthetic prices) instead of the exchange.
-    #[arg(long)]
-    pub simulator: bool,
-    /// The output root (the pipeline's `output.path`).
-    #[arg(short, long, value_name = "PATH", default_value = crate::config::validate::DEFAULT_OUTPUT_PATH)]
-    pub output: String,
-    /// Price columns: `float64` or `decimal` (exact `Decimal128(38, 8)`).
-    #[arg(long, value_name = "TYPE", default_value = "float64")]
-    pub prices: String,
-    /// A ticker-price snapshot (`dataset: ticker_price`) instead of klines.
-    #[arg(long, conflicts_with_all = ["depth", "start", "end"])]
-    pub ticker: bool,
-    /// An order-book snapshot of each symbol (`dataset: depth`) instead of klines.
-    #[arg(long, conflicts_with_all = ["start", "end"])]
-    pub depth: bool,
-    /// Levels per side of the order book (spot `1..=5000`, futures `5 10 20 50 100 500 1000`).
-    #[arg(long, value_name = "N", requires = "depth")]
-    pub depth_limit: Option<u32>,
-    /// Page requests in flight at once (1 to 64).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub concurrency: Option<u16>,
-    #[command(flatten)]
-    pub lock: crate::cli::LockArgs,
-    /// Print the pipeline this fetch runs (save it to run it with `kline-etl run`) and stop.
-    #[arg(long)]
-    pub print_pipeline: bool,
-}
 
 impl FetchArgs {
     fn dataset(&self) -> Dataset {
@@ -247,11 +190,9 @@ pub fn where_note(p: &Pipeline) -> String {
     };
     match p.dataset {
         Dataset::Klines => {
-            let base = p
-                .kline_root()
-                .join("klines")
-                .join(format!("market={market}"));
-            let _ = writeln!(out, "data: {}", slash(&p.kline_root().join("klines")));
+            let klines = crate::layout::klines_dir(&crate::layout::kline_root(p));
+            let base = klines.join(crate::layout::hive("market", market));
+            let _ = writeln!(out, "data: {}", slash(&klines));
             let one = names.len() == 1;
             let sym = if one { names[0].as_str() } else { "*" };
             for iv in &p.intervals {

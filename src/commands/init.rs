@@ -5,15 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
-
-/// `kline-etl init`.
-#[derive(Debug, Args)]
-pub struct InitArgs {
-    /// Where to write the starter pipeline.
-    #[arg(value_name = "PATH", default_value = "pipeline.yaml")]
-    pub path: PathBuf,
-}
+use crate::cli::InitArgs;
 
 /// The starter pipeline.
 pub const STARTER: &str = include_str!("starter.yaml");

@@ -132,10 +132,12 @@ pub fn output_root(path: &Path) -> Result<PathBuf, ExitCode> {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
     if is_pipeline {
-        return load(path).map(|p| p.kline_root()).map_err(|e| {
-            report(&e);
-            ExitCode::Usage
-        });
+        return load(path)
+            .map(|p| crate::layout::kline_root(&p))
+            .map_err(|e| {
+                report(&e);
+                ExitCode::Usage
+            });
     }
     if !path.is_dir() {
         crate::console::error(&format!(

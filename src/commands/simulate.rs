@@ -2,10 +2,12 @@
 
 use crate::cli::SimulateArgs;
 use crate::exit::ExitCode;
+#[cfg(feature = "simulator")]
 use crate::market::Market;
 #[cfg(feature = "simulator")]
 use crate::simulator::SimConfig;
 
+#[cfg(feature = "simulator")]
 use super::{report, runtime};
 
 /// Without the `simulator` feature there is nothing to serve.

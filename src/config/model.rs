@@ -35,14 +35,6 @@ pub struct Pipeline {
     pub output: OutputOptions,
 }
 
-impl Pipeline {
-    /// The output root of this pipeline's klines: `output.path`, or a futures kline family's
-    /// own root under it ([`KlineFamily::relative_root`]).
-    pub fn kline_root(&self) -> PathBuf {
-        self.output.path.join(self.kline_family.relative_root())
-    }
-}
-
 /// `source`: the exchange endpoint and how hard we may use it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {
@@ -246,15 +238,6 @@ impl KlineFamily {
             KlineFamily::IndexPrice | KlineFamily::Continuous(_) => "pair",
             _ => "symbol",
         }
-    }
-
-    /// Where the family's klines live, relative to `output.path`: the output root itself for
-    /// [`KlineFamily::Trades`] (`<output.path>/klines/...`), otherwise a root of its own
-    /// (`mark_price`, `index_price`, `premium_index`, `continuous/contract_type=PERPETUAL`)
-    /// holding the same layout (`<output.path>/mark_price/klines/...`), so incremental runs,
-    /// resume, locking, `status`, `repair` and `summary` work per family unchanged.
-    pub fn relative_root(self) -> PathBuf {
-        crate::layout::family_root(self)
     }
 
     /// Whether the rows carry volumes, trade counts and taker figures (only traded-price

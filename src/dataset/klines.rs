@@ -59,7 +59,7 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     let symbols = symbols_of(p, &session)?;
     let range = p.range.resolve(now);
     // `output.path`, or a futures kline family's own root under it.
-    let root = p.kline_root();
+    let root = crate::layout::kline_root(p);
     let output = Output::open(p, &root, opts).await?;
 
     let series = kline_series(p, &symbols, opts.shard);

@@ -1136,6 +1136,29 @@ impl Shared {
         let _ = tx.send(ExtractEvent::TaskDone { task: id, outcome }).await;
     }
 
+    /// Why `task` is not started at all: another market's task, an interval the market does
+    /// not serve, or a run already halted.
+    fn refuse(&self, task: &KlineTask) -> Option<TaskStatus> {
+        let market = self.cfg.market;
+        if task.market != market {
+            return Some(TaskStatus::Failed(TaskError::WrongMarket {
+                task: task.to_string(),
+                expected: market,
+            }));
+        }
+        if !market.supports(task.interval) {
+            return Some(TaskStatus::Failed(TaskError::Unsupported {
+                task: task.to_string(),
+            }));
+        }
+        if self.halted() {
+            return Some(TaskStatus::Stopped {
+                resume_from: task.start_ms,
+            });
+        }
+        None
+    }
+
     async fn drive_task(
         &self,
         id: TaskId,
@@ -1144,23 +1167,10 @@ impl Shared {
         meter: Meter<'_>,
         log: &mut TaskLog,
     ) -> TaskStatus {
+        if let Some(refused) = self.refuse(task) {
+            return refused;
+        }
         let market = self.cfg.market;
-        if task.market != market {
-            return TaskStatus::Failed(TaskError::WrongMarket {
-                task: task.to_string(),
-                expected: market,
-            });
-        }
-        if !market.supports(task.interval) {
-            return TaskStatus::Failed(TaskError::Unsupported {
-                task: task.to_string(),
-            });
-        }
-        if self.halted() {
-            return TaskStatus::Stopped {
-                resume_from: task.start_ms,
-            };
-        }
         let i = task.interval;
         // Nothing exists past the forming candle: never plan windows after it.
         let now = self.budget.clock().closed_cut_ms();

@@ -310,7 +310,7 @@ impl DatasetWriter {
     /// Write a kline family other than traded-price klines: families without volumes (mark,
     /// index, premium index) store only the time and OHLC columns (plus `symbol`,
     /// `interval`); every family's files name it in `kline_etl.kline_family`. (Where the
-    /// family's files go is the writer's root: see [`crate::config::Pipeline::kline_root`].)
+    /// family's files go is the writer's root: see [`crate::layout::kline_root`].)
     #[must_use]
     pub fn with_family(mut self, family: KlineFamily) -> Self {
         self.family = family;

@@ -3,7 +3,7 @@
 //!
 //! Layout: `<root>/klines/market=spot/symbol=BTCUSDT/interval=1h/<period>/part.parquet` (a
 //! futures kline family has a root of its own under `output.path`, see
-//! [`crate::config::Pipeline::kline_root`]), where `<period>` depends on the granularity:
+//! [`crate::layout::kline_root`]), where `<period>` depends on the granularity:
 //!
 //! | granularity | directory | `auto` for intervals |
 //! |---|---|---|

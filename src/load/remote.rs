@@ -119,50 +119,59 @@ pub fn open(url: &str, mirror: &Path) -> Result<Remote, RemoteError> {
     let parsed = url::Url::parse(url).map_err(|e| fail(e.to_string()))?;
     let prefix = StorePath::from_url_path(parsed.path()).map_err(|e| fail(e.to_string()))?;
     crate::tls::ensure_provider();
-    let store: Arc<dyn ObjectStore> = match parsed.scheme() {
-        #[cfg(feature = "aws")]
-        "s3" | "s3a" => Arc::new(
-            with_aws_profile(object_store::aws::AmazonS3Builder::from_env())
-                .with_url(url)
-                .build()
-                .map_err(|e| fail(e.to_string()))?,
-        ),
-        #[cfg(feature = "gcp")]
-        "gs" => Arc::new(
-            object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                .with_url(url)
-                .build()
-                .map_err(|e| fail(e.to_string()))?,
-        ),
-        #[cfg(feature = "azure")]
-        "az" | "azure" | "abfs" | "abfss" => Arc::new(
-            object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_url(url)
-                .build()
-                .map_err(|e| fail(e.to_string()))?,
-        ),
-        "file" => {
-            let root = parsed
-                .to_file_path()
-                .map_err(|()| fail("not an absolute local path".into()))?;
-            fs_err::create_dir_all(&root).map_err(|e| fail(e.to_string()))?;
-            let store = object_store::local::LocalFileSystem::new_with_prefix(&root)
-                .map_err(|e| fail(e.to_string()))?;
-            return Ok(Remote {
-                store: Arc::new(store),
-                prefix: StorePath::default(),
-                url: url.to_owned(),
-                mirror: mirror.to_owned(),
-            });
-        }
-        other => return Err(fail(unsupported(other))),
-    };
+    if parsed.scheme() == "file" {
+        let root = parsed
+            .to_file_path()
+            .map_err(|()| fail("not an absolute local path".into()))?;
+        fs_err::create_dir_all(&root).map_err(|e| fail(e.to_string()))?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| fail(e.to_string()))?;
+        return Ok(Remote {
+            store: Arc::new(store),
+            prefix: StorePath::default(),
+            url: url.to_owned(),
+            mirror: mirror.to_owned(),
+        });
+    }
     Ok(Remote {
-        store,
+        store: cloud_store(parsed.scheme(), url).map_err(fail)?,
         prefix,
         url: url.to_owned(),
         mirror: mirror.to_owned(),
     })
+}
+
+/// The object store client for a cloud URL, or why this build has none for its scheme.
+fn cloud_store(scheme: &str, url: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+    let built = |e: object_store::Error| e.to_string();
+    match scheme {
+        #[cfg(feature = "aws")]
+        "s3" | "s3a" => Ok(Arc::new(
+            with_aws_profile(object_store::aws::AmazonS3Builder::from_env())
+                .with_url(url)
+                .build()
+                .map_err(built)?,
+        )),
+        #[cfg(feature = "gcp")]
+        "gs" => Ok(Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(built)?,
+        )),
+        #[cfg(feature = "azure")]
+        "az" | "azure" | "abfs" | "abfss" => Ok(Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(built)?,
+        )),
+        other => {
+            let _ = url;
+            Err(unsupported(other))
+        }
+    }
 }
 
 /// Why a URL scheme cannot be opened: unknown, or its store left out of this build.

@@ -223,7 +223,7 @@ pub fn build_on_disk(
     if pipeline.dataset != Dataset::Klines {
         return Ok(plan);
     }
-    let root = pipeline.kline_root();
+    let root = crate::layout::kline_root(pipeline);
     let series = kline_series(pipeline, symbols, shard);
     let pending = crate::load::resume::read(&root, shard);
     let (start, end) = (plan.start_ms, plan.end_ms);
@@ -466,12 +466,12 @@ impl Plan {
         };
         if self.dataset == Dataset::FundingRate.as_str() {
             // The endpoint's own request limit, not the weight, is what bounds it.
-            self.min_seconds = self.min_seconds.max(
-                crate::dataset::funding_rate::request::min_seconds(
-                    self.total_requests,
-                    self.weight_share,
-                ),
-            );
+            self.min_seconds =
+                self.min_seconds
+                    .max(crate::dataset::funding_rate::request::min_seconds(
+                        self.total_requests,
+                        self.weight_share,
+                    ));
         }
     }
 

@@ -140,7 +140,7 @@ impl Progress for Bar {
 
     fn task_started(&self, task: TaskId, pages: usize, candles: u64) {
         self.update(Some(task.0), |m| {
-            m.rest_planned(task.0, pages as u64, candles)
+            m.rest_planned(task.0, pages as u64, candles);
         });
     }
 

@@ -189,6 +189,13 @@ pub struct Exchange {
 
 impl Exchange {
     /// Start the simulator when the pipeline asks for it.
+    #[cfg_attr(
+        not(feature = "simulator"),
+        expect(
+            clippy::unused_async,
+            reason = "only the simulator is started asynchronously"
+        )
+    )]
     pub async fn start(p: &Pipeline) -> Result<Exchange, RunError> {
         Ok(match &p.source.endpoint {
             Endpoint::Url(u) => Exchange {
@@ -197,7 +204,9 @@ impl Exchange {
             },
             #[cfg(not(feature = "simulator"))]
             Endpoint::Simulator(_) => {
-                return Err(RunError::Unsupported(crate::simulator::NOT_BUILT.to_owned()));
+                return Err(RunError::Unsupported(
+                    crate::simulator::NOT_BUILT.to_owned(),
+                ));
             }
             #[cfg(feature = "simulator")]
             Endpoint::Simulator(settings) => {

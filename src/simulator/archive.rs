@@ -14,81 +14,20 @@
 //! changed, a newer `Last-Modified`). Archive requests get the configured latency and count in
 //! the stats under `archive`; they carry no request weight (the archive is not rate limited).
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 
-use super::server::Shared;
+pub use super::state::{ArchiveConfig, ArchiveFault};
+use super::state::{Built, Shared};
 use crate::extract::archive::checksum::checksum_line;
 use crate::extract::archive::csv::HEADER;
 use crate::interval::{DAY_MS, Interval};
 use crate::market::Market;
-
-/// One injected archive fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArchiveFault {
-    /// 404 for the zip and its `.CHECKSUM`.
-    Missing,
-    /// A `.CHECKSUM` that does not match the zip.
-    BadChecksum,
-    /// The zip cut in half (its `.CHECKSUM` matches the cut bytes).
-    TruncatedZip,
-    /// A header row in a file that has none (spot).
-    HeaderRow,
-    /// Timestamps in microseconds where the file would be in milliseconds.
-    Micros,
-    /// This many rows dropped from the middle of the file.
-    DropRows(usize),
-    /// Replaced upstream: the first row's trade count is one higher, `Last-Modified` later.
-    Replaced,
-}
-
-/// The archive's configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArchiveConfig {
-    /// A daily file appears this long after its day ends.
-    pub daily_lag_ms: i64,
-    /// A monthly file appears this long after its month ends.
-    pub monthly_lag_ms: i64,
-    /// Faults by file name (`BTCUSDT-1m-2024-01-05.zip`).
-    pub faults: BTreeMap<String, ArchiveFault>,
-}
-
-impl Default for ArchiveConfig {
-    fn default() -> Self {
-        ArchiveConfig {
-            daily_lag_ms: 6 * 3_600_000,
-            monthly_lag_ms: DAY_MS,
-            faults: BTreeMap::new(),
-        }
-    }
-}
-
-impl ArchiveConfig {
-    /// Inject `fault` into the file named `name`.
-    #[must_use]
-    pub fn with_fault(mut self, name: &str, fault: ArchiveFault) -> Self {
-        self.faults.insert(name.to_owned(), fault);
-        self
-    }
-}
-
-/// A built file: the zip, its checksum line and `Last-Modified`.
-#[derive(Debug)]
-pub(crate) struct Built {
-    zip: Bytes,
-    checksum: Bytes,
-    last_modified: String,
-}
-
-/// Built files by path (a `.CHECKSUM` request and its zip request build once).
-#[derive(Debug, Default)]
-pub(crate) struct Cache(Mutex<HashMap<String, Option<Arc<Built>>>>);
 
 /// A parsed archive path.
 #[derive(Debug, Clone, PartialEq, Eq)]

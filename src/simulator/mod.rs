@@ -56,6 +56,7 @@ pub mod faults;
 pub mod funding;
 pub mod limits;
 mod server;
+mod state;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -359,7 +360,7 @@ impl Simulator {
         let local = listener
             .local_addr()
             .map_err(|source| SimError::Bind { addr, source })?;
-        let shared = Arc::new(server::Shared {
+        let shared = Arc::new(state::Shared {
             universe: data::Universe::new(config.seed, &config.symbols),
             clock: clock::DataClock::new(config.clock),
             limiter: limits::Limiter::new(config.limits.clone()),
@@ -368,7 +369,7 @@ impl Simulator {
             counter: AtomicU64::new(0),
             stats: Mutex::new(stats::StatsInner::default()),
             archive: config.archive.clone(),
-            archive_cache: archive::Cache::default(),
+            archive_cache: state::Cache::default(),
         });
         let app = server::router(Arc::clone(&shared))
             .into_make_service_with_connect_info::<server::Conn>();
@@ -393,7 +394,7 @@ impl Simulator {
 #[derive(Debug)]
 pub struct SimHandle {
     addr: SocketAddr,
-    shared: Arc<server::Shared>,
+    shared: Arc<state::Shared>,
     stop: Option<oneshot::Sender<()>>,
     join: Option<JoinHandle<()>>,
 }

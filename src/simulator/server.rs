@@ -9,8 +9,8 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -25,46 +25,13 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::clock::{DataClock, wall_ms};
-use super::data::{MICROS_THRESHOLD, Selection, SymbolData, Universe, fixed, mix, unit};
-use super::faults::{FaultKind, FaultPlan};
+use super::clock::wall_ms;
+use super::data::{MICROS_THRESHOLD, Selection, SymbolData, fixed, mix, unit};
+use super::faults::FaultKind;
 use super::limits::{Limiter, Verdict};
-use super::stats::{SimStats, StatsInner};
+use super::state::Shared;
 use crate::interval::{DAY_MS, Interval};
 use crate::market::Market;
-
-/// Everything the handlers share.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) universe: Universe,
-    pub(crate) clock: DataClock,
-    pub(crate) limiter: Limiter,
-    /// The funding endpoints' request limit ([`super::funding`]).
-    pub(crate) funding_limiter: Limiter,
-    pub(crate) faults: FaultPlan,
-    pub(crate) counter: AtomicU64,
-    pub(crate) stats: Mutex<StatsInner>,
-    pub(crate) archive: super::archive::ArchiveConfig,
-    pub(crate) archive_cache: super::archive::Cache,
-}
-
-impl Shared {
-    pub(crate) fn stats(&self) -> SimStats {
-        let inner = self
-            .stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        inner.snapshot(&self.limiter.history())
-    }
-
-    pub(crate) fn record(&self, f: impl FnOnce(&mut StatsInner)) {
-        let mut inner = self
-            .stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut inner);
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Listener whose connections a handler can reset.

@@ -402,19 +402,29 @@ mod tests {
         let h = u32::from_be_bytes(png[20..24].try_into().unwrap());
         assert_eq!((w, h), (800, 500));
         // It decodes, and the candles' colours are in it.
-        let mut reader = png::Decoder::new(std::io::Cursor::new(&png)).read_info().unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(&png))
+            .read_info()
+            .unwrap();
         let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
         let frame = reader.next_frame(&mut pixels).unwrap();
-        assert_eq!((frame.width, frame.height, frame.color_type), (800, 500, png::ColorType::Rgb));
+        assert_eq!(
+            (frame.width, frame.height, frame.color_type),
+            (800, 500, png::ColorType::Rgb)
+        );
         let has = |rgb: [u8; 3]| pixels.chunks_exact(3).any(|p| p == rgb);
-        assert!(has([UP.0, UP.1, UP.2]) && has([DOWN.0, DOWN.1, DOWN.2]), "up and down candles drawn");
+        assert!(
+            has([UP.0, UP.1, UP.2]) && has([DOWN.0, DOWN.1, DOWN.2]),
+            "up and down candles drawn"
+        );
     }
 
     #[test]
     fn png_encoding_keeps_every_pixel() {
         let rgb: Vec<u8> = (0..=255).cycle().take(7 * 5 * 3).collect();
         let png = encode_png(&rgb, 7, 5).unwrap();
-        let mut reader = png::Decoder::new(std::io::Cursor::new(&png)).read_info().unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(&png))
+            .read_info()
+            .unwrap();
         let mut out = vec![0; reader.output_buffer_size().unwrap()];
         reader.next_frame(&mut out).unwrap();
         assert_eq!(out, rgb);

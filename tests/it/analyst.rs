@@ -11,7 +11,7 @@ use kline_etl::interval::Interval;
 use kline_etl::market::Market;
 use kline_etl::summary::dataset::read_series;
 
-use crate::run::{BIN, cli, repo, simulator, stderr};
+use crate::harness::{BIN, cli, repo, simulator, stderr};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -294,7 +294,7 @@ async fn fetch_errors_are_the_validators_against_the_flag_and_exit_2() {
 async fn run_symbols_and_intervals_override_the_pipeline() {
     let sim = simulator().await;
     let dir = tempfile::tempdir().unwrap();
-    let p = crate::run::pipeline(dir.path(), &sim.base_url(), "[BTCUSDT]", "[1d]", "");
+    let p = crate::harness::pipeline(dir.path(), &sim.base_url(), "[BTCUSDT]", "[1d]", "");
     let p = p.to_str().unwrap();
     let out = cli(
         dir.path(),
@@ -382,7 +382,7 @@ fn assert_json_lines(err: &str) -> Vec<serde_json::Value> {
             .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
         for key in ["timestamp", "level", "message"] {
             assert!(
-                v.get(key).is_some_and(|x| x.is_string()),
+                v.get(key).is_some_and(serde_json::Value::is_string),
                 "{key} missing: {line}"
             );
         }
@@ -397,7 +397,7 @@ fn assert_json_lines(err: &str) -> Vec<serde_json::Value> {
 async fn results_go_to_stdout_and_json_logs_are_one_object_a_line() {
     let sim = simulator().await;
     let dir = tempfile::tempdir().unwrap();
-    let p = crate::run::pipeline(dir.path(), &sim.base_url(), "[BTCUSDT]", "[1d]", "");
+    let p = crate::harness::pipeline(dir.path(), &sim.base_url(), "[BTCUSDT]", "[1d]", "");
     let p = p.to_str().unwrap();
     let out = cli(dir.path(), &["--log-format", "json", "run", p], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -101,7 +101,7 @@ async fn list_keys(endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
 /// independent of kline-etl's mirror code).
 async fn download(endpoint: &str, bucket: &str, prefix: &str, dir: &Path) -> Vec<String> {
     use futures::TryStreamExt;
-    use object_store::ObjectStore;
+    use object_store::{ObjectStore, ObjectStoreExt};
     let store = object_store::aws::AmazonS3Builder::new()
         .with_endpoint(endpoint)
         .with_bucket_name(bucket)
