@@ -54,7 +54,9 @@ pub enum ConfigError {
     Read(#[source] std::io::Error),
     /// The path is not a regular file (a directory, a FIFO, a device): refused before it is
     /// opened, since opening a FIFO without a writer blocks.
-    #[error("pipeline path `{source_name}` is {kind}, not a regular file; give the path of a pipeline YAML file")]
+    #[error(
+        "pipeline path `{source_name}` is {kind}, not a regular file; give the path of a pipeline YAML file"
+    )]
     NotAFile {
         /// The path.
         source_name: String,
@@ -135,7 +137,9 @@ fn not_a_regular_file(kind: std::fs::FileType) -> Option<&'static str> {
 /// Read and validate the pipeline file at `path`, looking `${VAR}`s up with `env`.
 pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigError> {
     let source_name = path.display().to_string();
-    let kind = fs_err::metadata(path).map_err(ConfigError::Read)?.file_type();
+    let kind = fs_err::metadata(path)
+        .map_err(ConfigError::Read)?
+        .file_type();
     if let Some(kind) = not_a_regular_file(kind) {
         return Err(ConfigError::NotAFile { source_name, kind });
     }

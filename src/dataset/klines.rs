@@ -331,7 +331,12 @@ impl Tally {
             Some(Err(e)) => {
                 r.status = "failed".into();
                 r.error = Some(error_chain(e));
-                self.load_error.get_or_insert(ExitCode::Output);
+                // A quality failure (`on_violation: fail`) fails the task (exit 1); an output
+                // error (exit 4) outranks it.
+                let code = e.exit_code();
+                if self.load_error != Some(ExitCode::Output) {
+                    self.load_error = Some(code);
+                }
             }
             None => {}
         }

@@ -420,7 +420,10 @@ impl WeightBudget {
                         max_pause_ms.max(MIN_WINDOW_WAIT_MS).max(window_ms)
                     };
                     if t.saturating_sub(now) > bound {
-                        return Err(WaitTooLong { until_ms: t, paused });
+                        return Err(WaitTooLong {
+                            until_ms: t,
+                            paused,
+                        });
                     }
                     let wait = (t - now).clamp(1, 60_000) as u64;
                     tokio::time::sleep(Duration::from_millis(wait)).await;

@@ -687,8 +687,12 @@ impl Shared {
                 return Err(Attempt::Transient(e.cause(), error_chain(&e)));
             }
         };
-        if !guard.complete(reply.used_weight) && !self.implausible_weight.swap(true, Ordering::Relaxed) {
-            let (limit, name) = self.budget.with(|s| (s.limit().limit, s.limit().header_name()));
+        if !guard.complete(reply.used_weight)
+            && !self.implausible_weight.swap(true, Ordering::Relaxed)
+        {
+            let (limit, name) = self
+                .budget
+                .with(|s| (s.limit().limit, s.limit().header_name()));
             tracing::warn!(
                 header = %name,
                 value = reply.used_weight.unwrap_or(0),
@@ -715,9 +719,9 @@ impl Shared {
                         retry_after_ms,
                         "http 429 with a Retry-After longer than max_ban_wait_secs; stopping (resumable, exit 3)"
                     );
-                    self.stop(Halt::Banned(
-                        now.saturating_add(i64::try_from(retry_after_ms).unwrap_or(i64::MAX)),
-                    ));
+                    self.stop(Halt::Banned(now.saturating_add(
+                        i64::try_from(retry_after_ms).unwrap_or(i64::MAX),
+                    )));
                     return Err(Attempt::Halted);
                 }
                 tracing::warn!(
@@ -996,7 +1000,13 @@ impl Shared {
             if let Some(&last) = page.rows.open_time.last() {
                 after = Some(last);
             }
-            let next = continuation(task.market, task.interval, &cur, page.received, page.last_open);
+            let next = continuation(
+                task.market,
+                task.interval,
+                &cur,
+                page.received,
+                page.last_open,
+            );
             match &mut out {
                 None => out = Some(page),
                 Some(o) => {

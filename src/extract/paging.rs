@@ -397,7 +397,10 @@ mod tests {
         assert_eq!(s.last_open, Some(19 * h));
         assert_eq!(
             s.malformed,
-            vec![(Check::OffGrid, 11 * h + 5), (Check::CloseOutsideCandle, 13 * h)]
+            vec![
+                (Check::OffGrid, 11 * h + 5),
+                (Check::CloseOutsideCandle, 13 * h)
+            ]
         );
         assert_eq!(
             slot_windows(Interval::H1, &[11 * h + 5, 13 * h, 12 * h]),

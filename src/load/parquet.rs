@@ -237,12 +237,15 @@ fn check_span(bounds: FooterBounds, expected: &Expected, path: &Path) -> Result<
     if let (FooterBounds::Range(lo, hi), Some((start, end))) = (bounds, expected.span)
         && (lo < start || hi >= end)
     {
-        return Err(foreign(path, format!(
-            "its rows open from `{}` to `{}`, outside its partition `{}`: a foreign file",
-            crate::time::fmt_ms(lo),
-            crate::time::fmt_ms(hi),
-            expected.period_dir.as_deref().unwrap_or("-")
-        )));
+        return Err(foreign(
+            path,
+            format!(
+                "its rows open from `{}` to `{}`, outside its partition `{}`: a foreign file",
+                crate::time::fmt_ms(lo),
+                crate::time::fmt_ms(hi),
+                expected.period_dir.as_deref().unwrap_or("-")
+            ),
+        ));
     }
     Ok(())
 }
@@ -269,8 +272,14 @@ fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<std::fs::File>, L
 /// path ([`expected_of_path`]): every reader below goes through this.
 fn open_checked(
     path: &Path,
-) -> Result<(ParquetRecordBatchReaderBuilder<std::fs::File>, FileInfo, FooterBounds), LoadError>
-{
+) -> Result<
+    (
+        ParquetRecordBatchReaderBuilder<std::fs::File>,
+        FileInfo,
+        FooterBounds,
+    ),
+    LoadError,
+> {
     let b = open(path)?;
     let info = file_info(b.metadata(), path)?;
     let bounds = footer_bounds(b.metadata(), &info);

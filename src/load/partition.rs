@@ -262,7 +262,11 @@ impl Period {
 /// (`…/market=…/symbol=…/interval=…[/<period>]/<file>`); `None` when the path is not in the
 /// layout (a file given directly, outside any dataset).
 pub fn expected_of_path(path: &std::path::Path) -> Option<Expected> {
-    let mut dirs = path.parent()?.components().rev().map(|c| c.as_os_str().to_str());
+    let mut dirs = path
+        .parent()?
+        .components()
+        .rev()
+        .map(|c| c.as_os_str().to_str());
     let mut next = dirs.next()??;
     let period = match Period::from_dir(next) {
         Some(p) => {
@@ -368,7 +372,10 @@ mod tests {
             let tmp = path.with_file_name(".part.parquet.tmp-1-1");
             assert_eq!(expected_of_path(&tmp), Some(key.expected()));
         }
-        assert_eq!(expected_of_path(std::path::Path::new("/tmp/part.parquet")), None);
+        assert_eq!(
+            expected_of_path(std::path::Path::new("/tmp/part.parquet")),
+            None
+        );
         assert_eq!(Period::from_dir("month=2024-1"), None);
         assert_eq!(Period::from_dir("month=2024-13"), None);
         assert_eq!(Period::from_dir("date=2024-02-30"), None);

@@ -575,7 +575,11 @@ fn corrupt_klines(kind: FaultKind, body: &Bytes) -> Bytes {
     match kind {
         FaultKind::OffGridRow => {
             // Moved in whatever unit the page uses (ms or µs): 1234 ms either way.
-            let scale = if time(&row[0]) >= MICROS_THRESHOLD { 1000 } else { 1 };
+            let scale = if time(&row[0]) >= MICROS_THRESHOLD {
+                1000
+            } else {
+                1
+            };
             row[0] = json!(time(&row[0]) + 1234 * scale);
             row[6] = json!(time(&row[6]) + 1234 * scale);
         }
@@ -657,7 +661,11 @@ fn finish(
     if let Some(s) = reply.retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
     }
-    if let Some(v) = reply.location.as_deref().and_then(|l| HeaderValue::from_str(l).ok()) {
+    if let Some(v) = reply
+        .location
+        .as_deref()
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
         headers.insert(header::LOCATION, v);
     }
     let body = reply.body;

@@ -73,10 +73,7 @@ type QualityCounts = BTreeMap<String, u64>;
 /// Whether statistics `s` agree with a file's own Parquet column statistics `columns`: the
 /// minimum and maximum of every numeric column the file has statistics for, and at least the
 /// four prices' (a file whose statistics cannot vouch for the record is read instead).
-fn stats_match_columns(
-    s: &SeriesStats,
-    columns: &BTreeMap<String, (f64, f64)>,
-) -> bool {
+fn stats_match_columns(s: &SeriesStats, columns: &BTreeMap<String, (f64, f64)>) -> bool {
     if s.rows == 0 {
         return true;
     }

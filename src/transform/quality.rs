@@ -198,18 +198,18 @@ pub fn check_with(rows: &KlineRows, interval: Interval, signed_prices: bool) -> 
         }
     }
     match rows.price_type() {
-        crate::config::PriceType::Float64 => values::<f64>(rows, &mut r, signed_prices, |c| {
-            match c {
+        crate::config::PriceType::Float64 => {
+            values::<f64>(rows, &mut r, signed_prices, |c| match c {
                 Column::Float64(v) => v,
                 Column::Decimal(_) => &[],
-            }
-        }),
-        crate::config::PriceType::Decimal => values::<i128>(rows, &mut r, signed_prices, |c| {
-            match c {
+            })
+        }
+        crate::config::PriceType::Decimal => {
+            values::<i128>(rows, &mut r, signed_prices, |c| match c {
                 Column::Decimal(v) => v,
                 Column::Float64(_) => &[],
-            }
-        }),
+            })
+        }
     }
     r
 }
@@ -243,7 +243,11 @@ fn values<T: PartialOrd + Copy + Default>(
         if tbase[i] > vol[i] || tquote[i] > qvol[i] {
             report.record(Check::TakerAboveTotal, t);
         }
-        if !signed_prices && [open[i], high[i], low[i], close[i]].iter().any(|p| *p <= zero) {
+        if !signed_prices
+            && [open[i], high[i], low[i], close[i]]
+                .iter()
+                .any(|p| *p <= zero)
+        {
             report.record(Check::NonPositivePrice, t);
         }
     }
@@ -328,7 +332,10 @@ mod tests {
         assert_eq!(rep.count(Check::NonPositivePrice), 1);
         assert_eq!(rep.examples[&Check::NonPositivePrice], vec![T0 + HOUR_MS]);
         assert!(!rep.is_clean());
-        assert_eq!(check_with(&r, Interval::H1, true).count(Check::NonPositivePrice), 0);
+        assert_eq!(
+            check_with(&r, Interval::H1, true).count(Check::NonPositivePrice),
+            0
+        );
     }
 
     #[test]

@@ -41,7 +41,13 @@ fn pipeline(dir: &Path, url: &str, start: &str, extra_source: &str, extra: &str)
 }
 
 async fn run(dir: &Path, p: &Path, more: &[&str]) -> std::process::Output {
-    let mut args = vec!["run", p.to_str().unwrap(), "--concurrency", "1", "--no-progress"];
+    let mut args = vec![
+        "run",
+        p.to_str().unwrap(),
+        "--concurrency",
+        "1",
+        "--no-progress",
+    ];
     args.extend_from_slice(more);
     cli(dir, &args, &[]).await
 }
@@ -137,7 +143,10 @@ async fn malformed_rows_fail_the_task_with_on_violation_fail() {
     let out = run(dir.path(), &p, &[]).await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("malformed rows") && err.contains("off_grid 1"), "{err}");
+    assert!(
+        err.contains("malformed rows") && err.contains("off_grid 1"),
+        "{err}"
+    );
     let s = summary_json(dir.path());
     assert_eq!(s["run"]["tasks"][0]["status"], "failed");
     sim.shutdown().await;
@@ -257,7 +266,12 @@ async fn a_file_in_the_wrong_partition_is_foreign_and_never_overwritten() {
         part(dir.path(), "ETHUSDT", "2024-02"),
     )
     .unwrap();
-    assert_refused(dir.path(), &p, "symbol=ETHUSDT/interval=15m/month=2024-02/part.parquet").await;
+    assert_refused(
+        dir.path(),
+        &p,
+        "symbol=ETHUSDT/interval=15m/month=2024-02/part.parquet",
+    )
+    .await;
     let out = cli(dir.path(), &["summary", "out"], &[]).await;
     assert!(
         stderr(&out).contains("holds symbol `BTCUSDT` but sits under `symbol=ETHUSDT`"),
@@ -329,7 +343,10 @@ async fn footer_statistics_of_a_file_edited_in_place_are_not_trusted() {
         .iter()
         .find(|s| s["symbol"] == "BTCUSDT")
         .unwrap();
-    assert_eq!(btc["high"], 9_999_999.0, "the edited file was read, not its footer");
+    assert_eq!(
+        btc["high"], 9_999_999.0,
+        "the edited file was read, not its footer"
+    );
     sim.shutdown().await;
 }
 
@@ -365,7 +382,10 @@ async fn a_clock_running_ahead_never_makes_the_forming_candle_closed() {
         last_close < after,
         "a candle closing at {last_close} was written at {after}"
     );
-    assert!(after - last_close < 5 * MINUTE_MS, "the recent closed candles are there");
+    assert!(
+        after - last_close < 5 * MINUTE_MS,
+        "the recent closed candles are there"
+    );
     sim.shutdown().await;
 }
 
@@ -378,7 +398,11 @@ async fn recorder() -> (String, Arc<Mutex<Vec<Vec<String>>>>) {
     let app = axum::Router::new().fallback(move |req: axum::http::Request<axum::body::Body>| {
         let s = Arc::clone(&s);
         async move {
-            let names = req.headers().keys().map(|k| k.as_str().to_owned()).collect();
+            let names = req
+                .headers()
+                .keys()
+                .map(|k| k.as_str().to_owned())
+                .collect();
             s.lock().unwrap().push(names);
             "[]"
         }
@@ -394,7 +418,12 @@ async fn redirects_are_never_followed_and_the_key_never_leaves_the_host() {
     let (other, seen) = recorder().await;
     for at in [1, 3] {
         // 1: `/time`; 3: the klines page.
-        let sim = sim_with(FaultPlan::none().redirect_to(&other).at(at, FaultKind::Redirect)).await;
+        let sim = sim_with(
+            FaultPlan::none()
+                .redirect_to(&other)
+                .at(at, FaultKind::Redirect),
+        )
+        .await;
         let dir = tempfile::tempdir().unwrap();
         let p = pipeline(
             dir.path(),
@@ -406,7 +435,10 @@ async fn redirects_are_never_followed_and_the_key_never_leaves_the_host() {
         let out = run(dir.path(), &p, &[]).await;
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(err.contains("redirecting to `") && err.contains(&other), "{err}");
+        assert!(
+            err.contains("redirecting to `") && err.contains(&other),
+            "{err}"
+        );
         assert!(err.contains("never followed"), "{err}");
         assert!(!err.contains("http 0"), "{err}");
         sim.shutdown().await;
@@ -429,7 +461,10 @@ async fn a_day_long_retry_after_stops_the_run_resumably() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(started.elapsed().as_secs() < 60, "it did not wait a day");
-    assert!(err.contains("Retry-After longer than max_ban_wait_secs"), "{err}");
+    assert!(
+        err.contains("Retry-After longer than max_ban_wait_secs"),
+        "{err}"
+    );
     sim.shutdown().await;
     // The rerun resumes and completes.
     let clean = sim_with(FaultPlan::none()).await;
@@ -450,8 +485,15 @@ async fn an_implausible_weight_header_is_logged_once_and_ignored() {
     let out = run(dir.path(), &p, &[]).await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(started.elapsed().as_secs() < 50, "the run stalled on the header");
-    assert_eq!(err.matches("implausible used-weight header").count(), 1, "{err}");
+    assert!(
+        started.elapsed().as_secs() < 50,
+        "the run stalled on the header"
+    );
+    assert_eq!(
+        err.matches("implausible used-weight header").count(),
+        1,
+        "{err}"
+    );
     assert_eq!(summary_json(dir.path())["run"]["weight_limit"], 6000);
     assert_equals_sim(&sim, dir.path(), JAN_1);
     sim.shutdown().await;
@@ -484,7 +526,10 @@ async fn the_exchanges_json_error_is_shown_whatever_the_status() {
     let out = run(dir.path(), &p, &[]).await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("`/time` failed") && err.contains("http 503"), "{err}");
+    assert!(
+        err.contains("`/time` failed") && err.contains("http 503"),
+        "{err}"
+    );
     assert!(err.contains("-1008"), "{err}");
     assert!(!err.contains("http 0"), "{err}");
     sim.shutdown().await;
@@ -504,7 +549,10 @@ async fn a_pipeline_path_that_is_not_a_regular_file_is_refused_at_once() {
         let out = cli(dir.path(), &[cmd, fifo.to_str().unwrap()], &[]).await;
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
-        assert!(err.contains("is a FIFO, not a regular file"), "{cmd}: {err}");
+        assert!(
+            err.contains("is a FIFO, not a regular file"),
+            "{cmd}: {err}"
+        );
     }
     let out = cli(dir.path(), &["validate", dir.path().to_str().unwrap()], &[]).await;
     assert_eq!(out.status.code(), Some(2));

@@ -59,7 +59,11 @@ const KINDS: [FaultKind; 13] = [
 ];
 
 /// Faults placed at one request of a run (each in some runs): they stop or fail the run.
-const RARE: [FaultKind; 3] = [FaultKind::Ban, FaultKind::HugeRetryAfter, FaultKind::Redirect];
+const RARE: [FaultKind; 3] = [
+    FaultKind::Ban,
+    FaultKind::HugeRetryAfter,
+    FaultKind::Redirect,
+];
 
 async fn faulty_simulator(rng: &mut Rng) -> SimHandle {
     let mut faults = FaultPlan {
@@ -220,8 +224,7 @@ fn assert_equals_exchange_but_accounted(sim: &SimHandle, out: &std::path::Path, 
             let got = read_series(out, Market::Spot, &symbol, interval)
                 .unwrap()
                 .unwrap_or_else(|| panic!("no {sym} {interval} data"));
-            let want =
-                crate::harness::truth(sim, &symbol, interval, start, interval.floor(NOW_31));
+            let want = crate::harness::truth(sim, &symbol, interval, start, interval.floor(NOW_31));
             let gaps: Vec<(i64, i64)> = summary["series"]
                 .as_array()
                 .unwrap()
@@ -252,7 +255,11 @@ fn assert_equals_exchange_but_accounted(sim: &SimHandle, out: &std::path::Path, 
                     missing += 1;
                 }
             }
-            assert_eq!(j, got.len(), "{sym} {interval}: rows the exchange does not have");
+            assert_eq!(
+                j,
+                got.len(),
+                "{sym} {interval}: rows the exchange does not have"
+            );
         }
     }
     missing
