@@ -544,8 +544,7 @@ impl Shared {
         // Far behind ours is a simulator replaying the past (its clock rules, see
         // `ExchangeClock`); ahead, or a few seconds behind, is a clock to distrust.
         if offset > super::budget::CLOCK_WARN_MS
-            || (offset < -super::budget::CLOCK_WARN_MS
-                && offset >= -super::budget::MAX_WALL_SKEW_MS)
+            || (-super::budget::MAX_WALL_SKEW_MS..-super::budget::CLOCK_WARN_MS).contains(&offset)
         {
             tracing::warn!(
                 offset_ms = offset,
@@ -1270,7 +1269,7 @@ impl Shared {
                     self.progress.page_done(id);
                     got
                 }
-                Err(e) => return self.window_failed(task, &w, end, e, log),
+                Err(e) => return Self::window_failed(task, &w, end, e, log),
             };
             if got.received == 0 {
                 let listed = log.listed_from.is_none_or(|l| l <= w.start);
@@ -1337,13 +1336,12 @@ impl Shared {
                 });
                 Ok(())
             }
-            Err(err) => Err(self.window_failed(task, &e, end, err, log)),
+            Err(err) => Err(Self::window_failed(task, &e, end, err, log)),
         }
     }
 
     /// The task's status when window `w` could not be fetched (`end` is the task's end).
     fn window_failed(
-        &self,
         task: &KlineTask,
         w: &PageWindow,
         end: i64,

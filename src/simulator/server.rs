@@ -488,19 +488,30 @@ async fn handle(
         Ok(r) => r,
         Err(e) => e.into_reply(),
     };
+    let used = corrupt_reply(fault, ep, &mut reply, used);
+    let transport = transport_fault(&sh, &conn, fault);
+    finish(reply, Some((&header, used)), transport)
+}
+
+/// The faults that spoil a normal reply: a klines body's rows, or an implausible used-weight
+/// header (the used weight to report comes back).
+fn corrupt_reply(fault: Option<FaultKind>, ep: Endpoint, reply: &mut Reply, used: u64) -> u64 {
     if is_klines(ep)
         && reply.status == StatusCode::OK
         && let Some(kind) = fault
     {
         reply.body = corrupt_klines(kind, &reply.body);
     }
-    // An implausible used-weight header on an otherwise normal reply.
-    let used = if fault == Some(FaultKind::HugeWeightHeader) {
+    if fault == Some(FaultKind::HugeWeightHeader) {
         999_999
     } else {
         used
-    };
-    let transport = match fault {
+    }
+}
+
+/// The faults of the connection itself (resets, truncated and slow bodies).
+fn transport_fault(sh: &Shared, conn: &Conn, fault: Option<FaultKind>) -> Option<(FaultKind, u64)> {
+    match fault {
         Some(FaultKind::ResetBeforeHeaders) => {
             conn.kill.store(true, Ordering::SeqCst);
             None
@@ -509,8 +520,7 @@ async fn handle(
             Some((k, sh.faults.slow_chunk_delay_ms))
         }
         _ => None,
-    };
-    finish(reply, Some((&header, used)), transport)
+    }
 }
 
 fn is_klines(ep: Endpoint) -> bool {

@@ -202,13 +202,13 @@ pub fn check_with(rows: &KlineRows, interval: Interval, signed_prices: bool) -> 
             values::<f64>(rows, &mut r, signed_prices, |c| match c {
                 Column::Float64(v) => v,
                 Column::Decimal(_) => &[],
-            })
+            });
         }
         crate::config::PriceType::Decimal => {
             values::<i128>(rows, &mut r, signed_prices, |c| match c {
                 Column::Decimal(v) => v,
                 Column::Float64(_) => &[],
-            })
+            });
         }
     }
     r
