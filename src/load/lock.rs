@@ -212,17 +212,6 @@ pub fn acquire_file(
 mod tests {
     use super::*;
 
-    /// A write that fails (here `/dev/full`, a disk that is always full) names the lock file,
-    /// not only the operating system's "No space left on device".
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_failing_lock_write_names_the_path() {
-        let err = acquire_file(PathBuf::from("/dev/full"), "p", Duration::ZERO).unwrap_err();
-        let msg = crate::error::error_chain(&err);
-        assert!(msg.contains("`/dev/full`"), "{msg}");
-        assert_eq!(err.exit_code(), crate::exit::ExitCode::Output);
-    }
-
     #[test]
     fn a_second_holder_is_refused_and_a_release_lets_it_in() {
         let dir = tempfile::tempdir().unwrap();
