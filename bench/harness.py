@@ -282,18 +282,24 @@ def fmt_int(n: float | None) -> str:
 
 def table(results: list[dict]) -> str:
     head = ("| job | contender | rows | wall s | rows/s | CPU s (contender + simulator) "
-            "| requests | budget used | 429 / 418 | peak RSS MiB | output MB |")
-    lines = [head, "|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|"]
+            "| contender CPU s per M rows | requests | budget used | 429 / 418 | peak RSS MiB "
+            "| output MB |")
+    lines = [head, "|---|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|"]
     for r in results:
         share = ("–" if r["budget_share"] is None else
                  f"{r['budget_share']:.1%} (worst {r['budget_worst']:.1%}, {r['full_windows']:.0f} windows)")
         lines.append(
             f"| {r['job']} | {LABELS[r['contender']]} | {fmt_int(r['rows'])} | {r['wall_s']:.2f} "
             f"| {fmt_int(r['rows_per_s'])} | {r['cpu_s']:.1f} + {r['sim_cpu_s']:.1f} "
-            f"| {fmt_int(r['requests'])} | {share} "
+            f"| {cpu_per_million(r):.2f} | {fmt_int(r['requests'])} | {share} "
             f"| {r['http_429']:.0f} / {r['http_418']:.0f} | {r['rss_mib']:.0f} "
             f"| {r['output_bytes'] / 1e6:.1f} |")
     return "\n".join(lines)
+
+
+def cpu_per_million(r: dict) -> float:
+    """The contender's CPU seconds (user + system) per million rows written."""
+    return r["cpu_s"] / r["rows"] * 1e6 if r["rows"] else float("nan")
 
 
 def goals(jobs: list[dict], results: list[dict]) -> list[str]:
@@ -318,6 +324,10 @@ def goals(jobs: list[dict], results: list[dict]) -> list[str]:
                 x = k["rows_per_s"] / other["rows_per_s"]
                 line(f"{x:,.0f}x the rows/s of {LABELS[other['contender']]} "
                      f"(goal >= {g['speedup_over']['factor']}x)", x >= g["speedup_over"]["factor"])
+        if "max_cpu_s_per_million" in g:
+            c = cpu_per_million(k)
+            line(f"{c:.2f} CPU s per million rows (goal <= {g['max_cpu_s_per_million']})",
+                 c <= g["max_cpu_s_per_million"])
         if "min_budget_share" in g:
             s = k["budget_share"] or 0.0
             line(f"{s:.1%} of the weight budget used in full windows "

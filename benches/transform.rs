@@ -126,7 +126,9 @@ fn bench(c: &mut Criterion) {
                 period: Period::All,
             };
             b.iter(|| {
-                let mut rows = kline_etl::transform::KlineRows::empty(prices);
+                // Sized for the month, as the loader sizes a partition's buffer.
+                let mut rows =
+                    kline_etl::transform::KlineRows::with_capacity(prices, PAGES * PAGE_ROWS);
                 for p in &many {
                     rows.append(parse_klines(p.as_bytes(), &ctx).expect("parses"));
                 }
@@ -151,6 +153,37 @@ fn bench(c: &mut Criterion) {
                 },
                 BatchSize::PerIteration,
             );
+        });
+        // The run summary's statistics of one partition (describe() sketches, returns, gaps).
+        let month = {
+            let mut rows =
+                kline_etl::transform::KlineRows::with_capacity(prices, PAGES * PAGE_ROWS);
+            for p in &many {
+                rows.append(parse_klines(p.as_bytes(), &ctx).expect("parses"));
+            }
+            rows
+        };
+        g.bench_function("partition_statistics", |b| {
+            b.iter(|| kline_etl::summary::report::series_stats(Interval::H1, black_box(&month)));
+        });
+        // The same month as archive CSV lines (data.binance.vision rendering), read and typed.
+        let csv: String = many
+            .iter()
+            .flat_map(|p| {
+                p.trim_start_matches("[[")
+                    .trim_end_matches("]]")
+                    .split("],[")
+                    .map(|row| format!("{}\n", row.replace('"', "")))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        g.bench_function("archive_csv_to_rows", |b| {
+            let period = (month.open_time[0], month.open_time[month.len() - 1] + 1);
+            b.iter(|| {
+                let mut r = kline_etl::extract::archive::csv::FileReader::new(ctx, period);
+                r.read(black_box(csv.as_bytes())).expect("reads");
+                r.finish()
+            });
         });
         g.finish();
     }

@@ -120,9 +120,6 @@ pub fn klines_page(data: &[u8]) {
 /// checks never panic on any bytes; a read file's rows lie inside the file's period, strictly
 /// increasing.
 pub fn archive_csv(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
     let Ok(symbol) = "BTCUSDT".parse::<Symbol>() else {
         return;
     };
@@ -136,16 +133,8 @@ pub fn archive_csv(data: &[u8]) {
     // 2024-01-01 .. 2024-02-01, a monthly 1m file.
     let period = (1_704_067_200_000, 1_706_745_600_000);
     let mut reader = crate::extract::archive::csv::FileReader::new(ctx, period);
-    let mut rows = Vec::new();
-    for line in text.split('\n') {
-        match reader.line(line) {
-            Ok(Some(chunk)) => rows.extend_from_slice(&chunk.open_time),
-            Ok(None) => {}
-            Err(_) => return,
-        }
-    }
-    if let Ok(last) = reader.finish() {
-        rows.extend_from_slice(&last.open_time);
+    if reader.read(data).is_ok() {
+        let rows = reader.finish().open_time;
         assert!(
             rows.iter().all(|t| (period.0..period.1).contains(t)),
             "row outside the period"

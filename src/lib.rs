@@ -19,7 +19,7 @@
 //! | [`console`] | the two streams: results on stdout; logs, errors, notices on stderr (JSON lines with `--log-format json`) |
 //! | [`config`] | a pipeline file: read, interpolate `${VAR}`, deserialise, validate into a [`config::Pipeline`]; every error names file, line, column and key |
 //! | [`dataset`] | one module per dataset (`klines` with its families, the `ticker_price`/`depth` snapshots): its run from connect to report, and the dispatch on `dataset` |
-//! | [`run`] | what every run shares: options, errors, the endpoint (simulator or URL), the lock and object-store mirror, the loader thread, the run report |
+//! | [`run`] | what every run shares: options, errors, the endpoint (simulator or URL), the lock and object-store mirror, the loader thread and its encoder threads, the run report |
 //! | [`plan`] | tasks, requests and weight; the one incremental planner (disk state and resume file to windows) behind `run`, `--dry-run` and `plan`; symbol selectors |
 //! | [`extract`] | HTTP: the REST client, the pager, the shared weight budget, the retry policy, archive files, snapshot requests |
 //! | [`transform`] | exchange rows into typed Arrow columns, and the quality checks |

@@ -429,7 +429,7 @@ pub enum PartitionSpec {
 /// `output.compression`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Compression {
-    /// `zstd` (default level 3) or `zstd:N`.
+    /// `zstd` (default level 1) or `zstd:N`.
     Zstd(i32),
     /// `snappy`.
     Snappy,

@@ -240,7 +240,7 @@ pub struct RawOutput {
     /// `output.partition`: `auto` (default: chosen per interval), `none`, `year`, `month` or
     /// `day`.
     pub partition: Option<SText>,
-    /// `output.compression`: `zstd` (default, level 3), `zstd:N` with `N` in `1..=22`,
+    /// `output.compression`: `zstd` (default, level 1), `zstd:N` with `N` in `1..=22`,
     /// `snappy` or `none`.
     pub compression: Option<SText>,
     /// `output.row_group_rows`: rows per Parquet row group, `1024..=10000000`. Default `131072`.

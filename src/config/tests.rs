@@ -41,7 +41,7 @@ fn minimal_pipeline_gets_defaults() {
     assert_eq!(p.range.start, TimeSpec::At(1_593_907_200_000));
     assert_eq!(p.range.end, TimeSpec::Now);
     assert_eq!(p.output.path, std::path::PathBuf::from("data/binance"));
-    assert_eq!(p.output.compression, Compression::Zstd(3));
+    assert_eq!(p.output.compression, Compression::Zstd(1));
     assert_eq!(p.output.partition, PartitionSpec::Auto);
     assert_eq!(p.output.row_group_rows, 131_072);
     assert_eq!(p.transform.prices, PriceType::Float64);

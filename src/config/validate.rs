@@ -37,8 +37,9 @@ pub const DEFAULT_SIMULATOR_SEED: u64 = 42;
 pub const DEFAULT_OUTPUT_PATH: &str = "data/binance";
 /// Default `output.row_group_rows`.
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 131_072;
-/// Default zstd level for `compression: zstd`.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// Default zstd level for `compression: zstd`: level 1, chosen by measurement (README
+/// "Benchmarks", CPU per candle: less CPU than level 3 for slightly larger files).
+pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
 /// Collects diagnostics while validating.
 struct Ctx<'a> {

@@ -78,7 +78,8 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     ctx.progress
         .tasks_planned(&crate::progress::model::plan_tasks(&tasks, now));
 
-    // Encoding is CPU work: it runs on its own thread, fed through a bounded channel.
+    // Encoding is CPU work: it runs on the loader thread and its encoder threads, fed
+    // through a bounded channel.
     // The summary's statistics of every partition written come from the rows in memory.
     let (tx, rx) = mpsc::channel::<ExtractEvent>(64);
     let collector = Arc::new(

@@ -105,6 +105,12 @@ pub struct BudgetState {
     /// in the next window: a reply that came back just before the boundary by our clock may
     /// have been counted just after it by the exchange's (clock error, a busy server).
     recent: std::collections::VecDeque<(i64, u32)>,
+    /// Whether `limit` is the exchange's own (from `exchangeInfo`, or accepted as the
+    /// default after it): see [`BudgetState::provisional`].
+    limit_known: bool,
+    /// While the limit is not known: the highest used-weight header seen and when.
+    early_used: u32,
+    early_at: i64,
 }
 
 impl BudgetState {
@@ -126,16 +132,63 @@ impl BudgetState {
             inflight: 0,
             paused_until: i64::MIN,
             recent: std::collections::VecDeque::new(),
+            limit_known: true,
+            early_used: 0,
+            early_at: i64::MIN,
+        }
+    }
+
+    /// [`BudgetState::new`] with `limit` only a placeholder (the market's documented default)
+    /// until [`BudgetState::set_limit`] brings the exchange's own from `exchangeInfo`.
+    ///
+    /// Until then a used-weight header is not judged against the placeholder's *share*: it is
+    /// kept aside and folded into the count once the real limit is set (when it is from the
+    /// same window). Meanwhile a request is held back only when the header plus its weight
+    /// would pass the placeholder limit itself. So a run that starts after another client used
+    /// 90 % of 6000 in this minute does not sit idle until the next minute on an exchange whose
+    /// limit is far higher, and on the real exchange (whose limit is the default) the start-up
+    /// requests still never pass it.
+    pub fn provisional(limit: WeightLimit, share: f64, guard_ms: i64) -> BudgetState {
+        BudgetState {
+            limit_known: false,
+            ..BudgetState::new(limit, share, guard_ms)
+        }
+    }
+
+    /// Whether the limit in force is the exchange's (see [`BudgetState::provisional`]).
+    pub fn limit_known(&self) -> bool {
+        self.limit_known
+    }
+
+    /// The start of the window containing `t` (exchange clock), for the limit in force.
+    fn window_of(&self, t: i64) -> i64 {
+        let t = t.saturating_sub(self.guard_ms);
+        t - t.rem_euclid(self.limit.window_ms())
+    }
+
+    /// The held-back header, when it is from the current window.
+    fn early_in_window(&self) -> u32 {
+        if self.early_used > 0 && self.window_of(self.early_at) == self.window_start {
+            self.early_used
+        } else {
+            0
         }
     }
 
     /// Replace the limit (from `exchangeInfo`) at `now`. The weight already counted stays
     /// counted in the window of the new length that contains `now`: the exchange counted it
     /// there too.
+    ///
+    /// A used-weight header held back while the limit was provisional counts now, if it was
+    /// read in the window that contains `now`.
     pub fn set_limit(&mut self, limit: WeightLimit, now: i64) {
         self.limit = limit;
-        let t = now - self.guard_ms;
-        self.window_start = t - t.rem_euclid(limit.window_ms());
+        self.window_start = self.window_of(now);
+        if !self.limit_known {
+            self.used = self.used.max(self.early_in_window());
+            self.limit_known = true;
+            self.early_used = 0;
+        }
     }
 
     /// The limit in force.
@@ -186,9 +239,13 @@ impl BudgetState {
         }
         self.roll(now);
         // A request heavier than the whole allowance may still go alone into an empty window.
-        if self.used.saturating_add(weight) <= self.allowed()
-            || (self.used == 0 && self.inflight == 0)
-        {
+        let own = self.used.saturating_add(weight) <= self.allowed()
+            || (self.used == 0 && self.inflight == 0);
+        // Before the limit is known, others' weight (the header) is judged against the
+        // placeholder limit in full, not our share of it.
+        let others = self.limit_known
+            || self.early_in_window().max(self.used).saturating_add(weight) <= self.limit.limit;
+        if own && others {
             self.used = self.used.saturating_add(weight);
             self.inflight = self.inflight.saturating_add(weight);
             Admit::Go {
@@ -219,7 +276,12 @@ impl BudgetState {
             && window == self.window_start
             && is_plausible_used_weight(h, self.limit.limit)
         {
-            self.used = self.used.max(h);
+            if self.limit_known {
+                self.used = self.used.max(h);
+            } else if h >= self.early_used || self.early_in_window() == 0 {
+                self.early_used = h;
+                self.early_at = now;
+            }
         }
     }
 
@@ -624,6 +686,55 @@ mod tests {
         assert!(matches!(
             s.try_acquire(62_000, 1),
             Admit::Go { window: 62_000 }
+        ));
+    }
+
+    #[test]
+    fn before_exchange_info_a_high_header_is_held_until_the_real_limit_is_known() {
+        // Another client used 5500 of this minute; the exchange's limit turns out to be 4e9.
+        let mut s = BudgetState::provisional(WeightLimit::per_minute(6000), 0.9, 0);
+        assert!(matches!(s.try_acquire(1_000, 1), Admit::Go { window: 0 }));
+        s.complete(1_010, 0, 1, Some(5_501));
+        // exchangeInfo (20) still fits under 6000 in full: no wait for the next minute.
+        assert!(matches!(s.try_acquire(1_020, 20), Admit::Go { window: 0 }));
+        s.complete(1_030, 0, 20, Some(5_521));
+        s.set_limit(WeightLimit::per_minute(4_000_000_000), 1_040);
+        assert!(s.limit_known());
+        assert_eq!(s.used(), 5_521, "the header counts once the limit is known");
+        assert!(matches!(s.try_acquire(1_050, 2), Admit::Go { window: 0 }));
+    }
+
+    #[test]
+    fn before_exchange_info_the_default_limit_itself_is_never_passed() {
+        let mut s = BudgetState::provisional(WeightLimit::per_minute(6000), 0.9, 0);
+        assert!(matches!(s.try_acquire(1_000, 1), Admit::Go { .. }));
+        s.complete(1_010, 0, 1, Some(5_990));
+        assert_eq!(s.try_acquire(1_020, 20), Admit::WaitUntil(60_000));
+        // The next minute the exchange starts from zero.
+        assert!(matches!(
+            s.try_acquire(60_000, 20),
+            Admit::Go { window: 60_000 }
+        ));
+    }
+
+    #[test]
+    fn without_a_declared_limit_the_default_judges_the_held_header() {
+        let mut s = BudgetState::provisional(WeightLimit::per_minute(6000), 0.9, 0);
+        assert!(matches!(s.try_acquire(1_000, 1), Admit::Go { .. }));
+        s.complete(1_010, 0, 1, Some(5_500));
+        // exchangeInfo did not answer: the default is the limit, and 5500 is over its 90 %.
+        s.set_limit(s.limit(), 1_020);
+        assert_eq!(s.used(), 5_500);
+        assert_eq!(s.try_acquire(1_030, 2), Admit::WaitUntil(60_000));
+        // A header from a window that has ended is not carried into the next one.
+        let mut s = BudgetState::provisional(WeightLimit::per_minute(6000), 0.9, 0);
+        assert!(matches!(s.try_acquire(59_000, 1), Admit::Go { .. }));
+        s.complete(59_010, 0, 1, Some(5_500));
+        s.set_limit(s.limit(), 60_500);
+        assert!(s.used() < 100, "{}", s.used());
+        assert!(matches!(
+            s.try_acquire(60_600, 2),
+            Admit::Go { window: 60_000 }
         ));
     }
 

@@ -312,7 +312,7 @@ impl Extractor {
         .map_err(ExtractError::Client)?;
         let limit = WeightLimit::per_minute(cfg.market.default_weight_limit());
         let budget = WeightBudget::new(
-            BudgetState::new(limit, cfg.weight_share, cfg.window_guard_ms),
+            BudgetState::provisional(limit, cfg.weight_share, cfg.window_guard_ms),
             ExchangeClock::default(),
         );
         let endpoint_budgets = cfg
@@ -610,6 +610,13 @@ impl Shared {
                 None
             }
         };
+        // No limit declared: the default is the limit now, and the headers count against it.
+        let now = self.budget.clock().window_now_ms();
+        self.budget.with(|s| {
+            if !s.limit_known() {
+                s.set_limit(s.limit(), now);
+            }
+        });
         Ok(info)
     }
 

@@ -17,6 +17,9 @@
 //!   to check it, rename into place, fsync the directory. A reader never sees a partial file.
 //! - [`TaskSink`]: receives the ordered chunks of one market × symbol × interval task, buffers
 //!   only the current partition, and writes each partition once it is complete.
+//!   [`PartitionBuffer`] (the buffering) and [`DatasetWriter::check_and_prepare`] (the CPU
+//!   part of a write) are its parts, shared with the run's loader (`run::loader`), which
+//!   prepares many tasks' partitions on encoder threads and commits them in order.
 //!
 //! Everything here is synchronous CPU and file work; async callers run it on a blocking thread.
 //!
@@ -65,6 +68,16 @@ pub enum LoadError {
     /// A file-system operation failed (the message names the path).
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// Writing a file failed (a full disk, a read-only or missing directory): nothing was
+    /// replaced, and the message names the file as well as the failing operation.
+    #[error("cannot write `{path}`: {source}; what was there is unchanged")]
+    Write {
+        /// The file being written (the partition, report or resume file).
+        path: PathBuf,
+        /// The failure (for a full disk: `No space left on device (os error 28)`).
+        #[source]
+        source: std::io::Error,
+    },
     /// An existing file is not readable Parquet (truncated, corrupt).
     #[error("existing file `{path}` is not a readable Parquet file; it was left untouched")]
     Corrupt {
@@ -254,6 +267,23 @@ pub struct WriteOutcome {
     pub rewritten: bool,
 }
 
+/// A partition ready to be committed: [`DatasetWriter::prepare`]'s result.
+#[derive(Debug)]
+pub struct Prepared {
+    path: PathBuf,
+    rows_total: u64,
+    report: MergeReport,
+    /// The new file's bytes; `None` when the stored file already holds exactly these rows.
+    bytes: Option<Vec<u8>>,
+}
+
+impl Prepared {
+    /// The partition file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// Test hooks for crash-safety tests.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,8 +302,15 @@ pub enum Fault {
 pub trait WriteObserver: Send + Sync + std::fmt::Debug {
     /// `rows` are about to become the whole content of partition `key` at `path`. The
     /// returned `(key, value)` pairs are stored in the file's key-value metadata when the file
-    /// is (re)written.
-    fn staged(&self, key: &PartitionKey, path: &Path, rows: &KlineRows) -> Vec<(String, String)>;
+    /// is (re)written. `checked`, when given, is `quality::check(rows, key's interval)`,
+    /// already computed by the writer's caller.
+    fn staged(
+        &self,
+        key: &PartitionKey,
+        path: &Path,
+        rows: &KlineRows,
+        checked: Option<&QualityReport>,
+    ) -> Vec<(String, String)>;
     /// The file at `path` (`bytes` long) now holds the rows last staged for it.
     fn committed(&self, path: &Path, bytes: u64);
 }
@@ -346,8 +383,65 @@ impl DatasetWriter {
         key: &PartitionKey,
         rows: KlineRows,
     ) -> Result<WriteOutcome, LoadError> {
+        let prepared = self.prepare(key, rows)?;
+        self.commit(prepared)
+    }
+
+    /// The CPU part of [`DatasetWriter::write_partition`], which may run on another thread:
+    /// read the stored rows, merge, summarise (the observer's `staged`), encode. Nothing on
+    /// disk changes until [`DatasetWriter::commit`]; two preparations of the same partition
+    /// must not overlap a commit of it (see [`loader`]).
+    pub fn prepare(&self, key: &PartitionKey, rows: KlineRows) -> Result<Prepared, LoadError> {
+        self.prepare_checked(key, rows, None)
+    }
+
+    /// An empty [`PartitionBuffer`] for `task`, partitioned as this writer writes.
+    pub fn partition_buffer(&self, task: TaskKey) -> PartitionBuffer {
+        PartitionBuffer::new(task, self.opts.partition)
+    }
+
+    /// The CPU part of writing a complete partition of a task: the quality check (with
+    /// `on_violation: fail` a partition with violations is not written:
+    /// [`LoadError::Quality`]) and [`DatasetWriter::prepare`]. The report and the prepared
+    /// write, for [`DatasetWriter::commit`].
+    pub fn check_and_prepare(
+        &self,
+        key: &PartitionKey,
+        rows: KlineRows,
+    ) -> Result<(QualityReport, Prepared), LoadError> {
+        let signed = self.family == KlineFamily::PremiumIndex;
+        let report = quality::check_with(&rows, key.task.interval, signed);
+        if !report.is_clean() {
+            if self.opts.transform.on_violation == OnViolation::Fail {
+                return Err(LoadError::Quality {
+                    path: self.path_of(key),
+                    summary: report.summary(),
+                });
+            }
+            tracing::warn!(
+                path = %self.path_of(key).display(),
+                "quality findings (written, `on_violation: report`): {}",
+                report.summary()
+            );
+        }
+        let prepared = self.prepare_checked(key, rows, Some(&report))?;
+        Ok((report, prepared))
+    }
+
+    /// [`DatasetWriter::prepare`] of rows whose quality report (`quality::check` of `rows`)
+    /// the caller has computed already: when the partition is new, its rows are exactly those
+    /// rows and the observer is handed the report instead of checking them again.
+    fn prepare_checked(
+        &self,
+        key: &PartitionKey,
+        rows: KlineRows,
+        checked: Option<&QualityReport>,
+    ) -> Result<Prepared, LoadError> {
         let path = self.path_of(key);
-        if let Some(&t) = rows.open_time.iter().find(|&&t| !key.contains(t)) {
+        // The period's bounds once, not per row (they are calendar arithmetic).
+        let range = key.period.range_ms();
+        let inside = |t: i64| range.is_none_or(|(start, end)| (start..end).contains(&t));
+        if let Some(&t) = rows.open_time.iter().find(|&&t| !inside(t)) {
             return Err(LoadError::WrongPartition { path, open_time: t });
         }
         // Compare and summarise what the file will hold, not fields it does not store.
@@ -380,33 +474,27 @@ impl DatasetWriter {
             None
         };
         let had_file = existing.is_some();
+        // A new partition of ordered rows stores exactly the rows the report is about.
+        let checked =
+            checked.filter(|_| !had_file && self.family.has_volumes() && rows.is_strictly_sorted());
         let empty = KlineRows::empty(rows.price_type());
         let (merged, report) = merge::merge(existing.unwrap_or(empty), rows);
         let rows_total = merged.len() as u64;
-        let outcome = |bytes: u64, rewritten: bool| WriteOutcome {
-            path: path.clone(),
-            rows_written: rows_total,
-            rows_new: report.new,
-            rows_replaced: report.replaced,
-            rows_unchanged: report.unchanged,
-            conflicts: report.conflict_examples.clone(),
-            bytes,
-            rewritten,
-        };
         let notes: Vec<::parquet::file::metadata::KeyValue> = match &self.observer {
             Some(o) => o
-                .staged(key, &path, &merged)
+                .staged(key, &path, &merged, checked)
                 .into_iter()
                 .map(|(k, v)| ::parquet::file::metadata::KeyValue::new(k, v))
                 .collect(),
             None => Vec::new(),
         };
         if had_file && !report.changed() {
-            let bytes = fs_err::metadata(&path)?.len();
-            if let Some(o) = &self.observer {
-                o.committed(&path, bytes);
-            }
-            return Ok(outcome(bytes, false));
+            return Ok(Prepared {
+                path,
+                rows_total,
+                report,
+                bytes: None,
+            });
         }
         let ctx = KlineContext {
             market: key.task.market,
@@ -432,12 +520,43 @@ impl DatasetWriter {
             )?;
             parquet::encode_family(&batch, key, &self.opts, self.family, &notes, &path)?
         };
-        let len = bytes.len() as u64;
-        self.replace_atomically(&path, &bytes, rows_total)?;
+        Ok(Prepared {
+            path,
+            rows_total,
+            report,
+            bytes: Some(bytes),
+        })
+    }
+
+    /// The I/O part of [`DatasetWriter::write_partition`]: replace the file atomically with
+    /// the prepared bytes (an unchanged partition is left as it is) and tell the observer.
+    pub fn commit(&self, p: Prepared) -> Result<WriteOutcome, LoadError> {
+        let Prepared {
+            path,
+            rows_total,
+            report,
+            bytes,
+        } = p;
+        let (len, rewritten) = match bytes {
+            None => (fs_err::metadata(&path)?.len(), false),
+            Some(bytes) => {
+                self.replace_atomically(&path, &bytes, rows_total)?;
+                (bytes.len() as u64, true)
+            }
+        };
         if let Some(o) = &self.observer {
             o.committed(&path, len);
         }
-        Ok(outcome(len, true))
+        Ok(WriteOutcome {
+            path,
+            rows_written: rows_total,
+            rows_new: report.new,
+            rows_replaced: report.replaced,
+            rows_unchanged: report.unchanged,
+            conflicts: report.conflict_examples,
+            bytes: len,
+            rewritten,
+        })
     }
 
     /// Write `bytes` to a temporary sibling of `path`, fsync, check it reads back with
@@ -532,10 +651,60 @@ pub struct TaskOutcome {
     pub quality: QualityReport,
 }
 
+/// The partition of one task being filled: chunks (pages) in time order go in, complete
+/// partitions come out. Each partition's columns are allocated once, sized for the period's
+/// candles, not grown page by page.
+#[derive(Debug)]
+pub struct PartitionBuffer {
+    task: TaskKey,
+    spec: PartitionSpec,
+    current: Option<(PartitionKey, KlineRows)>,
+}
+
+impl PartitionBuffer {
+    /// An empty buffer for `task`, partitioned by `spec`.
+    pub fn new(task: TaskKey, spec: PartitionSpec) -> Self {
+        PartitionBuffer {
+            task,
+            spec,
+            current: None,
+        }
+    }
+
+    /// Append the next chunk; the partitions it completes (those before the chunk's last
+    /// partition), in time order.
+    pub fn push(&mut self, rows: KlineRows) -> Vec<(PartitionKey, KlineRows)> {
+        let mut done = Vec::new();
+        for (key, part) in partition::split(rows, &self.task, self.spec) {
+            match &mut self.current {
+                Some((cur, buf)) if *cur == key => buf.append(part),
+                _ => {
+                    let mut buf = KlineRows::with_capacity(part.price_type(), capacity_of(&key));
+                    buf.append(part);
+                    done.extend(self.current.replace((key, buf)));
+                }
+            }
+        }
+        done
+    }
+
+    /// The partition being filled, taken out (the task sends no more rows).
+    pub fn take(&mut self) -> Option<(PartitionKey, KlineRows)> {
+        self.current.take()
+    }
+}
+
+/// Room for every candle of `key`'s period (capped at 2^17 rows, for 1s candles).
+fn capacity_of(key: &PartitionKey) -> usize {
+    key.period.range_ms().map_or(0, |(start, end)| {
+        key.task.interval.count_in(start, end).clamp(0, 1 << 17) as usize
+    })
+}
+
 /// Receives the ordered chunks (pages) of one market × symbol × interval task and writes them
-/// partition by partition. Only the current partition is buffered: a partition is written when
-/// a chunk arrives for a later one, and at [`TaskSink::finish`]. Memory is bounded by one
-/// partition (plus a chunk), never the whole history.
+/// partition by partition, on the caller's thread. Only the current partition is buffered: a
+/// partition is written when a chunk arrives for a later one, and at [`TaskSink::finish`].
+/// Memory is bounded by one partition (plus a chunk), never the whole history.
 ///
 /// Every flushed partition is quality-checked first; with `on_violation: fail` a partition with
 /// violations is not written and [`LoadError::Quality`] is returned (partitions flushed before
@@ -543,8 +712,7 @@ pub struct TaskOutcome {
 #[derive(Debug)]
 pub struct TaskSink {
     writer: DatasetWriter,
-    task: TaskKey,
-    current: Option<(PartitionKey, KlineRows)>,
+    buffer: PartitionBuffer,
     outcome: TaskOutcome,
 }
 
@@ -552,56 +720,33 @@ impl TaskSink {
     /// A sink for `task`, writing through `writer`.
     pub fn new(writer: DatasetWriter, task: TaskKey) -> Self {
         TaskSink {
+            buffer: writer.partition_buffer(task),
             writer,
-            task,
-            current: None,
             outcome: TaskOutcome::default(),
         }
     }
 
     /// Accept the next chunk of rows (normally one page, in time order).
     pub fn push(&mut self, rows: KlineRows) -> Result<(), LoadError> {
-        for (key, part) in partition::split(rows, &self.task, self.writer.opts.partition) {
-            match &mut self.current {
-                Some((cur, buf)) if *cur == key => buf.append(part),
-                _ => {
-                    self.flush()?;
-                    self.current = Some((key, part));
-                }
-            }
+        for (key, rows) in self.buffer.push(rows) {
+            self.write(&key, rows)?;
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), LoadError> {
-        let Some((key, rows)) = self.current.take() else {
-            return Ok(());
-        };
-        let signed = self.writer.family == KlineFamily::PremiumIndex;
-        let report = quality::check_with(&rows, self.task.interval, signed);
-        let clean = report.is_clean();
+    fn write(&mut self, key: &PartitionKey, rows: KlineRows) -> Result<(), LoadError> {
+        let (report, prepared) = self.writer.check_and_prepare(key, rows)?;
         self.outcome.quality.merge(&report);
-        if !clean && self.writer.opts.transform.on_violation == OnViolation::Fail {
-            return Err(LoadError::Quality {
-                path: self.writer.path_of(&key),
-                summary: report.summary(),
-            });
-        }
-        if !clean {
-            tracing::warn!(
-                path = %self.writer.path_of(&key).display(),
-                "quality findings (written, `on_violation: report`): {}",
-                report.summary()
-            );
-        }
-        let out = self.writer.write_partition(&key, rows)?;
+        let out = self.writer.commit(prepared)?;
         self.outcome.partitions.push(out);
         Ok(())
     }
 
     /// Write the last buffered partition and return what the task wrote.
     pub fn finish(mut self) -> Result<TaskOutcome, LoadError> {
-        self.flush()?;
+        if let Some((key, rows)) = self.buffer.take() {
+            self.write(&key, rows)?;
+        }
         Ok(self.outcome)
     }
 }

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use arrow::record_batch::RecordBatch;
+use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};

@@ -38,9 +38,18 @@ fn partition_of(
     path: &Path,
     (rows, signed_prices): (&KlineRows, bool),
     bytes: u64,
+    checked: Option<&quality::QualityReport>,
 ) -> (SeriesStats, PartitionReport) {
     let stats = series_stats(interval, rows);
-    let quality = quality::check_with(rows, interval, signed_prices)
+    let fresh;
+    let report = match checked {
+        Some(r) => r,
+        None => {
+            fresh = quality::check_with(rows, interval, signed_prices);
+            &fresh
+        }
+    };
+    let quality = report
         .counts
         .iter()
         .map(|(check, n)| (check.name().to_owned(), *n))
@@ -136,6 +145,7 @@ fn read_partition(
         path,
         (&rows, info.signed_prices),
         bytes,
+        None,
     ))
 }
 
@@ -306,13 +316,20 @@ impl Collector {
 }
 
 impl WriteObserver for Collector {
-    fn staged(&self, key: &PartitionKey, path: &Path, rows: &KlineRows) -> Vec<(String, String)> {
+    fn staged(
+        &self,
+        key: &PartitionKey,
+        path: &Path,
+        rows: &KlineRows,
+        checked: Option<&quality::QualityReport>,
+    ) -> Vec<(String, String)> {
         let (stats, report) = partition_of(
             &self.root,
             key.task.interval,
             path,
             (rows, self.signed_prices),
             0,
+            checked,
         );
         let record = FooterStats {
             v: STATS_VERSION,
@@ -617,6 +634,7 @@ mod tests {
                             path,
                             (&rows, info.signed_prices),
                             bytes,
+                            None,
                         );
                         let first = stats.first_open;
                         (stats, (first, report))

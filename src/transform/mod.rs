@@ -25,7 +25,7 @@ pub mod ticker;
 
 use std::fmt;
 
-use arrow::record_batch::RecordBatch;
+use arrow_array::RecordBatch;
 
 use crate::config::{PriceType, TransformOptions};
 use crate::interval::Interval;

@@ -514,6 +514,7 @@ impl Value for i128 {
 }
 
 /// One parsed row before it is pushed.
+#[derive(Clone, Copy)]
 struct Row<T> {
     open_time: i64,
     close_time: i64,
@@ -537,7 +538,6 @@ pub(super) fn parse_page(
     Ok(rows)
 }
 
-#[allow(clippy::too_many_lines)] // split with the parser rework (issue 25)
 fn parse_page_typed<T: Value>(
     body: &[u8],
     ctx: &KlineContext<'_>,
@@ -553,39 +553,7 @@ fn parse_page_typed<T: Value>(
         )));
     }
     sc.pos += 1;
-    let KlineRows {
-        open_time,
-        close_time,
-        open,
-        high,
-        low,
-        close,
-        volume,
-        quote_volume,
-        taker_buy_base_volume,
-        taker_buy_quote_volume,
-        trades,
-    } = rows;
-    let (
-        Some(open),
-        Some(high),
-        Some(low),
-        Some(close),
-        Some(volume),
-        Some(quote_volume),
-        Some(taker_base),
-        Some(taker_quote),
-    ) = (
-        T::vec(open),
-        T::vec(high),
-        T::vec(low),
-        T::vec(close),
-        T::vec(volume),
-        T::vec(quote_volume),
-        T::vec(taker_buy_base_volume),
-        T::vec(taker_buy_quote_volume),
-    )
-    else {
+    let Some(mut cols) = Columns::<T>::of(rows) else {
         return Err(page_err("internal: column type mismatch".to_owned()));
     };
     let mut micros: Option<bool> = None;
@@ -593,56 +561,8 @@ fn parse_page_typed<T: Value>(
         sc.pos += 1;
     } else {
         loop {
-            let row = open_time.len();
-            if sc.peek() != Some(b'[') {
-                return Err(ParseError::new(
-                    ctx,
-                    Some(row),
-                    None,
-                    None,
-                    format!("expected a kline array, found {}", sc.describe()),
-                ));
-            }
-            sc.pos += 1;
-            let mut fast = FastRow {
-                b: body,
-                pos: sc.pos,
-            };
-            let mut fast_micros = micros;
-            let parsed = if let Some(r) = fast.row::<T>(&mut fast_micros) {
-                sc.pos = fast.pos;
-                micros = fast_micros;
-                r
-            } else {
-                let mut first_open = None;
-                parse_row::<T>(&mut sc, &mut micros, &mut first_open, signed).map_err(|e| {
-                    ParseError::new(
-                        ctx,
-                        Some(row),
-                        first_open,
-                        Some(FIELD_NAMES[e.field.min(11)]),
-                        e.reason,
-                    )
-                })?
-            };
-            open_time.push(parsed.open_time);
-            close_time.push(parsed.close_time);
-            for (col, v) in [
-                &mut *open,
-                &mut *high,
-                &mut *low,
-                &mut *close,
-                &mut *volume,
-                &mut *quote_volume,
-                &mut *taker_base,
-                &mut *taker_quote,
-            ]
-            .into_iter()
-            .zip(parsed.values)
-            {
-                col.push(v);
-            }
-            trades.push(parsed.trades);
+            let row = cols.open_time.len();
+            cols.push(page_row::<T>(&mut sc, ctx, row, &mut micros, signed)?);
             match sc.peek() {
                 Some(b',') => sc.pos += 1,
                 Some(b']') => {
@@ -665,6 +585,48 @@ fn parse_page_typed<T: Value>(
         )));
     }
     Ok(())
+}
+
+/// Row `row` of a page, at its opening `[`: the fast path, else the general parser (which
+/// also explains every error).
+#[inline]
+fn page_row<T: Value>(
+    sc: &mut Scanner<'_>,
+    ctx: &KlineContext<'_>,
+    row: usize,
+    micros: &mut Option<bool>,
+    signed: bool,
+) -> Result<Row<T>, ParseError> {
+    if sc.peek() != Some(b'[') {
+        return Err(ParseError::new(
+            ctx,
+            Some(row),
+            None,
+            None,
+            format!("expected a kline array, found {}", sc.describe()),
+        ));
+    }
+    sc.pos += 1;
+    let mut fast = FastRow::<true> {
+        b: sc.b,
+        pos: sc.pos,
+    };
+    let mut fast_micros = *micros;
+    if let Some(r) = fast.row::<T>(&mut fast_micros) {
+        sc.pos = fast.pos;
+        *micros = fast_micros;
+        return Ok(r);
+    }
+    let mut first_open = None;
+    parse_row::<T>(sc, micros, &mut first_open, signed).map_err(|e| {
+        ParseError::new(
+            ctx,
+            Some(row),
+            first_open,
+            Some(FIELD_NAMES[e.field.min(11)]),
+            e.reason,
+        )
+    })
 }
 
 /// After field `field`: a `,` (fields 0-10) or the closing `]` (field 11).
@@ -762,12 +724,16 @@ fn eight_digits(b: &[u8]) -> Option<u64> {
 /// at most 10 integer and 8 fraction digits. Anything else returns `None` and the row is
 /// parsed by [`parse_row`], which also produces every error; the values are identical
 /// either way (both are exact or correctly rounded).
-struct FastRow<'a> {
+///
+/// `QUOTED` is the JSON page shape (values in quotes, the row closed by `]`); without it the
+/// same scanner reads a data.binance.vision CSV line (bare values, the row ending with the
+/// line): see [`push_csv_line`].
+struct FastRow<'a, const QUOTED: bool> {
     b: &'a [u8],
     pos: usize,
 }
 
-impl FastRow<'_> {
+impl<const QUOTED: bool> FastRow<'_, QUOTED> {
     #[inline]
     fn byte(&mut self, c: u8) -> Option<()> {
         (self.b.get(self.pos) == Some(&c)).then(|| self.pos += 1)
@@ -803,7 +769,9 @@ impl FastRow<'_> {
     /// `"d+(.d+)?"` followed by `,` (or by `end`).
     #[inline]
     fn value<T: Value>(&mut self, end: u8) -> Option<T> {
-        self.byte(b'"')?;
+        if QUOTED {
+            self.byte(b'"')?;
+        }
         let start = self.pos;
         let (int, _) = self.digits(10)?;
         let (m, frac_len) = if self.byte(b'.').is_some() {
@@ -818,7 +786,9 @@ impl FastRow<'_> {
             (int, 0)
         };
         let text = &self.b[start..self.pos];
-        self.byte(b'"')?;
+        if QUOTED {
+            self.byte(b'"')?;
+        }
         self.byte(end)?;
         // Digits beyond what the type takes exactly (a large f64 quote volume): this one
         // field goes through the general number parser, the row stays on this path.
@@ -850,16 +820,32 @@ impl FastRow<'_> {
         let trades = self.int()?;
         values[6] = self.value(b',')?;
         values[7] = self.value(b',')?;
-        // The ignored twelfth field: any string without escapes.
-        self.byte(b'"')?;
-        let len = self
-            .b
-            .get(self.pos..)?
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\')?;
-        self.pos += len;
-        self.byte(b'"')?;
-        self.byte(b']')?;
+        if QUOTED {
+            // The ignored twelfth field: any string without escapes.
+            self.byte(b'"')?;
+            let len = self
+                .b
+                .get(self.pos..)?
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\')?;
+            self.pos += len;
+            self.byte(b'"')?;
+            self.byte(b']')?;
+        } else {
+            // The ignored twelfth field: the rest of the line, one plain field.
+            let rest = self.b.get(self.pos..)?;
+            // A single bare token, as the general parser takes it (anything else goes there).
+            let bare = |c: &u8| {
+                !matches!(
+                    c,
+                    b',' | b']' | b'}' | b'[' | b'{' | b'"' | b' ' | b'\n' | b'\r' | b'\t'
+                )
+            };
+            if rest.is_empty() || !rest.iter().all(bare) {
+                return None;
+            }
+            self.pos = self.b.len();
+        }
         Some(Row {
             open_time,
             close_time,
@@ -904,6 +890,137 @@ fn parse_row<T: Value>(
         values,
         trades,
     })
+}
+
+/// The typed columns of [`KlineRows`] of one value type, borrowed for pushing rows.
+struct Columns<'r, T> {
+    open_time: &'r mut Vec<i64>,
+    close_time: &'r mut Vec<i64>,
+    values: [&'r mut Vec<T>; 8],
+    trades: &'r mut Vec<u64>,
+}
+
+impl<'r, T: Value> Columns<'r, T> {
+    /// `None` when the rows' price type is not `T`.
+    fn of(rows: &'r mut KlineRows) -> Option<Self> {
+        let KlineRows {
+            open_time,
+            close_time,
+            open,
+            high,
+            low,
+            close,
+            volume,
+            quote_volume,
+            taker_buy_base_volume,
+            taker_buy_quote_volume,
+            trades,
+        } = rows;
+        Some(Columns {
+            open_time,
+            close_time,
+            values: [
+                T::vec(open)?,
+                T::vec(high)?,
+                T::vec(low)?,
+                T::vec(close)?,
+                T::vec(volume)?,
+                T::vec(quote_volume)?,
+                T::vec(taker_buy_base_volume)?,
+                T::vec(taker_buy_quote_volume)?,
+            ],
+            trades,
+        })
+    }
+
+    #[inline]
+    fn push(&mut self, row: Row<T>) {
+        self.open_time.push(row.open_time);
+        self.close_time.push(row.close_time);
+        for (col, v) in self.values.iter_mut().zip(row.values) {
+            col.push(v);
+        }
+        self.trades.push(row.trades);
+    }
+}
+
+/// A CSV line the row parser refused: which field (exchange order, see [`FIELD_NAMES`]) and
+/// why, with the offending value in backticks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvLineError {
+    /// The offending field's name, when the error is inside a field.
+    pub field: Option<&'static str>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Parse one data line of a data.binance.vision kline CSV (the 12 fields of a `/klines` row,
+/// bare, comma-separated, no line end) onto the end of `rows`, whose price type decides the
+/// value type. `micros` is the file's time unit, decided by its first time (see
+/// [`MICROS_THRESHOLD`]); a line in the other unit is an error.
+///
+/// Binance's rendering (`1499040000000,0.01634790,…,308,…,0`) takes the same one-pass scanner
+/// as REST pages; any other line (spaces, exponents, long fractions, a bad value) is read by
+/// the general page parser as the JSON array `[line]`, which also explains every error. Both
+/// paths give identical values (tested).
+pub fn push_csv_line(
+    line: &[u8],
+    rows: &mut KlineRows,
+    micros: &mut Option<bool>,
+) -> Result<(), CsvLineError> {
+    match rows.price_type() {
+        PriceType::Float64 => push_csv_typed::<f64>(line, rows, micros),
+        PriceType::Decimal => push_csv_typed::<i128>(line, rows, micros),
+    }
+}
+
+fn push_csv_typed<T: Value>(
+    line: &[u8],
+    rows: &mut KlineRows,
+    micros: &mut Option<bool>,
+) -> Result<(), CsvLineError> {
+    let row = csv_row::<T>(line, micros)?;
+    match Columns::<T>::of(rows) {
+        Some(mut c) => {
+            c.push(row);
+            Ok(())
+        }
+        None => Err(CsvLineError {
+            field: None,
+            reason: "internal: column type mismatch".to_owned(),
+        }),
+    }
+}
+
+/// One CSV line as a row: the fast path, else the general parser over `[line]`.
+fn csv_row<T: Value>(line: &[u8], micros: &mut Option<bool>) -> Result<Row<T>, CsvLineError> {
+    let mut fast = FastRow::<false> { b: line, pos: 0 };
+    let mut fast_micros = *micros;
+    if let Some(r) = fast.row::<T>(&mut fast_micros) {
+        *micros = fast_micros;
+        return Ok(r);
+    }
+    let mut wrapped = Vec::with_capacity(line.len() + 2);
+    wrapped.push(b'[');
+    wrapped.extend_from_slice(line);
+    wrapped.push(b']');
+    let mut sc = Scanner {
+        b: &wrapped,
+        pos: 1,
+    };
+    let mut first_open = None;
+    let row =
+        parse_row::<T>(&mut sc, micros, &mut first_open, false).map_err(|e| CsvLineError {
+            field: Some(FIELD_NAMES[e.field.min(11)]),
+            reason: e.reason,
+        })?;
+    if sc.peek().is_some() {
+        return Err(CsvLineError {
+            field: None,
+            reason: format!("unexpected {} after the 12th field", sc.describe()),
+        });
+    }
+    Ok(row)
 }
 
 /// `PriceType` → an empty column of that type.
@@ -964,7 +1081,7 @@ mod tests {
     /// the row, must agree with the general one exactly.
     fn both<T: Value + PartialEq + std::fmt::Debug>(text: &str) -> (bool, Option<Row<T>>) {
         let mut micros = None;
-        let fast = FastRow {
+        let fast = FastRow::<true> {
             b: text.as_bytes(),
             pos: 0,
         }

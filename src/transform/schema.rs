@@ -49,12 +49,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
+use arrow_array::RecordBatch;
+use arrow_array::types::Int32Type;
+use arrow_array::{
     Array, ArrayRef, Decimal128Array, DictionaryArray, Float64Array, Int32Array, Int64Array,
     StringArray, TimestampMicrosecondArray, TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit as ArrowTimeUnit};
-use arrow::record_batch::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit as ArrowTimeUnit};
 
 use super::{Column, KlineContext, KlineRows, VALUE_COLUMNS};
 use crate::config::{PriceType, TimeUnit};
@@ -94,7 +95,7 @@ pub enum SchemaError {
     },
     /// Arrow refused the batch.
     #[error("cannot build the record batch")]
-    Arrow(#[source] arrow::error::ArrowError),
+    Arrow(#[source] arrow_schema::ArrowError),
 }
 
 pub(crate) fn ts_type(unit: TimeUnit) -> DataType {
@@ -138,7 +139,7 @@ pub(crate) fn label_array(value: &str, n: usize) -> ArrayRef {
     // One value, every key 0: always valid, except when there are no rows at all.
     match DictionaryArray::<Int32Type>::try_new(keys, values) {
         Ok(a) => Arc::new(a),
-        Err(_) => arrow::array::new_empty_array(&label_type()),
+        Err(_) => arrow_array::new_empty_array(&label_type()),
     }
 }
 

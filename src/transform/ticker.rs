@@ -14,9 +14,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, StringArray, TimestampMicrosecondArray, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
+use arrow_array::RecordBatch;
+use arrow_array::{ArrayRef, StringArray, TimestampMicrosecondArray, TimestampMillisecondArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde::Deserialize;
 
 use super::schema::{to_value_array, ts_type, value_type};

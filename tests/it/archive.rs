@@ -81,23 +81,10 @@ fn summary(dir: &Path) -> serde_json::Value {
 }
 
 fn parquet_files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet")
-                && p.to_string_lossy().contains("interval=")
-            {
-                let rel = p.strip_prefix(root).unwrap().to_owned();
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::harness::file_hashes(root)
+        .into_iter()
+        .map(|(p, bytes)| (p.strip_prefix(root).unwrap().to_owned(), bytes))
+        .collect()
 }
 
 fn truth(sim: &SimHandle, symbol: &Symbol, interval: Interval, start: i64, end: i64) -> KlineRows {

@@ -80,6 +80,7 @@ fn bench_pipelines_validate_and_match_the_jobs_table() {
         "memory-4m",
         "memory-16m",
         "noop",
+        "archive",
     ] {
         assert!(
             names.iter().any(|n| n == expected),

@@ -596,3 +596,46 @@ async fn the_api_key_travels_only_as_a_header() {
     assert!(!text.contains("sekrit-key-123"));
     let _: Symbol = "BTCUSDT".parse().unwrap();
 }
+
+#[tokio::test]
+async fn a_high_used_weight_at_start_does_not_stall_against_a_large_limit() {
+    // Another client on this IP used 5500 of the minute (over 90 % of the spot default);
+    // the exchange's own limit, which only exchangeInfo tells, is far higher.
+    let h = sim(SimConfig::default().with_weight_limit(Market::Spot, 4_000_000_000)).await;
+    // Start early in a minute, so that waiting for its end would take long.
+    let into_minute = chrono::Utc::now().timestamp_millis().rem_euclid(60_000);
+    if into_minute > 35_000 {
+        let wait = u64::try_from(60_000 - into_minute + 200).unwrap();
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
+    let client = reqwest::Client::new();
+    let mut used = 0;
+    for _ in 0..22 {
+        let reply = client
+            .get(format!(
+                "{}/api/v3/depth?symbol=BTCUSDT&limit=5000",
+                h.base_url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+        used = reply.headers()["x-mbx-used-weight-1m"]
+            .to_str()
+            .unwrap()
+            .parse::<u32>()
+            .unwrap();
+    }
+    assert!(used >= 5_400, "the set-up used {used}");
+    let mut cfg = ExtractConfig::new(Market::Spot, h.base_url(), opts());
+    fast(&mut cfg);
+    let started = std::time::Instant::now();
+    let session = Extractor::new(cfg).connect().await.unwrap();
+    let took = started.elapsed();
+    assert!(session.exchange_info().is_some());
+    assert!(
+        took < Duration::from_secs(10),
+        "connect waited {took:?} for a budget the exchange does not impose"
+    );
+}

@@ -118,27 +118,8 @@ pub(crate) fn summary_json(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// No file under `root`, at any depth, contains `secret`.
-pub(crate) fn assert_no_file_contains(root: &Path, secret: &str) {
-    let mut stack = vec![root.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                assert!(
-                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                    "secret in {}",
-                    path.display()
-                );
-            }
-        }
-    }
-}
-
-pub(crate) fn file_hashes(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+/// Every file under `root`, at any depth (dot files included), sorted.
+pub(crate) fn files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_owned()];
     while let Some(d) = stack.pop() {
@@ -146,13 +127,39 @@ pub(crate) fn file_hashes(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet")
-                && p.to_string_lossy().contains("interval=")
-            {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            } else {
+                out.push(p);
             }
         }
     }
     out.sort();
     out
+}
+
+/// No file under `root`, at any depth, contains `secret`.
+pub(crate) fn assert_no_file_contains(root: &Path, secret: &str) {
+    for path in files(root) {
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "secret in {}",
+            path.display()
+        );
+    }
+}
+
+/// The kline partition files under `root` (`.parquet` under an `interval=` directory) with
+/// their bytes, sorted by path.
+pub(crate) fn file_hashes(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    files(root)
+        .into_iter()
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "parquet")
+                && p.to_string_lossy().contains("interval=")
+        })
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
 }

@@ -15,12 +15,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{
+use arrow_array::RecordBatch;
+use arrow_array::{
     Array, ArrayRef, Decimal128Array, Float64Array, TimestampMicrosecondArray,
     TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit as ArrowTimeUnit};
-use arrow::record_batch::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit as ArrowTimeUnit};
 use serde::Deserialize;
 
 use crate::config::{PriceType, TimeUnit};
@@ -212,7 +212,7 @@ pub enum BatchError {
     Mixed(&'static str),
     /// Arrow refused the batch.
     #[error("cannot build the record batch")]
-    Arrow(#[source] arrow::error::ArrowError),
+    Arrow(#[source] arrow_schema::ArrowError),
     /// A stored file is not a funding-rate partition of the pipeline's types.
     #[error(
         "`{path}` is not a funding_rate partition of this pipeline's types ({reason}); write to another `output.path` or delete it"

@@ -1,20 +1,24 @@
 //! Pure CSV reading of data.binance.vision kline files: header sniffing, per-file timestamp unit
-//! detection, chunking into typed [`KlineRows`] and the plausibility check (every open time
-//! inside the file's month or day). No I/O: the caller hands in lines from the unzipped CSV.
+//! detection, typing into [`KlineRows`] and the plausibility check (every open time inside the
+//! file's month or day). No I/O beyond the [`BufRead`] the caller hands in (the inflating zip
+//! entry, read as it inflates).
 //!
-//! Typing is not duplicated here: a chunk of CSV lines is turned into the JSON array shape of a
-//! `/klines` page and parsed by [`crate::transform::parse_klines`], so archive and REST rows go
-//! through one parser and produce identical values (prices, decimals, µs → ms flooring).
+//! Typing is not duplicated here: each line goes through
+//! [`crate::transform::parse::push_csv_line`], the REST page scanner's fast row path in its
+//! CSV form (Binance's CSV is as regular as its JSON), with the same general parser behind it,
+//! so archive and REST rows get identical values (prices, decimals, µs → ms flooring).
+
+use std::io::BufRead;
 
 use crate::time::fmt_ms;
-use crate::transform::parse::MICROS_THRESHOLD;
-use crate::transform::{KlineContext, KlineRows, parse_klines};
+use crate::transform::parse::{MICROS_THRESHOLD, push_csv_line};
+use crate::transform::{KlineContext, KlineRows};
 
 /// The header row futures files carry (spot files have none).
 pub const HEADER: &str = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore";
 
-/// Lines per parsed chunk (a REST page's worth): bounded memory whatever the file size, and
-/// the loader channel holds no more rows than it does for REST pages.
+/// Rows per chunk sent to the loader (a REST page's worth): the loader channel holds no more
+/// rows than it does for REST pages.
 pub const CHUNK_ROWS: usize = 1_000;
 
 /// The unit a file's timestamps are written in.
@@ -117,15 +121,23 @@ pub fn unit_of(line: &str) -> Option<SourceUnit> {
     })
 }
 
-/// Reads one file's lines into checked chunks of [`KlineRows`].
+/// Why a file could not be read: the inflate stream broke, or the CSV is bad.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Reading (inflating) the bytes failed.
+    Inflate(std::io::Error),
+    /// The CSV does not pass.
+    Csv(CsvError),
+}
+
+/// Reads one file's lines into checked, typed rows.
 ///
-/// Feed lines with [`FileReader::line`]; it returns a full chunk every [`CHUNK_ROWS`] data
-/// rows; call [`FileReader::finish`] for the last one. Every row is checked: the header only
-/// on the first line, one timestamp unit per file, open times strictly increasing and inside
+/// Feed lines with [`FileReader::line`] (or a whole stream with [`FileReader::read`]), then
+/// take the rows with [`FileReader::finish`]. Every row is checked: the header only on the
+/// first line, one timestamp unit per file, open times strictly increasing and inside
 /// `[period_start, period_end)`.
 #[derive(Debug)]
-pub struct FileReader<'a> {
-    ctx: KlineContext<'a>,
+pub struct FileReader {
     period: (i64, i64),
     line_no: usize,
     /// Whether the file had a header row.
@@ -134,112 +146,139 @@ pub struct FileReader<'a> {
     pub unit: Option<SourceUnit>,
     /// Data rows read.
     pub rows: u64,
-    last_open: Option<i64>,
-    buf: Vec<u8>,
-    buf_rows: usize,
-    buf_first_line: usize,
+    micros: Option<bool>,
+    out: KlineRows,
 }
 
-impl<'a> FileReader<'a> {
-    /// A reader for a file covering open times in `[period.0, period.1)`.
-    pub fn new(ctx: KlineContext<'a>, period: (i64, i64)) -> Self {
+impl FileReader {
+    /// A reader for a file covering open times in `[period.0, period.1)`. The rows are
+    /// allocated once for every candle `ctx.interval` has in the period.
+    pub fn new(ctx: KlineContext<'_>, period: (i64, i64)) -> Self {
+        let cap = ctx.interval.count_in(period.0, period.1).clamp(0, 1 << 20) as usize;
         FileReader {
-            ctx,
+            out: KlineRows::with_capacity(ctx.options.prices, cap),
             period,
             line_no: 0,
             header: false,
             unit: None,
             rows: 0,
-            last_open: None,
-            buf: Vec::with_capacity(CHUNK_ROWS * 160),
-            buf_rows: 0,
-            buf_first_line: 1,
+            micros: None,
         }
     }
 
-    /// Accept the next line (without its newline).
-    pub fn line(&mut self, line: &str) -> Result<Option<KlineRows>, CsvError> {
+    /// Read every line of `input` (a file's whole text, as it inflates): lines end with `\n`
+    /// or `\r\n`; the last one may lack it.
+    pub fn read(&mut self, mut input: impl BufRead) -> Result<(), ReadError> {
+        let mut partial: Vec<u8> = Vec::new();
+        loop {
+            let buf = match input.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ReadError::Inflate(e)),
+            };
+            if buf.is_empty() {
+                break;
+            }
+            let mut start = 0;
+            while let Some(n) = memchr::memchr(b'\n', &buf[start..]) {
+                let line = &buf[start..start + n];
+                if partial.is_empty() {
+                    self.line(line).map_err(ReadError::Csv)?;
+                } else {
+                    partial.extend_from_slice(line);
+                    self.line(&partial).map_err(ReadError::Csv)?;
+                    partial.clear();
+                }
+                start += n + 1;
+            }
+            partial.extend_from_slice(&buf[start..]);
+            let used = buf.len();
+            input.consume(used);
+        }
+        if !partial.is_empty() {
+            self.line(&partial).map_err(ReadError::Csv)?;
+        }
+        Ok(())
+    }
+
+    /// Accept the next line (with or without its line end).
+    pub fn line(&mut self, line: &[u8]) -> Result<(), CsvError> {
         self.line_no += 1;
-        let line = line.trim_end_matches(['\r', '\n']);
-        if line.trim().is_empty() {
-            return Ok(None);
-        }
-        if self.line_no == 1 && sniff(line)? == FirstLine::Header {
-            self.header = true;
-            return Ok(None);
-        }
-        let unit = unit_of(line).ok_or_else(|| CsvError::Parse {
-            line: self.line_no,
-            reason: format!(
-                "expected an integer open time, found `{}`",
-                line.split(',').next().unwrap_or_default()
-            ),
-        })?;
-        match self.unit {
-            None => self.unit = Some(unit),
-            Some(u) if u != unit => {
-                return Err(CsvError::MixedUnits {
-                    line: self.line_no,
-                    file: u.as_str(),
-                    found: unit.as_str(),
-                });
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // Data lines start with a digit; anything else is looked at closely.
+        if !line.first().is_some_and(u8::is_ascii_digit) {
+            let text = String::from_utf8_lossy(line);
+            if text.trim().is_empty() {
+                return Ok(());
             }
-            Some(_) => {}
+            if self.line_no == 1 && sniff(&text)? == FirstLine::Header {
+                self.header = true;
+                return Ok(());
+            }
         }
-        if self.buf_rows == 0 {
-            self.buf.clear();
-            self.buf.push(b'[');
-            self.buf_first_line = self.line_no;
+        if let Err(e) = push_csv_line(line, &mut self.out, &mut self.micros) {
+            return Err(self.explain(line, e));
+        }
+        let unit = if self.micros == Some(true) {
+            SourceUnit::Us
         } else {
-            self.buf.push(b',');
-        }
-        self.buf.push(b'[');
-        self.buf.extend_from_slice(line.as_bytes());
-        self.buf.push(b']');
-        self.buf_rows += 1;
+            SourceUnit::Ms
+        };
+        self.unit = Some(unit);
         self.rows += 1;
-        if self.buf_rows >= CHUNK_ROWS {
-            return self.flush().map(Some);
-        }
-        Ok(None)
-    }
-
-    /// The last chunk (empty when nothing is buffered).
-    pub fn finish(&mut self) -> Result<KlineRows, CsvError> {
-        self.flush()
-    }
-
-    fn flush(&mut self) -> Result<KlineRows, CsvError> {
-        if self.buf_rows == 0 {
-            return Ok(KlineRows::empty(self.ctx.options.prices));
-        }
-        self.buf.push(b']');
-        let first = self.buf_first_line;
-        self.buf_rows = 0;
-        let rows = parse_klines(&self.buf, &self.ctx).map_err(|e| CsvError::Parse {
-            line: first + e.row.unwrap_or(0),
-            reason: e.reason.clone(),
-        })?;
+        let n = self.out.len();
+        let open = self.out.open_time[n - 1];
         let (start, end) = self.period;
-        for (i, &open) in rows.open_time.iter().enumerate() {
-            let line = first + i;
-            if !(start..end).contains(&open) {
-                return Err(CsvError::Implausible {
-                    line,
-                    open: fmt_ms(open),
-                    start: fmt_ms(start),
-                    end: fmt_ms(end),
-                });
-            }
-            if self.last_open.is_some_and(|l| open <= l) {
-                return Err(CsvError::Order {
-                    line,
-                    open: fmt_ms(open),
-                });
-            }
-            self.last_open = Some(open);
+        if !(start..end).contains(&open) {
+            return Err(CsvError::Implausible {
+                line: self.line_no,
+                open: fmt_ms(open),
+                start: fmt_ms(start),
+                end: fmt_ms(end),
+            });
         }
-        Ok(rows)
+        if n > 1 && open <= self.out.open_time[n - 2] {
+            return Err(CsvError::Order {
+                line: self.line_no,
+                open: fmt_ms(open),
+            });
+        }
+        Ok(())
+    }
+
+    /// The error for a line the row parser refused: a unit change, a first field that is
+    /// not a time, or the parser's own reason.
+    fn explain(&self, line: &[u8], e: crate::transform::parse::CsvLineError) -> CsvError {
+        let text = String::from_utf8_lossy(line);
+        let Some(found) = unit_of(&text) else {
+            return CsvError::Parse {
+                line: self.line_no,
+                reason: format!(
+                    "expected an integer open time, found `{}`",
+                    text.split(',').next().unwrap_or_default()
+                ),
+            };
+        };
+        match self.unit {
+            Some(file) if file != found => CsvError::MixedUnits {
+                line: self.line_no,
+                file: file.as_str(),
+                found: found.as_str(),
+            },
+            _ => CsvError::Parse {
+                line: self.line_no,
+                reason: match e.field {
+                    Some(f) => format!("field `{f}`: {}", e.reason),
+                    None => e.reason,
+                },
+            },
+        }
+    }
+
+    /// The rows read, in file order.
+    pub fn finish(self) -> KlineRows {
+        self.out
     }
 }
 
@@ -258,27 +297,27 @@ mod tests {
     const JAN_2024: i64 = 1_704_067_200_000;
     const JAN_2025: i64 = 1_735_689_600_000;
 
-    fn read(
-        lines: &[String],
-        period: (i64, i64),
-    ) -> Result<(KlineRows, FileReader<'static>), CsvError> {
+    fn ctx() -> KlineContext<'static> {
         let sym: &'static Symbol = Box::leak(Box::new("BTCUSDT".parse::<Symbol>().unwrap()));
         let o: &'static TransformOptions = Box::leak(Box::new(opts()));
-        let ctx = KlineContext {
+        KlineContext {
             market: Market::Spot,
             symbol: sym,
             interval: Interval::M1,
             options: o,
-        };
-        let mut r = FileReader::new(ctx, period);
-        let mut out = KlineRows::empty(PriceType::Float64);
-        for l in lines {
-            if let Some(c) = r.line(l)? {
-                out.append(c);
-            }
         }
-        out.append(r.finish()?);
-        Ok((out, r))
+    }
+
+    /// The rows, header flag and unit of a file of `lines`.
+    type Read = (KlineRows, bool, Option<SourceUnit>);
+
+    fn read(lines: &[String], period: (i64, i64)) -> Result<Read, CsvError> {
+        let mut r = FileReader::new(ctx(), period);
+        for l in lines {
+            r.line(l.as_bytes())?;
+        }
+        let (header, unit) = (r.header, r.unit);
+        Ok((r.finish(), header, unit))
     }
 
     fn row(open: i64, micros: bool) -> String {
@@ -302,13 +341,10 @@ mod tests {
         let day = (JAN_2025, JAN_2025 + 86_400_000);
         let ms: Vec<String> = (0..3).map(|i| row(JAN_2025 + i * 60_000, false)).collect();
         let us: Vec<String> = (0..3).map(|i| row(JAN_2025 + i * 60_000, true)).collect();
-        let (a, ra) = read(&ms, day).unwrap();
-        let (b, rb) = read(&us, day).unwrap();
+        let (a, _, ua) = read(&ms, day).unwrap();
+        let (b, _, ub) = read(&us, day).unwrap();
         assert_eq!(a, b);
-        assert_eq!(
-            (ra.unit, rb.unit),
-            (Some(SourceUnit::Ms), Some(SourceUnit::Us))
-        );
+        assert_eq!((ua, ub), (Some(SourceUnit::Ms), Some(SourceUnit::Us)));
         assert_eq!(a.close_time[0], JAN_2025 + 59_999);
     }
 
@@ -316,8 +352,8 @@ mod tests {
     fn header_is_skipped_and_noted() {
         let mut lines = vec![HEADER.to_owned()];
         lines.extend((0..2).map(|i| row(JAN_2024 + i * 60_000, false)));
-        let (rows, r) = read(&lines, (JAN_2024, JAN_2024 + 86_400_000)).unwrap();
-        assert!(r.header);
+        let (rows, header, _) = read(&lines, (JAN_2024, JAN_2024 + 86_400_000)).unwrap();
+        assert!(header);
         assert_eq!(rows.len(), 2);
     }
 
@@ -356,25 +392,103 @@ mod tests {
     }
 
     #[test]
-    fn chunks_are_bounded() {
+    fn a_stream_reads_like_its_lines_whatever_the_line_ends_and_buffer_size() {
         let day = (JAN_2025, JAN_2025 + 86_400_000);
+        let lines: Vec<String> = (0..50).map(|i| row(JAN_2025 + i * 60_000, false)).collect();
+        let (want, _, _) = read(&lines, day).unwrap();
+        for (sep, last) in [("\n", "\n"), ("\r\n", ""), ("\n", "")] {
+            let text = format!("{HEADER}{sep}{}{last}", lines.join(sep));
+            for cap in [1, 7, 64, 1 << 16] {
+                let mut r = FileReader::new(ctx(), day);
+                let input = std::io::BufReader::with_capacity(cap, text.as_bytes());
+                r.read(input).unwrap();
+                assert!(r.header);
+                assert_eq!(r.rows, 50);
+                assert_eq!(r.finish(), want, "{sep:?} {cap}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_csv_fast_path_gives_what_the_general_page_parser_gives() {
+        // The data.binance.vision rendering and variants the fast path leaves to the general
+        // parser: each line must give the rows `[line]` gives as a REST page, or both refuse.
+        let lines = [
+            "1499040000000,0.01634790,0.80000000,0.01575800,0.01577100,148976.11427815,1499644799999,2434.19055334,308,1756.87402397,28.46694368,0",
+            "1735689600000000,93576.00000000,93610.93000000,93537.50000000,93610.93000000,8.21827000,1735689659999999,768978.68081880,2270,3.50620000,328055.06287270,0",
+            "1499040000000,1.5,2,0.1,1.25,3,1499644799999,0,0,0,1,0",
+            "1499040000000, 1.5,2,0.1,1.25,3,1499644799999,0,0,0,1,0",
+            "1499040000000,1e3,2,0.1,1.25,3,1499644799999,0,0,0,1,0",
+            "1499040000000,1.123456789,2,0.1,1.25,3,1499644799999,0,0,0,1,0",
+            "1499040000000,123456789012345.5,2,0.1,1.25,3,1499644799999,99999999999.99999999,0,0,1,0",
+            "1499040000000,1.5,2,0.1,1.25,3,1499644799999,0,0,0,1,0 ",
+            "1499040000000,1.5,2,0.1,1.25,3,1499644799999,0,0,0,1,\"x\"",
+            "1499040000000,1.5,2,0.1,1.25,3,1499644799999,0,0,0,1",
+            "1499040000000,1.5,2,0.1,1.25,3,1499644799999,0,0,0,1,0,0",
+            "1499040000000,-1.5,2,0.1,1.25,3,1499644799999,0,0,0,1,0",
+            "1499040000000,x,2,0.1,1.25,3,1499644799999,0,0,0,1,0",
+            "1499040000000,1.5,2,0.1,1.25,3,1499644799999,0,7.5,0,1,0",
+            "1499040000000,1.5,2,0.1,1.25,3,1499644799999,0,0,0,1,]",
+            "1499040000000,1.5,2,0.1,1.25,3,1499644799999999,0,0,0,1,0",
+        ];
+        for prices in [PriceType::Float64, PriceType::Decimal] {
+            for line in lines {
+                assert_same(line, prices);
+            }
+        }
+    }
+
+    /// `line` through the CSV reader's row parser and, as `[[line]]`, through the REST page
+    /// parser: the same rows, or both refuse.
+    fn assert_same(line: &str, prices: PriceType) {
         let sym = "BTCUSDT".parse::<Symbol>().unwrap();
-        let o = opts();
+        let o = TransformOptions { prices, ..opts() };
         let ctx = KlineContext {
             market: Market::Spot,
             symbol: &sym,
             interval: Interval::M1,
             options: &o,
         };
-        let mut r = FileReader::new(ctx, day);
-        let mut chunks = 0;
-        for i in 0..1440 {
-            if let Some(c) = r.line(&row(JAN_2025 + i * 60_000, false)).unwrap() {
-                assert!(c.len() <= CHUNK_ROWS);
-                chunks += 1;
-            }
+        let mut csv = KlineRows::empty(prices);
+        let mut micros = None;
+        let a = push_csv_line(line.as_bytes(), &mut csv, &mut micros).map(|()| csv);
+        let b = crate::transform::parse_klines(format!("[[{line}]]").as_bytes(), &ctx);
+        match (a, b) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{line}"),
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!("{line}: csv {a:?} vs page {b:?}"),
         }
-        assert_eq!(chunks, 1440 / CHUNK_ROWS);
-        assert_eq!(r.rows, 1440);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn csv_lines_parse_as_their_page_does(
+            open in 0i64..4_000_000_000_000,
+            micros: bool,
+            ints in proptest::collection::vec(0u64..100_000_000_000, 8),
+            fracs in proptest::collection::vec(0u64..1_000_000_000, 8),
+            widths in proptest::collection::vec(0usize..11, 8),
+            trades in 0u64..10_000_000,
+            decimal: bool,
+            noise in proptest::option::of((0usize..120, proptest::sample::select(vec![" ", "e", "-", ".", ",", "x", "\"", "9"]))),
+        ) {
+            let t = |ms: i64| if micros { ms * 1000 } else { ms };
+            let v: Vec<String> = (0..8)
+                .map(|i| match widths[i] {
+                    0 => ints[i].to_string(),
+                    w => format!("{}.{:0w$}", ints[i], fracs[i] % 10u64.pow(w.min(9) as u32), w = w.min(9)),
+                })
+                .collect();
+            let mut line = format!(
+                "{},{},{},{},{},{},{},{},{trades},{},{},0",
+                t(open), v[0], v[1], v[2], v[3], v[4], t(open + 59_999), v[5], v[6], v[7]
+            );
+            if let Some((at, what)) = noise {
+                let at = at.min(line.len());
+                line.insert_str(at, what);
+            }
+            let prices = if decimal { PriceType::Decimal } else { PriceType::Float64 };
+            assert_same(&line, prices);
+        }
     }
 }

@@ -24,7 +24,7 @@ pub mod download;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Cursor};
+use std::io::{BufReader, Cursor};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +35,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use self::csv::{CsvError, FileReader, SourceUnit};
+use self::csv::{CHUNK_ROWS, FileReader, ReadError, SourceUnit};
 use self::download::{ArchiveClient, GetError, Manifest, ManifestEntry};
 use super::{ExtractEvent, KlineTask, Progress, TaskId};
 use crate::config::{Endpoint, Pipeline, SourceMode, TransformOptions};
@@ -136,7 +136,7 @@ pub fn plan(task: &KlineTask, now_ms: i64, lags: Lags) -> ArchivePlan {
         let month = Interval::Mo1.floor(t);
         let month_end = Interval::Mo1.next(month);
         let month_published = month_end.saturating_add(lags.monthly_ms) <= now_ms;
-        if month_published && ((t == month && month_end <= e) || !daily) {
+        if month_published && (whole_month(task.interval, month, month_end, t, e) || !daily) {
             files.push(ArchiveFile {
                 period: Period::Monthly,
                 start_ms: month,
@@ -168,6 +168,15 @@ pub fn plan(task: &KlineTask, now_ms: i64, lags: Lags) -> ArchivePlan {
         files,
         rest_start: t.min(e).max(s),
     }
+}
+
+/// Whether the window `[t, e)` takes every candle of the month `[month, month_end)`: no
+/// candle of `interval` opens in the month before `t` or at or after `e`. The window's end is
+/// exclusive and need not be on the grid: a calendar year ending `2023-12-31T23:59:59.999Z`
+/// takes the candle opening at 23:59, so December is a whole month (one monthly file, not 31
+/// daily ones).
+fn whole_month(interval: Interval, month: i64, month_end: i64, t: i64, e: i64) -> bool {
+    interval.ceil(month) >= t && interval.ceil(e) >= month_end
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,9 +295,37 @@ enum Got {
 
 /// What reading one verified file gave.
 struct Read {
-    rows_in_take: u64,
+    /// The rows inside the file's take window, in time order.
+    rows: KlineRows,
     header: bool,
     unit: Option<SourceUnit>,
+}
+
+/// A planned file, downloaded and (when it verified) read.
+enum Ready {
+    Ok {
+        zip: Bytes,
+        sha256: String,
+        last_modified: Option<String>,
+        /// Boxed: the rows' columns would make every variant as large.
+        read: Result<Box<Read>, (&'static str, String)>,
+    },
+    Missing(String),
+    Bad {
+        kind: &'static str,
+        detail: String,
+        body: Bytes,
+    },
+}
+
+/// What became of one planned file.
+enum Taken {
+    /// Its rows (this many) went to the loader.
+    Sent(u64),
+    /// Not ingested; the next file is tried (archive mode).
+    Skipped,
+    /// REST takes over at the file's start (auto mode), or the loader is gone.
+    Stop,
 }
 
 /// The archive side of a run: client, manifest, options. Built from the pipeline; `None` in
@@ -466,7 +503,6 @@ impl ArchiveSource {
     /// The archive part of one task: replaced files first, then the plan's files in order.
     /// Returns where REST takes over.
     #[allow(clippy::too_many_arguments)]
-    #[allow(clippy::too_many_lines)] // split with the archive parser rework (issue 25)
     pub async fn fetch_part(
         &self,
         id: TaskId,
@@ -478,11 +514,115 @@ impl ArchiveSource {
         cancel: &watch::Receiver<bool>,
     ) -> i64 {
         let symbol = task.symbol.as_str();
-        let mut rows_sent = 0;
-        let mut ingested = 0;
+        let (mut rows_sent, mut ingested) = self
+            .reingest_replaced(id, task, recheck_from, tx, progress)
+            .await;
 
-        // Upstream replacements of files ingested by earlier runs, before this task's start.
-        // The `.CHECKSUM` requests run concurrently; changed files are re-ingested in order.
+        let plan = plan(task, now_ms, self.lags);
+        let i = task.interval;
+        progress.archive_planned(
+            id,
+            plan.files.len(),
+            crate::extract::paging::count_windows(
+                task.market,
+                i,
+                plan.rest_start,
+                task.end_ms.min(i.next(i.floor(now_ms))),
+                task.market.best_kline_page(),
+            ),
+        );
+        self.lock_summary().files_planned += plan.files.len() as u64;
+        let paths: Vec<String> = plan
+            .files
+            .iter()
+            .map(|f| f.path(self.market, symbol, task.interval))
+            .collect();
+        // Downloads run `concurrency` ahead; files are read (inflated, parsed, checked) as
+        // they arrive, one per core at once, while earlier files' rows go to the loader. At
+        // most that many read files wait in memory.
+        let read_ahead = std::thread::available_parallelism()
+            .map_or(2, std::num::NonZero::get)
+            .clamp(1, self.concurrency.max(1));
+        let mut downloads = futures::stream::iter(paths.iter().cloned())
+            .map(|p| async move { self.download(&p).await })
+            .buffered(self.concurrency.max(1))
+            .zip(futures::stream::iter(plan.files.iter().copied()))
+            .map(|(got, file)| async move {
+                match got {
+                    Got::Ok {
+                        zip,
+                        sha256,
+                        last_modified,
+                    } => Ready::Ok {
+                        read: self.read(task, &file, zip.clone()).await.map(Box::new),
+                        zip,
+                        sha256,
+                        last_modified,
+                    },
+                    Got::Missing(detail) => Ready::Missing(detail),
+                    Got::Bad { kind, detail, body } => Ready::Bad { kind, detail, body },
+                }
+            })
+            .buffered(read_ahead);
+        let mut rest_start = plan.rest_start;
+        for (file, path) in plan.files.iter().zip(&paths) {
+            let got = if *cancel.borrow() {
+                None
+            } else {
+                downloads.next().await
+            };
+            let Some(got) = got else {
+                rest_start = file.take_start;
+                break;
+            };
+            progress.request(0);
+            progress.archive_file_done(id);
+            match self.take(id, task, file, path, got, tx, progress).await {
+                Taken::Sent(n) => {
+                    rows_sent += n;
+                    ingested += 1;
+                }
+                Taken::Skipped => {}
+                Taken::Stop => {
+                    rest_start = file.take_start;
+                    break;
+                }
+            }
+        }
+        drop(downloads);
+        progress.archive_finished(id);
+        if self.mode != SourceMode::Auto {
+            if plan.rest_start < task.end_ms {
+                self.not_published(task, plan.rest_start);
+            }
+            rest_start = task.end_ms;
+        }
+        let mut s = self.lock_summary();
+        s.files_ingested += ingested;
+        s.rows += rows_sent;
+        s.tasks.push(TaskArchive {
+            symbol: symbol.to_owned(),
+            interval: task.interval.as_str().to_owned(),
+            files_planned: plan.files.len() as u64,
+            files_ingested: ingested,
+            rows: rows_sent,
+            rest_from: (rest_start < task.end_ms).then(|| fmt_ms(rest_start)),
+        });
+        rest_start
+    }
+
+    /// Upstream replacements of files ingested by earlier runs, before this task's start: the
+    /// `.CHECKSUM` requests run concurrently; changed files are re-ingested in order. The
+    /// rows sent and the files ingested.
+    async fn reingest_replaced(
+        &self,
+        id: TaskId,
+        task: &KlineTask,
+        recheck_from: i64,
+        tx: &mpsc::Sender<ExtractEvent>,
+        progress: &dyn Progress,
+    ) -> (u64, u64) {
+        let (mut rows_sent, mut ingested) = (0, 0);
         let candidates = self.replacement_candidates(task, recheck_from);
         let mut changed: Vec<(String, ManifestEntry)> = futures::stream::iter(candidates)
             .map(|(path, entry)| async move {
@@ -521,13 +661,17 @@ impl ArchiveSource {
                     continue;
                 }
             };
-            if let Err((kind, detail)) = self.check(task, &file, zip.clone()).await {
-                self.bad(&path, kind, detail, &zip, None, false);
-                continue;
-            }
-            match self.ingest(id, task, &file, zip, tx, progress).await {
-                Ok(read) => {
-                    rows_sent += read.rows_in_take;
+            let read = match self.read(task, &file, zip.clone()).await {
+                Ok(read) => read,
+                Err((kind, detail)) => {
+                    self.bad(&path, kind, detail, &zip, None, false);
+                    continue;
+                }
+            };
+            let n = read.rows.len() as u64;
+            match self.send(id, read.rows, tx, progress).await {
+                Ok(()) => {
+                    rows_sent += n;
                     ingested += 1;
                     self.lock_summary().files_replaced += 1;
                     self.issue(FileIssue {
@@ -542,187 +686,147 @@ impl ArchiveSource {
                         rest_from: None,
                         ..FileIssue::default()
                     });
-                    self.record(&path, task, &file, sha256, last_modified, read.rows_in_take);
+                    self.record(&path, task, &file, sha256, last_modified, n);
                 }
-                Err((kind, detail, zip)) => self.bad(&path, kind, detail, &zip, None, false),
+                Err((kind, detail)) => self.bad(&path, kind, detail, &zip, None, false),
             }
         }
+        (rows_sent, ingested)
+    }
 
-        let plan = plan(task, now_ms, self.lags);
-        let i = task.interval;
-        progress.archive_planned(
-            id,
-            plan.files.len(),
-            crate::extract::paging::count_windows(
-                task.market,
-                i,
-                plan.rest_start,
-                task.end_ms.min(i.next(i.floor(now_ms))),
-                task.market.best_kline_page(),
-            ),
-        );
-        self.lock_summary().files_planned += plan.files.len() as u64;
-        let paths: Vec<String> = plan
-            .files
-            .iter()
-            .map(|f| f.path(self.market, symbol, task.interval))
-            .collect();
-        let mut downloads = futures::stream::iter(paths.iter().cloned())
-            .map(|p| async move { self.download(&p).await })
-            .buffered(self.concurrency.max(1));
-        let mut rest_start = plan.rest_start;
+    /// One planned file, downloaded and read: checked against the interval grid, its rows
+    /// sent to the loader, recorded in the manifest. A missing, bad or (in `auto` mode)
+    /// short file hands the rest to REST in `auto` mode and is skipped in `archive` mode.
+    #[allow(clippy::too_many_arguments)]
+    async fn take(
+        &self,
+        id: TaskId,
+        task: &KlineTask,
+        file: &ArchiveFile,
+        path: &str,
+        got: Ready,
+        tx: &mpsc::Sender<ExtractEvent>,
+        progress: &dyn Progress,
+    ) -> Taken {
         let auto = self.mode == SourceMode::Auto;
-        for (file, path) in plan.files.iter().zip(&paths) {
-            if *cancel.borrow() {
-                rest_start = file.take_start;
-                break;
-            }
-            let Some(got) = downloads.next().await else {
-                rest_start = file.take_start;
-                break;
-            };
-            progress.request(0);
-            progress.archive_file_done(id);
-            let stop_at = auto.then(|| fmt_ms(file.take_start));
-            match got {
-                Got::Missing(detail) => {
-                    self.lock_summary().files_missing += 1;
-                    self.issue(FileIssue {
-                        file: path.clone(),
-                        kind: "missing".into(),
-                        detail,
-                        ingested: false,
-                        quarantined_to: None,
-                        rest_from: stop_at,
-                        ..FileIssue::default()
-                    });
-                    if auto {
-                        rest_start = file.take_start;
-                        break;
-                    }
-                }
-                Got::Bad { kind, detail, body } => {
-                    self.bad(path, kind, detail, &body, stop_at, true);
-                    if auto {
-                        rest_start = file.take_start;
-                        break;
-                    }
-                }
-                Got::Ok {
-                    zip,
-                    sha256,
-                    last_modified,
-                } => {
-                    // Row count against the grid first: a short file is re-fetched by REST.
-                    let expected = task.interval.count_in(file.take_start, file.take_end) as u64;
-                    let counted = match self.check(task, file, zip.clone()).await {
-                        Ok(r) => r,
-                        Err((kind, detail)) => {
-                            self.bad(path, kind, detail, &zip, stop_at, true);
-                            if auto {
-                                rest_start = file.take_start;
-                                break;
-                            }
-                            continue;
-                        }
-                    };
-                    if counted.rows_in_take < expected {
-                        self.lock_summary().files_short += 1;
-                        self.issue(FileIssue {
-                            file: path.clone(),
-                            kind: "short".into(),
-                            detail: format!(
-                                "{} of {expected} rows on the interval grid in `{}`..`{}`{}",
-                                counted.rows_in_take,
-                                fmt_ms(file.take_start),
-                                fmt_ms(file.take_end),
-                                if auto {
-                                    "; re-fetched through REST"
-                                } else {
-                                    "; ingested as is (archive mode)"
-                                }
-                            ),
-                            ingested: !auto,
-                            quarantined_to: None,
-                            rest_from: stop_at.clone(),
-                            file_rows: Some(counted.rows_in_take),
-                            grid_rows: Some(expected),
-                            rest_rows: None,
-                            window: auto.then(|| {
-                                (
-                                    task.market,
-                                    task.symbol.to_string(),
-                                    task.interval,
-                                    file.take_start,
-                                    file.take_end,
-                                )
-                            }),
-                        });
-                        if auto {
-                            rest_start = file.take_start;
-                            break;
-                        }
-                    }
-                    if counted.header && self.market == Market::Spot {
-                        self.note(path, "header_row", "a header row in a spot file; skipped");
-                    }
-                    if counted.unit == Some(SourceUnit::Us) {
-                        self.note(
-                            path,
-                            "source_unit_us",
-                            "timestamps in microseconds; normalised to milliseconds",
-                        );
-                    }
-                    match self.ingest(id, task, file, zip, tx, progress).await {
-                        Ok(read) => {
-                            rows_sent += read.rows_in_take;
-                            ingested += 1;
-                            self.record(path, task, file, sha256, last_modified, read.rows_in_take);
-                        }
-                        Err((kind, detail, zip)) => {
-                            // Cannot happen after a clean check (same bytes); never ingest
-                            // silently anyway.
-                            self.bad(path, kind, detail, &zip, stop_at, true);
-                            rest_start = file.take_start;
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        drop(downloads);
-        progress.archive_finished(id);
-        if !auto {
-            if plan.rest_start < task.end_ms {
-                self.lock_summary().issues.push(FileIssue {
-                    file: format!(
-                        "data/{}/daily/klines/{symbol}/{}/",
-                        self.market.archive_segment(),
-                        task.interval.archive_str()
-                    ),
-                    kind: "not_published".into(),
-                    detail: format!(
-                        "`{}`..`{}` is not covered by published files yet; archive mode fetches nothing through REST",
-                        fmt_ms(plan.rest_start),
-                        fmt_ms(task.end_ms)
-                    ),
+        let failed = if auto { Taken::Stop } else { Taken::Skipped };
+        let stop_at = auto.then(|| fmt_ms(file.take_start));
+        let (zip, sha256, last_modified, read) = match got {
+            Ready::Missing(detail) => {
+                self.lock_summary().files_missing += 1;
+                self.issue(FileIssue {
+                    file: path.to_owned(),
+                    kind: "missing".into(),
+                    detail,
+                    ingested: false,
+                    quarantined_to: None,
+                    rest_from: stop_at,
                     ..FileIssue::default()
                 });
+                return failed;
             }
-            rest_start = task.end_ms;
+            Ready::Bad { kind, detail, body } => {
+                self.bad(path, kind, detail, &body, stop_at, true);
+                return failed;
+            }
+            Ready::Ok {
+                zip,
+                sha256,
+                last_modified,
+                read,
+            } => (zip, sha256, last_modified, read),
+        };
+        let counted = match read {
+            Ok(r) => *r,
+            Err((kind, detail)) => {
+                self.bad(path, kind, detail, &zip, stop_at, true);
+                return failed;
+            }
+        };
+        // Row count against the grid first: a short file is re-fetched by REST.
+        let expected = task.interval.count_in(file.take_start, file.take_end) as u64;
+        let rows_in_take = counted.rows.len() as u64;
+        if rows_in_take < expected {
+            self.short(path, task, file, rows_in_take, expected);
+            if auto {
+                return Taken::Stop;
+            }
         }
-        let mut s = self.lock_summary();
-        s.files_ingested += ingested;
-        s.rows += rows_sent;
-        s.tasks.push(TaskArchive {
-            symbol: symbol.to_owned(),
-            interval: task.interval.as_str().to_owned(),
-            files_planned: plan.files.len() as u64,
-            files_ingested: ingested,
-            rows: rows_sent,
-            rest_from: (rest_start < task.end_ms).then(|| fmt_ms(rest_start)),
+        if counted.header && self.market == Market::Spot {
+            self.note(path, "header_row", "a header row in a spot file; skipped");
+        }
+        if counted.unit == Some(SourceUnit::Us) {
+            self.note(
+                path,
+                "source_unit_us",
+                "timestamps in microseconds; normalised to milliseconds",
+            );
+        }
+        match self.send(id, counted.rows, tx, progress).await {
+            Ok(()) => {
+                self.record(path, task, file, sha256, last_modified, rows_in_take);
+                Taken::Sent(rows_in_take)
+            }
+            Err((kind, detail)) => {
+                // The loader is gone: nothing more can be written.
+                self.bad(path, kind, detail, &zip, stop_at, true);
+                Taken::Stop
+            }
+        }
+    }
+
+    /// A file with fewer rows than the interval grid has in its take window.
+    fn short(&self, path: &str, task: &KlineTask, file: &ArchiveFile, rows: u64, expected: u64) {
+        let auto = self.mode == SourceMode::Auto;
+        self.lock_summary().files_short += 1;
+        self.issue(FileIssue {
+            file: path.to_owned(),
+            kind: "short".into(),
+            detail: format!(
+                "{rows} of {expected} rows on the interval grid in `{}`..`{}`{}",
+                fmt_ms(file.take_start),
+                fmt_ms(file.take_end),
+                if auto {
+                    "; re-fetched through REST"
+                } else {
+                    "; ingested as is (archive mode)"
+                }
+            ),
+            ingested: !auto,
+            quarantined_to: None,
+            rest_from: auto.then(|| fmt_ms(file.take_start)),
+            file_rows: Some(rows),
+            grid_rows: Some(expected),
+            rest_rows: None,
+            window: auto.then(|| {
+                (
+                    task.market,
+                    task.symbol.to_string(),
+                    task.interval,
+                    file.take_start,
+                    file.take_end,
+                )
+            }),
         });
-        rest_start
+    }
+
+    /// Archive mode: the part of the task past the published files, which it does not fetch.
+    fn not_published(&self, task: &KlineTask, rest_start: i64) {
+        self.lock_summary().issues.push(FileIssue {
+            file: format!(
+                "data/{}/daily/klines/{}/{}/",
+                self.market.archive_segment(),
+                task.symbol.as_str(),
+                task.interval.archive_str()
+            ),
+            kind: "not_published".into(),
+            detail: format!(
+                "`{}`..`{}` is not covered by published files yet; archive mode fetches nothing through REST",
+                fmt_ms(rest_start),
+                fmt_ms(task.end_ms)
+            ),
+            ..FileIssue::default()
+        });
     }
 
     fn note(&self, path: &str, kind: &str, detail: &str) {
@@ -891,63 +995,57 @@ impl ArchiveSource {
         }
     }
 
-    /// Pass 1: read the whole file, checking every row, counting rows in the take window.
-    async fn check(
+    /// Read a downloaded file on the blocking pool: inflate, parse and check every row, keep
+    /// the take window's rows.
+    async fn read(
         &self,
         task: &KlineTask,
         file: &ArchiveFile,
         zip: Bytes,
     ) -> Result<Read, (&'static str, String)> {
         let (task, file, opts) = (task.clone(), *file, self.transform);
-        tokio::task::spawn_blocking(move || read_zip(&task, &file, opts, &zip, &mut |_| true))
+        tokio::task::spawn_blocking(move || read_zip(&task, &file, opts, &zip))
             .await
             .map_err(|e| ("internal", e.to_string()))?
     }
 
-    /// Pass 2: read again and send the rows of the take window in chunks.
-    async fn ingest(
+    /// Send a read file's rows to the loader in chunks of [`CHUNK_ROWS`], in order.
+    async fn send(
         &self,
         id: TaskId,
-        task: &KlineTask,
-        file: &ArchiveFile,
-        zip: Bytes,
+        rows: KlineRows,
         tx: &mpsc::Sender<ExtractEvent>,
         progress: &dyn Progress,
-    ) -> Result<Read, (&'static str, String, Bytes)> {
-        let (t, f, opts, tx2) = (task.clone(), *file, self.transform, tx.clone());
-        let z = zip.clone();
-        let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<usize>();
-        let job = tokio::task::spawn_blocking(move || {
-            read_zip(&t, &f, opts, &z, &mut |rows| {
-                let n = rows.len();
-                let ok = tx2
-                    .blocking_send(ExtractEvent::Rows { task: id, rows })
-                    .is_ok();
-                let _ = sent_tx.send(n);
-                ok
-            })
-        });
-        let r = job
-            .await
-            .map_err(|e| ("internal", e.to_string(), zip.clone()));
-        while let Ok(n) = sent_rx.try_recv() {
+    ) -> Result<(), (&'static str, String)> {
+        let stopped = || ("internal", "the loader stopped".to_owned());
+        let n = rows.len();
+        if n <= CHUNK_ROWS {
+            // One chunk moves as it is.
+            let event = ExtractEvent::Rows { task: id, rows };
+            tx.send(event).await.map_err(|_| stopped())?;
             progress.rows(id, n);
+            return Ok(());
         }
-        match r? {
-            Ok(read) => Ok(read),
-            Err((kind, detail)) => Err((kind, detail, zip)),
+        for at in (0..n).step_by(CHUNK_ROWS) {
+            let len = CHUNK_ROWS.min(n - at);
+            let event = ExtractEvent::Rows {
+                task: id,
+                rows: rows.slice(at, len),
+            };
+            tx.send(event).await.map_err(|_| stopped())?;
+            progress.rows(id, len);
         }
+        Ok(())
     }
 }
 
-/// Read one zip: its single CSV, every row checked; `emit` gets the take window's rows in
-/// chunks and returns `false` to stop (the receiver is gone).
+/// Read one zip: its single CSV, every row checked, inflated as it is parsed; the rows of
+/// the file's take window.
 fn read_zip(
     task: &KlineTask,
     file: &ArchiveFile,
     opts: TransformOptions,
     zip: &[u8],
-    emit: &mut dyn FnMut(KlineRows) -> bool,
 ) -> Result<Read, (&'static str, String)> {
     let mut archive = zip::ZipArchive::new(Cursor::new(zip))
         .map_err(|e| ("corrupt_zip", format!("cannot open the zip: {e}")))?;
@@ -964,38 +1062,22 @@ fn read_zip(
         options: &opts,
     };
     let mut reader = FileReader::new(ctx, (file.start_ms, file.end_ms));
-    let mut lines = BufReader::with_capacity(1 << 16, entry);
-    let mut line = String::new();
-    let mut rows_in_take = 0u64;
-    let bad_csv = |e: CsvError| ("bad_csv", e.to_string());
-    let mut deliver = |rows: KlineRows, rows_in_take: &mut u64| -> bool {
-        let rows = rows.retain_range(file.take_start, file.take_end);
-        *rows_in_take += rows.len() as u64;
-        rows.is_empty() || emit(rows)
-    };
-    loop {
-        line.clear();
-        let n = lines
-            .read_line(&mut line)
-            .map_err(|e| ("corrupt_zip", format!("cannot inflate the csv: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        if let Some(chunk) = reader.line(&line).map_err(bad_csv)?
-            && !deliver(chunk, &mut rows_in_take)
-        {
-            return Err(("internal", "the loader stopped".into()));
-        }
-    }
-    let last = reader.finish().map_err(bad_csv)?;
-    if !deliver(last, &mut rows_in_take) {
-        return Err(("internal", "the loader stopped".into()));
-    }
-    Ok(Read {
-        rows_in_take,
-        header: reader.header,
-        unit: reader.unit,
-    })
+    reader
+        .read(BufReader::with_capacity(1 << 16, entry))
+        .map_err(|e| match e {
+            ReadError::Inflate(e) => ("corrupt_zip", format!("cannot inflate the csv: {e}")),
+            ReadError::Csv(e) => ("bad_csv", e.to_string()),
+        })?;
+    let (header, unit) = (reader.header, reader.unit);
+    let rows = reader.finish();
+    let inside = |t: Option<&i64>| t.is_some_and(|t| (file.take_start..file.take_end).contains(t));
+    let rows =
+        if rows.is_empty() || (inside(rows.open_time.first()) && inside(rows.open_time.last())) {
+            rows // the common case, a file taken whole: no copy
+        } else {
+            rows.retain_range(file.take_start, file.take_end)
+        };
+    Ok(Read { rows, header, unit })
 }
 
 #[cfg(test)]
@@ -1061,6 +1143,40 @@ mod tests {
     }
 
     #[test]
+    fn a_calendar_year_ending_just_before_midnight_is_twelve_monthly_files() {
+        let now = ms(2026, 11, 25);
+        // `end: 2023-12-31T23:59:59.999Z` (exclusive): the 23:59 candle is in the window.
+        for (start, end) in [
+            (ms(2023, 1, 1), ms(2024, 1, 1) - 1),
+            (ms(2023, 1, 1), ms(2024, 1, 1)),
+            (ms(2023, 1, 1), ms(2024, 1, 1) - 59_999),
+        ] {
+            let t = task(Interval::M1, start, end);
+            let p = plan(&t, now, Lags::default());
+            check_tiling(&t, &p);
+            assert_eq!(p.files.len(), 12, "{p:?}");
+            assert!(p.files.iter().all(|f| f.period == Period::Monthly));
+            assert_eq!(p.files[11].take_end, end);
+            assert_eq!(p.rest_start, end);
+        }
+        // One ms earlier the 23:59 candle is outside the window: December is not whole.
+        let t = task(Interval::M1, ms(2023, 1, 1), ms(2024, 1, 1) - 60_000);
+        let p = plan(&t, now, Lags::default());
+        check_tiling(&t, &p);
+        let monthly = p
+            .files
+            .iter()
+            .filter(|f| f.period == Period::Monthly)
+            .count();
+        assert_eq!((monthly, p.files.len()), (11, 11 + 31));
+        // The same at the start: a window opening 1 ms after the month keeps its 00:00 candle
+        // out, so that month is read from daily files.
+        let t = task(Interval::M1, ms(2023, 1, 1) + 1, ms(2023, 3, 1));
+        let p = plan(&t, now, Lags::default());
+        assert_eq!(p.files.len(), 31 + 1, "{p:?}");
+    }
+
+    #[test]
     fn last_month_is_daily_until_its_monthly_file_is_due() {
         let now = ms(2026, 11, 3);
         let t = task(Interval::H1, ms(2026, 10, 1), now);
@@ -1114,18 +1230,19 @@ mod tests {
             take_start: day + 600_000,
             take_end: day + DAY_MS,
         };
-        let mut got = 0;
-        let r = read_zip(&t, &file, opts(), &zip, &mut |rows| {
-            assert!(rows.open_time.iter().all(|&o| o >= day + 600_000));
-            got += rows.len();
-            true
-        })
-        .unwrap_or_else(|(k, d)| panic!("{k}: {d}"));
-        assert_eq!((r.rows_in_take, got), (1430, 1430));
+        let r = read_zip(&t, &file, opts(), &zip).unwrap_or_else(|(k, d)| panic!("{k}: {d}"));
+        assert!(r.rows.open_time.iter().all(|&o| o >= day + 600_000));
+        assert_eq!(r.rows.len(), 1430);
+        let whole = ArchiveFile {
+            take_start: day,
+            ..file
+        };
+        assert_eq!(
+            read_zip(&t, &whole, opts(), &zip).ok().unwrap().rows.len(),
+            1440
+        );
         let cut = &zip[..zip.len() / 2];
-        let err = read_zip(&t, &file, opts(), cut, &mut |_| true)
-            .err()
-            .unwrap();
+        let err = read_zip(&t, &file, opts(), cut).err().unwrap();
         assert_eq!(err.0, "corrupt_zip");
         // A file that belongs to another day is implausible.
         let other = ArchiveFile {
@@ -1133,9 +1250,7 @@ mod tests {
             end_ms: day + 2 * DAY_MS,
             ..file
         };
-        let err = read_zip(&t, &other, opts(), &zip, &mut |_| true)
-            .err()
-            .unwrap();
+        let err = read_zip(&t, &other, opts(), &zip).err().unwrap();
         assert_eq!(err.0, "bad_csv");
     }
 
@@ -1175,6 +1290,15 @@ mod tests {
             for f in &p.files {
                 let lag = match f.period { Period::Daily => daily_lag, Period::Monthly => monthly_lag };
                 prop_assert!(f.end_ms + lag <= now, "unpublished file planned");
+                // A daily file only for a month the window does not take whole (or that is
+                // not published yet).
+                if f.period == Period::Daily {
+                    let month = Interval::Mo1.floor(f.start_ms);
+                    let month_end = Interval::Mo1.next(month);
+                    let iv = t.interval;
+                    let whole = iv.count_in(month, month_end) == iv.count_in(month.max(t.start_ms), month_end.min(t.end_ms));
+                    prop_assert!(!whole || month_end + monthly_lag > now, "daily files for a whole month: {:?}", f);
+                }
             }
         }
     }
