@@ -761,6 +761,28 @@ mod tests {
         assert!((c.window_now_ms() - c.now_ms()).abs() < 1_000);
     }
 
+    /// A reply claiming 999999 of 6000 used this minute (a proxy's number) must not hold the
+    /// next request until the next window: it goes at once (virtual time does not move), and
+    /// the header is reported as implausible.
+    #[tokio::test(start_paused = true)]
+    async fn an_implausible_header_never_makes_a_request_wait() {
+        let budget = WeightBudget::new(
+            BudgetState::new(WeightLimit::per_minute(6000), 1.0, 0),
+            ExchangeClock::default(),
+        );
+        let started = tokio::time::Instant::now();
+        for _ in 0..5 {
+            let a = budget.acquire_within(2, 300_000).await.unwrap();
+            assert!(!budget.complete(a, Some(999_999)), "reported as implausible");
+        }
+        assert_eq!(started.elapsed(), Duration::ZERO, "no request waited");
+        // A believable header near the limit does hold the next request to the next window.
+        let a = budget.acquire_within(2, 300_000).await.unwrap();
+        assert!(budget.complete(a, Some(6000)));
+        let _ = budget.acquire_within(2, 300_000).await.unwrap();
+        assert!(started.elapsed() > Duration::ZERO, "this one waited");
+    }
+
     /// A 429 pause longer than the bound is not waited out: `acquire_within` gives up at once
     /// (virtual time does not move), saying until when it would have waited.
     #[tokio::test(start_paused = true)]

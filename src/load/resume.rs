@@ -232,6 +232,32 @@ pub fn write(
     super::atomic::write_json(&p, &file)
 }
 
+/// What becomes of a window a run found empty inside the exchange's history, still after its
+/// retries (`empty_reply`), given the windows pending before the run (`before`).
+///
+/// The first time, the emptiness is *suspect*: the window is recorded (`empty_reply`) and the
+/// next normal run fetches it again, once. When that later run gets the same emptiness
+/// (the part of `w` inside a window `before` already holds as `empty_reply` for the series),
+/// the gap is *confirmed*: the exchange's own (an outage, `exchange_none`), no longer pending,
+/// and only `kline-etl repair --exchange-gaps` asks for it again. So a real outage costs one
+/// extra fetch and is never refetched forever, and a transient empty reply is refetched.
+///
+/// Returns the parts of `w` that stay suspect and the parts now confirmed.
+pub fn settle_empty_reply(
+    before: &[Pending],
+    task: &TaskKey,
+    w: Window,
+) -> (Vec<Window>, Vec<Window>) {
+    let seen: Vec<Window> = before
+        .iter()
+        .filter(|p| p.reason == Reason::EmptyReply && p.task() == *task)
+        .map(|p| (p.start_ms.max(w.0), p.end_ms.min(w.1)))
+        .filter(|(s, e)| s < e)
+        .collect();
+    let confirmed = crate::window::coalesce(seen);
+    (subtract(w, &confirmed), confirmed)
+}
+
 /// What is still pending after a run: every earlier window minus what the run finished, plus
 /// what the run left unfinished. `done` holds, per series, the windows fetched completely.
 pub fn carry_over(
@@ -300,6 +326,29 @@ mod tests {
         fs_err::create_dir_all(dir.path().join("klines")).unwrap();
         fs_err::write(path(dir.path(), None), b"{not json").unwrap();
         assert!(read(dir.path(), None).is_empty());
+    }
+
+    #[test]
+    fn an_empty_reply_is_suspect_once_and_confirmed_the_second_time() {
+        let btc = key("BTCUSDT");
+        // First time: nothing pending there, so the whole window stays suspect.
+        let (suspect, confirmed) = settle_empty_reply(&[], &btc, (100, 200));
+        assert_eq!((suspect, confirmed), (vec![(100, 200)], vec![]));
+        // A window pending for another reason, or another series' empty reply, is no
+        // confirmation.
+        let other = [
+            Pending::new(&btc, (100, 200), Reason::FetchFailed),
+            Pending::new(&key("ETHUSDT"), (100, 200), Reason::EmptyReply),
+        ];
+        let (suspect, confirmed) = settle_empty_reply(&other, &btc, (100, 200));
+        assert_eq!((suspect, confirmed), (vec![(100, 200)], vec![]));
+        // The next run sees the same emptiness: confirmed (the exchange's own gap).
+        let before = [Pending::new(&btc, (100, 200), Reason::EmptyReply)];
+        let (suspect, confirmed) = settle_empty_reply(&before, &btc, (100, 200));
+        assert_eq!((suspect, confirmed), (vec![], vec![(100, 200)]));
+        // Only the part seen empty twice is confirmed; the new part is suspect.
+        let (suspect, confirmed) = settle_empty_reply(&before, &btc, (150, 300));
+        assert_eq!((suspect, confirmed), (vec![(200, 300)], vec![(150, 200)]));
     }
 
     #[test]
