@@ -1058,13 +1058,13 @@ impl Shared {
     /// the next run, or the task's failure with `on_violation: fail`), its rows are sent.
     async fn accept(
         &self,
-        id: TaskId,
+        out: Downstream<'_>,
         task: &KlineTask,
         w: &PageWindow,
         got: WindowRows,
-        tx: &mpsc::Sender<ExtractEvent>,
         log: &mut TaskLog,
     ) -> Result<(), TaskStatus> {
+        let Downstream { id, tx } = out;
         if !got.malformed.is_empty() {
             let mut found = crate::transform::QualityReport {
                 rows: got.malformed.len() as u64,
@@ -1269,6 +1269,7 @@ impl Shared {
         // after them too (then they are suspect: asked for again, then reported).
         let mut empties: Vec<PageWindow> = Vec::new();
         let mut seen_rows = false;
+        let out = Downstream { id, tx };
         let trading = self.is_trading(task);
         while let Some((w, res)) = windows.next().await {
             let got = match res {
@@ -1282,7 +1283,7 @@ impl Shared {
                 let listed = log.listed_from.is_none_or(|l| l <= w.start);
                 if is_suspect_empty(got.received, false, false, trading && listed) {
                     // Asked for again at once (in order: nothing after it is sent yet).
-                    if let Err(status) = self.settle_empty(id, task, w, end, tx, meter, log).await {
+                    if let Err(status) = self.settle_empty(out, task, w, end, meter, log).await {
                         return status;
                     }
                 } else if seen_rows {
@@ -1293,12 +1294,12 @@ impl Shared {
                 continue;
             }
             for e in std::mem::take(&mut empties) {
-                if let Err(status) = self.settle_empty(id, task, e, end, tx, meter, log).await {
+                if let Err(status) = self.settle_empty(out, task, e, end, meter, log).await {
                     return status;
                 }
             }
             seen_rows = true;
-            if let Err(status) = self.accept(id, task, &w, got, tx, log).await {
+            if let Err(status) = self.accept(out, task, &w, got, log).await {
                 return status;
             }
         }
@@ -1315,25 +1316,23 @@ impl Shared {
 
     /// A suspect empty window `e`: asked for again; what it then sends is accepted, and if it
     /// stays empty it is recorded as an `empty_reply` window (the next run refetches it).
-    #[allow(clippy::too_many_arguments)] // the task's context, as `drive_task` holds it
     async fn settle_empty(
         &self,
-        id: TaskId,
+        out: Downstream<'_>,
         task: &KlineTask,
         e: PageWindow,
         end: i64,
-        tx: &mpsc::Sender<ExtractEvent>,
         meter: Meter<'_>,
         log: &mut TaskLog,
     ) -> Result<(), TaskStatus> {
         match self.recheck_empty(task, e, meter).await {
-            Ok(Some(again)) => self.accept(id, task, &e, again, tx, log).await,
+            Ok(Some(again)) => self.accept(out, task, &e, again, log).await,
             Ok(None) => {
                 tracing::warn!(
                     task = %task,
                     start = %crate::time::fmt_ms(e.start),
                     end = %crate::time::fmt_ms(e.end),
-                    "the exchange answered an empty page inside its history, still after retries; reported as an `empty_reply` gap, refetched by the next run (or `kline-etl repair`)"
+                    "the exchange answered an empty page inside its history, still after retries; reported as a suspect `empty_reply` gap: the next run (or `kline-etl repair`) asks once more, and empty again it is the exchange's own gap"
                 );
                 log.failed_windows.push(FailedWindow {
                     start: e.start,
@@ -1383,6 +1382,13 @@ struct WindowRows {
     received: usize,
     last_open: Option<i64>,
     malformed: Vec<(crate::transform::quality::Check, i64)>,
+}
+
+/// Where a task's rows go: its id and the channel to the loader.
+#[derive(Clone, Copy)]
+struct Downstream<'a> {
+    id: TaskId,
+    tx: &'a mpsc::Sender<ExtractEvent>,
 }
 
 /// What a task records besides its rows.
