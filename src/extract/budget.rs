@@ -773,7 +773,10 @@ mod tests {
         let started = tokio::time::Instant::now();
         for _ in 0..5 {
             let a = budget.acquire_within(2, 300_000).await.unwrap();
-            assert!(!budget.complete(a, Some(999_999)), "reported as implausible");
+            assert!(
+                !budget.complete(a, Some(999_999)),
+                "reported as implausible"
+            );
         }
         assert_eq!(started.elapsed(), Duration::ZERO, "no request waited");
         // A believable header near the limit does hold the next request to the next window.

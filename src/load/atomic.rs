@@ -206,7 +206,10 @@ mod tests {
         let err = write_atomic(&p, b"new", |_| Ok(()), |_| false).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, LoadError::Write { .. }), "{err:?}");
-        assert!(msg.contains(&format!("cannot write `{}`", p.display())), "{msg}");
+        assert!(
+            msg.contains(&format!("cannot write `{}`", p.display())),
+            "{msg}"
+        );
         assert!(msg.contains("klines"), "{msg}");
     }
 }

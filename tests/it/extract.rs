@@ -246,8 +246,8 @@ async fn outages_stay_gaps_and_nothing_is_invented() {
     })
     .await;
     // Every candle the exchange has, and nothing else.
-    let o = &r.outcomes[0];
-    assert_eq!(o.status, TaskStatus::Complete);
+    let outcome = &r.outcomes[0];
+    assert_eq!(outcome.status, TaskStatus::Complete);
     assert_truth(&h, &t, &r.rows[0]);
     assert!(r.rows[0].len() < 360);
     // The 12:39 candle was cut short by the halt: its real close time is kept.
@@ -264,21 +264,30 @@ async fn outages_stay_gaps_and_nothing_is_invented() {
     // and, empty again, confirms them as the exchange's own gap (`exchange_none`, never
     // fetched again): `load::resume::settle_empty_reply` and the never_wrong test
     // `an_outage_is_suspect_once_then_the_exchanges_own_gap_and_never_refetched`.
-    let windows: Vec<(i64, i64)> = o.failed_windows.iter().map(|w| (w.start, w.end)).collect();
+    let windows: Vec<(i64, i64)> = outcome
+        .failed_windows
+        .iter()
+        .map(|w| (w.start, w.end))
+        .collect();
     let page = 20 * MINUTE_MS;
     let first = ms("2023-03-24T12:40:00Z");
     let want: Vec<(i64, i64)> = (0..4)
         .map(|k| (first + k * page, first + (k + 1) * page))
         .collect();
-    assert_eq!(windows, want, "{:?}", o.failed_windows);
+    assert_eq!(windows, want, "{:?}", outcome.failed_windows);
     assert!(
-        o.failed_windows
+        outcome
+            .failed_windows
             .iter()
             .all(|w| w.cause == WindowCause::EmptyReply),
         "{:?}",
-        o.failed_windows
+        outcome.failed_windows
     );
-    assert_eq!(o.metrics.empty_pages, 4 * 3, "each page and its two re-asks");
+    assert_eq!(
+        outcome.metrics.empty_pages,
+        4 * 3,
+        "each page and its two re-asks"
+    );
 }
 
 #[tokio::test]

@@ -294,7 +294,11 @@ async fn an_outage_is_suspect_once_then_the_exchanges_own_gap_and_never_refetche
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("empty page inside its history"), "{err}");
     let s = summary_json(dir.path());
-    assert_eq!(gap_causes(&s), ["empty_reply"], "suspect, not yet the exchange's");
+    assert_eq!(
+        gap_causes(&s),
+        ["empty_reply"],
+        "suspect, not yet the exchange's"
+    );
     assert_eq!(retries(&s, "empty_reply"), 2);
     // Run 2 fetches the window once more: the same emptiness (asked three times again)
     // confirms the outage as the exchange's own gap; nothing is pending any more.
@@ -302,7 +306,10 @@ async fn an_outage_is_suspect_once_then_the_exchanges_own_gap_and_never_refetche
     let out = run(dir.path(), &p, &[]).await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("confirmed as its own gap (`exchange_none`)"), "{err}");
+    assert!(
+        err.contains("confirmed as its own gap (`exchange_none`)"),
+        "{err}"
+    );
     let s = summary_json(dir.path());
     assert_eq!(gap_causes(&s), ["exchange_none"]);
     assert_eq!(retries(&s, "empty_reply"), 2);
@@ -314,7 +321,10 @@ async fn an_outage_is_suspect_once_then_the_exchanges_own_gap_and_never_refetche
             .all(|t| t["failed_windows"].as_array().is_none_or(Vec::is_empty)),
         "{s}"
     );
-    assert!(klines_requests(&sim) - before >= 3, "the window was asked for");
+    assert!(
+        klines_requests(&sim) - before >= 3,
+        "the window was asked for"
+    );
     let out_dir = dir.path().join("out");
     assert!(kline_etl::load::resume::read(&out_dir, None).is_empty());
     // Later runs never ask for it again (only `repair --exchange-gaps` would).
@@ -326,7 +336,9 @@ async fn an_outage_is_suspect_once_then_the_exchanges_own_gap_and_never_refetche
         assert_eq!(gap_causes(&s), ["exchange_none"]);
         assert_eq!(retries(&s, "empty_reply"), 0);
         assert!(
-            task_windows(&s).iter().all(|(a, b)| *b <= FEB_1 || *a >= APR_1),
+            task_windows(&s)
+                .iter()
+                .all(|(a, b)| *b <= FEB_1 || *a >= APR_1),
             "a task asked for the outage again: {:?}",
             task_windows(&s)
         );
