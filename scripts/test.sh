@@ -14,4 +14,5 @@ fi
 case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
 export KLINE_ETL_PYTHON="$venv/bin/python"
 
-cargo test --locked "$@"
+# `cloud`: the object-store outputs are tested too (tests/it/store.rs runs S3 on moto).
+cargo test --locked --features cloud "$@"

@@ -464,6 +464,7 @@ fn exchange_figures(extracted: &RunReport, extract_ms: u64) -> RunInfo {
         weight_window: format!("{}{}", limit.num, limit.unit),
         weight_share: extracted.weight_share,
         budget_utilisation: m.weight as f64 / (f64::from(limit.limit.max(1)) * windows as f64),
+        budget_waits: extracted.budget_waits,
         retries: retries_by_cause(m),
         http_429: m.http_429,
         http_418: m.http_418,

@@ -15,7 +15,7 @@
 //! correction, 429 and 418); [`WeightBudget`] wraps it for concurrent async workers.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::interval::{DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
@@ -424,6 +424,8 @@ impl ExchangeClock {
 pub struct WeightBudget {
     state: Mutex<BudgetState>,
     clock: ExchangeClock,
+    /// Requests that had to wait for a later window (or a pause) before they were admitted.
+    waits: AtomicU64,
 }
 
 /// Weight admitted for one request; hand it back with [`WeightBudget::complete`].
@@ -441,7 +443,13 @@ impl WeightBudget {
         WeightBudget {
             state: Mutex::new(state),
             clock,
+            waits: AtomicU64::new(0),
         }
+    }
+
+    /// How many requests waited before they were admitted (each counted once).
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
     }
 
     /// The exchange clock.
@@ -467,6 +475,7 @@ impl WeightBudget {
         weight: u32,
         max_pause_ms: i64,
     ) -> Result<Admission, WaitTooLong> {
+        let mut waited = false;
         loop {
             let now = self.clock.window_now_ms();
             let (admit, paused, window_ms) = self.with(|s| {
@@ -486,6 +495,10 @@ impl WeightBudget {
                             until_ms: t,
                             paused,
                         });
+                    }
+                    if !waited {
+                        waited = true;
+                        self.waits.fetch_add(1, Ordering::Relaxed);
                     }
                     let wait = (t - now).clamp(1, 60_000) as u64;
                     tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -828,6 +841,7 @@ mod tests {
             Duration::ZERO,
             "the first request goes at once"
         );
+        assert_eq!(budget.waits(), 0);
         let second = budget.acquire_within(60, 0).await.unwrap();
         let waited = started.elapsed();
         assert_eq!(
@@ -841,5 +855,6 @@ mod tests {
             waited <= Duration::from_secs(60),
             "it waited {waited:?}, at most a window"
         );
+        assert_eq!(budget.waits(), 1, "one request waited, counted once");
     }
 }

@@ -260,6 +260,9 @@ pub struct RunReport {
     pub weight_limit: budget::WeightLimit,
     /// The share of it in force at the end (shrinks after 429s).
     pub weight_share: f64,
+    /// Requests that waited for the weight budget (a later window, a 429 or 418 pause) before
+    /// they were sent, each counted once.
+    pub budget_waits: u64,
 }
 
 /// The run could not start.

@@ -373,6 +373,12 @@ impl Session {
         self.shared.budget.clock().now_ms()
     }
 
+    /// How many requests so far waited for the weight budget (a later window or a pause)
+    /// before they were sent.
+    pub fn budget_waits(&self) -> u64 {
+        self.shared.budget.waits()
+    }
+
     /// The `exchangeInfo` read at connect time, if the exchange answered it.
     pub fn exchange_info(&self) -> Option<&ExchangeInfo> {
         self.info.as_ref()
@@ -476,6 +482,7 @@ impl Session {
             metrics: shared.run.snapshot(elapsed_ms(started)),
             weight_limit,
             weight_share,
+            budget_waits: shared.budget.waits(),
         })
     }
 }

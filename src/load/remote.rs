@@ -184,7 +184,8 @@ fn unsupported(scheme: &str) -> String {
     };
     format!(
         "this kline-etl was built without `{scheme}://` support (cargo feature `{feature}`); \
-         install a build with default features (`cargo install kline-etl`, `pip install kline-etl`)"
+         install one with it: `cargo install kline-etl --features cloud` (or `--features {feature}`), \
+         or `pip install kline-etl`, whose wheel has every object store"
     )
 }
 

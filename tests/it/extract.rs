@@ -660,12 +660,11 @@ async fn a_high_used_weight_at_start_does_not_stall_against_a_large_limit() {
     assert!(used >= 5_400, "the set-up used {used}");
     let mut cfg = ExtractConfig::new(Market::Spot, h.base_url(), opts());
     fast(&mut cfg);
-    let started = std::time::Instant::now();
     let session = Extractor::new(cfg).connect().await.unwrap();
-    let took = started.elapsed();
     assert!(session.exchange_info().is_some());
-    assert!(
-        took < Duration::from_secs(10),
-        "connect waited {took:?} for a budget the exchange does not impose"
+    assert_eq!(
+        session.budget_waits(),
+        0,
+        "connect waited for a budget the exchange does not impose"
     );
 }

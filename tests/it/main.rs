@@ -16,5 +16,7 @@ mod run;
 mod simulator;
 mod snapshots_ds;
 mod soak;
+// S3 output on moto: needs the `aws` feature (`scripts/test.sh` enables `cloud`).
+#[cfg(feature = "aws")]
 mod store;
 mod summary;
