@@ -20,7 +20,12 @@ port=${PORT:-18325}
 work=$(mktemp -d)
 trap 'kill "$sim" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-"$old" simulate --port "$port" --weight-limit 4000000000 >"$work/sim.log" 2>&1 &
+# The server keeps every page it rendered (`--memo-pages`): after the warm-up runs every page
+# is served from memory, so the server costs next to nothing beside the client (its CPU per
+# run is printed too). SIM_BIN picks the binary that serves (default NEW_BIN), SIM_ARGS its
+# extra flags (default `--memo-pages`; SIM_ARGS= renders every page afresh).
+# shellcheck disable=SC2086
+"${SIM_BIN:-$new}" simulate --port "$port" --weight-limit 4000000000 ${SIM_ARGS---memo-pages} >"$work/sim.log" 2>&1 &
 sim=$!
 for _ in $(seq 50); do
   curl -fs "http://127.0.0.1:$port/api/v3/time" >/dev/null 2>&1 && break
@@ -55,13 +60,21 @@ case $job in
   *) echo "unknown job $job" >&2; exit 2 ;;
 esac
 
-run() { # which bin -> "cpu wall rss_kib bytes"
+sim_cpu() { # the server's user + system ticks so far
+  awk '{print $14 + $15}' "/proc/$sim/stat"
+}
+tick=$(getconf CLK_TCK)
+
+run() { # which bin -> "cpu wall rss_kib bytes server_cpu"
   rm -rf "$work/out-$1"
+  local s0
+  s0=$(sim_cpu)
   /usr/bin/time -f "%U %S %e %M" -o "$work/time" "$2" -q --no-progress run "$work/$1.yaml" \
     >/dev/null 2>"$work/err-$1" || { cat "$work/err-$1" >&2; exit 1; }
   local bytes
   bytes=$(find "$work/out-$1" -name '*.parquet' ! -name '_*' -printf '%s\n' | awk '{s+=$1} END {print s}')
-  awk -v b="$bytes" '{printf "%.3f %.3f %d %d\n", $1 + $2, $3, $4, b}' "$work/time"
+  awk -v b="$bytes" -v s="$(( $(sim_cpu) - s0 ))" -v t="$tick" \
+    '{printf "%.3f %.3f %d %d %.3f\n", $1 + $2, $3, $4, b, s / t}' "$work/time"
 }
 
 run old "$old" >/dev/null # warm-up: page cache, simulator
@@ -78,10 +91,10 @@ rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
 m = int(sys.argv[2]) / 1e6
 med = lambda i: st.median(r[i] for r in rows)
 print(f"job {sys.argv[3]}, {len(rows)} interleaved pairs, {int(sys.argv[2]):,} candles")
-print("| binary | CPU-s per M candles (median) | wall s | peak RSS MiB | output MB |")
-print("|---|--:|--:|--:|--:|")
-for name, o in (("old", 0), ("new", 4)):
-    print(f"| {name} | {med(o) / m:.2f} | {med(o + 1):.2f} | {med(o + 2) / 1024:.0f} | {med(o + 3) / 1e6:.1f} |")
-ratios = sorted(r[4] / r[0] for r in rows)
+print("| binary | CPU-s per M candles (median) | wall s | peak RSS MiB | output MB | server CPU-s per M |")
+print("|---|--:|--:|--:|--:|--:|")
+for name, o in (("old", 0), ("new", 5)):
+    print(f"| {name} | {med(o) / m:.2f} | {med(o + 1):.2f} | {med(o + 2) / 1024:.0f} | {med(o + 3) / 1e6:.1f} | {med(o + 4) / m:.2f} |")
+ratios = sorted(r[5] / r[0] for r in rows)
 print(f"CPU new / old per pair: median {st.median(ratios):.2f} (min {ratios[0]:.2f}, max {ratios[-1]:.2f})")
 EOF

@@ -248,6 +248,11 @@ pub struct SimulateArgs {
     /// 2020-01-01) to the default universe, for many-symbol benchmarks.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub extra_symbols: u32,
+    /// Keep every rendered page of closed candles in memory and answer a repeated request from
+    /// there: a server that costs next to nothing, for client CPU benchmarks (memory grows with
+    /// the pages served, about 200 bytes per candle).
+    #[arg(long)]
+    pub memo_pages: bool,
 }
 
 /// `kline-etl summary`.

@@ -23,6 +23,7 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
         .with_seed(args.seed)
         .with_extra_spot_symbols(args.extra_symbols);
     config.faults.latency.fixed_ms = args.latency_ms;
+    config.memo_pages = args.memo_pages;
     if let Some(m) = args
         .market
         .as_deref()

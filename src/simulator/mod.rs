@@ -122,6 +122,9 @@ pub struct SimConfig {
     pub archive: ArchiveConfig,
     /// The funding endpoints' own request limit (default 500 per 5 minutes, see [`funding`]).
     pub funding_limits: LimitsConfig,
+    /// Keep every rendered kline page of closed candles and serve repeats of a request from
+    /// memory (for client benchmarks; memory grows with the pages served).
+    pub memo_pages: bool,
 }
 
 impl Default for SimConfig {
@@ -135,6 +138,7 @@ impl Default for SimConfig {
             port: 0,
             archive: ArchiveConfig::default(),
             funding_limits: funding::default_limits(),
+            memo_pages: false,
         }
     }
 }
@@ -200,6 +204,13 @@ impl SimConfig {
     #[must_use]
     pub fn with_archive(mut self, archive: ArchiveConfig) -> Self {
         self.archive = archive;
+        self
+    }
+
+    /// Serve repeated kline requests from a memo of rendered pages ([`SimConfig::memo_pages`]).
+    #[must_use]
+    pub fn with_memo_pages(mut self) -> Self {
+        self.memo_pages = true;
         self
     }
 
@@ -370,6 +381,7 @@ impl Simulator {
             stats: Mutex::new(stats::StatsInner::default()),
             archive: config.archive.clone(),
             archive_cache: state::Cache::default(),
+            pages: config.memo_pages.then(state::PageMemo::default),
         });
         let app = server::router(Arc::clone(&shared))
             .into_make_service_with_connect_info::<server::Conn>();

@@ -977,11 +977,25 @@ fn klines(
         ep,
         Endpoint::Klines | Endpoint::UiKlines | Endpoint::ContinuousKlines
     ) {
-        // Traded-price rows: rendered without intermediate strings (the hot path).
+        // Traded-price rows: rendered without intermediate strings (the hot path), or served
+        // again from the memo of closed pages when the simulator keeps one.
+        let memo = sh.pages.as_ref().and_then(|m| {
+            closed_page_key(market, ep, instrument, interval, sel, now, micros).map(|k| (m, k))
+        });
+        if let Some((m, key)) = &memo
+            && let Some((body, n)) = m.get(key)
+        {
+            sh.record(|s| s.rows_served += n as u64);
+            return Ok(Reply::ok(body));
+        }
         let mut out = Vec::new();
         let n = data.klines_json(market, interval, sel, now, micros, &mut out);
         sh.record(|s| s.rows_served += n as u64);
-        return Ok(Reply::ok(out));
+        let body = Bytes::from(out);
+        if let Some((m, key)) = memo {
+            m.put(key, body.clone(), n);
+        }
+        return Ok(Reply::ok(body));
     }
     let key = mix(instrument
         .bytes()
@@ -995,6 +1009,34 @@ fn klines(
     super::data::write_rows_json(&rows, micros, &mut out);
     sh.record(|s| s.rows_served += rows.len() as u64);
     Ok(Reply::ok(out))
+}
+
+/// The memo key of a kline page whose candles have all closed by `now` (so rendering it again
+/// gives the same bytes), or `None` for a page that may hold the forming candle or an interval
+/// of calendar length.
+fn closed_page_key(
+    market: Market,
+    ep: Endpoint,
+    instrument: &str,
+    interval: Interval,
+    sel: Selection,
+    now: i64,
+    micros: bool,
+) -> Option<String> {
+    let ms = interval.fixed_ms()?;
+    let last_open = match sel {
+        Selection::First { from, to, limit } => {
+            let n = i64::try_from(limit).ok()?.saturating_sub(1);
+            to.min(from.saturating_add(ms.saturating_mul(n)))
+        }
+        Selection::Last { to, .. } => to,
+    };
+    (last_open.saturating_add(ms) <= now).then(|| {
+        format!(
+            "{market:?} {ep:?} {instrument} {} {sel:?} {micros}",
+            interval.as_str()
+        )
+    })
 }
 
 fn status_of(market: Market, s: &SymbolData, now: i64) -> &'static str {
@@ -1220,4 +1262,59 @@ fn depth(sh: &Shared, market: Market, p: &Params, now: i64) -> Result<Reply, Api
         obj.insert("T".into(), json!(now));
     }
     Ok(Reply::json(StatusCode::OK, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: i64 = 1_714_521_600_000; // 2024-05-01T00:00Z
+
+    fn key(interval: Interval, sel: Selection, now: i64) -> Option<String> {
+        closed_page_key(
+            Market::Spot,
+            Endpoint::Klines,
+            "BTCUSDT",
+            interval,
+            sel,
+            now,
+            false,
+        )
+    }
+
+    #[test]
+    fn only_pages_of_closed_candles_have_a_memo_key() {
+        let first = |limit| Selection::First {
+            from: T,
+            to: i64::MAX,
+            limit,
+        };
+        // 1000 minutes from T: the last opens at T + 999 min and closes before T + 1000 min.
+        assert!(key(Interval::M1, first(1000), T + 1000 * 60_000).is_some());
+        assert!(key(Interval::M1, first(1000), T + 1000 * 60_000 - 1).is_none());
+        // An end time bounds the page: closed once the candle opening at `to` has closed.
+        let bounded = Selection::First {
+            from: T,
+            to: T + 9 * 60_000,
+            limit: 1000,
+        };
+        assert!(key(Interval::M1, bounded, T + 10 * 60_000).is_some());
+        assert!(key(Interval::M1, bounded, T + 9 * 60_000 + 1).is_none());
+        let last = Selection::Last {
+            from: i64::MIN,
+            to: T,
+            limit: 5,
+        };
+        assert!(
+            key(Interval::M1, last, T).is_none(),
+            "may hold the forming candle"
+        );
+        // Months have no fixed length: never memoized.
+        assert!(key(Interval::Mo1, first(10), i64::MAX).is_none());
+        // Different requests, different keys.
+        assert_ne!(
+            key(Interval::M1, first(1000), i64::MAX),
+            key(Interval::M1, first(999), i64::MAX)
+        );
+    }
 }

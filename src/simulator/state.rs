@@ -1,6 +1,7 @@
 //! What every handler of the simulator shares ([`Shared`]): the synthetic universe, the data
 //! clock, the request limiters, the fault plan, the request counter and stats, and the
-//! archive's configuration ([`ArchiveConfig`], [`ArchiveFault`]) with its cache of built files.
+//! archive's configuration ([`ArchiveConfig`], [`ArchiveFault`]) with its cache of built files,
+//! and the optional memo of rendered kline pages ([`PageMemo`]).
 //! The REST routes (`server`) and the archive routes (`archive`) both read it; neither imports
 //! the other's state.
 
@@ -30,6 +31,31 @@ pub(crate) struct Shared {
     pub(crate) stats: Mutex<StatsInner>,
     pub(crate) archive: ArchiveConfig,
     pub(crate) archive_cache: Cache,
+    /// Rendered kline pages of closed candles, when the simulator was asked to keep them
+    /// (`simulate --memo-pages`): a benchmark's server then costs next to nothing.
+    pub(crate) pages: Option<PageMemo>,
+}
+
+/// Kline pages by request (market, endpoint, instrument, interval, selection, time unit),
+/// each with its row count. Only pages whose candles are all closed go in, so a page served
+/// from here is the one the simulator would render again.
+#[derive(Debug, Default)]
+pub(crate) struct PageMemo(Mutex<HashMap<String, (Bytes, usize)>>);
+
+impl PageMemo {
+    pub(crate) fn get(&self, key: &str) -> Option<(Bytes, usize)> {
+        self.lock().get(key).cloned()
+    }
+
+    pub(crate) fn put(&self, key: String, body: Bytes, rows: usize) {
+        self.lock().insert(key, (body, rows));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Bytes, usize)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Shared {

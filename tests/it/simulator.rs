@@ -549,6 +549,45 @@ async fn forming_candle_changes_as_the_clock_advances() {
     assert_eq!(opens, [forming_open, forming_open + HOUR_MS]);
 }
 
+/// `--memo-pages`: a repeated request for closed candles is answered from memory with the
+/// same bytes; a page that holds the forming candle is rendered afresh every time.
+#[tokio::test]
+async fn memo_pages_serve_closed_pages_again_and_never_the_forming_candle() {
+    let memo = sim(SimConfig::default().with_memo_pages()).await;
+    let plain = sim(SimConfig::default()).await;
+    let closed = klines(
+        SPOT,
+        &format!("symbol=BTCUSDT&interval=1m&startTime={MAY}&limit=1000"),
+    );
+    let forming = klines(SPOT, "symbol=BTCUSDT&interval=1m&limit=3");
+    let first = get(&memo, &closed).await.body;
+    assert_eq!(rows(&first).len(), 1000);
+    let before = get(&memo, &forming).await.body;
+    memo.advance(30_000);
+    plain.advance(30_000);
+    assert_eq!(
+        get(&memo, &closed).await.body,
+        first,
+        "a closed page is served again"
+    );
+    assert_eq!(
+        get(&plain, &closed).await.body,
+        first,
+        "and it is what the simulator renders"
+    );
+    let after = get(&memo, &forming).await.body;
+    assert_ne!(
+        before[2][5], after[2][5],
+        "the forming candle is not memoized"
+    );
+    assert_eq!(after, get(&plain, &forming).await.body);
+    assert_eq!(
+        memo.stats().rows_served,
+        1000 + 3 + 1000 + 3,
+        "rows served from the memo are counted as served"
+    );
+}
+
 #[tokio::test]
 async fn aggregation_is_consistent_across_intervals() {
     let h = sim(SimConfig::default()).await;
