@@ -638,6 +638,9 @@ async fn a_high_used_weight_at_start_does_not_stall_against_a_large_limit() {
         let wait = u64::try_from(60_000 - into_minute + 200).unwrap();
         tokio::time::sleep(Duration::from_millis(wait)).await;
     }
+    // reqwest is built with `rustls-no-provider`: without this, the client panics when no
+    // other test in the process has built a kline-etl client first.
+    kline_etl::tls::ensure_provider();
     let client = reqwest::Client::new();
     let mut used = 0;
     for _ in 0..22 {
