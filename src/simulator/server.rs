@@ -874,6 +874,65 @@ fn family_row(ep: Endpoint, key: u64, mut r: super::data::KlineRow) -> super::da
     r
 }
 
+/// Which rows a klines request selects: the first `limit` from `startTime`, or the last
+/// before `endTime` (or now); futures markets cap the window (`-1127` beyond it).
+fn kline_selection(
+    market: Market,
+    start: Option<i64>,
+    end: Option<i64>,
+    limit: usize,
+    now: i64,
+) -> Result<Selection, ApiError> {
+    Ok(match market.max_kline_window_ms() {
+        None => match (start, end) {
+            (None, None) => Selection::Last {
+                from: i64::MIN,
+                to: now,
+                limit,
+            },
+            (Some(s), None) => Selection::First {
+                from: s,
+                to: i64::MAX,
+                limit,
+            },
+            (None, Some(e)) => Selection::Last {
+                from: i64::MIN,
+                to: e,
+                limit,
+            },
+            (Some(s), Some(e)) => Selection::First {
+                from: s,
+                to: e,
+                limit,
+            },
+        },
+        Some(window) => {
+            let (s, e) = match (start, end) {
+                (None, None) => (now - window, now),
+                (Some(s), None) => (s, s.saturating_add(window).min(now)),
+                (None, Some(e)) => (e - window, e),
+                (Some(s), Some(e)) => {
+                    if e - s > window {
+                        return Err(ApiError::bad(
+                            -1127,
+                            format!(
+                                "More than {} hours between startTime and endTime.",
+                                window / (DAY_MS / 24)
+                            ),
+                        ));
+                    }
+                    (s, e)
+                }
+            };
+            Selection::Last {
+                from: s,
+                to: e,
+                limit,
+            }
+        }
+    })
+}
+
 fn klines(
     sh: &Shared,
     market: Market,
@@ -925,54 +984,7 @@ fn klines(
     {
         return Err(ApiError::bad(-1023, "Start time is greater than end time."));
     }
-    let sel = match market.max_kline_window_ms() {
-        None => match (start, end) {
-            (None, None) => Selection::Last {
-                from: i64::MIN,
-                to: now,
-                limit,
-            },
-            (Some(s), None) => Selection::First {
-                from: s,
-                to: i64::MAX,
-                limit,
-            },
-            (None, Some(e)) => Selection::Last {
-                from: i64::MIN,
-                to: e,
-                limit,
-            },
-            (Some(s), Some(e)) => Selection::First {
-                from: s,
-                to: e,
-                limit,
-            },
-        },
-        Some(window) => {
-            let (s, e) = match (start, end) {
-                (None, None) => (now - window, now),
-                (Some(s), None) => (s, s.saturating_add(window).min(now)),
-                (None, Some(e)) => (e - window, e),
-                (Some(s), Some(e)) => {
-                    if e - s > window {
-                        return Err(ApiError::bad(
-                            -1127,
-                            format!(
-                                "More than {} hours between startTime and endTime.",
-                                window / (DAY_MS / 24)
-                            ),
-                        ));
-                    }
-                    (s, e)
-                }
-            };
-            Selection::Last {
-                from: s,
-                to: e,
-                limit,
-            }
-        }
-    };
+    let sel = kline_selection(market, start, end, limit, now)?;
     if matches!(
         ep,
         Endpoint::Klines | Endpoint::UiKlines | Endpoint::ContinuousKlines
