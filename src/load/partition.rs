@@ -209,6 +209,87 @@ impl PartitionKey {
     }
 }
 
+/// What a partition file must hold, by where it sits: its series and, when the series is
+/// partitioned by time, the `[start, end)` span (ms) its open times must lie in. Every file
+/// is checked against this before it is read or merged ([`super::parquet`]); a file that
+/// does not match is foreign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// The series of its directory.
+    pub task: TaskKey,
+    /// The span of its period directory (`None`: unpartitioned, any time).
+    pub span: Option<(i64, i64)>,
+    /// The period directory as spelled (`month=2024-03`), for messages.
+    pub period_dir: Option<String>,
+}
+
+impl PartitionKey {
+    /// What this partition's file must hold.
+    pub fn expected(&self) -> Expected {
+        Expected {
+            task: self.task.clone(),
+            span: self.period.range_ms(),
+            period_dir: self.period.dir(),
+        }
+    }
+}
+
+impl Period {
+    /// The period a hive directory segment names (`year=2024`, `month=2024-01`,
+    /// `date=2024-01-05`): the inverse of [`Period::dir`].
+    pub fn from_dir(segment: &str) -> Option<Period> {
+        let (key, value) = segment.split_once('=')?;
+        let num = |s: &str| s.parse::<u32>().ok();
+        let period = match key {
+            "year" if value.len() == 4 => Period::Year(value.parse().ok()?),
+            "month" => {
+                let (y, m) = value.split_once('-')?;
+                Period::Month(y.parse().ok()?, num(m)?)
+            }
+            "date" => {
+                let mut it = value.splitn(3, '-');
+                let (y, m, d) = (it.next()?, it.next()?, it.next()?);
+                Period::Day(y.parse().ok()?, num(m)?, num(d)?)
+            }
+            _ => return None,
+        };
+        // Only spellings this layout writes (`month=2024-1` or `month=2024-13` are not).
+        (period.dir().as_deref() == Some(segment) && period.range_ms().is_some()).then_some(period)
+    }
+}
+
+/// What the file at `path` must hold, from its directories
+/// (`…/market=…/symbol=…/interval=…[/<period>]/<file>`); `None` when the path is not in the
+/// layout (a file given directly, outside any dataset).
+pub fn expected_of_path(path: &std::path::Path) -> Option<Expected> {
+    let mut dirs = path
+        .parent()?
+        .components()
+        .rev()
+        .map(|c| c.as_os_str().to_str());
+    let mut next = dirs.next()??;
+    let period = match Period::from_dir(next) {
+        Some(p) => {
+            next = dirs.next()??;
+            Some(p)
+        }
+        None => None,
+    };
+    let value = |seg: &str, key: &str| seg.strip_prefix(key)?.strip_prefix('=').map(str::to_owned);
+    let interval: Interval = value(next, "interval")?.parse().ok()?;
+    let symbol: Symbol = value(dirs.next()??, "symbol")?.parse().ok()?;
+    let market: Market = value(dirs.next()??, "market")?.parse().ok()?;
+    Some(Expected {
+        task: TaskKey {
+            market,
+            symbol,
+            interval,
+        },
+        span: period.and_then(Period::range_ms),
+        period_dir: period.and_then(Period::dir),
+    })
+}
+
 /// Split rows into partitions by the period of each row's open time. Partitions come out in
 /// time order; rows inside each keep their relative order (a stable sort by open time, so
 /// sorted input stays as it is). Rows are neither dropped nor de-duplicated here.
@@ -271,6 +352,34 @@ mod tests {
             symbol: "BTCUSDT".parse().unwrap(),
             interval,
         }
+    }
+
+    #[test]
+    fn the_expected_identity_is_read_back_from_every_layout_path() {
+        for (interval, t) in [
+            (Interval::H1, ms("2024-05-01T00:00:00Z")),
+            (Interval::M1, ms("2024-03-31T23:59:00Z")),
+            (Interval::S1, ms("2024-02-29T12:00:00Z")),
+            (Interval::D1, ms("2024-01-01T00:00:00Z")),
+        ] {
+            let g = Granularity::of(interval, PartitionSpec::Auto);
+            let key = PartitionKey {
+                task: task(interval),
+                period: Period::of(g, t),
+            };
+            let path = std::path::Path::new("/data/out").join(key.relative_path());
+            assert_eq!(expected_of_path(&path), Some(key.expected()), "{path:?}");
+            let tmp = path.with_file_name(".part.parquet.tmp-1-1");
+            assert_eq!(expected_of_path(&tmp), Some(key.expected()));
+        }
+        assert_eq!(
+            expected_of_path(std::path::Path::new("/tmp/part.parquet")),
+            None
+        );
+        assert_eq!(Period::from_dir("month=2024-1"), None);
+        assert_eq!(Period::from_dir("month=2024-13"), None);
+        assert_eq!(Period::from_dir("date=2024-02-30"), None);
+        assert_eq!(Period::from_dir("year=2024"), Some(Period::Year(2024)));
     }
 
     fn rows_at(times: &[i64]) -> KlineRows {

@@ -49,10 +49,18 @@ pub fn series_files(root: &Path, task: &TaskKey) -> std::io::Result<Vec<PathBuf>
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for (name, path) in entries(dir)? {
-        if path.is_dir() {
-            collect_files(&path, out)?;
-        } else if name == FILE_NAME {
+        if name == FILE_NAME {
+            // A directory (or FIFO, device) named like a partition file is not an empty
+            // stretch of history: it is an output error, reported as such.
+            if !fs_err::metadata(&path)?.is_file() {
+                return Err(std::io::Error::other(format!(
+                    "`{}` is not a regular file but sits where a partition file belongs; move it away",
+                    path.display()
+                )));
+            }
             out.push(path);
+        } else if path.is_dir() {
+            collect_files(&path, out)?;
         }
     }
     Ok(())

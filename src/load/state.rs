@@ -46,7 +46,11 @@ pub fn series_bounds(root: &Path, task: &TaskKey) -> Result<Option<(i64, i64)>, 
     candidates.sort();
     candidates.dedup();
     let mut bounds: Option<(i64, i64)> = None;
-    for file in candidates.iter().filter(|f| f.is_file()) {
+    // Anything at a partition path is read: a non-file there is refused, not skipped.
+    for file in candidates
+        .iter()
+        .filter(|f| fs_err::symlink_metadata(f).is_ok())
+    {
         if let Some((lo, hi)) = parquet::open_time_bounds(file)? {
             bounds = Some(bounds.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
         }

@@ -10,6 +10,7 @@ mod fuzz_regressions;
 mod harness;
 mod hostile;
 mod load;
+mod never_wrong;
 mod nightly;
 mod run;
 mod simulator;
