@@ -35,8 +35,13 @@ pub struct SeriesStatus {
     pub missing: i64,
     /// Gaps the exchange has no data for.
     pub gaps_exchange: usize,
-    /// Gaps we failed to fetch (`kline-etl repair` refetches them).
+    /// Gaps we failed to fetch (`kline-etl repair` refetches them), including the suspect
+    /// ones below.
     pub gaps_fetch_failed: usize,
+    /// Of those, gaps where the exchange sent malformed rows (`invalid_row`).
+    pub gaps_invalid_row: usize,
+    /// Of those, gaps where the exchange answered empty inside its history (`empty_reply`).
+    pub gaps_empty_reply: usize,
     /// Windows a later run resumes (interrupted, failed or in flight when a run died).
     pub pending_windows: usize,
     /// How this series' tasks ended in the last run (`complete`, `failed`, `stopped`), or
@@ -161,7 +166,9 @@ pub fn status(root: &Path) -> Result<Status, LoadError> {
                 rows: s.range.rows,
                 missing: s.range.missing,
                 gaps_exchange: count(GapCause::ExchangeNone),
-                gaps_fetch_failed: count(GapCause::FetchFailed),
+                gaps_fetch_failed: s.range.gaps.iter().filter(|g| g.cause.is_ours()).count(),
+                gaps_invalid_row: count(GapCause::InvalidRow),
+                gaps_empty_reply: count(GapCause::EmptyReply),
                 pending_windows: pending
                     .iter()
                     .filter(|p| {
@@ -268,6 +275,14 @@ pub fn render(s: &Status) -> String {
     if s.series.iter().any(|r| r.gaps_fetch_failed > 0) {
         out.push_str(
             "\n`failed` gaps could not be fetched; `kline-etl repair PIPELINE` refetches them\n",
+        );
+    }
+    let invalid: usize = s.series.iter().map(|r| r.gaps_invalid_row).sum();
+    let empty: usize = s.series.iter().map(|r| r.gaps_empty_reply).sum();
+    if invalid + empty > 0 {
+        let _ = writeln!(
+            out,
+            "of the `failed` gaps, {invalid} hold malformed rows the exchange sent (`invalid_row`) and {empty} an empty reply inside its history (`empty_reply`)"
         );
     }
     out

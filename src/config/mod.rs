@@ -52,6 +52,17 @@ pub enum ConfigError {
     /// The file could not be read (the message names the path).
     #[error("cannot read pipeline file")]
     Read(#[source] std::io::Error),
+    /// The path is not a regular file (a directory, a FIFO, a device): refused before it is
+    /// opened, since opening a FIFO without a writer blocks.
+    #[error(
+        "pipeline path `{source_name}` is {kind}, not a regular file; give the path of a pipeline YAML file"
+    )]
+    NotAFile {
+        /// The path.
+        source_name: String,
+        /// What it is (`a directory`, `a FIFO`, ...).
+        kind: &'static str,
+    },
     /// The file is larger than [`MAX_PIPELINE_BYTES`].
     #[error(
         "pipeline file `{source_name}` is larger than the {limit} byte limit; is this really a pipeline file?"
@@ -99,9 +110,39 @@ impl ConfigError {
     }
 }
 
+/// What a file type is when it is not a regular file (`None` for a regular file).
+fn not_a_regular_file(kind: std::fs::FileType) -> Option<&'static str> {
+    if kind.is_file() {
+        return None;
+    }
+    if kind.is_dir() {
+        return Some("a directory");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some("a FIFO");
+        }
+        if kind.is_socket() {
+            return Some("a socket");
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return Some("a device");
+        }
+    }
+    Some("a special file")
+}
+
 /// Read and validate the pipeline file at `path`, looking `${VAR}`s up with `env`.
 pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigError> {
     let source_name = path.display().to_string();
+    let kind = fs_err::metadata(path)
+        .map_err(ConfigError::Read)?
+        .file_type();
+    if let Some(kind) = not_a_regular_file(kind) {
+        return Err(ConfigError::NotAFile { source_name, kind });
+    }
     let file = fs_err::File::open(path).map_err(ConfigError::Read)?;
     let mut bytes = Vec::new();
     file.take(MAX_PIPELINE_BYTES + 1)

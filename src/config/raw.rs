@@ -115,8 +115,10 @@ pub struct RawSource {
     /// `source.weight_share`: the fraction, in `(0, 1]`, of the exchange's per-minute request
     /// weight budget this run may use. Default `0.9`.
     pub weight_share: Option<Spanned<f64>>,
-    /// `source.max_ban_wait_secs`: the longest IP ban (HTTP 418) the run waits out before it
-    /// stops with the resumable exit code 3. Default `300`, at most `86400`.
+    /// `source.max_ban_wait_secs`: the longest wait the run sits out before it stops with the
+    /// resumable exit code 3: an IP ban (HTTP 418), a 429's `Retry-After`, or the next weight
+    /// window (for which at least 60 s, one Binance window, is always allowed). Default `300`,
+    /// at most `86400`.
     pub max_ban_wait_secs: Option<Spanned<i64>>,
     /// `source.timeout_secs`: per-request timeout in seconds, `1..=600`. Default `30`.
     pub timeout_secs: Option<Spanned<i64>>,

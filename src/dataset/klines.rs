@@ -32,7 +32,9 @@ use tokio::sync::mpsc;
 use crate::error::error_chain;
 use crate::exit::ExitCode;
 use crate::extract::archive::{ArchiveSource, ArchiveSummary};
-use crate::extract::{ExtractEvent, KlineTask, RunOutcome, RunReport, TaskStatus};
+use crate::extract::{
+    ExtractEvent, FailedWindow, KlineTask, RunOutcome, RunReport, TaskStatus, WindowCause,
+};
 use crate::load::resume::{self, Pending, Reason};
 use crate::load::{DatasetWriter, TaskKey, WriteOptions};
 use crate::plan::incremental::{Planned, incremental_tasks, repair_tasks};
@@ -67,6 +69,7 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
 
     let series = kline_series(p, &symbols, opts.shard);
     let pending_before = resume::read(&root, opts.shard);
+    resume::log_outside_range(&pending_before, &series, range);
     let requested = |iv| (p.range.start_for(iv, range.0), range.1);
     let (mut tasks, covered) = plan_tasks(&root, &series, &pending_before, &requested, opts)?;
     tracing::info!(
@@ -84,7 +87,10 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     // through a bounded channel.
     // The summary's statistics of every partition written come from the rows in memory.
     let (tx, rx) = mpsc::channel::<ExtractEvent>(64);
-    let collector = Arc::new(Collector::new(root.clone()));
+    let collector = Arc::new(
+        Collector::new(root.clone())
+            .with_signed_prices(p.kline_family == crate::config::KlineFamily::PremiumIndex),
+    );
     let writer = DatasetWriter::new(root.clone(), WriteOptions::from_pipeline(p))
         .with_family(p.kline_family)
         .with_observer(collector.clone());
@@ -118,7 +124,7 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     let load_tail_ms = tail_started.elapsed().as_millis() as u64;
     let extracted = extracted?;
 
-    let mut tally = Tally::new(covered);
+    let mut tally = Tally::new(covered, pending_before.clone());
     let reports = tally.tasks(&task_list, outcomes, &loaded);
     // The archive manifest records files only once their rows are committed; short files
     // get REST's row count for their window.
@@ -241,11 +247,14 @@ struct Tally {
     done: BTreeMap<TaskKey, Vec<Window>>,
     unfinished: Vec<Pending>,
     load_error: Option<ExitCode>,
+    /// The windows pending before the run (an `empty_reply` seen again is confirmed).
+    before: Vec<Pending>,
 }
 
 impl Tally {
-    fn new(covered: BTreeMap<TaskKey, Vec<Window>>) -> Tally {
+    fn new(covered: BTreeMap<TaskKey, Vec<Window>>, before: Vec<Pending>) -> Tally {
         Tally {
+            before,
             ok: 0,
             failed: 0,
             stopped: 0,
@@ -302,7 +311,7 @@ impl Tally {
             r.rows = o.metrics.rows;
             r.rows_held_back = o.metrics.held_back;
             r.rows_dropped = o.metrics.dropped();
-            r.failed_windows.clone_from(&o.failed_windows);
+            r.failed_windows = self.failed_windows(&key, &o.failed_windows);
             match &o.status {
                 TaskStatus::Complete => {}
                 TaskStatus::Failed(e) => {
@@ -314,9 +323,9 @@ impl Tally {
                     r.resume_from = Some(fmt_ms(*resume_from));
                 }
             }
-            for w in &o.failed_windows {
+            for w in &r.failed_windows {
                 self.unfinished
-                    .push(Pending::new(&key, (w.start, w.end), Reason::FetchFailed));
+                    .push(Pending::new(&key, (w.start, w.end), w.cause.into()));
             }
         }
         match ld {
@@ -331,12 +340,52 @@ impl Tally {
             Some(Err(e)) => {
                 r.status = "failed".into();
                 r.error = Some(error_chain(e));
-                self.load_error.get_or_insert(ExitCode::Output);
+                // A quality failure (`on_violation: fail`) fails the task (exit 1); an output
+                // error (exit 4) outranks it.
+                let code = e.exit_code();
+                if self.load_error != Some(ExitCode::Output) {
+                    self.load_error = Some(code);
+                }
             }
             None => {}
         }
+        // Malformed rows the extractor did not deliver are findings too.
+        if let Some(o) = ex {
+            r.quality.merge(&o.quality);
+        }
         self.count(&key, t, &r.status, ex.map(|o| &o.status));
         r
+    }
+
+    /// A task's failed windows as the report and the resume file keep them: an empty reply
+    /// seen again where an earlier run saw one is the exchange's own gap
+    /// ([`resume::settle_empty_reply`]): logged, no longer a failed window.
+    fn failed_windows(&self, key: &TaskKey, windows: &[FailedWindow]) -> Vec<FailedWindow> {
+        let mut out = Vec::with_capacity(windows.len());
+        for w in windows {
+            if w.cause != WindowCause::EmptyReply {
+                out.push(w.clone());
+                continue;
+            }
+            let (suspect, confirmed) =
+                resume::settle_empty_reply(&self.before, key, (w.start, w.end));
+            for (start, end) in confirmed {
+                tracing::warn!(
+                    market = %key.market,
+                    symbol = %key.symbol,
+                    interval = %key.interval,
+                    start = %fmt_ms(start),
+                    end = %fmt_ms(end),
+                    "the exchange answered this window empty again, as in an earlier run: confirmed as its own gap (`exchange_none`), not fetched again (`kline-etl repair --exchange-gaps` does)"
+                );
+            }
+            out.extend(suspect.into_iter().map(|(start, end)| FailedWindow {
+                start,
+                end,
+                ..w.clone()
+            }));
+        }
+        out
     }
 
     fn count(&mut self, key: &TaskKey, t: &KlineTask, status: &str, ex: Option<&TaskStatus>) {
@@ -418,6 +467,7 @@ fn exchange_figures(extracted: &RunReport, extract_ms: u64) -> RunInfo {
         weight_window: format!("{}{}", limit.num, limit.unit),
         weight_share: extracted.weight_share,
         budget_utilisation: m.weight as f64 / (f64::from(limit.limit.max(1)) * windows as f64),
+        budget_waits: extracted.budget_waits,
         retries: retries_by_cause(m),
         http_429: m.http_429,
         http_418: m.http_418,

@@ -274,6 +274,7 @@ impl BudgetState {
         self.roll(now);
         if let Some(h) = header_used
             && window == self.window_start
+            && is_plausible_used_weight(h, self.limit.limit)
         {
             if self.limit_known {
                 self.used = self.used.max(h);
@@ -312,6 +313,28 @@ impl BudgetState {
     }
 }
 
+/// Whether a used-weight header of `used` is believable against a limit of `limit`: the
+/// exchange refuses requests past its limit (429), so its count never runs far beyond it. A
+/// header above twice the limit (a proxy's or a broken exchange's number, e.g. 999999 against
+/// 6000) is ignored, so one bad header cannot stall a run to one request per window.
+pub fn is_plausible_used_weight(used: u32, limit: u32) -> bool {
+    used <= limit.saturating_mul(2)
+}
+
+/// The shortest bound of a wait for the next weight window: one Binance window (a minute),
+/// however small `max_ban_wait_secs` is, so a full budget never stops a run by itself.
+pub const MIN_WINDOW_WAIT_MS: i64 = 60_000;
+
+/// A wait longer than allowed: the instant (rate-limit clock, ms) it would have ended, and
+/// whether it was a pause (429 `Retry-After`, 418 ban) rather than a full weight window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitTooLong {
+    /// When the wait would end.
+    pub until_ms: i64,
+    /// A 429/418 pause (`true`) or a weight window (`false`).
+    pub paused: bool,
+}
+
 /// Our estimate of the exchange's clock: local wall clock plus an offset measured from
 /// `/time`, so a simulator with a fake clock works too.
 ///
@@ -327,6 +350,17 @@ pub struct ExchangeClock {
     /// with the monotonic clock from there (tokio's, so tests can pause it).
     origin: (i64, tokio::time::Instant),
 }
+
+/// Whether a candle has closed is decided on the earlier of the exchange's clock and ours: an
+/// exchange (or a proxy) whose `/time` runs ahead must not make a still-forming candle look
+/// closed, and a local clock running ahead must not either. A simulator replaying the past
+/// has a clock far behind ours, and its clock rules.
+pub fn closed_cut(exchange_ms: i64, local_ms: i64) -> i64 {
+    exchange_ms.min(local_ms)
+}
+
+/// Clocks further apart than this are warned about at the start of a run.
+pub const CLOCK_WARN_MS: i64 = 5_000;
 
 /// The largest offset between our clock and the exchange's that is taken as clock skew.
 pub const MAX_WALL_SKEW_MS: i64 = 60_000;
@@ -360,6 +394,17 @@ impl ExchangeClock {
     /// The exchange's current time, ms.
     pub fn now_ms(&self) -> i64 {
         self.local_ms() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// The instant before which a candle's close must lie for it to count as closed: the
+    /// earlier of the exchange's clock and ours ([`closed_cut`]).
+    pub fn closed_cut_ms(&self) -> i64 {
+        closed_cut(self.now_ms(), self.local_ms())
+    }
+
+    /// The measured offset of the exchange's clock from ours, ms (positive: it runs ahead).
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::Relaxed)
     }
 
     /// The time rate-limit windows follow, ms (see the type's docs).
@@ -421,14 +466,36 @@ impl WeightBudget {
         f(&mut g)
     }
 
-    /// Wait until a request of `weight` fits, then count it.
-    pub async fn acquire(&self, weight: u32) -> Admission {
+    /// Wait until a request of `weight` fits, then count it; give up (without waiting) when
+    /// the wait would be longer than `max_pause_ms` for a 429/418 pause, or longer than
+    /// `max_pause_ms`, at least [`MIN_WINDOW_WAIT_MS`] and one whole window of this budget's
+    /// limit, for the next window.
+    pub async fn acquire_within(
+        &self,
+        weight: u32,
+        max_pause_ms: i64,
+    ) -> Result<Admission, WaitTooLong> {
         let mut waited = false;
         loop {
             let now = self.clock.window_now_ms();
-            match self.with(|s| s.try_acquire(now, weight)) {
-                Admit::Go { window } => return Admission { window, weight },
+            let (admit, paused, window_ms) = self.with(|s| {
+                let paused = s.paused_until() > now;
+                (s.try_acquire(now, weight), paused, s.limit().window_ms())
+            });
+            match admit {
+                Admit::Go { window } => return Ok(Admission { window, weight }),
                 Admit::WaitUntil(t) => {
+                    let bound = if paused {
+                        max_pause_ms
+                    } else {
+                        max_pause_ms.max(MIN_WINDOW_WAIT_MS).max(window_ms)
+                    };
+                    if t.saturating_sub(now) > bound {
+                        return Err(WaitTooLong {
+                            until_ms: t,
+                            paused,
+                        });
+                    }
                     if !waited {
                         waited = true;
                         self.waits.fetch_add(1, Ordering::Relaxed);
@@ -440,10 +507,14 @@ impl WeightBudget {
         }
     }
 
-    /// Record the reply to an admitted request.
-    pub fn complete(&self, a: Admission, header_used: Option<u32>) {
+    /// Record the reply to an admitted request. Returns `false` when the reply's used-weight
+    /// header was implausible and ignored ([`is_plausible_used_weight`]).
+    pub fn complete(&self, a: Admission, header_used: Option<u32>) -> bool {
         let now = self.clock.window_now_ms();
-        self.with(|s| s.complete(now, a.window, a.weight, header_used));
+        self.with(|s| {
+            s.complete(now, a.window, a.weight, header_used);
+            header_used.is_none_or(|h| is_plausible_used_weight(h, s.limit().limit))
+        })
     }
 }
 
@@ -515,6 +586,24 @@ mod tests {
         ));
         s.complete(60_010, 0, 2, Some(99));
         assert_eq!(s.used(), 2);
+    }
+
+    #[test]
+    fn the_closed_cut_takes_the_earlier_clock() {
+        assert_eq!(closed_cut(10_000, 3_600_000), 10_000);
+        assert_eq!(closed_cut(3_600_000 + 5, 5), 5);
+    }
+
+    #[test]
+    fn an_implausible_header_is_ignored() {
+        let mut s = state(100, 1.0);
+        assert_eq!(s.try_acquire(1_000, 2), Admit::Go { window: 0 });
+        s.complete(1_100, 0, 2, Some(999_999));
+        assert_eq!(s.used(), 2, "a header far above the limit is not believed");
+        s.complete(1_100, 0, 0, Some(150));
+        assert_eq!(s.used(), 150, "one a little over the limit is");
+        assert!(is_plausible_used_weight(200, 100));
+        assert!(!is_plausible_used_weight(201, 100));
     }
 
     #[test]
@@ -685,6 +774,57 @@ mod tests {
         assert!((c.window_now_ms() - c.now_ms()).abs() < 1_000);
     }
 
+    /// A reply claiming 999999 of 6000 used this minute (a proxy's number) must not hold the
+    /// next request until the next window: it goes at once (virtual time does not move), and
+    /// the header is reported as implausible.
+    #[tokio::test(start_paused = true)]
+    async fn an_implausible_header_never_makes_a_request_wait() {
+        let budget = WeightBudget::new(
+            BudgetState::new(WeightLimit::per_minute(6000), 1.0, 0),
+            ExchangeClock::default(),
+        );
+        let started = tokio::time::Instant::now();
+        for _ in 0..5 {
+            let a = budget.acquire_within(2, 300_000).await.unwrap();
+            assert!(
+                !budget.complete(a, Some(999_999)),
+                "reported as implausible"
+            );
+        }
+        assert_eq!(started.elapsed(), Duration::ZERO, "no request waited");
+        // A believable header near the limit does hold the next request to the next window.
+        let a = budget.acquire_within(2, 300_000).await.unwrap();
+        assert!(budget.complete(a, Some(6000)));
+        let _ = budget.acquire_within(2, 300_000).await.unwrap();
+        assert!(started.elapsed() > Duration::ZERO, "this one waited");
+    }
+
+    /// A 429 pause longer than the bound is not waited out: `acquire_within` gives up at once
+    /// (virtual time does not move), saying until when it would have waited.
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_longer_than_the_bound_is_not_waited() {
+        let budget = WeightBudget::new(
+            BudgetState::new(WeightLimit::per_minute(100), 1.0, 0),
+            ExchangeClock::default(),
+        );
+        let now = budget.clock().window_now_ms();
+        budget.with(|s| s.on_rate_limited(now, 86_400_000));
+        let started = tokio::time::Instant::now();
+        let err = budget.acquire_within(1, 300_000).await.unwrap_err();
+        assert!(err.paused);
+        assert!(err.until_ms >= now + 86_400_000, "{err:?}");
+        assert_eq!(started.elapsed(), Duration::ZERO, "it did not wait");
+        // Within the bound, the pause is waited out.
+        let budget = WeightBudget::new(
+            BudgetState::new(WeightLimit::per_minute(100), 1.0, 0),
+            ExchangeClock::default(),
+        );
+        let now = budget.clock().window_now_ms();
+        budget.with(|s| s.on_rate_limited(now, 10_000));
+        assert!(budget.acquire_within(1, 300_000).await.is_ok());
+        assert!(started.elapsed() >= Duration::from_secs(10));
+    }
+
     /// The async side in virtual time: a request that does not fit the window waits for the
     /// next one (and no longer), without the test sleeping for real.
     #[tokio::test(start_paused = true)]
@@ -694,7 +834,7 @@ mod tests {
             ExchangeClock::default(),
         );
         let started = tokio::time::Instant::now();
-        let first = budget.acquire(60).await;
+        let first = budget.acquire_within(60, 0).await.unwrap();
         budget.complete(first, Some(60));
         assert_eq!(
             started.elapsed(),
@@ -702,7 +842,7 @@ mod tests {
             "the first request goes at once"
         );
         assert_eq!(budget.waits(), 0);
-        let second = budget.acquire(60).await;
+        let second = budget.acquire_within(60, 0).await.unwrap();
         let waited = started.elapsed();
         assert_eq!(
             second.window,

@@ -2,6 +2,10 @@
 //! a base URL per market, request timeouts, a `User-Agent` naming the tool and version, the
 //! optional API key sent only as `X-MBX-APIKEY` (a sensitive header: never logged), and bounded
 //! response bodies. It makes exactly one attempt per call; budget and retries live in the pager.
+//!
+//! Redirects are never followed ([`reqwest::redirect::Policy::none`]): Binance never redirects
+//! an API call, and following one would send the API key to whatever host the `Location`
+//! names. A `3xx` is [`TransportError::Redirect`], naming the `Location`.
 
 use std::time::Duration;
 
@@ -76,6 +80,18 @@ pub enum TransportError {
         /// The cap.
         limit: usize,
     },
+    /// A `3xx` reply: never followed (the API key must not leave the configured host).
+    #[error(
+        "`{path}` answered http {status}, redirecting to `{location}`; redirects are never followed (Binance never redirects API calls, and the API key must not leave the configured host): set `source.base_url` to the address that serves the API"
+    )]
+    Redirect {
+        /// Endpoint path.
+        path: String,
+        /// HTTP status (301, 302, 307, ...).
+        status: u16,
+        /// The `Location` header, verbatim (`none` when absent).
+        location: String,
+    },
 }
 
 impl TransportError {
@@ -84,6 +100,7 @@ impl TransportError {
         match self {
             TransportError::Timeout { .. } => RetryCause::Timeout,
             TransportError::TooLarge { .. } => RetryCause::BadBody,
+            TransportError::Redirect { .. } => RetryCause::Server,
             TransportError::Build(_) | TransportError::Connection { .. } => RetryCause::Connection,
         }
     }
@@ -187,6 +204,14 @@ pub enum HelperError {
         /// The body's `msg`, or a note.
         text: String,
     },
+    /// The request failed for good (retries ran out, the exchange refused it).
+    #[error("`{path}` failed: {reason}")]
+    Failed {
+        /// Endpoint path.
+        path: String,
+        /// The last status and the exchange's error, or the transport failure.
+        reason: String,
+    },
     /// The body was not the expected JSON.
     #[error("`{path}` answered with an unexpected body")]
     Body {
@@ -227,6 +252,7 @@ impl RestClient {
             .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(TransportError::Build)?;
         Ok(RestClient {
@@ -284,6 +310,9 @@ impl RestClient {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let status = resp.status().as_u16();
+        if resp.status().is_redirection() {
+            return Err(redirect_error(path, status, headers));
+        }
         let too_large = || TransportError::TooLarge {
             path: path.to_owned(),
             limit: self.max_body_bytes,
@@ -355,6 +384,23 @@ impl RestClient {
             .await?
             .0)
     }
+}
+
+/// The error for a `3xx` reply to `path`, naming its `Location`.
+fn redirect_error(path: &str, status: u16, headers: &HeaderMap) -> TransportError {
+    TransportError::Redirect {
+        path: path.to_owned(),
+        status,
+        location: location_of(headers),
+    }
+}
+
+/// A reply's `Location` header for error messages (`none` when absent).
+pub fn location_of(headers: &HeaderMap) -> String {
+    headers.get(reqwest::header::LOCATION).map_or_else(
+        || "none".to_owned(),
+        |v| String::from_utf8_lossy(v.as_bytes()).into_owned(),
+    )
 }
 
 #[cfg(test)]

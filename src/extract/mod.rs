@@ -87,7 +87,9 @@ pub enum ExtractEvent {
     },
 }
 
-/// A page window that could not be fetched (as opposed to one the exchange returned empty).
+/// A page window that could not be fetched completely: retries ran out, the exchange sent
+/// malformed rows, or it answered nothing where it has data after (as opposed to a window the
+/// exchange has no candles for).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FailedWindow {
     /// Start, ms (inclusive).
@@ -96,6 +98,33 @@ pub struct FailedWindow {
     pub end: i64,
     /// Why.
     pub reason: String,
+    /// The kind of failure (and the cause its gaps get in the summary).
+    pub cause: WindowCause,
+}
+
+/// Why a window's candles are missing although the exchange was asked for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowCause {
+    /// Retries ran out (or the task failed there).
+    #[default]
+    FetchFailed,
+    /// The exchange sent rows there that are malformed (off the interval grid, closing before
+    /// they open or after the candle), still after retries; they were not written.
+    InvalidRow,
+    /// The exchange answered an empty page there although it has candles after it, still after
+    /// retries.
+    EmptyReply,
+}
+
+impl From<WindowCause> for crate::load::resume::Reason {
+    fn from(c: WindowCause) -> Self {
+        match c {
+            WindowCause::FetchFailed => Self::FetchFailed,
+            WindowCause::InvalidRow => Self::InvalidRow,
+            WindowCause::EmptyReply => Self::EmptyReply,
+        }
+    }
 }
 
 /// Why a task failed.
@@ -145,6 +174,22 @@ pub enum TaskError {
         /// `market symbol interval`.
         task: String,
     },
+    /// Malformed rows with `transform.on_violation: fail` (nothing of that window written).
+    #[error(
+        "{task}: the exchange sent malformed rows in the window from {} to {} (still after retries), nothing of it written (`on_violation: fail`): {summary}",
+        crate::time::fmt_ms(*start),
+        crate::time::fmt_ms(*end)
+    )]
+    InvalidRows {
+        /// `market symbol interval`.
+        task: String,
+        /// Window start, ms.
+        start: i64,
+        /// Window end, ms.
+        end: i64,
+        /// The findings' one-line summary.
+        summary: String,
+    },
 }
 
 /// How a task ended, with its metrics.
@@ -154,8 +199,10 @@ pub struct TaskOutcome {
     pub status: TaskStatus,
     /// The first open time the exchange has for this symbol × interval, when probed.
     pub listed_from: Option<i64>,
-    /// Windows that could not be fetched.
+    /// Windows that could not be fetched completely (see [`WindowCause`]).
     pub failed_windows: Vec<FailedWindow>,
+    /// Quality findings of rows the exchange sent that were not delivered (malformed rows).
+    pub quality: crate::transform::QualityReport,
     /// The task's counters.
     pub metrics: MetricsSnapshot,
 }
@@ -213,6 +260,9 @@ pub struct RunReport {
     pub weight_limit: budget::WeightLimit,
     /// The share of it in force at the end (shrinks after 429s).
     pub weight_share: f64,
+    /// Requests that waited for the weight budget (a later window, a 429 or 418 pause) before
+    /// they were sent, each counted once.
+    pub budget_waits: u64,
 }
 
 /// The run could not start.

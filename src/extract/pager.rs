@@ -41,13 +41,16 @@ use crate::error::error_chain;
 use super::budget::{Admission, BudgetState, ExchangeClock, WeightBudget, WeightLimit};
 use super::client::{ClientConfig, ExchangeInfo, RestClient};
 use super::metrics::{Counters, Meter, NoProgress, Progress};
-use super::paging::{PageWindow, continuation, count_windows, plan_windows, screen_page};
+use super::paging::{
+    PageWindow, continuation, count_windows, is_suspect_empty, plan_windows, screen_page,
+    slot_windows,
+};
 use super::retry::{BackoffPolicy, RetryCause, Verdict, classify};
 use super::{
     ExtractError, ExtractEvent, FailedWindow, KlineTask, RunOutcome, RunReport, TaskError, TaskId,
-    TaskOutcome, TaskStatus,
+    TaskOutcome, TaskStatus, WindowCause,
 };
-use crate::config::{KlineFamily, Secret, Source, TransformOptions};
+use crate::config::{KlineFamily, OnViolation, Secret, Source, TransformOptions};
 use crate::interval::Interval;
 use crate::market::Market;
 use crate::symbol::Symbol;
@@ -213,16 +216,18 @@ struct AdmissionGuard<'a> {
 }
 
 impl AdmissionGuard<'_> {
-    fn complete(&mut self, used: Option<u32>) {
-        if let Some(a) = self.admission.take() {
-            self.budget.complete(a, used);
+    /// `false` when `used` was an implausible header (ignored).
+    fn complete(&mut self, used: Option<u32>) -> bool {
+        match self.admission.take() {
+            Some(a) => self.budget.complete(a, used),
+            None => true,
         }
     }
 }
 
 impl Drop for AdmissionGuard<'_> {
     fn drop(&mut self) {
-        self.complete(None);
+        let _ = self.complete(None);
     }
 }
 
@@ -244,6 +249,11 @@ struct Shared {
     onboard: Mutex<HashMap<String, i64>>,
     any_failed: AtomicBool,
     seed: AtomicU32,
+    /// An implausible used-weight header was logged (once per run).
+    implausible_weight: AtomicBool,
+    /// Symbols (and futures pairs) `exchangeInfo` lists as `TRADING`: they have candles all
+    /// through their history, so an empty page after their listing is suspect.
+    trading: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Runs kline tasks; see the module docs.
@@ -330,6 +340,8 @@ impl Extractor {
             onboard: Mutex::new(HashMap::new()),
             any_failed: AtomicBool::new(false),
             seed: AtomicU32::new(0),
+            implausible_weight: AtomicBool::new(false),
+            trading: Mutex::new(std::collections::HashSet::new()),
         };
         let info = shared.setup().await?;
         Ok(Session {
@@ -470,6 +482,7 @@ impl Session {
             metrics: shared.run.snapshot(elapsed_ms(started)),
             weight_limit,
             weight_share,
+            budget_waits: shared.budget.waits(),
         })
     }
 }
@@ -522,10 +535,9 @@ impl Shared {
                     source,
                 }
             }),
-            Err(e) => Err(super::client::HelperError::Status {
+            Err(e) => Err(super::client::HelperError::Failed {
                 path: "/time".into(),
-                status: 0,
-                text: fetch_error_text(&e),
+                reason: fetch_error_text(&e),
             }),
         };
         let time = time.map_err(ExtractError::ServerTime)?;
@@ -534,6 +546,19 @@ impl Shared {
             .calibrate(time.server_time, sent, received);
         for (_, b) in &self.endpoint_budgets {
             b.clock().calibrate(time.server_time, sent, received);
+        }
+        let offset = self.budget.clock().offset_ms();
+        // Far behind ours is a simulator replaying the past (its clock rules, see
+        // `ExchangeClock`); ahead, or a few seconds behind, is a clock to distrust.
+        if offset > super::budget::CLOCK_WARN_MS
+            || (-super::budget::MAX_WALL_SKEW_MS..-super::budget::CLOCK_WARN_MS).contains(&offset)
+        {
+            tracing::warn!(
+                offset_ms = offset,
+                exchange = %crate::time::fmt_ms(time.server_time),
+                "the exchange's clock (/time) and the local clock differ by more than {} s; a candle counts as closed only before the earlier of the two",
+                super::budget::CLOCK_WARN_MS / 1000
+            );
         }
 
         let weight = self.cfg.market.exchange_info_weight();
@@ -559,6 +584,18 @@ impl Shared {
                         .onboard
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = onboard;
+                    *self
+                        .trading
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = info
+                        .symbols
+                        .iter()
+                        .filter(|s| s.trading_status() == Some("TRADING"))
+                        .flat_map(|s| {
+                            let pair = s.symbol.split_once('_').map(|(p, _)| p.to_owned());
+                            std::iter::once(s.symbol.clone()).chain(pair)
+                        })
+                        .collect();
                     match info.weight_limit() {
                         Some(l) => {
                             let now = self.budget.clock().window_now_ms();
@@ -590,6 +627,27 @@ impl Shared {
         Ok(info)
     }
 
+    /// Wait for `budget` to admit `weight`, at most `max_ban_wait_secs` (at least a window):
+    /// a longer wait stops the run (resumable, exit 3) instead of holding the lock for it.
+    async fn admit(&self, budget: &WeightBudget, weight: u32) -> Result<Admission, Attempt> {
+        let max_wait = i64::try_from(self.cfg.max_ban_wait.as_millis()).unwrap_or(i64::MAX);
+        tokio::select! {
+            a = budget.acquire_within(weight, max_wait) => match a {
+                Ok(a) => Ok(a),
+                Err(w) => {
+                    tracing::error!(
+                        until = %crate::time::fmt_ms(w.until_ms),
+                        what = if w.paused { "a 429/418 pause" } else { "the next weight window" },
+                        "waiting longer than max_ban_wait_secs; stopping (resumable, exit 3)"
+                    );
+                    self.stop(Halt::Banned(w.until_ms));
+                    Err(Attempt::Halted)
+                }
+            },
+            () = self.until_halted() => Err(Attempt::Halted),
+        }
+    }
+
     /// One attempt: permit, budget, send, account, classify.
     async fn attempt(
         &self,
@@ -610,10 +668,7 @@ impl Shared {
         let _endpoint_guard = match endpoint_budget {
             Some(b) => Some(AdmissionGuard {
                 budget: b,
-                admission: Some(tokio::select! {
-                    a = b.acquire(1) => a,
-                    () = self.until_halted() => return Err(Attempt::Halted),
-                }),
+                admission: Some(self.admit(b, 1).await?),
             }),
             None => None,
         };
@@ -621,10 +676,7 @@ impl Shared {
             p = self.permits.acquire() => p.map_err(|_| Attempt::Halted)?,
             () = self.until_halted() => return Err(Attempt::Halted),
         };
-        let admission = tokio::select! {
-            a = self.budget.acquire(weight) => a,
-            () = self.until_halted() => return Err(Attempt::Halted),
-        };
+        let admission = self.admit(&self.budget, weight).await?;
         let mut guard = AdmissionGuard {
             budget: &self.budget,
             admission: Some(admission),
@@ -634,29 +686,61 @@ impl Shared {
         let header = self.budget.with(|s| s.limit().header_name());
         let reply = match self.client.get(path, query, &header).await {
             Ok(r) => r,
+            Err(e @ super::client::TransportError::Redirect { status, .. }) => {
+                // Never followed, never retried: the exchange is not where it should be.
+                let _ = guard.complete(None);
+                return Err(Attempt::Rejected {
+                    status,
+                    code: None,
+                    msg: e.to_string(),
+                });
+            }
             Err(e) => {
-                guard.complete(None);
+                let _ = guard.complete(None);
                 return Err(Attempt::Transient(e.cause(), error_chain(&e)));
             }
         };
-        guard.complete(reply.used_weight);
+        if !guard.complete(reply.used_weight)
+            && !self.implausible_weight.swap(true, Ordering::Relaxed)
+        {
+            let (limit, name) = self
+                .budget
+                .with(|s| (s.limit().limit, s.limit().header_name()));
+            tracing::warn!(
+                header = %name,
+                value = reply.used_weight.unwrap_or(0),
+                limit,
+                "implausible used-weight header (far above the limit from exchangeInfo); ignoring such headers and keeping the limit (logged once)"
+            );
+        }
         // Retry-After and ban ends are relative to the rate-limit clock.
         let now = self.budget.clock().window_now_ms();
         match classify(reply.status, reply.retry_after.as_deref(), &reply.body, now) {
             Verdict::Ok => Ok(reply.body),
-            Verdict::Retry(cause) => {
-                Err(Attempt::Transient(cause, format!("http {}", reply.status)))
-            }
+            Verdict::Retry(cause) => Err(Attempt::Transient(
+                cause,
+                super::retry::describe_reply(reply.status, &reply.body),
+            )),
             Verdict::RateLimited { retry_after_ms } => {
                 meter.each(Counters::rate_limited);
-                tracing::warn!(
-                    retry_after_ms,
-                    "http 429: pausing and shrinking the weight share"
-                );
                 self.budget.with(|s| s.on_rate_limited(now, retry_after_ms));
                 if let Some(b) = endpoint_budget {
                     b.with(|s| s.on_rate_limited(now, retry_after_ms));
                 }
+                if u128::from(retry_after_ms) > self.cfg.max_ban_wait.as_millis() {
+                    tracing::error!(
+                        retry_after_ms,
+                        "http 429 with a Retry-After longer than max_ban_wait_secs; stopping (resumable, exit 3)"
+                    );
+                    self.stop(Halt::Banned(now.saturating_add(
+                        i64::try_from(retry_after_ms).unwrap_or(i64::MAX),
+                    )));
+                    return Err(Attempt::Halted);
+                }
+                tracing::warn!(
+                    retry_after_ms,
+                    "http 429: pausing and shrinking the weight share"
+                );
                 Err(Attempt::Throttled)
             }
             Verdict::Banned { until_ms } => {
@@ -811,40 +895,53 @@ impl Shared {
         }
     }
 
-    /// One page: fetch, parse, screen (retrying bad pages), keep the accepted rows.
+    /// One page: fetch, parse, screen (retrying bad pages), keep the accepted rows. A page
+    /// with malformed rows is asked for again up to [`SUSPECT_RETRIES`] times; rows still
+    /// malformed then are returned as findings, never dropped silently.
     async fn fetch_page(
         &self,
         task: &KlineTask,
         w: &PageWindow,
         after: Option<i64>,
         meter: Meter<'_>,
-    ) -> Result<(KlineRows, usize, Option<i64>), FetchError> {
+    ) -> Result<WindowRows, FetchError> {
         let query = self.klines_query(task, w.start, Some(w.end_time()), w.limit);
         let weight = task.market.kline_weight(w.limit);
-        let (rows, screen) = self
-            .retrying(
-                || async {
-                    let body = self
-                        .attempt(self.cfg.kline_family.endpoint(), &query, weight, meter)
-                        .await?;
-                    let bad = |m: String| Attempt::Transient(RetryCause::BadBody, m);
-                    let rows = self.parse_off_task(task, body).await.map_err(bad)?;
-                    let closed_before = (!self.cfg.transform.include_forming)
-                        .then(|| self.budget.clock().now_ms() - self.cfg.closed_margin_ms);
-                    let screen = screen_page(
-                        task.interval,
-                        w,
-                        after,
-                        closed_before,
-                        &rows.open_time,
-                        &rows.close_time,
-                    )
-                    .map_err(|e| bad(format!("{task}: {e}")))?;
-                    Ok((rows, screen))
-                },
-                meter,
-            )
-            .await?;
+        let mut again = 0;
+        let (rows, screen) = loop {
+            let (rows, screen) = self
+                .retrying(
+                    || async {
+                        let body = self
+                            .attempt(self.cfg.kline_family.endpoint(), &query, weight, meter)
+                            .await?;
+                        let bad = |m: String| Attempt::Transient(RetryCause::BadBody, m);
+                        let rows = self.parse_off_task(task, body).await.map_err(bad)?;
+                        let closed_before = (!self.cfg.transform.include_forming).then(|| {
+                            self.budget.clock().closed_cut_ms() - self.cfg.closed_margin_ms
+                        });
+                        let screen = screen_page(
+                            task.interval,
+                            w,
+                            after,
+                            closed_before,
+                            &rows.open_time,
+                            &rows.close_time,
+                        )
+                        .map_err(|e| bad(format!("{task}: {e}")))?;
+                        Ok((rows, screen))
+                    },
+                    meter,
+                )
+                .await?;
+            if !screen.has_malformed() || again >= self.suspect_retries() {
+                break (rows, screen);
+            }
+            tracing::debug!(task = %task, window = %crate::time::fmt_ms(w.start), "malformed rows in the reply; asking again");
+            meter.each(|c| c.retry(RetryCause::InvalidRow));
+            self.pause_before_asking_again(again).await?;
+            again += 1;
+        };
         meter.each(|c| c.page(&screen));
         let n = rows.len();
         let rows = match &screen.keep {
@@ -858,7 +955,28 @@ impl Shared {
                 rows.take(&idx)
             }
         };
-        Ok((rows, n, screen.last_open))
+        Ok(WindowRows {
+            rows,
+            received: n,
+            last_open: screen.last_open,
+            malformed: screen.malformed,
+        })
+    }
+
+    /// How many more times a page with malformed rows, or an empty page inside history, is
+    /// asked for (never more than `max_retries`).
+    fn suspect_retries(&self) -> u32 {
+        SUSPECT_RETRIES.min(self.cfg.backoff.max_retries)
+    }
+
+    /// The backoff before asking for a suspect page again (`again` = 0 for the first time);
+    /// ends early when the run halts.
+    async fn pause_before_asking_again(&self, again: u32) -> Result<(), FetchError> {
+        let delay = self.cfg.backoff.ceiling(again);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => Ok(()),
+            () = self.until_halted() => Err(FetchError::Halted),
+        }
     }
 
     /// Parse a page on the blocking pool, so pages of many windows parse in parallel while
@@ -886,25 +1004,132 @@ impl Shared {
         task: &KlineTask,
         w: PageWindow,
         meter: Meter<'_>,
-    ) -> Result<KlineRows, FetchError> {
+    ) -> Result<WindowRows, FetchError> {
         let mut cur = w;
         let mut after = None;
-        let mut out: Option<KlineRows> = None;
+        let mut out: Option<WindowRows> = None;
         loop {
-            let (rows, n, last_open) = self.fetch_page(task, &cur, after, meter).await?;
-            if let Some(&last) = rows.open_time.last() {
+            let page = self.fetch_page(task, &cur, after, meter).await?;
+            if let Some(&last) = page.rows.open_time.last() {
                 after = Some(last);
             }
+            let next = continuation(
+                task.market,
+                task.interval,
+                &cur,
+                page.received,
+                page.last_open,
+            );
             match &mut out {
-                None => out = Some(rows),
-                Some(o) => o.append(rows),
+                None => out = Some(page),
+                Some(o) => {
+                    o.rows.append(page.rows);
+                    o.received += page.received;
+                    o.malformed.extend(page.malformed);
+                }
             }
-            match continuation(task.market, task.interval, &cur, n, last_open) {
+            match next {
                 Some(next) => cur = next,
                 None => break,
             }
         }
-        Ok(out.unwrap_or_else(|| KlineRows::empty(self.cfg.transform.prices)))
+        Ok(out.unwrap_or_else(|| WindowRows {
+            rows: KlineRows::empty(self.cfg.transform.prices),
+            received: 0,
+            last_open: None,
+            malformed: Vec::new(),
+        }))
+    }
+
+    /// An empty window inside history (the exchange has candles after it), asked for again up
+    /// to [`SUSPECT_RETRIES`] times: `Some` with what it answered once it sends rows, `None`
+    /// when it stays empty.
+    async fn recheck_empty(
+        &self,
+        task: &KlineTask,
+        w: PageWindow,
+        meter: Meter<'_>,
+    ) -> Result<Option<WindowRows>, FetchError> {
+        for again in 0..self.suspect_retries() {
+            meter.each(|c| c.retry(RetryCause::EmptyReply));
+            self.pause_before_asking_again(again).await?;
+            let got = self.fetch_window(task, w, meter).await?;
+            if got.received > 0 {
+                return Ok(Some(got));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Hand a fetched window downstream: its malformed rows become findings (and windows for
+    /// the next run, or the task's failure with `on_violation: fail`), its rows are sent.
+    async fn accept(
+        &self,
+        out: Downstream<'_>,
+        task: &KlineTask,
+        w: &PageWindow,
+        got: WindowRows,
+        log: &mut TaskLog,
+    ) -> Result<(), TaskStatus> {
+        let Downstream { id, tx } = out;
+        if !got.malformed.is_empty() {
+            let mut found = crate::transform::QualityReport {
+                rows: got.malformed.len() as u64,
+                ..Default::default()
+            };
+            for (check, t) in &got.malformed {
+                found.record(*check, *t);
+            }
+            let summary = found.summary();
+            log.quality.merge(&found);
+            if self.cfg.transform.on_violation == OnViolation::Fail {
+                let err = TaskError::InvalidRows {
+                    task: task.to_string(),
+                    start: w.start,
+                    end: w.end,
+                    summary,
+                };
+                log.failed_windows.push(FailedWindow {
+                    start: w.start,
+                    end: task.end_ms,
+                    reason: err.to_string(),
+                    cause: WindowCause::InvalidRow,
+                });
+                return Err(TaskStatus::Failed(err));
+            }
+            tracing::warn!(
+                task = %task,
+                retried = self.suspect_retries(),
+                "malformed rows from the exchange, not written: {summary}; their candles are refetched by the next run (or `kline-etl repair`)"
+            );
+            let times: Vec<i64> = got.malformed.iter().map(|(_, t)| *t).collect();
+            for (start, end) in slot_windows(task.interval, &times) {
+                log.failed_windows.push(FailedWindow {
+                    start,
+                    end,
+                    reason: format!("malformed rows: {summary}"),
+                    cause: WindowCause::InvalidRow,
+                });
+            }
+        }
+        if got.rows.is_empty() {
+            return Ok(());
+        }
+        self.progress.rows(id, got.rows.len());
+        if tx
+            .send(ExtractEvent::Rows {
+                task: id,
+                rows: got.rows,
+            })
+            .await
+            .is_err()
+        {
+            self.stop(Halt::Cancelled);
+            return Err(TaskStatus::Stopped {
+                resume_from: w.start,
+            });
+        }
+        Ok(())
     }
 
     async fn run_task(&self, id: TaskId, task: KlineTask, tx: &mpsc::Sender<ExtractEvent>) {
@@ -914,11 +1139,8 @@ impl Shared {
             task: &counters,
             run: &self.run,
         };
-        let mut failed_windows = Vec::new();
-        let mut listed_from = None;
-        let status = self
-            .drive_task(id, &task, tx, meter, &mut failed_windows, &mut listed_from)
-            .await;
+        let mut log = TaskLog::default();
+        let status = self.drive_task(id, &task, tx, meter, &mut log).await;
         if matches!(status, TaskStatus::Failed(_)) {
             self.any_failed.store(true, Ordering::Relaxed);
             if let TaskStatus::Failed(e) = &status {
@@ -927,8 +1149,9 @@ impl Shared {
         }
         let outcome = TaskOutcome {
             status,
-            listed_from,
-            failed_windows,
+            listed_from: log.listed_from,
+            failed_windows: log.failed_windows,
+            quality: log.quality,
             metrics: counters.snapshot(elapsed_ms(started)),
         };
         self.progress.task_done(id, &outcome);
@@ -965,8 +1188,7 @@ impl Shared {
         task: &KlineTask,
         tx: &mpsc::Sender<ExtractEvent>,
         meter: Meter<'_>,
-        failed: &mut Vec<FailedWindow>,
-        listed_from: &mut Option<i64>,
+        log: &mut TaskLog,
     ) -> TaskStatus {
         if let Some(refused) = self.refuse(task) {
             return refused;
@@ -974,7 +1196,7 @@ impl Shared {
         let market = self.cfg.market;
         let i = task.interval;
         // Nothing exists past the forming candle: never plan windows after it.
-        let now = self.budget.clock().now_ms();
+        let now = self.budget.clock().closed_cut_ms();
         let end = task.end_ms.min(i.next(i.floor(now)));
         let mut start = task.start_ms;
         let page = self
@@ -995,7 +1217,7 @@ impl Shared {
                 .copied();
             if let Some(t) = onboard {
                 let first = i.floor(t);
-                *listed_from = Some(first);
+                log.listed_from = Some(first);
                 start = start.max(first);
             }
         } else if self.cfg.probe_listing && worth_probing && start < end {
@@ -1006,10 +1228,15 @@ impl Shared {
             };
             match self.listing(task, meter).await {
                 Ok(Some(first)) => {
-                    *listed_from = Some(first);
+                    log.listed_from = Some(first);
                     start = start.max(first);
                 }
-                Ok(None) => return TaskStatus::Complete, // the exchange has no data at all
+                // No candle at all: believed for a symbol that is not trading; a trading
+                // symbol's empty probe is suspect, so its range is walked without it.
+                Ok(None) if !self.is_trading(task) => return TaskStatus::Complete,
+                Ok(None) => {
+                    tracing::warn!(task = %task, "the listing probe answered no candle for a trading symbol; walking the whole range");
+                }
                 Err(FetchError::Halted) => {
                     return TaskStatus::Stopped {
                         resume_from: task.start_ms,
@@ -1017,10 +1244,11 @@ impl Shared {
                 }
                 Err(e) => {
                     let err = e.into_task_error(task, &whole);
-                    failed.push(FailedWindow {
+                    log.failed_windows.push(FailedWindow {
                         start: task.start_ms,
                         end: task.end_ms,
                         reason: err.as_ref().map(ToString::to_string).unwrap_or_default(),
+                        cause: WindowCause::FetchFailed,
                     });
                     return err.map_or(
                         TaskStatus::Stopped {
@@ -1044,48 +1272,138 @@ impl Shared {
         let mut windows = stream::iter(plan_windows(market, i, start, end, page))
             .map(|w| async move { (w, self.fetch_window(task, w, meter).await) })
             .buffered(self.cfg.concurrency.max(1));
+        // Empty windows after data, held until it is known whether the exchange has data
+        // after them too (then they are suspect: asked for again, then reported).
+        let mut empties: Vec<PageWindow> = Vec::new();
+        let mut seen_rows = false;
+        let out = Downstream { id, tx };
+        let trading = self.is_trading(task);
         while let Some((w, res)) = windows.next().await {
-            match res {
-                Ok(rows) => {
+            let got = match res {
+                Ok(got) => {
                     self.progress.page_done(id);
-                    if rows.is_empty() {
-                        continue;
+                    got
+                }
+                Err(e) => return Self::window_failed(task, &w, end, e, log),
+            };
+            if got.received == 0 {
+                let listed = log.listed_from.is_none_or(|l| l <= w.start);
+                if is_suspect_empty(got.received, false, false, trading && listed) {
+                    // Asked for again at once (in order: nothing after it is sent yet).
+                    if let Err(status) = self.settle_empty(out, task, w, end, meter, log).await {
+                        return status;
                     }
-                    self.progress.rows(id, rows.len());
-                    if tx
-                        .send(ExtractEvent::Rows { task: id, rows })
-                        .await
-                        .is_err()
-                    {
-                        self.stop(Halt::Cancelled);
-                        return TaskStatus::Stopped {
-                            resume_from: w.start,
-                        };
-                    }
+                } else if seen_rows {
+                    // Suspect if the exchange has candles after it: known once a later
+                    // window has rows, so it waits here.
+                    empties.push(w);
                 }
-                Err(FetchError::Halted) => {
-                    return TaskStatus::Stopped {
-                        resume_from: w.start,
-                    };
+                continue;
+            }
+            for e in std::mem::take(&mut empties) {
+                if let Err(status) = self.settle_empty(out, task, e, end, meter, log).await {
+                    return status;
                 }
-                Err(e) => {
-                    let Some(err) = e.into_task_error(task, &w) else {
-                        return TaskStatus::Stopped {
-                            resume_from: w.start,
-                        };
-                    };
-                    // Nothing after the failed window is delivered: the task resumes there.
-                    failed.push(FailedWindow {
-                        start: w.start,
-                        end,
-                        reason: err.to_string(),
-                    });
-                    return TaskStatus::Failed(err);
-                }
+            }
+            seen_rows = true;
+            if let Err(status) = self.accept(out, task, &w, got, log).await {
+                return status;
             }
         }
         TaskStatus::Complete
     }
+
+    /// Whether `exchangeInfo` lists the task's symbol (or pair) as trading.
+    fn is_trading(&self, task: &KlineTask) -> bool {
+        self.trading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(task.symbol.as_str())
+    }
+
+    /// A suspect empty window `e`: asked for again; what it then sends is accepted, and if it
+    /// stays empty it is recorded as an `empty_reply` window (the next run refetches it).
+    async fn settle_empty(
+        &self,
+        out: Downstream<'_>,
+        task: &KlineTask,
+        e: PageWindow,
+        end: i64,
+        meter: Meter<'_>,
+        log: &mut TaskLog,
+    ) -> Result<(), TaskStatus> {
+        match self.recheck_empty(task, e, meter).await {
+            Ok(Some(again)) => self.accept(out, task, &e, again, log).await,
+            Ok(None) => {
+                tracing::warn!(
+                    task = %task,
+                    start = %crate::time::fmt_ms(e.start),
+                    end = %crate::time::fmt_ms(e.end),
+                    "the exchange answered an empty page inside its history, still after retries; reported as a suspect `empty_reply` gap: the next run (or `kline-etl repair`) asks once more, and empty again it is the exchange's own gap"
+                );
+                log.failed_windows.push(FailedWindow {
+                    start: e.start,
+                    end: e.end,
+                    reason: "empty reply inside the exchange's history".to_owned(),
+                    cause: WindowCause::EmptyReply,
+                });
+                Ok(())
+            }
+            Err(err) => Err(Self::window_failed(task, &e, end, err, log)),
+        }
+    }
+
+    /// The task's status when window `w` could not be fetched (`end` is the task's end).
+    fn window_failed(
+        task: &KlineTask,
+        w: &PageWindow,
+        end: i64,
+        e: FetchError,
+        log: &mut TaskLog,
+    ) -> TaskStatus {
+        let Some(err) = e.into_task_error(task, w) else {
+            return TaskStatus::Stopped {
+                resume_from: w.start,
+            };
+        };
+        // Nothing after the failed window is delivered: the task resumes there.
+        log.failed_windows.push(FailedWindow {
+            start: w.start,
+            end,
+            reason: err.to_string(),
+            cause: WindowCause::FetchFailed,
+        });
+        TaskStatus::Failed(err)
+    }
+}
+
+/// How many more times a page with malformed rows, or an empty page inside the exchange's
+/// history, is asked for before it is reported.
+pub const SUSPECT_RETRIES: u32 = 2;
+
+/// One window's reply (or several pages of it): the rows kept, how many the exchange sent,
+/// the last open time on the grid (for continuations) and the malformed rows.
+#[derive(Debug)]
+struct WindowRows {
+    rows: KlineRows,
+    received: usize,
+    last_open: Option<i64>,
+    malformed: Vec<(crate::transform::quality::Check, i64)>,
+}
+
+/// Where a task's rows go: its id and the channel to the loader.
+#[derive(Clone, Copy)]
+struct Downstream<'a> {
+    id: TaskId,
+    tx: &'a mpsc::Sender<ExtractEvent>,
+}
+
+/// What a task records besides its rows.
+#[derive(Debug, Default)]
+struct TaskLog {
+    failed_windows: Vec<FailedWindow>,
+    listed_from: Option<i64>,
+    quality: crate::transform::QualityReport,
 }
 
 fn fetch_error_text(e: &FetchError) -> String {

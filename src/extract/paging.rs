@@ -11,10 +11,18 @@
 //!
 //! [`screen_page`] decides what happens to each row of a reply: kept, dropped with a count
 //! (off the grid, outside the window, already emitted, wrong close time), held back (still
-//! forming), or the whole page rejected for a retry (too many rows, not sorted).
+//! forming), or the whole page rejected for a retry (too many rows, not sorted). Rows off the
+//! grid or closing outside their candle are *malformed* ([`Screen::malformed`]): the exchange
+//! sent a candle we cannot take, so the pager retries the page and, if they persist, reports
+//! them as quality findings and records their grid slots ([`slot_windows`]) for a refetch;
+//! they are never dropped silently.
+//!
+//! [`is_suspect_empty`] decides when an empty reply is suspect (inside the exchange's
+//! history): it is retried, then reported.
 
 use crate::interval::Interval;
 use crate::market::Market;
+use crate::transform::quality::Check;
 
 /// One klines request's bounds: rows with open time in `[start, end)`, at most `limit` of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -157,6 +165,44 @@ pub struct Screen {
     pub held_back: usize,
     /// The last open time of any row on the grid (for continuation), kept or not.
     pub last_open: Option<i64>,
+    /// The malformed rows (off the grid, close time outside the candle): the finding and
+    /// the row's open time, in page order.
+    pub malformed: Vec<(Check, i64)>,
+}
+
+impl Screen {
+    /// Whether the page held malformed rows.
+    pub fn has_malformed(&self) -> bool {
+        !self.malformed.is_empty()
+    }
+}
+
+/// The grid slots (`[floor(t), next(floor(t)))`) of the open times `times`, merged where they
+/// touch: the windows a refetch of malformed rows asks for.
+pub fn slot_windows(interval: Interval, times: &[i64]) -> Vec<(i64, i64)> {
+    let slots = times
+        .iter()
+        .map(|&t| {
+            let s = interval.floor(t);
+            (s, interval.next(s))
+        })
+        .collect();
+    crate::window::coalesce(slots)
+}
+
+/// Whether an empty reply for a window is suspect: the exchange answered `[]` for a whole
+/// window (`rows_received == 0`) inside its history: it sent candles before it
+/// (`earlier_rows`) and has candles after it (`later_rows`), or the symbol is trading and
+/// the window lies after its listing (`trading`: a trading symbol has a candle in every
+/// page-sized window of its history; a whole page of outage does not happen). Empty windows
+/// before a listing or at the end of a delisted symbol's history are the exchange's own gaps.
+pub fn is_suspect_empty(
+    rows_received: usize,
+    earlier_rows: bool,
+    later_rows: bool,
+    trading: bool,
+) -> bool {
+    rows_received == 0 && (trading || (earlier_rows && later_rows))
 }
 
 /// Screen one page: `open`/`close` are its rows' open and close times; `after` is the last
@@ -187,12 +233,14 @@ pub fn screen_page(
     let mut mask = Vec::new();
     for (i, (&o, &c)) in open.iter().zip(close).enumerate() {
         let verdict = if !interval.is_aligned(o) {
+            s.malformed.push((Check::OffGrid, o));
             &mut s.off_grid
         } else if o < window.start || o >= window.end {
             &mut s.outside
         } else if after.is_some_and(|a| o <= a) {
             &mut s.duplicate
         } else if c < o || c > interval.close_time(o) {
+            s.malformed.push((Check::CloseOutsideCandle, o));
             &mut s.bad_close
         } else if closed_before.is_some_and(|t| c >= t) {
             &mut s.held_back
@@ -347,6 +395,26 @@ mod tests {
         );
         assert_eq!(s.kept, 1);
         assert_eq!(s.last_open, Some(19 * h));
+        assert_eq!(
+            s.malformed,
+            vec![
+                (Check::OffGrid, 11 * h + 5),
+                (Check::CloseOutsideCandle, 13 * h)
+            ]
+        );
+        assert_eq!(
+            slot_windows(Interval::H1, &[11 * h + 5, 13 * h, 12 * h]),
+            vec![(11 * h, 14 * h)]
+        );
+        assert_eq!(
+            slot_windows(Interval::H1, &[11 * h + 5, 13 * h]),
+            vec![(11 * h, 12 * h), (13 * h, 14 * h)]
+        );
+        assert!(is_suspect_empty(0, true, true, false));
+        assert!(!is_suspect_empty(0, true, false, false));
+        assert!(!is_suspect_empty(0, false, true, false));
+        assert!(is_suspect_empty(0, false, false, true));
+        assert!(!is_suspect_empty(3, true, true, true));
         let all = screen_page(Interval::H1, &w, None, None, &open[1..2], &cl[1..2]).unwrap();
         assert_eq!(all.keep, None);
         assert_eq!(all.kept, 1);

@@ -21,16 +21,22 @@ pub enum RetryCause {
     BadBody,
     /// HTTP 429: too much weight; waited out `Retry-After`.
     RateLimited,
+    /// The page held malformed rows (off the grid, close time outside the candle).
+    InvalidRow,
+    /// An empty page where the exchange has candles after it.
+    EmptyReply,
 }
 
 impl RetryCause {
     /// Every cause, in metrics order.
-    pub const ALL: [RetryCause; 5] = [
+    pub const ALL: [RetryCause; 7] = [
         RetryCause::Server,
         RetryCause::Timeout,
         RetryCause::Connection,
         RetryCause::BadBody,
         RetryCause::RateLimited,
+        RetryCause::InvalidRow,
+        RetryCause::EmptyReply,
     ];
 
     /// A short machine-friendly name for reports.
@@ -41,6 +47,8 @@ impl RetryCause {
             RetryCause::Connection => "connection",
             RetryCause::BadBody => "bad_body",
             RetryCause::RateLimited => "rate_limited",
+            RetryCause::InvalidRow => "invalid_row",
+            RetryCause::EmptyReply => "empty_reply",
         }
     }
 
@@ -90,6 +98,9 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8], now_ms: i64
         .and_then(|s| s.trim().parse::<u64>().ok())
         .map(|s| s.saturating_mul(1000));
     match status {
+        // `{"code":-1003,"msg":...}` with a 2xx is the exchange's error all the same (a proxy
+        // or an overloaded gateway can send one): retried, its message kept.
+        200..=299 if exchange_error(body).is_some() => Verdict::Retry(RetryCause::BadBody),
         200..=299 => Verdict::Ok,
         429 => Verdict::RateLimited {
             retry_after_ms: retry_after_ms.unwrap_or(DEFAULT_RETRY_AFTER_MS),
@@ -124,6 +135,25 @@ pub fn error_body(body: &[u8]) -> Option<(i64, String)> {
     }
     let e: ErrorBody = serde_json::from_slice(body).ok()?;
     Some((e.code, e.msg))
+}
+
+/// The exchange's error object (`{"code": ..., "msg": ...}`) when the body is one. Cheap for
+/// data: only a body starting with `{` is parsed.
+pub fn exchange_error(body: &[u8]) -> Option<(i64, String)> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' {
+        return None;
+    }
+    error_body(body)
+}
+
+/// `http 503` plus the exchange's error when the body carries one:
+/// `http 200, exchange error -1003: Too many requests queued.`.
+pub fn describe_reply(status: u16, body: &[u8]) -> String {
+    match exchange_error(body) {
+        Some((code, msg)) => format!("http {status}, exchange error {code}: {msg}"),
+        None => format!("http {status}"),
+    }
 }
 
 /// The epoch-ms in "IP banned until 1659146400000." messages.
@@ -209,6 +239,17 @@ mod tests {
     #[test]
     fn classifies_success_and_transient_failures() {
         assert_eq!(classify(200, None, b"[]", 0), Verdict::Ok);
+        assert_eq!(classify(200, None, br#"{"serverTime":1}"#, 0), Verdict::Ok);
+        let err = br#" {"code":-1003,"msg":"Too many requests queued."}"#;
+        assert_eq!(
+            classify(200, None, err, 0),
+            Verdict::Retry(RetryCause::BadBody)
+        );
+        assert_eq!(
+            describe_reply(200, err),
+            "http 200, exchange error -1003: Too many requests queued."
+        );
+        assert_eq!(describe_reply(502, b"<html>"), "http 502");
         assert_eq!(
             classify(503, None, b"", 0),
             Verdict::Retry(RetryCause::Server)

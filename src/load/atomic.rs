@@ -36,23 +36,51 @@ pub fn temp_path(path: &Path) -> PathBuf {
 /// Replace `path` with `bytes` atomically. `check` runs on the fsynced temporary file before
 /// the rename (for example a read-back of a Parquet footer); if it fails, nothing is renamed.
 /// `keep_temp_on` says which errors leave the temporary file behind (crash-safety tests).
+///
+/// A failing file-system operation (a full disk, a directory that is a file) is
+/// [`LoadError::Write`], naming `path` (and, through the operation's own message, the
+/// temporary file); the destination is left as it was and the temporary file removed.
 pub fn write_atomic(
     path: &Path,
     bytes: &[u8],
     check: impl FnOnce(&Path) -> Result<(), LoadError>,
     keep_temp_on: impl Fn(&LoadError) -> bool,
 ) -> Result<(), LoadError> {
+    replace_with(
+        path,
+        |tmp| {
+            let mut f = fs_err::File::create(tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        },
+        check,
+        keep_temp_on,
+    )
+}
+
+/// [`write_atomic`] with the temporary file's contents written by `write` (a fault injected
+/// there in tests takes the same path as a real one).
+fn replace_with(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::io::Result<()>,
+    check: impl FnOnce(&Path) -> Result<(), LoadError>,
+    keep_temp_on: impl Fn(&LoadError) -> bool,
+) -> Result<(), LoadError> {
+    let failed = |source: std::io::Error| LoadError::Write {
+        path: path.to_owned(),
+        source,
+    };
     let dir = parent(path);
-    fs_err::create_dir_all(dir)?;
+    fs_err::create_dir_all(dir).map_err(failed)?;
     let tmp = temp_path(path);
     let result = (|| {
-        let mut f = fs_err::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
+        write(&tmp).map_err(failed)?;
         check(&tmp)?;
-        fs_err::rename(&tmp, path)?;
-        sync_dir(dir)?;
+        fs_err::rename(&tmp, path).map_err(failed)?;
+        sync_dir(dir).map_err(|e| match e {
+            LoadError::Io(source) => failed(source),
+            other => other,
+        })?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -135,5 +163,53 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["_summary.json"]);
+    }
+
+    /// A full disk while a file is replaced (injected as `ENOSPC`, os error 28, where the
+    /// bytes are written: the sandbox cannot fill a real disk): the error names the file, the
+    /// old contents stay and no temporary file is left.
+    #[test]
+    fn a_full_disk_names_the_file_and_keeps_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("klines/market=spot/part.parquet");
+        write_atomic(&p, b"old", |_| Ok(()), |_| false).unwrap();
+        let err = replace_with(
+            &p,
+            |tmp| {
+                fs_err::write(tmp, b"half")?;
+                Err(std::io::Error::from_raw_os_error(28))
+            },
+            |_| Ok(()),
+            |_| false,
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(&err, LoadError::Write { path, source }
+            if path == &p && source.kind() == std::io::ErrorKind::StorageFull));
+        assert!(msg.contains(&format!("`{}`", p.display())), "{msg}");
+        assert!(msg.contains("os error 28"), "{msg}");
+        assert_eq!(err.exit_code(), crate::exit::ExitCode::Output);
+        assert_eq!(fs_err::read(&p).unwrap(), b"old");
+        let names: Vec<String> = fs_err::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["part.parquet"], "no temporary file left");
+    }
+
+    /// Another I/O error (a file where the partition's directory belongs) names the file too.
+    #[test]
+    fn a_file_in_place_of_the_directory_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(dir.path().join("klines"), b"not a directory").unwrap();
+        let p = dir.path().join("klines/market=spot/part.parquet");
+        let err = write_atomic(&p, b"new", |_| Ok(()), |_| false).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, LoadError::Write { .. }), "{err:?}");
+        assert!(
+            msg.contains(&format!("cannot write `{}`", p.display())),
+            "{msg}"
+        );
+        assert!(msg.contains("klines"), "{msg}");
     }
 }

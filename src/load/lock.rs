@@ -201,10 +201,18 @@ pub fn acquire_file(
         pipeline: pipeline.to_owned(),
     };
     let text = serde_json::to_string(&owner).unwrap_or_default();
-    file.set_len(0)?;
-    file.rewind()?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
+    // The owner's line is the first write of a run: a full disk shows here, with the path.
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        return Err(LoadError::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot write the lock file `{}`: {e}", path.display()),
+        )));
+    }
     Ok(DatasetLock {
         file,
         path,

@@ -72,6 +72,16 @@ pub enum LoadError {
     /// A file-system operation failed (the message names the path).
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// Writing a file failed (a full disk, a read-only or missing directory): nothing was
+    /// replaced, and the message names the file as well as the failing operation.
+    #[error("cannot write `{path}`: {source}; what was there is unchanged")]
+    Write {
+        /// The file being written (the partition, report or resume file).
+        path: PathBuf,
+        /// The failure (for a full disk: `No space left on device (os error 28)`).
+        #[source]
+        source: std::io::Error,
+    },
     /// An existing file is not readable Parquet (truncated, corrupt).
     #[error("existing file `{path}` is not a readable Parquet file; it was left untouched")]
     Corrupt {
@@ -90,6 +100,15 @@ pub enum LoadError {
         path: PathBuf,
         /// What does not match.
         reason: String,
+    },
+    /// Something other than a regular file (a directory, a FIFO, a device) sits where a
+    /// partition file belongs.
+    #[error(
+        "`{path}` is not a regular file but sits where a partition file belongs; move it away (it was left untouched)"
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
     },
     /// An existing file was written by a newer kline-etl.
     #[error(
@@ -416,12 +435,20 @@ impl DatasetWriter {
         key: &PartitionKey,
         rows: KlineRows,
     ) -> Result<(QualityReport, Prepared), LoadError> {
-        let report = quality::check(&rows, key.task.interval);
-        if !report.is_clean() && self.opts.transform.on_violation == OnViolation::Fail {
-            return Err(LoadError::Quality {
-                path: self.path_of(key),
-                summary: report.summary(),
-            });
+        let signed = self.family == KlineFamily::PremiumIndex;
+        let report = quality::check_with(&rows, key.task.interval, signed);
+        if !report.is_clean() {
+            if self.opts.transform.on_violation == OnViolation::Fail {
+                return Err(LoadError::Quality {
+                    path: self.path_of(key),
+                    summary: report.summary(),
+                });
+            }
+            tracing::warn!(
+                path = %self.path_of(key).display(),
+                "quality findings (written, `on_violation: report`): {}",
+                report.summary()
+            );
         }
         let prepared = self.prepare_checked(key, rows, Some(&report))?;
         Ok((report, prepared))
@@ -449,7 +476,9 @@ impl DatasetWriter {
         } else {
             rows.without_volumes()
         };
-        let existing = if path.exists() {
+        // `symlink_metadata`, not `exists`: a dangling link or a directory in the way is
+        // refused by the reader, never replaced.
+        let existing = if fs_err::symlink_metadata(&path).is_ok() {
             let (old, info) = parquet::read_file(&path)?;
             let want = (self.opts.transform.prices, self.opts.transform.time_unit);
             if (info.prices, info.time_unit) != want {

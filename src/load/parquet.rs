@@ -16,7 +16,7 @@ use parquet::schema::types::ColumnPath;
 
 use super::{LoadError, WriteOptions};
 use crate::config::{Compression, PriceType, TimeUnit};
-use crate::load::partition::PartitionKey;
+use crate::load::partition::{Expected, PartitionKey, expected_of_path};
 use crate::transform::KlineRows;
 use crate::transform::schema::{
     self, META_SCHEMA_VERSION, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION, price_type_str, time_unit_str,
@@ -31,6 +31,8 @@ pub struct FileInfo {
     pub time_unit: TimeUnit,
     /// Rows in the file (from the footer).
     pub rows: u64,
+    /// Premium-index klines (`kline_etl.kline_family`): prices are rates, signed.
+    pub signed_prices: bool,
 }
 
 pub(crate) fn compression(c: Compression) -> Result<PqCompression, parquet::errors::ParquetError> {
@@ -178,10 +180,85 @@ pub fn file_info(meta: &ParquetMetaData, path: &Path) -> Result<FileInfo, LoadEr
         prices,
         time_unit,
         rows: u64::try_from(meta.file_metadata().num_rows()).unwrap_or(0),
+        signed_prices: meta_value(meta, "kline_etl.kline_family") == Some("premium_index"),
     })
 }
 
+/// Check a file's own metadata and `open_time` bounds against what its place in the layout
+/// says it holds ([`Expected`]): `kline_etl.market`, `kline_etl.symbol` and
+/// `kline_etl.interval` must name its series, and its open times must lie in its period
+/// directory's span. A mismatch is [`LoadError::Foreign`] naming both; `bounds` that are
+/// unknown from the footer are checked once the rows are read.
+pub fn check_identity(
+    meta: &ParquetMetaData,
+    bounds: FooterBounds,
+    expected: &Expected,
+    path: &Path,
+) -> Result<(), LoadError> {
+    check_series(meta, expected, path)?;
+    check_span(bounds, expected, path)
+}
+
+fn foreign(path: &Path, reason: String) -> LoadError {
+    LoadError::Foreign {
+        path: path.to_owned(),
+        reason,
+    }
+}
+
+/// The series half of [`check_identity`]: the file's own metadata names its directories.
+fn check_series(meta: &ParquetMetaData, expected: &Expected, path: &Path) -> Result<(), LoadError> {
+    let foreign = |reason| foreign(path, reason);
+    let task = &expected.task;
+    for (key, want) in [
+        ("market", task.market.as_str()),
+        ("symbol", task.symbol.as_str()),
+        ("interval", task.interval.as_str()),
+    ] {
+        match meta_value(meta, &format!("kline_etl.{key}")) {
+            Some(v) if v == want => {}
+            Some(v) => {
+                return Err(foreign(format!(
+                    "it holds {key} `{v}` but sits under `{key}={want}`: a foreign file"
+                )));
+            }
+            None => {
+                return Err(foreign(format!(
+                    "it has no `kline_etl.{key}` metadata to check against `{key}={want}`"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The time half of [`check_identity`]: open times inside the period directory's span.
+fn check_span(bounds: FooterBounds, expected: &Expected, path: &Path) -> Result<(), LoadError> {
+    if let (FooterBounds::Range(lo, hi), Some((start, end))) = (bounds, expected.span)
+        && (lo < start || hi >= end)
+    {
+        return Err(foreign(
+            path,
+            format!(
+                "its rows open from `{}` to `{}`, outside its partition `{}`: a foreign file",
+                crate::time::fmt_ms(lo),
+                crate::time::fmt_ms(hi),
+                expected.period_dir.as_deref().unwrap_or("-")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Open a partition file's footer, refusing what is not a regular file (a directory or a FIFO
+/// where a partition belongs is an output error, and opening a FIFO would block).
 fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<std::fs::File>, LoadError> {
+    let kind = fs_err::metadata(path)?.file_type();
+    if !kind.is_file() {
+        return Err(LoadError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
     let file = fs_err::File::open(path)?;
     ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(|source| {
         LoadError::Corrupt {
@@ -191,17 +268,36 @@ fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<std::fs::File>, L
     })
 }
 
+/// [`open`], [`file_info`] and, for a file inside the layout, [`check_identity`] against its
+/// path ([`expected_of_path`]): every reader below goes through this.
+fn open_checked(
+    path: &Path,
+) -> Result<
+    (
+        ParquetRecordBatchReaderBuilder<std::fs::File>,
+        FileInfo,
+        FooterBounds,
+    ),
+    LoadError,
+> {
+    let b = open(path)?;
+    let info = file_info(b.metadata(), path)?;
+    let bounds = footer_bounds(b.metadata(), &info);
+    if let Some(expected) = expected_of_path(path) {
+        check_identity(b.metadata(), bounds, &expected, path)?;
+    }
+    Ok((b, info, bounds))
+}
+
 /// Read only the footer of a partition file and check it (see [`file_info`]).
 pub fn read_info(path: &Path) -> Result<FileInfo, LoadError> {
-    let b = open(path)?;
-    file_info(b.metadata(), path)
+    Ok(open_checked(path)?.1)
 }
 
 /// Read a whole partition file back into rows, checking that it is a kline-etl file of a schema
-/// version this build understands.
+/// version this build understands, and that it is the partition its path names.
 pub fn read_file(path: &Path) -> Result<(KlineRows, FileInfo), LoadError> {
-    let b = open(path)?;
-    let info = file_info(b.metadata(), path)?;
+    let (b, info, bounds) = open_checked(path)?;
     let corrupt = |source| LoadError::Corrupt {
         path: path.to_owned(),
         source,
@@ -228,6 +324,15 @@ pub fn read_file(path: &Path) -> Result<(KlineRows, FileInfo), LoadError> {
             ),
         });
     }
+    if bounds == FooterBounds::Unknown
+        && let Some(expected) = expected_of_path(path)
+    {
+        let lo = rows.open_time.iter().min().copied();
+        let hi = rows.open_time.iter().max().copied();
+        if let Some((lo, hi)) = lo.zip(hi) {
+            check_span(FooterBounds::Range(lo, hi), &expected, path)?;
+        }
+    }
     Ok((rows, info))
 }
 
@@ -240,9 +345,8 @@ pub fn max_open_time(path: &Path) -> Result<Option<i64>, LoadError> {
 /// The smallest and largest `open_time` (ms) in a partition file, from the row-group
 /// statistics when they are present, else by reading the column.
 pub fn open_time_bounds(path: &Path) -> Result<Option<(i64, i64)>, LoadError> {
-    let b = open(path)?;
-    let info = file_info(b.metadata(), path)?;
-    match footer_bounds(b.metadata(), &info) {
+    let (_, _, bounds) = open_checked(path)?;
+    match bounds {
         FooterBounds::Empty => Ok(None),
         FooterBounds::Range(lo, hi) => Ok(Some((lo, hi))),
         FooterBounds::Unknown => {
@@ -274,16 +378,71 @@ pub struct Footer {
     pub bounds: FooterBounds,
     /// The value of the requested key-value metadata entry, if present.
     pub value: Option<String>,
+    /// The smallest and largest value of each numeric column (prices and decimals as `f64`,
+    /// decimals divided by 10^8) from the row-group statistics; a column is absent when a
+    /// non-empty row group has no statistics for it.
+    pub columns: std::collections::BTreeMap<String, (f64, f64)>,
+}
+
+/// Per numeric column, the `(min, max)` the row-group statistics show, as `f64` the way the
+/// summary sees values ([`crate::transform::Column::f64_at`]).
+fn column_bounds(meta: &ParquetMetaData) -> std::collections::BTreeMap<String, (f64, f64)> {
+    let mut out = std::collections::BTreeMap::new();
+    let schema = meta.file_metadata().schema_descr();
+    for (i, col) in schema.columns().iter().enumerate() {
+        let name = col.name();
+        if !crate::summary::series::NUMERIC_COLUMNS.contains(&name) {
+            continue;
+        }
+        let mut acc: Option<(f64, f64)> = None;
+        let mut complete = true;
+        for rg in meta.row_groups() {
+            if rg.num_rows() == 0 {
+                continue;
+            }
+            let bounds = rg.column(i).statistics().and_then(|st| match st {
+                Statistics::Double(s) => s.min_opt().copied().zip(s.max_opt().copied()),
+                Statistics::Int64(s) => s
+                    .min_opt()
+                    .zip(s.max_opt())
+                    .map(|(a, b)| (*a as f64, *b as f64)),
+                Statistics::FixedLenByteArray(s) => {
+                    let dec = |b: &[u8]| decimal_of_be(b).map(|v| v as f64 / 1e8);
+                    dec(s.min_bytes_opt()?).zip(dec(s.max_bytes_opt()?))
+                }
+                _ => None,
+            });
+            match bounds {
+                Some((lo, hi)) => acc = Some(acc.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi)))),
+                None => complete = false,
+            }
+        }
+        if let (true, Some(b)) = (complete, acc) {
+            out.insert(name.to_owned(), b);
+        }
+    }
+    out
+}
+
+/// A big-endian two's-complement integer of up to 16 bytes (a Parquet decimal's bytes).
+fn decimal_of_be(b: &[u8]) -> Option<i128> {
+    if b.is_empty() || b.len() > 16 {
+        return None;
+    }
+    let fill = if b[0] & 0x80 != 0 { 0xFF } else { 0 };
+    let mut buf = [fill; 16];
+    buf[16 - b.len()..].copy_from_slice(b);
+    Some(i128::from_be_bytes(buf))
 }
 
 /// Read only the footer of a partition file: its checked metadata, the `open_time` bounds
 /// and the key-value metadata entry `key` (for example [`META_STATS`]).
 pub fn read_footer(path: &Path, key: &str) -> Result<Footer, LoadError> {
-    let b = open(path)?;
-    let info = file_info(b.metadata(), path)?;
+    let (b, info, bounds) = open_checked(path)?;
     Ok(Footer {
-        bounds: footer_bounds(b.metadata(), &info),
+        bounds,
         value: meta_value(b.metadata(), key).map(str::to_owned),
+        columns: column_bounds(b.metadata()),
         info,
     })
 }

@@ -193,6 +193,92 @@ impl PartitionKey {
     }
 }
 
+/// What a partition file must hold, by where it sits: its series and the `[start, end)` span
+/// (ms) its open times must lie in. Every file is checked against this before it is read or
+/// merged ([`super::parquet`]); a file that does not match is foreign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// The series of its directories and name.
+    pub task: TaskKey,
+    /// The span of its period (`None`: any time).
+    pub span: Option<(i64, i64)>,
+    /// The partition as spelled (`year=2024/1m-2024-03`), for messages.
+    pub period_dir: Option<String>,
+}
+
+impl PartitionKey {
+    /// What this partition's file must hold.
+    pub fn expected(&self) -> Expected {
+        let (year, label) = self.period.label();
+        Expected {
+            task: self.task.clone(),
+            span: self.period.range_ms(),
+            period_dir: Some(format!(
+                "{}/{}-{label}",
+                layout::year_dir(year),
+                self.task.interval.as_str()
+            )),
+        }
+    }
+}
+
+impl Period {
+    /// The period a partition file name spells after its interval (`2024`, `2024-01`,
+    /// `2024-01-05`): the inverse of [`Period::label`].
+    pub fn from_label(label: &str) -> Option<Period> {
+        let num = |s: &str| s.parse::<u32>().ok();
+        let parts: Vec<&str> = label.split('-').collect();
+        let period = match parts.as_slice() {
+            [y] => Period::Year(y.parse().ok()?),
+            [y, m] => Period::Month(y.parse().ok()?, num(m)?),
+            [y, m, d] => Period::Day(y.parse().ok()?, num(m)?, num(d)?),
+            _ => return None,
+        };
+        // Only spellings this layout writes (`2024-1` or `2024-13` are not).
+        (period.label().1 == label && period.range_ms().is_some()).then_some(period)
+    }
+}
+
+/// What the file at `path` must hold, from its directories and name
+/// (`…/market=…/symbol=…/year=…/<interval>-<period>.parquet`, or that file's dot-prefixed
+/// temporary `.<name>.tmp-…`); `None` when the path is not in the layout (a file given
+/// directly, outside any dataset, or a layout-1 file being migrated).
+pub fn expected_of_path(path: &std::path::Path) -> Option<Expected> {
+    let name = path.file_name()?.to_str()?;
+    let name = match name.strip_prefix('.') {
+        Some(tmp) => tmp.split_once(".tmp-")?.0,
+        None => name,
+    };
+    let (iv, label) = name.strip_suffix(".parquet")?.split_once('-')?;
+    let interval: Interval = iv.parse().ok()?;
+    let period = Period::from_label(label)?;
+    let mut dirs = path
+        .parent()?
+        .components()
+        .rev()
+        .map(|c| c.as_os_str().to_str());
+    let year_seg = dirs.next()??;
+    let value = |seg: &str, key: &str| layout::hive_value(seg, key).map(str::to_owned);
+    let year = value(year_seg, layout::YEAR)?;
+    let symbol: Symbol = value(dirs.next()??, layout::SYMBOL)?.parse().ok()?;
+    let market: Market = value(dirs.next()??, layout::MARKET)?.parse().ok()?;
+    // A file under another year's directory holds no row that belongs there.
+    let in_its_year = year == format!("{:04}", period.label().0);
+    Some(Expected {
+        task: TaskKey {
+            market,
+            symbol,
+            interval,
+        },
+        span: if in_its_year {
+            period.range_ms()
+        } else {
+            Some((0, 0))
+        },
+        period_dir: Some(format!("{year_seg}/{iv}-{label}")),
+    })
+}
+
 /// Split rows into partitions by the period of each row's open time. Partitions come out in
 /// time order; rows inside each keep their relative order (a stable sort by open time, so
 /// sorted input stays as it is). Rows are neither dropped nor de-duplicated here.
@@ -252,6 +338,51 @@ mod tests {
             symbol: "BTCUSDT".parse().unwrap(),
             interval,
         }
+    }
+
+    #[test]
+    fn the_expected_identity_is_read_back_from_every_layout_path() {
+        for (interval, t) in [
+            (Interval::H1, ms("2024-05-01T00:00:00Z")),
+            (Interval::M1, ms("2024-03-31T23:59:00Z")),
+            (Interval::S1, ms("2024-02-29T12:00:00Z")),
+            (Interval::D1, ms("2024-01-01T00:00:00Z")),
+        ] {
+            let g = Granularity::of(interval, PartitionSpec::Auto);
+            let key = PartitionKey {
+                task: task(interval),
+                period: Period::of(g, t),
+            };
+            let path = std::path::Path::new("/data/out").join(key.relative_path());
+            assert_eq!(expected_of_path(&path), Some(key.expected()), "{path:?}");
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let tmp = path.with_file_name(format!(".{name}.tmp-1-1"));
+            assert_eq!(expected_of_path(&tmp), Some(key.expected()));
+        }
+        assert_eq!(
+            expected_of_path(std::path::Path::new("/tmp/part.parquet")),
+            None
+        );
+        assert_eq!(
+            expected_of_path(std::path::Path::new(
+                "/o/klines/market=spot/symbol=BTCUSDT/interval=1h/year=2024/part.parquet"
+            )),
+            None,
+            "a layout-1 file"
+        );
+        let moved = expected_of_path(std::path::Path::new(
+            "/o/klines/market=spot/symbol=BTCUSDT/year=2023/1h-2024.parquet",
+        ))
+        .unwrap();
+        assert_eq!(
+            moved.span,
+            Some((0, 0)),
+            "no row belongs under another year"
+        );
+        assert_eq!(Period::from_label("2024-1"), None);
+        assert_eq!(Period::from_label("2024-13"), None);
+        assert_eq!(Period::from_label("2024-02-30"), None);
+        assert_eq!(Period::from_label("2024"), Some(Period::Year(2024)));
     }
 
     fn rows_at(times: &[i64]) -> KlineRows {

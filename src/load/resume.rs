@@ -40,6 +40,30 @@ pub enum Reason {
     FetchFailed,
     /// Its task failed (for example the exchange refused the symbol).
     TaskFailed,
+    /// The exchange sent malformed rows there (still after retries); they were not written.
+    InvalidRow,
+    /// The exchange answered an empty page there although it has candles after it.
+    EmptyReply,
+}
+
+impl Reason {
+    /// Whether a rerun fetches the whole window again, rather than resuming from the last
+    /// candle stored inside it: candles are missing in its middle, not only at its end.
+    pub fn refetch_whole(self) -> bool {
+        matches!(self, Reason::InvalidRow | Reason::EmptyReply)
+    }
+
+    /// The cause the summary gives a gap inside a window pending for this reason.
+    pub fn gap_cause(self) -> crate::summary::series::GapCause {
+        use crate::summary::series::GapCause;
+        match self {
+            Reason::InvalidRow => GapCause::InvalidRow,
+            Reason::EmptyReply => GapCause::EmptyReply,
+            Reason::InFlight | Reason::Stopped | Reason::FetchFailed | Reason::TaskFailed => {
+                GapCause::FetchFailed
+            }
+        }
+    }
 }
 
 /// One unfinished window of one series.
@@ -154,6 +178,33 @@ pub fn read(root: &Path, shard: Option<crate::shard::Shard>) -> Vec<Pending> {
     }
 }
 
+/// The pending windows of `series` that lie outside `range` (an earlier run with another
+/// range or `--from`/`--to` left them): a run still fetches them, and says so.
+pub fn outside_range<'a>(
+    pending: &'a [Pending],
+    series: &'a [TaskKey],
+    range: Window,
+) -> impl Iterator<Item = &'a Pending> {
+    pending.iter().filter(move |p| {
+        (p.end_ms <= range.0 || p.start_ms >= range.1) && series.contains(&p.task())
+    })
+}
+
+/// Log [`outside_range`]'s windows, one line each.
+pub fn log_outside_range(pending: &[Pending], series: &[TaskKey], range: Window) {
+    for p in outside_range(pending, series, range) {
+        tracing::warn!(
+            market = %p.market,
+            symbol = %p.symbol,
+            interval = %p.interval,
+            start = %p.start,
+            end = %p.end,
+            reason = ?p.reason,
+            "an earlier run left this window unfinished outside the pipeline's range; fetching it too"
+        );
+    }
+}
+
 /// Replace the resume file atomically (removing it when nothing is pending).
 pub fn write(
     root: &Path,
@@ -179,6 +230,32 @@ pub fn write(
         pending: sorted,
     };
     super::atomic::write_json(&p, &file)
+}
+
+/// What becomes of a window a run found empty inside the exchange's history, still after its
+/// retries (`empty_reply`), given the windows pending before the run (`before`).
+///
+/// The first time, the emptiness is *suspect*: the window is recorded (`empty_reply`) and the
+/// next normal run fetches it again, once. When that later run gets the same emptiness
+/// (the part of `w` inside a window `before` already holds as `empty_reply` for the series),
+/// the gap is *confirmed*: the exchange's own (an outage, `exchange_none`), no longer pending,
+/// and only `kline-etl repair --exchange-gaps` asks for it again. So a real outage costs one
+/// extra fetch and is never refetched forever, and a transient empty reply is refetched.
+///
+/// Returns the parts of `w` that stay suspect and the parts now confirmed.
+pub fn settle_empty_reply(
+    before: &[Pending],
+    task: &TaskKey,
+    w: Window,
+) -> (Vec<Window>, Vec<Window>) {
+    let seen: Vec<Window> = before
+        .iter()
+        .filter(|p| p.reason == Reason::EmptyReply && p.task() == *task)
+        .map(|p| (p.start_ms.max(w.0), p.end_ms.min(w.1)))
+        .filter(|(s, e)| s < e)
+        .collect();
+    let confirmed = crate::window::coalesce(seen);
+    (subtract(w, &confirmed), confirmed)
 }
 
 /// What is still pending after a run: every earlier window minus what the run finished, plus
@@ -213,6 +290,19 @@ mod tests {
     }
 
     #[test]
+    fn windows_outside_the_range_are_found() {
+        let p = vec![
+            Pending::new(&key("BTCUSDT"), (0, 100), Reason::FetchFailed),
+            Pending::new(&key("BTCUSDT"), (500, 600), Reason::Stopped),
+            Pending::new(&key("ETHUSDT"), (0, 100), Reason::FetchFailed),
+        ];
+        let series = [key("BTCUSDT")];
+        let found: Vec<_> = outside_range(&p, &series, (100, 550)).collect();
+        assert_eq!(found, [&p[0]]);
+        assert!(Reason::InvalidRow.refetch_whole() && !Reason::InFlight.refetch_whole());
+    }
+
+    #[test]
     fn round_trips_and_an_empty_file_is_removed() {
         let dir = tempfile::tempdir().unwrap();
         assert!(read(dir.path(), None).is_empty());
@@ -237,6 +327,29 @@ mod tests {
         fs_err::create_dir_all(file.parent().unwrap()).unwrap();
         fs_err::write(&file, b"{not json").unwrap();
         assert!(read(dir.path(), None).is_empty());
+    }
+
+    #[test]
+    fn an_empty_reply_is_suspect_once_and_confirmed_the_second_time() {
+        let btc = key("BTCUSDT");
+        // First time: nothing pending there, so the whole window stays suspect.
+        let (suspect, confirmed) = settle_empty_reply(&[], &btc, (100, 200));
+        assert_eq!((suspect, confirmed), (vec![(100, 200)], vec![]));
+        // A window pending for another reason, or another series' empty reply, is no
+        // confirmation.
+        let other = [
+            Pending::new(&btc, (100, 200), Reason::FetchFailed),
+            Pending::new(&key("ETHUSDT"), (100, 200), Reason::EmptyReply),
+        ];
+        let (suspect, confirmed) = settle_empty_reply(&other, &btc, (100, 200));
+        assert_eq!((suspect, confirmed), (vec![(100, 200)], vec![]));
+        // The next run sees the same emptiness: confirmed (the exchange's own gap).
+        let before = [Pending::new(&btc, (100, 200), Reason::EmptyReply)];
+        let (suspect, confirmed) = settle_empty_reply(&before, &btc, (100, 200));
+        assert_eq!((suspect, confirmed), (vec![], vec![(100, 200)]));
+        // Only the part seen empty twice is confirmed; the new part is suspect.
+        let (suspect, confirmed) = settle_empty_reply(&before, &btc, (150, 300));
+        assert_eq!((suspect, confirmed), (vec![(200, 300)], vec![(150, 200)]));
     }
 
     #[test]

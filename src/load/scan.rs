@@ -40,6 +40,19 @@ fn entries(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
+/// A partition file name's entry, refused when it is not a regular file: a directory (or FIFO,
+/// device) named like a partition file is not an empty stretch of history but an output error.
+fn regular(path: PathBuf) -> std::io::Result<PathBuf> {
+    if fs_err::metadata(&path)?.is_file() {
+        Ok(path)
+    } else {
+        Err(std::io::Error::other(format!(
+            "`{}` is not a regular file but sits where a partition file belongs; move it away",
+            path.display()
+        )))
+    }
+}
+
 /// The partition files of one series, sorted by path (so by time: `year=` directories, then
 /// the period in the name); none when the series is not stored.
 pub fn series_files(root: &Path, task: &TaskKey) -> std::io::Result<Vec<PathBuf>> {
@@ -52,7 +65,7 @@ pub fn series_files(root: &Path, task: &TaskKey) -> std::io::Result<Vec<PathBuf>
             }
             for (name, path) in entries(&y_path)? {
                 if layout::partition_file_interval(&name) == Some(task.interval) {
-                    out.push(path);
+                    out.push(regular(path)?);
                 }
             }
         }
@@ -116,7 +129,7 @@ pub fn scan(root: &Path) -> Result<Vec<SeriesFiles>, LoadError> {
                             .entry(iv.as_str())
                             .or_insert((iv, Vec::new()))
                             .1
-                            .push(path);
+                            .push(regular(path)?);
                     }
                 }
             }

@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use crate::extract::KlineTask;
 use crate::load::resume::Pending;
 use crate::load::{LoadError, TaskKey, state};
-use crate::summary::series::GapCause;
 use crate::symbol::Symbol;
 use crate::time::parse_rfc3339_ms;
 use crate::window::{Window, coalesce, subtract};
@@ -110,7 +109,11 @@ fn resume_pending(
     for p in pending.iter().filter(|p| p.task() == *key) {
         let w = p.window();
         let last = state::last_stored_in(root, key, w.0, w.1)?;
-        let r = resume_point(w, last);
+        let r = if p.reason.refetch_whole() {
+            w
+        } else {
+            resume_point(w, last)
+        };
         if r.0 > w.0 {
             covered.entry(key.clone()).or_default().push((w.0, r.0));
         }
@@ -191,7 +194,7 @@ pub fn repair_tasks(
         gaps.entry(key).or_default().extend(
             s.gaps
                 .iter()
-                .filter(|g| g.cause == GapCause::FetchFailed || exchange_gaps)
+                .filter(|g| g.cause.is_ours() || exchange_gaps)
                 .filter_map(|g| Some((parse_rfc3339_ms(&g.start)?, parse_rfc3339_ms(&g.end)?))),
         );
     }

@@ -99,6 +99,9 @@ pub struct RunInfo {
     /// Weight used / (limit × rate-limit windows the extraction spanned): how much of the
     /// exchange's budget the run used (a short run that fits in one window reads low).
     pub budget_utilisation: f64,
+    /// Requests that waited for the weight budget (a later window, a 429 or 418 pause) before
+    /// they were sent, each counted once.
+    pub budget_waits: u64,
     /// Retries by cause.
     pub retries: BTreeMap<String, u64>,
     /// HTTP 429 replies received.

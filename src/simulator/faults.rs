@@ -1,6 +1,11 @@
 //! Fault injection for tests: latency (fixed and jittered), 5xx replies, connection resets
 //! (before headers or mid-body), truncated and non-JSON (HTML) bodies, slow bodies, forced 429s
-//! and 418 bans, either at chosen request numbers or at random with a seed.
+//! and 418 bans, either at chosen request numbers or at random with a seed; and the hostile
+//! replies of issue 24: a klines row off the interval grid, a row closing before it opens, a
+//! row of zero prices, an empty klines page in the middle of history, a `302` redirect to
+//! another address, a 429 with a day-long `Retry-After`, an exchange error object with HTTP
+//! 200, an implausible used-weight header, and a `/time` clock skewed from the data
+//! ([`FaultPlan::time_skew_ms`]).
 //!
 //! Requests are numbered from 1 in arrival order (the simulator's own `/__sim/` endpoints are
 //! not counted). Every decision is a pure function of `(seed, request number)`, so a run with
@@ -34,6 +39,23 @@ pub enum FaultKind {
     TooManyRequests,
     /// HTTP 418: the client is banned (ban lengths grow as for real bans).
     Ban,
+    /// A klines reply whose middle row opens 1234 ms after its grid slot (close time moved
+    /// with it). Other endpoints are answered normally.
+    OffGridRow,
+    /// A klines reply whose middle row closes 1 ms before it opens.
+    CloseBeforeOpen,
+    /// A klines reply whose middle row has open = high = low = close = `0.00000000`.
+    ZeroPriceRow,
+    /// A klines reply of `[]` (HTTP 200), as if the exchange had no candles there.
+    EmptyPage,
+    /// HTTP 302 to [`FaultPlan::redirect_to`] (same path and query); a 502 when unset.
+    Redirect,
+    /// HTTP 429 with `Retry-After: 86400` (a day).
+    HugeRetryAfter,
+    /// HTTP 200 with the body `{"code":-1003,"msg":"Too many requests queued."}`.
+    JsonErrorOk,
+    /// The normal reply with a used-weight header of 999999.
+    HugeWeightHeader,
 }
 
 impl FaultKind {
@@ -49,6 +71,14 @@ impl FaultKind {
             FaultKind::SlowBody => "slow_body",
             FaultKind::TooManyRequests => "too_many_requests",
             FaultKind::Ban => "ban",
+            FaultKind::OffGridRow => "off_grid_row",
+            FaultKind::CloseBeforeOpen => "close_before_open",
+            FaultKind::ZeroPriceRow => "zero_price_row",
+            FaultKind::EmptyPage => "empty_page",
+            FaultKind::Redirect => "redirect",
+            FaultKind::HugeRetryAfter => "huge_retry_after",
+            FaultKind::JsonErrorOk => "json_error_ok",
+            FaultKind::HugeWeightHeader => "huge_weight_header",
         }
     }
 }
@@ -75,6 +105,11 @@ pub struct FaultPlan {
     pub random: Vec<(FaultKind, f64)>,
     /// Delay between the chunks of a slow body.
     pub slow_chunk_delay_ms: u64,
+    /// Where [`FaultKind::Redirect`] points (`http://host:port`, no path).
+    pub redirect_to: Option<String>,
+    /// Added to the time `/time` (and `exchangeInfo.serverTime`) answers, never to the data:
+    /// an exchange clock running ahead (positive) or behind the candles it serves.
+    pub time_skew_ms: i64,
 }
 
 impl FaultPlan {
@@ -94,6 +129,20 @@ impl FaultPlan {
     #[must_use]
     pub fn random(mut self, kind: FaultKind, p: f64) -> Self {
         self.random.push((kind, p));
+        self
+    }
+
+    /// Answer [`FaultKind::Redirect`] with a `302` to `url` (`http://host:port`).
+    #[must_use]
+    pub fn redirect_to(mut self, url: impl Into<String>) -> Self {
+        self.redirect_to = Some(url.into());
+        self
+    }
+
+    /// Skew the clock `/time` reports by `ms` (see [`FaultPlan::time_skew_ms`]).
+    #[must_use]
+    pub fn skew_clock(mut self, ms: i64) -> Self {
+        self.time_skew_ms = ms;
         self
     }
 

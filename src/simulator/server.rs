@@ -158,6 +158,7 @@ struct Reply {
     body: Bytes,
     html: bool,
     retry_after: Option<u64>,
+    location: Option<String>,
 }
 
 impl Reply {
@@ -167,6 +168,7 @@ impl Reply {
             body: body.into(),
             html: false,
             retry_after: None,
+            location: None,
         }
     }
 
@@ -176,6 +178,7 @@ impl Reply {
             body: Bytes::from(v.to_string()),
             html: false,
             retry_after: None,
+            location: None,
         }
     }
 }
@@ -391,6 +394,7 @@ async fn handle(
             body: Bytes::new(),
             html: false,
             retry_after: None,
+            location: None,
         };
         return finish(reply, None, None);
     };
@@ -433,7 +437,22 @@ async fn handle(
             ),
             html: true,
             retry_after: None,
+            location: None,
         }),
+        Some(FaultKind::Redirect) => Some(redirect_reply(&sh, req.uri())),
+        Some(FaultKind::HugeRetryAfter) => {
+            sh.record(|s| s.sent_429 += 1);
+            let mut r = Reply::json(
+                StatusCode::TOO_MANY_REQUESTS,
+                &json!({"code": -1003, "msg": "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API."}),
+            );
+            r.retry_after = Some(86_400);
+            Some(r)
+        }
+        Some(FaultKind::JsonErrorOk) => Some(Reply::json(
+            StatusCode::OK,
+            &json!({"code": -1003, "msg": "Too many requests queued."}),
+        )),
         Some(FaultKind::TooManyRequests) => {
             Some(limit_reply(&sh, &sh.limiter, market, sh.limiter.forced_429(ip, market, wall)))
         }
@@ -465,11 +484,34 @@ async fn handle(
         }
     };
 
-    let reply = match endpoint(&sh, market, ep, &params, req.headers()) {
+    let mut reply = match endpoint(&sh, market, ep, &params, req.headers()) {
         Ok(r) => r,
         Err(e) => e.into_reply(),
     };
-    let transport = match fault {
+    let used = corrupt_reply(fault, ep, &mut reply, used);
+    let transport = transport_fault(&sh, &conn, fault);
+    finish(reply, Some((&header, used)), transport)
+}
+
+/// The faults that spoil a normal reply: a klines body's rows, or an implausible used-weight
+/// header (the used weight to report comes back).
+fn corrupt_reply(fault: Option<FaultKind>, ep: Endpoint, reply: &mut Reply, used: u64) -> u64 {
+    if is_klines(ep)
+        && reply.status == StatusCode::OK
+        && let Some(kind) = fault
+    {
+        reply.body = corrupt_klines(kind, &reply.body);
+    }
+    if fault == Some(FaultKind::HugeWeightHeader) {
+        999_999
+    } else {
+        used
+    }
+}
+
+/// The faults of the connection itself (resets, truncated and slow bodies).
+fn transport_fault(sh: &Shared, conn: &Conn, fault: Option<FaultKind>) -> Option<(FaultKind, u64)> {
+    match fault {
         Some(FaultKind::ResetBeforeHeaders) => {
             conn.kill.store(true, Ordering::SeqCst);
             None
@@ -478,8 +520,87 @@ async fn handle(
             Some((k, sh.faults.slow_chunk_delay_ms))
         }
         _ => None,
+    }
+}
+
+fn is_klines(ep: Endpoint) -> bool {
+    matches!(
+        ep,
+        Endpoint::Klines
+            | Endpoint::UiKlines
+            | Endpoint::MarkPriceKlines
+            | Endpoint::IndexPriceKlines
+            | Endpoint::PremiumIndexKlines
+            | Endpoint::ContinuousKlines
+    )
+}
+
+/// A `302` to the configured address (same path and query); a 502 when none is set.
+fn redirect_reply(sh: &Shared, uri: &axum::http::Uri) -> Reply {
+    let Some(to) = &sh.faults.redirect_to else {
+        return ApiError {
+            status: StatusCode::BAD_GATEWAY,
+            code: -1000,
+            msg: "redirect fault without a target".to_owned(),
+        }
+        .into_reply();
     };
-    finish(reply, Some((&header, used)), transport)
+    let target = format!(
+        "{}{}",
+        to.trim_end_matches('/'),
+        uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    Reply {
+        status: StatusCode::FOUND,
+        body: Bytes::new(),
+        html: false,
+        retry_after: None,
+        location: Some(target),
+    }
+}
+
+/// Apply a row fault to a klines body (`[[open_time, "o", "h", "l", "c", "v", close_time,
+/// ...], ...]`); other faults and bodies that are not arrays come back unchanged.
+fn corrupt_klines(kind: FaultKind, body: &Bytes) -> Bytes {
+    if kind == FaultKind::EmptyPage {
+        return Bytes::from_static(b"[]");
+    }
+    if !matches!(
+        kind,
+        FaultKind::OffGridRow | FaultKind::CloseBeforeOpen | FaultKind::ZeroPriceRow
+    ) {
+        return body.clone();
+    }
+    let Ok(serde_json::Value::Array(mut rows)) = serde_json::from_slice(body) else {
+        return body.clone();
+    };
+    let mid = rows.len() / 2;
+    let Some(serde_json::Value::Array(row)) = rows.get_mut(mid) else {
+        return body.clone();
+    };
+    let time = |v: &serde_json::Value| v.as_i64().unwrap_or(0);
+    if row.len() < 7 {
+        return body.clone();
+    }
+    match kind {
+        FaultKind::OffGridRow => {
+            // Moved in whatever unit the page uses (ms or µs): 1234 ms either way.
+            let scale = if time(&row[0]) >= MICROS_THRESHOLD {
+                1000
+            } else {
+                1
+            };
+            row[0] = json!(time(&row[0]) + 1234 * scale);
+            row[6] = json!(time(&row[6]) + 1234 * scale);
+        }
+        FaultKind::CloseBeforeOpen => row[6] = json!(time(&row[0]) - 1),
+        _ => {
+            for v in &mut row[1..5] {
+                *v = json!("0.00000000");
+            }
+        }
+    }
+    serde_json::to_vec(&rows).map_or_else(|_| body.clone(), Bytes::from)
 }
 
 fn limit_reply(sh: &Shared, limiter: &Limiter, market: Market, v: Verdict) -> Reply {
@@ -549,6 +670,13 @@ fn finish(
     }
     if let Some(s) = reply.retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    if let Some(v) = reply
+        .location
+        .as_deref()
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
+        headers.insert(header::LOCATION, v);
     }
     let body = reply.body;
     let body = match transport {
@@ -623,8 +751,13 @@ fn endpoint(
     let t = |ms: i64| if micros { ms * 1000 } else { ms };
     match ep {
         Endpoint::Ping => Ok(Reply::ok("{}")),
-        Endpoint::Time => Ok(Reply::json(StatusCode::OK, &json!({"serverTime": t(now)}))),
-        Endpoint::ExchangeInfo => exchange_info(sh, market, p, t(now), now),
+        Endpoint::Time => Ok(Reply::json(
+            StatusCode::OK,
+            &json!({"serverTime": t(now + sh.faults.time_skew_ms)}),
+        )),
+        Endpoint::ExchangeInfo => {
+            exchange_info(sh, market, p, t(now + sh.faults.time_skew_ms), now)
+        }
         Endpoint::Klines
         | Endpoint::UiKlines
         | Endpoint::MarkPriceKlines
@@ -741,9 +874,8 @@ fn family_row(ep: Endpoint, key: u64, mut r: super::data::KlineRow) -> super::da
     r
 }
 
-/// The rows a kline request selects: the first `limit` from `startTime`, or the last `limit`
-/// up to `endTime` (or `now`), within the market's longest window (futures refuse a longer
-/// `startTime`..`endTime` span).
+/// Which rows a klines request selects: the first `limit` from `startTime`, or the last
+/// before `endTime` (or now); futures markets cap the window (`-1127` beyond it).
 fn kline_selection(
     market: Market,
     start: Option<i64>,

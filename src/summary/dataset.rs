@@ -36,7 +36,7 @@ fn partition_of(
     root: &Path,
     interval: Interval,
     path: &Path,
-    rows: &KlineRows,
+    (rows, signed_prices): (&KlineRows, bool),
     bytes: u64,
     checked: Option<&quality::QualityReport>,
 ) -> (SeriesStats, PartitionReport) {
@@ -45,7 +45,7 @@ fn partition_of(
     let report = match checked {
         Some(r) => r,
         None => {
-            fresh = quality::check(rows, interval);
+            fresh = quality::check_with(rows, interval, signed_prices);
             &fresh
         }
     };
@@ -79,10 +79,28 @@ struct FooterStats {
 /// Quality-check findings by check name.
 type QualityCounts = BTreeMap<String, u64>;
 
+/// Whether statistics `s` agree with a file's own Parquet column statistics `columns`: the
+/// minimum and maximum of every numeric column the file has statistics for, and at least the
+/// four prices' (a file whose statistics cannot vouch for the record is read instead).
+fn stats_match_columns(s: &SeriesStats, columns: &BTreeMap<String, (f64, f64)>) -> bool {
+    if s.rows == 0 {
+        return true;
+    }
+    let prices_present = ["open", "high", "low", "close"]
+        .iter()
+        .all(|c| columns.contains_key(*c));
+    prices_present
+        && columns.iter().all(|(name, (lo, hi))| {
+            s.columns
+                .get(name)
+                .is_some_and(|c| c.min == Some(*lo) && c.max == Some(*hi))
+        })
+}
+
 /// The statistics stored in a partition's footer, if there are any and they describe the
-/// file as it is: same version, same row count and same first and last open time as the
-/// footer's own counts and column statistics (a file rewritten by another tool that kept our
-/// metadata is read instead).
+/// file as it is: same version, same row count, same first and last open time, and the same
+/// minimum and maximum of every numeric column as the file's own Parquet statistics (a file
+/// rewritten or edited by another tool that kept our metadata is read instead).
 fn footer_stats(path: &Path) -> Result<Option<(SeriesStats, QualityCounts)>, LoadError> {
     let footer = read_footer(path, META_STATS)?;
     let Some(text) = footer.value else {
@@ -96,8 +114,10 @@ fn footer_stats(path: &Path) -> Result<Option<(SeriesStats, QualityCounts)>, Loa
         Some((lo, hi)) => FooterBounds::Range(lo, hi),
         None => FooterBounds::Empty,
     };
-    let matches =
-        record.v == STATS_VERSION && s.rows == footer.info.rows && footer.bounds == bounds;
+    let matches = record.v == STATS_VERSION
+        && s.rows == footer.info.rows
+        && footer.bounds == bounds
+        && stats_match_columns(s, &footer.columns);
     Ok(matches.then_some((record.stats, record.quality)))
 }
 
@@ -118,8 +138,15 @@ fn read_partition(
         };
         return Ok((stats, report));
     }
-    let (rows, _) = read_file(path)?;
-    Ok(partition_of(root, interval, path, &rows, bytes, None))
+    let (rows, info) = read_file(path)?;
+    Ok(partition_of(
+        root,
+        interval,
+        path,
+        (&rows, info.signed_prices),
+        bytes,
+        None,
+    ))
 }
 
 /// Join the non-overlapping parts of a series (each the statistics of one or more
@@ -238,6 +265,8 @@ fn summarize_collected(
 pub struct Collector {
     root: PathBuf,
     state: Mutex<Collected>,
+    /// Premium-index klines: prices are signed rates (no `non_positive_price` findings).
+    signed_prices: bool,
 }
 
 #[derive(Debug, Default)]
@@ -262,7 +291,15 @@ impl Collector {
         Collector {
             root: root.into(),
             state: Mutex::new(Collected::default()),
+            signed_prices: false,
         }
+    }
+
+    /// The rows it sees are premium-index rates (signed): see [`quality::check_with`].
+    #[must_use]
+    pub fn with_signed_prices(mut self, signed: bool) -> Self {
+        self.signed_prices = signed;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Collected> {
@@ -286,7 +323,14 @@ impl WriteObserver for Collector {
         rows: &KlineRows,
         checked: Option<&quality::QualityReport>,
     ) -> Vec<(String, String)> {
-        let (stats, report) = partition_of(&self.root, key.task.interval, path, rows, 0, checked);
+        let (stats, report) = partition_of(
+            &self.root,
+            key.task.interval,
+            path,
+            (rows, self.signed_prices),
+            0,
+            checked,
+        );
         let record = FooterStats {
             v: STATS_VERSION,
             stats,
@@ -373,7 +417,9 @@ pub fn candles(rows: &KlineRows) -> Vec<Candle> {
 }
 
 /// Mark gaps that overlap windows still pending in the resume file (fetches that failed, were
-/// stopped or never reported back) as `fetch_failed`; the others are the exchange's own gaps.
+/// stopped or never reported back) as `fetch_failed`, or `invalid_row` / `empty_reply` for
+/// windows of malformed rows and empty replies inside history; the others are the exchange's
+/// own gaps.
 pub fn attribute_pending(series: &mut [SeriesReport], pending: &[crate::load::resume::Pending]) {
     let parse = |s: &str| {
         chrono::DateTime::parse_from_rfc3339(s)
@@ -395,7 +441,7 @@ pub fn attribute_pending(series: &mut [SeriesReport], pending: &[crate::load::re
                 continue;
             };
             if p.start_ms < end && start < p.end_ms {
-                g.cause = super::series::GapCause::FetchFailed;
+                g.cause = g.cause.overlaid_with(p.reason.gap_cause());
             }
         }
     }
@@ -580,10 +626,16 @@ mod tests {
                     .files
                     .iter()
                     .map(|path| {
-                        let (rows, _) = read_file(path).unwrap();
+                        let (rows, info) = read_file(path).unwrap();
                         let bytes = fs_err::metadata(path).unwrap().len();
-                        let (stats, report) =
-                            partition_of(root, series.task.interval, path, &rows, bytes, None);
+                        let (stats, report) = partition_of(
+                            root,
+                            series.task.interval,
+                            path,
+                            (&rows, info.signed_prices),
+                            bytes,
+                            None,
+                        );
                         let first = stats.first_open;
                         (stats, (first, report))
                     })

@@ -148,7 +148,7 @@ pub struct GapReport {
     pub end: String,
     /// Missing candles.
     pub missing: i64,
-    /// `exchange_none` or `fetch_failed`.
+    /// `exchange_none`, `fetch_failed`, `invalid_row` or `empty_reply`.
     pub cause: GapCause,
 }
 
@@ -311,6 +311,8 @@ pub fn render_table(series: &[SeriesReport]) -> String {
             let cause = match g.cause {
                 GapCause::ExchangeNone => "exchange returned none",
                 GapCause::FetchFailed => "fetch failed",
+                GapCause::InvalidRow => "malformed rows from the exchange, not written",
+                GapCause::EmptyReply => "empty reply inside the exchange's history",
             };
             let _ = writeln!(
                 out,

@@ -76,6 +76,40 @@ pub enum GapCause {
     ExchangeNone,
     /// We failed to fetch that range (retries exhausted, a ban, an interruption).
     FetchFailed,
+    /// The exchange sent rows there that were malformed (off the interval grid, closing
+    /// before they open or after the candle), still after retries; they were not written.
+    InvalidRow,
+    /// The exchange answered an empty page there although it has candles after it, still
+    /// after retries: a suspect gap, not the exchange's own.
+    EmptyReply,
+}
+
+impl GapCause {
+    /// The snake_case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapCause::ExchangeNone => "exchange_none",
+            GapCause::FetchFailed => "fetch_failed",
+            GapCause::InvalidRow => "invalid_row",
+            GapCause::EmptyReply => "empty_reply",
+        }
+    }
+
+    /// Whether the gap is ours to refetch (the next run and `kline-etl repair` do), as
+    /// opposed to the exchange's own gap.
+    pub fn is_ours(self) -> bool {
+        self != GapCause::ExchangeNone
+    }
+
+    /// The cause of a gap attributed `new` after `self`: a specific cause (malformed rows,
+    /// empty reply) is never turned back into a plain fetch failure.
+    #[must_use]
+    pub fn overlaid_with(self, new: GapCause) -> GapCause {
+        match (self, new) {
+            (GapCause::InvalidRow | GapCause::EmptyReply, GapCause::FetchFailed) => self,
+            _ => new,
+        }
+    }
 }
 
 /// A run of missing candles: open times `start, start + 1 interval, …` up to (not including)

@@ -6,7 +6,8 @@
 //! Two kinds of findings:
 //! - **violations** ([`Check::is_violation`]): data that breaks an invariant (off-grid open time,
 //!   duplicate, out of order, `high < max(open, close)`, `low > min(open, close)`, negative
-//!   volume, taker volume above the total, a close time outside its candle);
+//!   volume, taker volume above the total, a close time outside its candle, a zero or
+//!   negative price, except for premium-index rates, which may be either: [`check_with`]);
 //! - **exchange irregularities** that are real and kept: a close time earlier than the regular
 //!   `next open - 1 ms`, as in the 2023-03-24 spot outage candle (close `1679661581646` instead
 //!   of `1679662799999`). They are counted so a report can show them, never failed on.
@@ -41,6 +42,8 @@ pub enum Check {
     TakerAboveTotal,
     /// `close_time` is before `open_time` or after the candle's regular close.
     CloseOutsideCandle,
+    /// An open, high, low or close of zero or below (a traded price never is).
+    NonPositivePrice,
     /// `close_time` is earlier than the regular close but inside the candle: the exchange's own
     /// data (an outage candle). Not a violation.
     EarlyClose,
@@ -63,6 +66,7 @@ impl Check {
             Check::NegativeVolume => "negative_volume",
             Check::TakerAboveTotal => "taker_above_total",
             Check::CloseOutsideCandle => "close_outside_candle",
+            Check::NonPositivePrice => "non_positive_price",
             Check::EarlyClose => "early_close",
         }
     }
@@ -146,8 +150,15 @@ impl QualityReport {
     }
 }
 
-/// Check every row of `rows` against `interval`'s grid and the kline invariants.
+/// Check every row of `rows` against `interval`'s grid and the kline invariants, prices
+/// included (see [`check_with`]).
 pub fn check(rows: &KlineRows, interval: Interval) -> QualityReport {
+    check_with(rows, interval, false)
+}
+
+/// [`check`]; with `signed_prices` (premium-index klines, whose values are rates around
+/// zero) a zero or negative price is not a finding.
+pub fn check_with(rows: &KlineRows, interval: Interval, signed_prices: bool) -> QualityReport {
     let mut r = QualityReport {
         rows: rows.len() as u64,
         ..QualityReport::default()
@@ -187,14 +198,18 @@ pub fn check(rows: &KlineRows, interval: Interval) -> QualityReport {
         }
     }
     match rows.price_type() {
-        crate::config::PriceType::Float64 => values::<f64>(rows, &mut r, |c| match c {
-            Column::Float64(v) => v,
-            Column::Decimal(_) => &[],
-        }),
-        crate::config::PriceType::Decimal => values::<i128>(rows, &mut r, |c| match c {
-            Column::Decimal(v) => v,
-            Column::Float64(_) => &[],
-        }),
+        crate::config::PriceType::Float64 => {
+            values::<f64>(rows, &mut r, signed_prices, |c| match c {
+                Column::Float64(v) => v,
+                Column::Decimal(_) => &[],
+            });
+        }
+        crate::config::PriceType::Decimal => {
+            values::<i128>(rows, &mut r, signed_prices, |c| match c {
+                Column::Decimal(v) => v,
+                Column::Float64(_) => &[],
+            });
+        }
     }
     r
 }
@@ -202,6 +217,7 @@ pub fn check(rows: &KlineRows, interval: Interval) -> QualityReport {
 fn values<T: PartialOrd + Copy + Default>(
     rows: &KlineRows,
     report: &mut QualityReport,
+    signed_prices: bool,
     get: impl Fn(&Column) -> &[T],
 ) {
     let [open, high, low, close, vol, qvol, tbase, tquote] = rows.columns().map(get);
@@ -226,6 +242,13 @@ fn values<T: PartialOrd + Copy + Default>(
         }
         if tbase[i] > vol[i] || tquote[i] > qvol[i] {
             report.record(Check::TakerAboveTotal, t);
+        }
+        if !signed_prices
+            && [open[i], high[i], low[i], close[i]]
+                .iter()
+                .any(|p| *p <= zero)
+        {
+            report.record(Check::NonPositivePrice, t);
         }
     }
 }
@@ -296,6 +319,22 @@ mod tests {
         assert!(
             rep.summary()
                 .contains("high_too_low 1 (2023-01-01T00:00:00.000Z)")
+        );
+    }
+
+    #[test]
+    fn zero_prices_are_findings_except_for_rates() {
+        let mut r = rows(3);
+        for col in 0..4 {
+            set(&mut r, col, 1, 0);
+        }
+        let rep = check(&r, Interval::H1);
+        assert_eq!(rep.count(Check::NonPositivePrice), 1);
+        assert_eq!(rep.examples[&Check::NonPositivePrice], vec![T0 + HOUR_MS]);
+        assert!(!rep.is_clean());
+        assert_eq!(
+            check_with(&r, Interval::H1, true).count(Check::NonPositivePrice),
+            0
         );
     }
 

@@ -35,6 +35,86 @@ pub(crate) async fn cli(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Outp
         .unwrap()
 }
 
+/// [`cli`] with a hang guard: a command still running after `guard` is killed and the test
+/// fails saying so. The guard is generous (minutes) and never what a test asserts: it only
+/// turns a hang (a wait the tool should have refused, a blocking open) into a clear failure
+/// instead of a stuck suite.
+pub(crate) async fn cli_guarded(
+    cwd: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    guard: std::time::Duration,
+) -> Output {
+    use std::io::Read;
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .env_remove("BINANCE_API_KEY")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let shown = args.join(" ");
+    let result = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().expect("the binary runs");
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let out = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let err = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let deadline = std::time::Instant::now() + guard;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting for the binary") {
+                break Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+        match status {
+            Some(status) => Ok(Output {
+                status,
+                stdout,
+                stderr,
+            }),
+            None => Err(stderr),
+        }
+    })
+    .await
+    .unwrap();
+    match result {
+        Ok(out) => out,
+        Err(stderr) => panic!(
+            "hang guard: `kline-etl {shown}` was still running after {} s and was killed; stderr:\n{}",
+            guard.as_secs(),
+            String::from_utf8_lossy(&stderr)
+        ),
+    }
+}
+
 pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -11,6 +11,7 @@ mod harness;
 mod hostile;
 mod layout;
 mod load;
+mod never_wrong;
 mod nightly;
 mod run;
 mod simulator;

@@ -36,6 +36,14 @@ pub enum GetError {
     /// Connection, timeout or body error, after retries.
     #[error("{0}")]
     Transport(String),
+    /// A `3xx`: redirects are never followed (see [`crate::extract::client`]).
+    #[error("http {status} redirecting to `{location}`; redirects are never followed")]
+    Redirect {
+        /// HTTP status.
+        status: u16,
+        /// The `Location` header (`none` when absent).
+        location: String,
+    },
 }
 
 /// A small HTTP client for archive files.
@@ -55,6 +63,7 @@ impl ArchiveClient {
             // An unreachable archive must not stall the run: REST takes over after this.
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("kline-etl/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| GetError::Transport(e.to_string()))?;
         Ok(ArchiveClient {
@@ -97,6 +106,12 @@ impl ArchiveClient {
         let status = resp.status().as_u16();
         if status == 404 {
             return Err(GetError::NotFound);
+        }
+        if resp.status().is_redirection() {
+            return Err(GetError::Redirect {
+                status,
+                location: crate::extract::client::location_of(resp.headers()),
+            });
         }
         if status != 200 {
             return Err(GetError::Status(status));
