@@ -364,6 +364,9 @@ pub struct Simulator;
 impl Simulator {
     /// Bind `127.0.0.1:<config.port>` and serve in a background task.
     pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+        // Clients in this process (tests, embedders) may build their own reqwest clients to
+        // talk to the simulator; without an installed rustls provider that panics.
+        crate::tls::ensure_provider();
         let addr = SocketAddr::from(([127, 0, 0, 1], config.port));
         let listener = TcpListener::bind(addr)
             .await
