@@ -11,7 +11,7 @@ bench/contenders/ on the job's range or the contender's slice of it), and measur
   `GET /__sim/stats` (share of the budget = mean weight of the full windows over the limit;
   the first and last window of a run are partial and left out);
 - peak RSS of the contender's process (`os.wait4` rusage of that child alone);
-- output bytes (data files only; kline-etl's `_summary.*` are not counted);
+- output bytes (data files only; kline-etl's own files under `_kline_etl/` are not counted);
 - the simulator's own CPU time, to show it is not the bottleneck.
 
 Each measurement runs `--repeat` times (fresh simulator and empty output each time) and the
@@ -176,7 +176,8 @@ def run_child(cmd: list[str], env: dict, stdout: Path,
 
 def data_bytes(root: Path) -> int:
     return sum(f.stat().st_size for f in root.rglob("*")
-               if f.is_file() and not f.name.startswith(("_", ".")))
+               if f.is_file() and not any(part.startswith(("_", "."))
+                                          for part in f.relative_to(root).parts))
 
 
 def budget_share(stats: dict, limit: int) -> tuple[float, float, int] | None:
@@ -235,7 +236,7 @@ def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
         tail = (work / "stderr").read_text()[-2000:]
         raise RuntimeError(f"{name} exited {code}:\n{tail}")
     if name == "kline-etl":
-        summary = next(out.rglob("_summary.json"))
+        summary = next(out.rglob("_kline_etl/summary.json"))
         run = json.loads(summary.read_text())["run"]
         rows = run["rows_new"]
         columns = 13

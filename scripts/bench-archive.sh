@@ -41,10 +41,10 @@ EOF
   python3 - "$dir" "$mode" "$limit" "$t0" "$t1" <<'EOF'
 import json, re, sys
 d, mode, limit, t0, t1 = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
-r = json.load(open(f"{d}/out/klines/_summary.json"))["run"]
+r = json.load(open(f"{d}/out/klines/_kline_etl/summary.json"))["run"]
 a = r.get("archive") or {}
 rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f"{d}/time.txt").read())
-rows = sum(s["rows"] for s in json.load(open(f"{d}/out/klines/_summary.json"))["series"])
+rows = sum(s["rows"] for s in json.load(open(f"{d}/out/klines/_kline_etl/summary.json"))["series"])
 print(f"| {mode:4} | {limit:>4}/min | {t1 - t0:6.1f} s | {rows:,} | {r['requests']:,} | {r['weight_used']:,} "
       f"| {a.get('requests', 0):,} | {a.get('files_ingested', 0)} | {a.get('bytes', 0) / 2**20:.1f} MiB | {a.get('elapsed_ms', 0) / 1000:.1f} s "
       f"| {int(rss.group(1)) / 1024:.0f} MiB |" if rss else "")

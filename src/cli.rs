@@ -90,6 +90,8 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Draw the candlestick chart (candles, volume panel, moving averages) to SVG or PNG.
     Chart(ChartArgs),
+    /// Convert a dataset written in layout version 1 to layout version 2, in place.
+    Migrate(MigrateArgs),
     /// Fetch klines (or a ticker or order-book snapshot) without writing a pipeline file:
     /// `kline-etl fetch BTCUSDT 1d --start 2020-07-05`.
     Fetch(FetchArgs),
@@ -181,6 +183,17 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// `kline-etl migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// An output root (the pipeline's `output.path`) or a pipeline file.
+    #[arg(value_name = "PIPELINE|PATH")]
+    pub path: PathBuf,
+    /// List what would be converted, moved and removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 /// `--from`/`--to`: override the pipeline's `range`.
 #[derive(Debug, Args, Default)]
 pub struct RangeOverride {
@@ -261,7 +274,7 @@ pub struct SummaryArgs {
     /// An output root (the pipeline's `output.path`, e.g. `data/binance`) or a pipeline file.
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
-    /// Print the summary as JSON on stdout (the `series` part of `_summary.json`).
+    /// Print the summary as JSON on stdout (the `series` part of `_kline_etl/summary.json`).
     #[arg(long)]
     pub json: bool,
     /// Also print the `describe()` table of every series.

@@ -50,7 +50,7 @@ impl ExitCode {
         }
     }
 
-    /// A short machine-friendly name, used in `_summary.json` and JSON logs.
+    /// A short machine-friendly name, used in `_kline_etl/summary.json` and JSON logs.
     pub fn name(self) -> &'static str {
         match self {
             ExitCode::Ok => "ok",

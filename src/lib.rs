@@ -15,7 +15,7 @@
 //! |---|---|
 //! | `main.rs` | the binary: parse the command line, set up logging, call [`commands`], exit |
 //! | [`cli`] | the command line (clap): commands, flags, their help |
-//! | [`commands`] | one module per command (`run`, `repair`, `fetch`, `init`, `plan`, `validate`, `status`, `summary`, `chart`, `simulate`, `completions`/`man`) |
+//! | [`commands`] | one module per command (`run`, `repair`, `fetch`, `init`, `plan`, `validate`, `status`, `summary`, `chart`, `simulate`, `migrate`, `completions`/`man`) |
 //! | [`console`] | the two streams: results on stdout; logs, errors, notices on stderr (JSON lines with `--log-format json`) |
 //! | [`config`] | a pipeline file: read, interpolate `${VAR}`, deserialise, validate into a [`config::Pipeline`]; every error names file, line, column and key |
 //! | [`dataset`] | one module per dataset (`klines` with its families, the `ticker_price`/`depth` snapshots): its run from connect to report, and the dispatch on `dataset` |
@@ -23,13 +23,13 @@
 //! | [`plan`] | tasks, requests and weight; the one incremental planner (disk state and resume file to windows) behind `run`, `--dry-run` and `plan`; symbol selectors |
 //! | [`extract`] | HTTP: the REST client, the pager, the shared weight budget, the retry policy, archive files, snapshot requests |
 //! | [`transform`] | exchange rows into typed Arrow columns, and the quality checks |
-//! | [`load`] | files: partitioning, merges, atomic idempotent Parquet writes, the lock, the resume file, object stores |
-//! | [`summary`] | mergeable statistics, `_summary.json`/`.parquet`, the summary table, the chart |
+//! | [`load`] | files: partitioning, merges, atomic idempotent Parquet writes, the lock, the resume file, object stores, layout-1 datasets and their migration |
+//! | [`summary`] | mergeable statistics, `_kline_etl/summary.json`/`.parq`, the summary table, the chart |
 //! | [`status`] | `kline-etl status`: what is on disk, what is pending, the last run |
 //! | [`progress`] | the terminal progress display behind [`extract::Progress`], and its model (what is done of what total) |
 //! | [`simulator`] | the built-in Binance-compatible exchange (tests, benchmarks, the offline demo); cargo feature `simulator`, on by default (without it, a stand-in that says so) |
 //! | [`tls`] | the one TLS crypto provider (ring) of every HTTPS client |
-//! | [`layout`] | every on-disk name: dataset directories, hive keys, partition, snapshot and report files |
+//! | [`layout`] | every on-disk name (layout version 2, and layout 1's for `migrate`): dataset directories, hive keys, partition, snapshot and report files, and why |
 //! | [`interval`], [`market`], [`symbol`], [`shard`], [`window`], [`time`], [`error`], [`exit`] | the vocabulary every stage shares: intervals, markets, symbols, `--shard I/N`, `[start, end)` windows, UTC text, error chains, exit codes |
 //!
 //! Only `extract` (HTTP), `load` (files) and `simulator` (a server) do I/O. Paging decisions,

@@ -1,5 +1,5 @@
 //! Sharded runs (`--shard I/N`): which shard owns a series, and the shard's spelling in
-//! file names (`_summary.shard-2-of-4.json`, the shard's lock and resume file).
+//! file names (`_kline_etl/summary.shard-2-of-4.json`, the shard's lock and resume file).
 
 use std::fmt;
 

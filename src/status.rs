@@ -1,6 +1,6 @@
 //! `kline-etl status`: what an output dataset holds per market × symbol × interval (first and
 //! last candle, rows, missing candles, gaps by cause, windows waiting to be resumed) and how
-//! the last run ended, from the files themselves, `_summary.json` and `_resume.json`. Like
+//! the last run ended, from the files themselves, `_kline_etl/summary.json` and `_kline_etl/resume.json`. Like
 //! freqtrade's `list-data`, with the quality numbers.
 
 use std::collections::BTreeMap;
@@ -49,7 +49,7 @@ pub struct SeriesStatus {
     pub last_run: String,
 }
 
-/// The last run, from `_summary.json`.
+/// The last run, from `_kline_etl/summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastRun {
     /// The pipeline's name.

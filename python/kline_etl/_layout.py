@@ -1,16 +1,16 @@
 """Where a kline dataset's files are: the one place that knows the on-disk layout.
 
-Layout (dataset format version 1, what the binary writes today)::
+Layout (dataset format version 2, what the binary writes; see `src/layout.rs`)::
 
-    <dataset>/market=spot/symbol=BTCUSDT/interval=1h/year=2024/part.parquet
-    <dataset>/market=spot/symbol=BTCUSDT/interval=1m/month=2024-01/part.parquet
-    <dataset>/market=spot/symbol=BTCUSDT/interval=1s/date=2024-01-05/part.parquet
-    <dataset>/market=spot/symbol=BTCUSDT/interval=1d/part.parquet
+    <dataset>/market=spot/symbol=BTCUSDT/year=2024/1h-2024.parquet      a file per year
+    <dataset>/market=spot/symbol=BTCUSDT/year=2024/1m-2024-01.parquet   a file per month
+    <dataset>/market=spot/symbol=BTCUSDT/year=2024/1s-2024-01-05.parquet  a file per day
+    <dataset>/_kline_etl/                                                the run's own files
 
-A candle is in the partition of its open time. Intervals of different granularity have
-different hive keys, so the files are returned in groups that each read as one table
-(one group per market and interval). Directories are pruned here by symbol, interval and the
-time range, so a reader never opens a file the filters rule out.
+A candle is in the partition of its open time. `market` and `symbol` live in the path only,
+`interval` is a column of the files and the start of their names. Files are returned in
+groups of one market, symbol and interval; directories and file names are pruned here by
+symbol, interval and the time range, so a reader never opens a file the filters rule out.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class FileGroup:
     """Files that share one set of partition keys (read as one table)."""
 
     market: str
+    symbol: str
     interval: str
     files: list[Path] = field(default_factory=list)
 
@@ -51,30 +52,21 @@ def file_groups(
 ) -> list[FileGroup]:
     """The data files under `root` that can hold rows matching the filters, grouped by
     (market, interval); `start` is inclusive and `end` exclusive (open time, UTC)."""
-    groups: list[FileGroup] = []
+    groups: dict[tuple[str, str, str], FileGroup] = {}
     for market, mdir in _keyed(root, "market"):
         for symbol, sdir in _keyed(mdir, "symbol"):
             if symbols is not None and symbol not in symbols:
                 continue
-            for interval, idir in _keyed(sdir, "interval"):
-                if intervals is not None and interval not in intervals:
-                    continue
-                files = [idir / "part.parquet"] if (idir / "part.parquet").is_file() else []
-                for key in ("year", "month", "date"):
-                    for value, pdir in _keyed(idir, key):
-                        lo, hi = _period(key, value)
-                        if (start is None or hi > start) and (end is None or lo < end):
-                            files.extend(sorted(pdir.glob("*.parquet")))
-                if not files:
-                    continue
-                group = next(
-                    (g for g in groups if (g.market, g.interval) == (market, interval)), None
-                )
-                if group is None:
-                    group = FileGroup(market, interval)
-                    groups.append(group)
-                group.files.extend(files)
-    return groups
+            for _, ydir in _keyed(sdir, "year"):
+                for f in sorted(ydir.glob("*.parquet")):
+                    interval, _, period = f.name[: -len(".parquet")].partition("-")
+                    if not period or (intervals is not None and interval not in intervals):
+                        continue
+                    lo, hi = _period(period)
+                    if (start is None or hi > start) and (end is None or lo < end):
+                        key = (market, symbol, interval)
+                        groups.setdefault(key, FileGroup(market, symbol, interval)).files.append(f)
+    return [groups[k] for k in sorted(groups)]
 
 
 def _keyed(directory: Path, key: str) -> list[tuple[str, Path]]:
@@ -91,14 +83,16 @@ def _keyed(directory: Path, key: str) -> list[tuple[str, Path]]:
     )
 
 
-def _period(key: str, value: str) -> tuple[datetime, datetime]:
-    """The open-time span `[lo, hi)` of a time partition directory (`year=2024`, ...)."""
+def _period(value: str) -> tuple[datetime, datetime]:
+    """The open-time span `[lo, hi)` of a partition file's period (`2024`, `2024-01`,
+    `2024-01-05`)."""
     try:
-        if key == "year":
-            y = int(value)
+        parts = [int(p) for p in value.split("-")]
+        if len(parts) == 1:
+            y = parts[0]
             return datetime(y, 1, 1, tzinfo=UTC), datetime(y + 1, 1, 1, tzinfo=UTC)
-        if key == "month":
-            y, m = (int(p) for p in value.split("-"))
+        if len(parts) == 2:
+            y, m = parts
             lo = datetime(y, m, 1, tzinfo=UTC)
             return lo, datetime(y + m // 12, m % 12 + 1, 1, tzinfo=UTC)
         lo = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)

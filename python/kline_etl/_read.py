@@ -34,8 +34,8 @@ def read(
     means UTC), a `date`, an ISO 8601 string or epoch milliseconds. `backend` is `"polars"`
     (a `polars.DataFrame`, the default) or `"pandas"` (a `pandas.DataFrame` through pyarrow).
 
-    Columns: the files' own (`open_time`, `close_time`, prices, volumes, `trades`, `symbol`,
-    `interval`) plus `market` from the directory. Rows are sorted by market, symbol, interval
+    Columns: the files' own (`open_time`, `close_time`, prices, volumes, `trades`,
+    `interval`) plus `market` and `symbol` from the directories (strings). Rows are sorted by market, symbol, interval
     and open time. Raises `FileNotFoundError` when `path` is not a directory and
     `ValueError` for an unknown backend or an unreadable time.
     """
@@ -61,7 +61,9 @@ def _polars(groups: list[FileGroup], lo: datetime | None, hi: datetime | None) -
             lf = lf.filter(pl.col("open_time") >= lo)
         if hi is not None:
             lf = lf.filter(pl.col("open_time") < hi)
-        frames.append(lf.with_columns(pl.lit(g.market).alias("market")))
+        frames.append(
+            lf.with_columns(pl.lit(g.market).alias("market"), pl.lit(g.symbol).alias("symbol"))
+        )
     if not frames:
         return pl.DataFrame()
     # Names sort as text (a categorical column would sort by its codes).
@@ -86,7 +88,8 @@ def _pandas(groups: list[FileGroup], lo: datetime | None, hi: datetime | None) -
             c = ds.field("open_time") >= value if op == "ge" else ds.field("open_time") < value
             cond = c if cond is None else cond & c
         t = dataset.to_table(filter=cond)
-        tables.append(t.append_column("market", pa.array([g.market] * t.num_rows, pa.string())))
+        t = t.append_column("market", pa.array([g.market] * t.num_rows, pa.string()))
+        tables.append(t.append_column("symbol", pa.array([g.symbol] * t.num_rows, pa.string())))
     if not tables:
         return pd.DataFrame()
     table = pa.concat_tables(tables, promote_options="permissive")

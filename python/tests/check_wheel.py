@@ -29,7 +29,7 @@ HOURS = (31 + 29) * 24  # 2024-01-01 .. 2024-03-01
 DAYS = 31 + 29
 FILE_COLUMNS = [
     "open_time", "close_time", "open", "high", "low", "close", "volume", "quote_volume",
-    "taker_buy_base_volume", "taker_buy_quote_volume", "trades", "symbol", "interval",
+    "taker_buy_base_volume", "taker_buy_quote_volume", "trades", "interval",
 ]
 
 
@@ -43,11 +43,12 @@ def direct(root: Path) -> pl.DataFrame:
     """Every row of every data file, read one file at a time with pyarrow (no kline_etl)."""
     frames = []
     for f in sorted(root.glob("klines/**/*.parquet")):
-        if f.name.startswith("_"):
+        if any(p.startswith("_") for p in f.parts):
             continue
-        market = next(p.split("=", 1)[1] for p in f.parts if p.startswith("market="))
+        key = dict(p.split("=", 1) for p in f.parts if p.startswith(("market=", "symbol=")))
         t = pq.read_table(f)
-        frames.append(pl.from_arrow(t).with_columns(pl.lit(market).alias("market")))
+        frames.append(pl.from_arrow(t).with_columns(
+            pl.lit(key["market"]).alias("market"), pl.lit(key["symbol"]).alias("symbol")))
     keys = ["market", "symbol", "interval", "open_time"]
     frame = pl.concat(frames, how="vertical_relaxed")
     return frame.sort([pl.col(k).cast(pl.String) if k != "open_time" else pl.col(k) for k in keys])
@@ -75,7 +76,7 @@ def main():
     # Everything: the output root and the dataset directory read the same, exactly the files.
     everything = kline_etl.read(out)
     check(everything.height == len(SYMBOLS) * (HOURS + DAYS), f"{everything.height} rows")
-    check(set(FILE_COLUMNS + ["market"]) == set(everything.columns), f"{everything.columns}")
+    check(set(FILE_COLUMNS + ["market", "symbol"]) == set(everything.columns), f"{everything.columns}")
     check(everything.schema["open_time"] == pl.Datetime("ms", "UTC"), "open_time UTC ms")
     same(everything, direct(out), "read(out) vs the files")
     same(kline_etl.read(out / "klines"), everything, "read(out/klines)")
@@ -107,14 +108,14 @@ def main():
         out / "klines", {"BTCUSDT"}, {"1h"}, datetime(2024, 2, 1, tzinfo=timezone.utc), None
     )
     files = [f for g in groups for f in g.files]
-    check(len(files) == 1 and "symbol=BTCUSDT/interval=1h/year=2024" in str(files[0]), f"{files}")
+    check(len(files) == 1 and "symbol=BTCUSDT/year=2024/1h-2024.parquet" in str(files[0]), f"{files}")
     later = datetime(2025, 1, 1, tzinfo=timezone.utc)
     check(_layout.file_groups(out / "klines", None, {"1h"}, later, None) == [], "2025 pruned")
     check(kline_etl.read(out, intervals="1h", start=later).height == 0, "empty read")
     check(kline_etl.read(out, symbols="NOPE").height == 0, "unknown symbol")
-    check(_layout._period("month", "2024-12")[1] == datetime(2025, 1, 1, tzinfo=timezone.utc),
+    check(_layout._period("2024-12")[1] == datetime(2025, 1, 1, tzinfo=timezone.utc),
           "December ends at the new year")
-    check(_layout._period("date", "2024-02-29")[1] == datetime(2024, 3, 1, tzinfo=timezone.utc),
+    check(_layout._period("2024-02-29")[1] == datetime(2024, 3, 1, tzinfo=timezone.utc),
           "a day")
 
     # Bad arguments are errors that say what is wrong.

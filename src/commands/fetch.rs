@@ -183,53 +183,39 @@ fn slash(p: &Path) -> String {
 /// Where a finished fetch put its data, with a pandas and a polars line that read it (stdout).
 pub fn where_note(p: &Pipeline) -> String {
     let mut out = String::new();
-    let market = p.source.market.as_str();
     let names: Vec<String> = match &p.symbols {
         SymbolSelection::List(l) => l.iter().map(ToString::to_string).collect(),
         SymbolSelection::Selector(_) => Vec::new(),
     };
     match p.dataset {
         Dataset::Klines => {
-            let klines = crate::layout::klines_dir(&crate::layout::kline_root(p));
-            let base = klines.join(crate::layout::hive("market", market));
-            let _ = writeln!(out, "data: {}", slash(&klines));
-            let one = names.len() == 1;
-            let sym = if one { names[0].as_str() } else { "*" };
-            for iv in &p.intervals {
-                let dir = base
-                    .join(format!("symbol={sym}"))
-                    .join(format!("interval={}", iv.as_str()));
-                let pandas = if one {
-                    format!("pd.read_parquet({})", py(&slash(&dir)))
-                } else {
-                    let list: Vec<String> = names.iter().map(|n| py(n)).collect();
-                    format!(
-                        "pd.read_parquet({}, filters=[(\"interval\", \"==\", {}), (\"symbol\", \"in\", [{}])])",
-                        py(&slash(&base)),
-                        py(iv.as_str()),
-                        list.join(", ")
-                    )
-                };
-                let polars = format!(
-                    "pl.scan_parquet({}, hive_partitioning=True).collect()",
-                    py(&slash(&dir.join("**").join("*.parquet")))
-                );
-                let _ = writeln!(out, "  pandas: {pandas}");
-                let _ = writeln!(out, "  polars: {polars}");
+            // Layout 2: the klines directory is one table; symbol and interval are filters.
+            let dir = crate::layout::klines_dir(&crate::layout::kline_root(p));
+            let _ = writeln!(out, "data: {}", slash(&dir));
+            let ivs: Vec<String> = p.intervals.iter().map(|i| py(i.as_str())).collect();
+            let syms: Vec<String> = names.iter().map(|n| py(n)).collect();
+            let mut filters = vec![format!("(\"interval\", \"in\", [{}])", ivs.join(", "))];
+            let mut exprs = vec![format!("pl.col(\"interval\").is_in([{}])", ivs.join(", "))];
+            if !syms.is_empty() {
+                filters.push(format!("(\"symbol\", \"in\", [{}])", syms.join(", ")));
+                exprs.push(format!("pl.col(\"symbol\").is_in([{}])", syms.join(", ")));
             }
+            let _ = writeln!(
+                out,
+                "  pandas: pd.read_parquet({}, filters=[{}])",
+                py(&slash(&dir)),
+                filters.join(", ")
+            );
+            let _ = writeln!(
+                out,
+                "  polars: pl.scan_parquet({}, hive_partitioning=True).filter({}).collect()",
+                py(&slash(&dir.join("**").join("*.parquet"))),
+                exprs.join(", ")
+            );
         }
         Dataset::TickerPrice | Dataset::Depth => {
-            let root = p.output.path.join(p.dataset.as_str());
-            let glob = if p.dataset == Dataset::Depth {
-                root.join(format!("market={market}"))
-                    .join("symbol=*")
-                    .join("date=*")
-                    .join("*.parquet")
-            } else {
-                root.join(format!("market={market}"))
-                    .join("date=*")
-                    .join("*.parquet")
-            };
+            let root = crate::layout::dataset_dir(&p.output.path, p.dataset);
+            let glob = root.join("**").join("*.parquet");
             let _ = writeln!(out, "data: {}", slash(&root));
             let _ = writeln!(out, "  pandas: pd.read_parquet({})", py(&slash(&root)));
             let _ = writeln!(
@@ -319,12 +305,12 @@ mod tests {
         let note = where_note(p);
         assert!(
             note.contains(
-                "pd.read_parquet(\"data/binance/klines/market=spot/symbol=BTCUSDT/interval=1d\")"
+                "pd.read_parquet(\"data/binance/klines\", filters=[(\"interval\", \"in\", [\"1d\"]), (\"symbol\", \"in\", [\"BTCUSDT\"])])"
             ),
             "{note}"
         );
         assert!(
-            note.contains("interval=1d/**/*.parquet\", hive_partitioning=True)"),
+            note.contains("pl.scan_parquet(\"data/binance/klines/**/*.parquet\", hive_partitioning=True).filter(pl.col(\"interval\").is_in([\"1d\"]), pl.col(\"symbol\").is_in([\"BTCUSDT\"])).collect()"),
             "{note}"
         );
     }

@@ -4,12 +4,14 @@
 //!
 //! - [`fetch`]: `kline-etl fetch`, the pipeline you would otherwise write, built from flags.
 //! - [`init`]: `kline-etl init`, an annotated starter pipeline.
+//! - [`migrate`]: `kline-etl migrate`, a layout-1 dataset converted to layout 2 in place.
 //! - [`docs`]: `kline-etl completions` (shell completions) and `kline-etl man` (the man page).
 
 pub mod chart;
 pub mod docs;
 pub mod fetch;
 pub mod init;
+pub mod migrate;
 pub mod plan;
 pub mod run;
 pub mod simulate;
@@ -39,6 +41,7 @@ pub fn dispatch(command: Command, global: &GlobalArgs) -> ExitCode {
         Command::Chart(args) => chart::chart(&args),
         Command::Fetch(args) => fetch::fetch(&args, global),
         Command::Init(args) => init::init(&args),
+        Command::Migrate(args) => migrate::migrate(&args),
         Command::Completions(args) => print_bytes(&docs::completions(args.shell)),
         Command::Man => match docs::man_page() {
             Ok(page) => print_bytes(&page),

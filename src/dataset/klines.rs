@@ -7,7 +7,7 @@
 //! on disk and the resume file ([`crate::plan::incremental`], the planner `plan` and
 //! `--dry-run` use too); mark them in flight in the resume file; extract (archive part, then
 //! REST) into the loader thread; account for every task; recompute the series statistics
-//! from the files; carry unfinished windows over; write `_summary.json`.
+//! from the files; carry unfinished windows over; write `_kline_etl/summary.json`.
 //!
 //! The pieces each step uses: requests and paging in [`crate::extract`] (`pager`,
 //! `paging`, `archive`), rows and schema in [`crate::transform`] (`parse`, `schema`,
@@ -56,6 +56,9 @@ use crate::window::Window;
 pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     let p = ctx.pipeline;
     let opts = ctx.opts;
+    // A layout-1 dataset is never extended (nor asked about over the network): exit 4, naming
+    // `kline-etl migrate`.
+    crate::load::legacy::refuse_old_klines(&crate::layout::kline_root(p))?;
     let session = ctx.connect(ctx.extract_config()).await?;
     let now = session.now_ms();
     let symbols = symbols_of(p, &session)?;

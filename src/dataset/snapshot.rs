@@ -2,7 +2,7 @@
 //! connect (exchange clock and `exchangeInfo` through the shared weight budget), resolve the
 //! symbols, fetch the snapshot(s) ([`crate::extract::snapshot`]), type and check them
 //! ([`crate::transform::ticker`], [`crate::transform::depth`]), write one file per snapshot
-//! ([`crate::load::snapshot`]) and the run report `<root>/<dataset>/_summary.json`
+//! ([`crate::load::snapshot`]) and the run report `<root>/<dataset>/_kline_etl/summary.json`
 //! ([`crate::summary::snapshot`]).
 //!
 //! Each run appends one snapshot; a rerun within the same second (the snapshot time's
@@ -105,6 +105,7 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
             p.dataset.as_str()
         )));
     }
+    crate::load::legacy::refuse_old_snapshot(&p.output.path, p.dataset)?;
     let cfg = ctx.extract_config();
     let concurrency = cfg.concurrency.max(1);
     let session = ctx.connect(cfg).await?;
@@ -299,7 +300,7 @@ async fn depth(
     out
 }
 
-/// Write `<root>/<dataset>/_summary.json` atomically.
+/// Write `<root>/<dataset>/_kline_etl/summary.json` atomically.
 ///
 /// # Errors
 /// [`LoadError`] when it cannot be written.

@@ -1,4 +1,4 @@
-//! The dataset lock, `<root>/klines/.kline-etl.lock`: one writer per output dataset at a time.
+//! The dataset lock, `<root>/klines/_kline_etl/.lock`: one writer per output dataset at a time.
 //!
 //! The lock is an advisory exclusive lock on the file (`flock` on Unix, `LockFileEx` on
 //! Windows), held for the whole run. The operating system releases it when the holder exits
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::LoadError;
 
-/// The lock file name under `<root>/klines/`.
+/// The lock file name under `<root>/klines/_kline_etl/`.
 pub const FILE_NAME: &str = crate::layout::LOCK_FILE;
 
 /// Who holds (or held) the lock.
@@ -116,11 +116,23 @@ pub fn acquire(
     pipeline: &str,
     wait: Duration,
 ) -> Result<DatasetLock, LoadError> {
+    super::legacy::refuse_old_klines(root)?;
+    acquire_any(root, shard, pipeline, wait)
+}
+
+/// [`acquire`] without the layout check (for `kline-etl migrate`, which converts a layout-1
+/// dataset under its lock).
+pub fn acquire_any(
+    root: &Path,
+    shard: Option<crate::shard::Shard>,
+    pipeline: &str,
+    wait: Duration,
+) -> Result<DatasetLock, LoadError> {
     acquire_file(path(root, shard), pipeline, wait)
 }
 
 /// [`acquire`] for a dataset whose lock file is `path` (a dataset with a directory of its own,
-/// e.g. `<root>/funding_rate/.kline-etl.lock`, see [`crate::dataset`]).
+/// e.g. `<root>/funding_rate/_kline_etl/.lock`, see [`crate::dataset`]).
 pub fn acquire_file(
     path: PathBuf,
     pipeline: &str,

@@ -9,8 +9,10 @@
 //!   snapshot, named by its time.
 //! - [`state`]: what one series holds (first and last open time), read from file footers;
 //!   the state incremental runs start from.
-//! - [`resume`]: `_resume.json`, windows earlier runs left unfinished.
+//! - [`resume`]: `_kline_etl/resume.json`, windows earlier runs left unfinished.
 //! - [`lock`]: the one-writer-per-dataset lock.
+//! - [`legacy`]: datasets in layout version 1: recognised (and refused), found for migration.
+//! - [`migrate`]: converting a layout-1 dataset to layout 2 in place, file by file.
 //! - [`remote`]: object store outputs (`s3://…`), mirrored to a local directory around a run.
 //! - [`DatasetWriter`]: writes one partition: read the existing file (if any), merge, encode,
 //!   write to a dot-prefixed temporary file in the same directory, fsync, read the footer back
@@ -25,19 +27,21 @@
 //!
 //! # Guarantees
 //!
-//! - File names are deterministic (`part.parquet` in the partition directory) and no metadata
+//! - File names are deterministic (`year=2024/1h-2024.parquet`, see [`crate::layout`]) and no metadata
 //!   depends on time or randomness, so rerunning a pipeline over the same range leaves
 //!   byte-identical files (an unchanged partition is not even rewritten; so a changed
 //!   `output.compression` or `row_group_rows` applies to partitions as they next change).
 //! - An existing file that is corrupt, truncated, foreign, of another price type or time unit,
 //!   or of a newer schema version is an error naming the path ([`ExitCode::Output`]) and is
 //!   never overwritten.
-//! - A crash leaves at most a stale `.part.parquet.tmp-<pid>-<n>` file, which every hive
+//! - A crash leaves at most a stale `.1h-2024.parquet.tmp-<pid>-<n>` file, which every hive
 //!   reader ignores (dot prefix) and the next successful write of that partition removes.
 
 pub mod atomic;
+pub mod legacy;
 pub mod lock;
 pub mod merge;
+pub mod migrate;
 pub mod parquet;
 pub mod partition;
 pub mod remote;
@@ -182,7 +186,29 @@ pub enum LoadError {
         /// How long this run waited.
         waited_secs: u64,
     },
-    /// A report or state file (`_summary.json`, `_resume.json`, a manifest) could not be
+    /// The dataset is in layout version 1: runs neither read nor extend it until it is
+    /// converted.
+    #[error(
+        "`{path}` holds a dataset in layout version 1 (written by an earlier kline-etl); this release writes layout version {version} and never mixes the two: convert it in place with `kline-etl migrate {root}` (`--dry-run` lists what it would do)",
+        version = crate::layout::LAYOUT_VERSION,
+        root = root.display()
+    )]
+    OldLayout {
+        /// The layout-1 dataset directory.
+        path: PathBuf,
+        /// The output root to pass to `kline-etl migrate`.
+        root: PathBuf,
+    },
+    /// A partition converted by `kline-etl migrate` does not read back with the old file's rows
+    /// (the old file is kept).
+    #[error(
+        "`{path}` does not hold the rows of the layout-1 file it was converted from; the old file is kept, nothing was removed"
+    )]
+    MigrateVerify {
+        /// The converted file.
+        path: PathBuf,
+    },
+    /// A report or state file (`_kline_etl/summary.json`, `_kline_etl/resume.json`, a manifest) could not be
     /// serialised (a bug: its types always serialise).
     #[error("cannot serialise `{path}`")]
     Report {
@@ -606,35 +632,10 @@ pub fn last_open_time(
         symbol: symbol.clone(),
         interval,
     };
-    let dir = root.join(task.relative_dir());
-    if !dir.is_dir() {
-        return Ok(None);
-    }
-    let mut newest: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-    for e in fs_err::read_dir(&dir)? {
-        let e = e?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !e.path().is_dir() {
-            continue;
-        }
-        if let Some((kind, _)) = name.split_once('=') {
-            let slot = newest.entry(kind.to_owned()).or_default();
-            if name > *slot {
-                *slot = name;
-            }
-        }
-    }
-    let mut candidates: Vec<PathBuf> = newest
-        .values()
-        .map(|d| dir.join(d).join(partition::FILE_NAME))
-        .collect();
-    candidates.push(dir.join(partition::FILE_NAME));
+    let files = scan::series_files(root, &task)?;
     let mut best: Option<i64> = None;
-    // Anything at a partition path is read: a non-file there is refused, not skipped.
-    for file in candidates
-        .iter()
-        .filter(|f| fs_err::symlink_metadata(f).is_ok())
-    {
+    // The newest file of each name shape holds the newest candle.
+    for file in scan::ends_per_shape(&files) {
         if let Some(t) = parquet::max_open_time(file)? {
             best = Some(best.map_or(t, |b| b.max(t)));
         }

@@ -19,7 +19,7 @@ use crate::config::{Compression, PriceType, TimeUnit};
 use crate::load::partition::{Expected, PartitionKey, expected_of_path};
 use crate::transform::KlineRows;
 use crate::transform::schema::{
-    self, META_SCHEMA_VERSION, SCHEMA_VERSION, price_type_str, time_unit_str,
+    self, META_SCHEMA_VERSION, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION, price_type_str, time_unit_str,
 };
 
 /// What a partition file's metadata says about its contents.
@@ -157,7 +157,7 @@ pub fn file_info(meta: &ParquetMetaData, path: &Path) -> Result<FileInfo, LoadEr
     let version = meta_value(meta, META_SCHEMA_VERSION)
         .ok_or_else(|| foreign("it has no `kline_etl.schema_version` metadata"))?;
     match version.parse::<u32>() {
-        Ok(v) if v == SCHEMA_VERSION => {}
+        Ok(v) if (OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&v) => {}
         Ok(v) if v > SCHEMA_VERSION => {
             return Err(LoadError::NewerSchema {
                 path: path.to_owned(),

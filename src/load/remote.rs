@@ -11,7 +11,7 @@
 //!    therefore the store's.
 //! 2. the run, on the mirror;
 //! 3. **push**: upload every file the run created or changed (by size and modification time),
-//!    data files first and the `_summary`/`_resume` files last, each with one PUT: an object
+//!    data files first and the `_kline_etl/` reports and resume files last, each with one PUT: an object
 //!    store shows either the old object or the new one under a name, never a partial one.
 //!
 //! `.kline-etl-mirror.json` in the mirror records what was seen; the lock and temporary files
@@ -287,8 +287,7 @@ fn local_files(dir: &Path, base: &Path, out: &mut Vec<String>) -> std::io::Resul
 
 /// Upload order: data first, the reports and the resume file (which describe the data) last.
 fn push_rank(rel: &str) -> u8 {
-    let name = rel.rsplit('/').next().unwrap_or(rel);
-    u8::from(name.starts_with('_'))
+    u8::from(rel.split('/').any(|p| p.starts_with('_')))
 }
 
 impl Remote {
@@ -511,20 +510,21 @@ mod tests {
         // Host A writes two files and pushes them, reports last.
         fs_err::create_dir_all(dir.path().join("a/klines/x")).unwrap();
         fs_err::write(dir.path().join("a/klines/x/part.parquet"), b"data").unwrap();
-        fs_err::write(dir.path().join("a/klines/_summary.json"), b"{}").unwrap();
-        fs_err::write(dir.path().join("a/klines/.kline-etl.lock"), b"").unwrap();
+        fs_err::create_dir_all(dir.path().join("a/klines/_kline_etl")).unwrap();
+        fs_err::write(dir.path().join("a/klines/_kline_etl/summary.json"), b"{}").unwrap();
+        fs_err::write(dir.path().join("a/klines/_kline_etl/.lock"), b"").unwrap();
         let pushed = a.push().await.unwrap();
         assert_eq!(pushed.files, 2, "the lock is not uploaded");
         assert_eq!(a.push().await.unwrap().files, 0, "nothing changed");
         assert!(store_dir.join("klines/x/part.parquet").is_file());
-        assert!(!store_dir.join("klines/.kline-etl.lock").exists());
+        assert!(!store_dir.join("klines/_kline_etl/.lock").exists());
 
         // Host B pulls them, changes one and removes the other.
         let b = open(&url, &dir.path().join("b")).unwrap();
         assert_eq!(b.pull().await.unwrap().files, 2);
         assert_eq!(b.pull().await.unwrap().files, 0, "already mirrored");
         fs_err::write(dir.path().join("b/klines/x/part.parquet"), b"data, more").unwrap();
-        fs_err::remove_file(dir.path().join("b/klines/_summary.json")).unwrap();
+        fs_err::remove_file(dir.path().join("b/klines/_kline_etl/summary.json")).unwrap();
         let pushed = b.push().await.unwrap();
         assert_eq!((pushed.files, pushed.removed), (1, 1));
 

@@ -1,4 +1,4 @@
-//! The resume file, `<root>/klines/_resume.json`: windows that runs planned but did not finish.
+//! The resume file, `<root>/klines/_kline_etl/resume.json`: windows that runs planned but did not finish.
 //!
 //! A run adds every window it is about to fetch (reason `in_flight`) before it starts, and at
 //! the end rewrites the file with what is still unfinished: the rest of a task stopped by
@@ -128,8 +128,8 @@ pub struct ResumeFile {
     pub pending: Vec<Pending>,
 }
 
-/// Where the resume file of an output root lives (`_resume.json`, or one per shard:
-/// `_resume.shard-2-of-4.json`, so sharded runs never write each other's).
+/// Where the resume file of an output root lives (`_kline_etl/resume.json`, or one per shard:
+/// `_kline_etl/resume.shard-2-of-4.json`, so sharded runs never write each other's).
 pub fn path(root: &Path, shard: Option<crate::shard::Shard>) -> PathBuf {
     crate::layout::resume_file(root, shard)
 }
@@ -137,7 +137,7 @@ pub fn path(root: &Path, shard: Option<crate::shard::Shard>) -> PathBuf {
 /// Every resume file under `root` (unsharded and per shard), read together.
 pub fn read_all(root: &Path) -> Vec<Pending> {
     let mut out = read(root, None);
-    if let Ok(entries) = fs_err::read_dir(crate::layout::klines_dir(root)) {
+    if let Ok(entries) = fs_err::read_dir(crate::layout::state_dir(root)) {
         let mut shards: Vec<Option<crate::shard::Shard>> = entries
             .flatten()
             .filter_map(|e| crate::layout::resume_shard(&e.file_name().to_string_lossy()))
@@ -323,8 +323,9 @@ mod tests {
     #[test]
     fn a_damaged_file_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        fs_err::create_dir_all(dir.path().join("klines")).unwrap();
-        fs_err::write(path(dir.path(), None), b"{not json").unwrap();
+        let file = path(dir.path(), None);
+        fs_err::create_dir_all(file.parent().unwrap()).unwrap();
+        fs_err::write(&file, b"{not json").unwrap();
         assert!(read(dir.path(), None).is_empty());
     }
 

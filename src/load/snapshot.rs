@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! <root>/ticker_price/market=spot/date=2026-11-25/20261125T120000Z.parquet
-//! <root>/depth/market=spot/symbol=BTCUSDT/date=2026-11-25/20261125T120000Z.parquet
+//! <root>/depth/market=spot/date=2026-11-25/BTCUSDT-20261125T120000Z.parquet
 //! ```
 //!
 //! The file name is the snapshot time (UTC, whole second), so files sort by time and a
@@ -89,7 +89,7 @@ pub fn snapshot_files(root: &Path, dataset: Dataset) -> Result<Vec<PathBuf>, Loa
 }
 
 /// Every `.parquet` file under `dir`, recursively, skipping dot- and underscore-prefixed
-/// names (temporary files, `_summary.*`), sorted; empty when `dir` does not exist.
+/// names (temporary files, `_kline_etl/`), sorted; empty when `dir` does not exist.
 pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
         for e in fs_err::read_dir(dir)? {
@@ -132,9 +132,7 @@ mod tests {
         let s: Symbol = "BTCUSDT".parse().unwrap();
         assert_eq!(
             depth_path(Market::Spot, &s, t),
-            PathBuf::from(
-                "depth/market=spot/symbol=BTCUSDT/date=2025-11-25/20251125T120000Z.parquet"
-            )
+            PathBuf::from("depth/market=spot/date=2025-11-25/BTCUSDT-20251125T120000Z.parquet")
         );
     }
 }

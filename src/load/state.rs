@@ -3,54 +3,20 @@
 //! inside a window (where an unfinished window resumes). The data is the state: nothing here
 //! reads a manifest.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::partition::{FILE_NAME, TaskKey};
+use super::partition::TaskKey;
 use super::{LoadError, parquet};
 
 /// The first and last stored open times (ms) of a series, or `None` when nothing is stored.
 ///
-/// Partition directories of one kind (`year=…`, `month=…`, `day=…`) sort by time as text, so
-/// only the oldest and the newest file of each kind found (and an unpartitioned
-/// `part.parquet`) have their footers read: a nightly no-op over many series stays cheap.
+/// A series' files sort by time as paths (`year=…/<interval>-<period>.parquet`), so only the
+/// first and the last file of each name shape have their footers read
+/// ([`super::scan::ends_per_shape`]): a nightly no-op over many series stays cheap.
 pub fn series_bounds(root: &Path, task: &TaskKey) -> Result<Option<(i64, i64)>, LoadError> {
-    let dir = root.join(task.relative_dir());
-    if !dir.is_dir() {
-        return Ok(None);
-    }
-    let mut kinds: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for e in fs_err::read_dir(&dir)? {
-        let e = e?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if crate::layout::is_hidden(&name) || !e.path().is_dir() {
-            continue;
-        }
-        if let Some((kind, _)) = name.split_once('=') {
-            let slot = kinds
-                .entry(kind.to_owned())
-                .or_insert_with(|| (name.clone(), name.clone()));
-            if name < slot.0 {
-                slot.0.clone_from(&name);
-            }
-            if name > slot.1 {
-                slot.1 = name;
-            }
-        }
-    }
-    let mut candidates: Vec<PathBuf> = vec![dir.join(FILE_NAME)];
-    for (oldest, newest) in kinds.values() {
-        candidates.push(dir.join(oldest).join(FILE_NAME));
-        candidates.push(dir.join(newest).join(FILE_NAME));
-    }
-    candidates.sort();
-    candidates.dedup();
+    let files = super::scan::series_files(root, task)?;
     let mut bounds: Option<(i64, i64)> = None;
-    // Anything at a partition path is read: a non-file there is refused, not skipped.
-    for file in candidates
-        .iter()
-        .filter(|f| fs_err::symlink_metadata(f).is_ok())
-    {
+    for file in super::scan::ends_per_shape(&files) {
         if let Some((lo, hi)) = parquet::open_time_bounds(file)? {
             bounds = Some(bounds.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
         }

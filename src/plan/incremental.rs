@@ -161,7 +161,7 @@ pub fn incremental_tasks(
 }
 
 /// Tasks of `kline-etl repair`: the windows earlier runs left unfinished (failed fetches,
-/// failed or stopped tasks, runs that were killed) and the gaps the last `_summary.json`
+/// failed or stopped tasks, runs that were killed) and the gaps the last `_kline_etl/summary.json`
 /// lists as failed fetches (with `exchange_gaps`, also the exchange's own gaps) of the
 /// pipeline's series; never the range's head or tail.
 pub fn repair_tasks(
@@ -210,7 +210,7 @@ pub fn repair_tasks(
     Ok((tasks, covered))
 }
 
-/// The part of `_summary.json` that `repair` reads.
+/// The part of `_kline_etl/summary.json` that `repair` reads.
 #[derive(serde::Deserialize)]
 struct RepairSummary {
     series: Vec<RepairSeries>,

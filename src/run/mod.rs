@@ -2,7 +2,7 @@
 //! run, its result, the exchange endpoint (starting the built-in simulator when the pipeline
 //! asks for it), the connected session, and the output guard (the dataset lock and the
 //! object-store mirror). The per-dataset orchestration lives in [`crate::dataset`]; the
-//! loader thread in [`loader`]; the `run` section of `_summary.json` in [`report`].
+//! loader thread in [`loader`]; the `run` section of `_kline_etl/summary.json` in [`report`].
 
 pub mod loader;
 pub mod report;
@@ -57,7 +57,7 @@ pub enum RunMode {
     /// earlier runs.
     #[default]
     Incremental,
-    /// `kline-etl repair`: exactly the gaps `_summary.json` lists as failed fetches, and with
+    /// `kline-etl repair`: exactly the gaps `_kline_etl/summary.json` lists as failed fetches, and with
     /// `exchange_gaps` also the gaps the exchange had no data for (to re-check them).
     Repair {
         /// Also re-check `exchange_none` gaps.
@@ -127,7 +127,7 @@ impl RunError {
 pub struct RunResult {
     /// The exit code the process should end with.
     pub exit: ExitCode,
-    /// Where the run report (`_summary.json`) was written.
+    /// Where the run report (`_kline_etl/summary.json`) was written.
     pub summary_path: PathBuf,
     /// The run's summary table, for the terminal.
     pub table: String,
@@ -246,7 +246,7 @@ impl Output {
     }
 
     /// [`Output::open`] for a dataset whose lock file is `lock_path` (a dataset with a
-    /// directory of its own, such as `<root>/funding_rate/.kline-etl.lock`).
+    /// directory of its own, such as `<root>/funding_rate/_kline_etl/.lock`).
     pub async fn open_at(
         p: &Pipeline,
         lock_path: PathBuf,

@@ -1,4 +1,4 @@
-//! The `run` section of `_summary.json`: one line per task and the run's figures (requests,
+//! The `run` section of `_kline_etl/summary.json`: one line per task and the run's figures (requests,
 //! weight, budget use, retries, rows, files, timings), and writing the report files next to
 //! the data.
 
@@ -54,7 +54,7 @@ pub struct TaskReport {
     pub quality: QualityReport,
 }
 
-/// The `run` section of `_summary.json`.
+/// The `run` section of `_kline_etl/summary.json`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunInfo {
     /// When the run started (UTC).
@@ -139,8 +139,8 @@ pub fn retries_by_cause(m: &MetricsSnapshot) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// Write `_summary.json` and `_summary.parquet` under `<root>/klines/`, atomically (with
-/// `--shard I/N`: `_summary.shard-I-of-N.json` and `.parquet`, one pair per shard).
+/// Write `_kline_etl/summary.json` and `_kline_etl/summary.parq` under `<root>/klines/`, atomically (with
+/// `--shard I/N`: `summary.shard-I-of-N.json` and `.parq`, one pair per shard).
 pub fn write_report<R: Serialize>(
     root: &Path,
     shard: Option<crate::shard::Shard>,

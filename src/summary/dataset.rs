@@ -1,5 +1,5 @@
 //! Statistics and chart data of a dataset from its Parquet files alone (`kline-etl summary`,
-//! `kline-etl chart`, `status`, and the dataset part of `_summary.json`): any dataset written
+//! `kline-etl chart`, `status`, and the dataset part of `_kline_etl/summary.json`): any dataset written
 //! by the tool, whatever run wrote it.
 //!
 //! Three sources, cheapest first: the partitions a run just wrote, collected from the rows in

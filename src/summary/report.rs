@@ -1,8 +1,8 @@
-//! The run report: `_summary.json` (stable, documented, machine-readable) and the same series
-//! table as `_summary.parquet` for warehouses, plus the readable table printed at the end of
+//! The run report: `_kline_etl/summary.json` (stable, documented, machine-readable) and the same series
+//! table as `_kline_etl/summary.parq` for warehouses, plus the readable table printed at the end of
 //! `run` and by `kline-etl summary`.
 //!
-//! `_summary.json` layout (schema version [`REPORT_VERSION`]):
+//! `_kline_etl/summary.json` layout (schema version [`REPORT_VERSION`]):
 //!
 //! ```text
 //! { "report_version": 1, "tool": {"name", "version"},
@@ -31,7 +31,7 @@ use crate::market::Market;
 use crate::time::fmt_ms;
 use crate::transform::{Column, KlineRows};
 
-/// Version of the `_summary.json` layout; bumped on any incompatible change.
+/// Version of the `_kline_etl/summary.json` layout; bumped on any incompatible change.
 pub const REPORT_VERSION: u32 = 1;
 
 fn as_f64(c: &Column) -> std::borrow::Cow<'_, [f64]> {
@@ -242,7 +242,7 @@ pub struct PipelineInfo {
     pub hash: String,
 }
 
-/// `_summary.json`.
+/// `_kline_etl/summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report<R> {
     /// [`REPORT_VERSION`].

@@ -1,5 +1,5 @@
-//! Statistics of the snapshot datasets for `_summary.json` (written under
-//! `<root>/<dataset>/_summary.json`): per ticker snapshot the symbols and price extremes, per
+//! Statistics of the snapshot datasets for `_kline_etl/summary.json` (written under
+//! `<root>/<dataset>/_kline_etl/summary.json`): per ticker snapshot the symbols and price extremes, per
 //! order book the best prices, spread and depth figures. Pure functions over typed rows.
 
 use serde::{Deserialize, Serialize};
@@ -141,7 +141,7 @@ pub struct SnapshotFailure {
     pub error: String,
 }
 
-/// The `run` section of a snapshot dataset's `_summary.json`.
+/// The `run` section of a snapshot dataset's `_kline_etl/summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotRunInfo {
     /// When the run started (UTC).
@@ -184,7 +184,7 @@ pub struct SnapshotRunInfo {
     pub failures: Vec<SnapshotFailure>,
 }
 
-/// `<root>/<dataset>/_summary.json` of a snapshot dataset: the same header as the klines
+/// `<root>/<dataset>/_kline_etl/summary.json` of a snapshot dataset: the same header as the klines
 /// report (`report_version`, `tool`, `pipeline`, `run`), then the snapshot statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotReport {

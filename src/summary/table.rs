@@ -1,4 +1,4 @@
-//! `_summary.parquet`: the per-series statistics of `_summary.json` as one flat table a
+//! `_kline_etl/summary.parq`: the per-series statistics of `_kline_etl/summary.json` as one flat table a
 //! warehouse can load (one row per market × symbol × interval).
 //!
 //! Columns: `market`, `symbol`, `interval` (Utf8); `rows`, `expected_rows`, `missing`, `gaps`

@@ -2,7 +2,7 @@
 //! key-value metadata, used by the writer, the reader and the tests. Owns the conversion
 //! between [`KlineRows`] and Arrow [`RecordBatch`]es in both directions.
 //!
-//! # Columns (schema version 1)
+//! # Columns (schema version 2)
 //!
 //! | column | Arrow type | notes |
 //! |---|---|---|
@@ -14,8 +14,7 @@
 //! | `taker_buy_base_volume` | same | |
 //! | `taker_buy_quote_volume` | same | |
 //! | `trades` | `Int64` | number of trades (`Int64`: every reader handles it; `UInt64` is awkward in Java/Spark) |
-//! | `symbol` | `Dictionary(Int32, Utf8)` | e.g. `BTCUSDT`; also the `symbol=` partition directory |
-//! | `interval` | `Dictionary(Int32, Utf8)` | Binance spelling, e.g. `1h`, `1M`; also the `interval=` directory |
+//! | `interval` | `Utf8` | Binance spelling, e.g. `1h`, `1M` (dictionary-encoded in the file) |
 //!
 //! All columns are non-null. The exchange's 12th field ("ignore") is dropped.
 //!
@@ -23,18 +22,12 @@
 //! no volumes: their files omit [`VOLUME_COLUMNS`] ([`project_family`]) and
 //! [`from_record_batch`] reads such files back with zero volumes.
 //!
-//! `symbol` and `interval` are stored inside every file so that reading one file
-//! (`pandas.read_parquet(file)`) still says what it holds; hive readers see the same values in
-//! the directory names. They are *dictionary* strings because a column present both in the files
-//! and in the hive path must have the same type on both sides, and `pandas.read_parquet(dir)` /
-//! `pyarrow.parquet.read_table(dir)` infer hive values as dictionaries: with plain strings in the
-//! files those calls fail with "Unable to merge: Field symbol has incompatible types". With
-//! dictionaries they work, as do polars (`Categorical`) and DuckDB (`VARCHAR`). The one reader
-//! call that needs care is `pyarrow.dataset.dataset(dir, partitioning="hive")`, whose hive
-//! flavour infers plain strings: use
-//! `partitioning=pyarrow.dataset.HivePartitioning.discover(infer_dictionary=True)` (what pandas
-//! does), or no partitioning (the in-file columns are there). Checked by
-//! `tests/python/interop.py`.
+//! `market`, `symbol` and the `year` are partition values: they live in the hive path only
+//! (`market=spot/symbol=BTCUSDT/year=2024/`), as every hive writer does, and in each file's
+//! key-value metadata. `interval` is a plain string column: it is not a hive key, because
+//! Spark would infer `interval=1d` as the double `1.0` (see [`crate::layout`]). Schema version
+//! 1 (layout 1) also stored `symbol`, and both as dictionaries; [`from_record_batch`] reads
+//! either (it reads neither column). Checked by `tests/python/interop.py`.
 //!
 //! In `us` mode, `open_time` is `open_ms * 1000` and `close_time` is
 //! `(close_ms + 1) * 1000 - 1`: the last microsecond of the candle (`…59.999999`), not
@@ -60,9 +53,12 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit as ArrowTimeUnit
 use super::{Column, KlineContext, KlineRows, VALUE_COLUMNS};
 use crate::config::{PriceType, TimeUnit};
 
-/// The schema version written to `kline_etl.schema_version`. Files with another version are
-/// refused (never overwritten) by the loader.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema version written to `kline_etl.schema_version` (2 since layout 2). Files of a
+/// newer version are refused (never overwritten) by the loader; version 1 files are read (by
+/// `kline-etl migrate`).
+pub const SCHEMA_VERSION: u32 = 2;
+/// The oldest schema version the reader understands.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 /// Metadata key prefix.
 pub const META_PREFIX: &str = "kline_etl.";
 /// Metadata key of the schema version.
@@ -115,19 +111,18 @@ pub(crate) fn value_type(prices: PriceType) -> DataType {
 
 /// The Arrow schema of the output for these options (without key-value metadata).
 pub fn arrow_schema(prices: PriceType, time_unit: TimeUnit) -> SchemaRef {
-    let mut fields = Vec::with_capacity(13);
+    let mut fields = Vec::with_capacity(12);
     fields.push(Field::new("open_time", ts_type(time_unit), false));
     fields.push(Field::new("close_time", ts_type(time_unit), false));
     for name in VALUE_COLUMNS {
         fields.push(Field::new(name, value_type(prices), false));
     }
     fields.push(Field::new("trades", DataType::Int64, false));
-    fields.push(Field::new("symbol", label_type(), false));
-    fields.push(Field::new("interval", label_type(), false));
+    fields.push(Field::new("interval", DataType::Utf8, false));
     Arc::new(Schema::new(fields))
 }
 
-/// The type of the `symbol` and `interval` columns (see the module docs for why a dictionary).
+/// The type of the depth snapshots' `symbol` column.
 pub fn label_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
@@ -250,8 +245,7 @@ pub fn into_record_batch(
         reason: "a trade count exceeds the Int64 range".to_owned(),
     })?;
     cols.push(Arc::new(Int64Array::from(trades)));
-    cols.push(label_array(ctx.symbol.as_str(), n));
-    cols.push(label_array(ctx.interval.as_str(), n));
+    cols.push(Arc::new(StringArray::from(vec![ctx.interval.as_str(); n])));
     RecordBatch::try_new(schema, cols).map_err(SchemaError::Arrow)
 }
 

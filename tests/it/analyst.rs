@@ -91,7 +91,7 @@ async fn fetch_writes_the_notebook_series_incrementally_and_prints_how_to_read_i
     assert!(text.contains("data: out/klines"), "{text}");
     assert!(
         text.contains(
-            "pandas: pd.read_parquet(\"out/klines/market=spot/symbol=BTCUSDT/interval=1d\")"
+            "pandas: pd.read_parquet(\"out/klines\", filters=[(\"interval\", \"in\", [\"1d\"]), (\"symbol\", \"in\", [\"BTCUSDT\"])])"
         ),
         "{text}"
     );
@@ -107,7 +107,7 @@ async fn fetch_writes_the_notebook_series_incrementally_and_prints_how_to_read_i
     let again = cli(dir.path(), &args, &[]).await;
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     let s: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("out/klines/_summary.json")).unwrap(),
+        &std::fs::read_to_string(dir.path().join("out/klines/_kline_etl/summary.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(s["run"]["rows_new"], 0);
@@ -170,11 +170,11 @@ async fn thirty_days_ago_is_exactly_30_daily_and_720_hourly_candles() {
     let snips = snippets(&stdout(&out));
     assert_eq!(
         snips.len(),
-        4,
-        "one pandas and one polars line per interval"
+        2,
+        "one pandas and one polars line for the whole dataset, filtered by symbol and interval"
     );
     if let Some(counts) = python_row_counts(dir.path(), &snips) {
-        assert_eq!(counts, vec![60, 60, 1440, 1440]);
+        assert_eq!(counts, vec![60 + 1440, 60 + 1440]);
     }
     sim.shutdown().await;
 }
@@ -227,7 +227,7 @@ async fn fetch_takes_ticker_and_order_book_snapshots() {
     assert_eq!(d.status.code(), Some(0), "{}", stderr(&d));
     let book = dir
         .path()
-        .join("out/depth/market=spot/symbol=BTCUSDT/date=2024-06-01/20240601T003000Z.parquet");
+        .join("out/depth/market=spot/date=2024-06-01/BTCUSDT-20240601T003000Z.parquet");
     assert!(book.is_file(), "{}", stdout(&d));
     let snips = snippets(&stdout(&t));
     if let Some(counts) = python_row_counts(dir.path(), &snips) {

@@ -76,7 +76,7 @@ fn stderr(o: &Output) -> String {
 }
 
 fn summary(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("out/klines/_summary.json")).unwrap();
+    let text = std::fs::read_to_string(dir.join("out/klines/_kline_etl/summary.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -379,7 +379,11 @@ async fn a_file_replaced_upstream_is_noticed_on_rerun_and_its_partition_rebuilt(
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("out/klines/_archive_manifest.json")).unwrap(),
+        &std::fs::read(
+            dir.path()
+                .join("out/klines/_kline_etl/archive_manifest.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(manifest["files"].as_object().unwrap().len(), 4 + 2 + 7);

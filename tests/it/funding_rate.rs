@@ -107,8 +107,10 @@ fn hashes(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 fn summary(out: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join("funding_rate/_summary.json")).unwrap())
-        .unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(out.join("funding_rate/_kline_etl/summary.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +136,7 @@ async fn usdm_history_is_exactly_what_the_exchange_serves_and_a_rerun_costs_one_
         // One file per year.
         assert!(
             series_dir(&out, "usdm", s)
-                .join("year=2024/part.parquet")
+                .join("year=2024/funding_rate-2024.parquet")
                 .is_file()
         );
     }
@@ -381,7 +383,7 @@ async fn the_example_pipeline_runs_offline_and_status_and_summary_show_it() {
     assert!(
         files
             .keys()
-            .any(|p| p.ends_with("market=usdm/symbol=ETHUSDT/year=2024/part.parquet"))
+            .any(|p| p.ends_with("market=usdm/symbol=ETHUSDT/year=2024/funding_rate-2024.parquet"))
     );
     let again = cli(cwd.path(), &["-q", "run", example], &[]).await;
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));

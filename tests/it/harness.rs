@@ -194,7 +194,7 @@ pub(crate) fn assert_same(got: &KlineRows, want: &KlineRows, what: &str) {
 }
 
 pub(crate) fn summary_json(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("out/klines/_summary.json")).unwrap();
+    let text = std::fs::read_to_string(dir.join("out/klines/_kline_etl/summary.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -228,14 +228,13 @@ pub(crate) fn assert_no_file_contains(root: &Path, secret: &str) {
     }
 }
 
-/// The kline partition files under `root` (`.parquet` under an `interval=` directory) with
-/// their bytes, sorted by path.
+/// The kline partition files under `root` (`.parquet` under a `year=` directory) with their
+/// bytes, sorted by path.
 pub(crate) fn file_hashes(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files(root)
         .into_iter()
         .filter(|p| {
-            p.extension().is_some_and(|x| x == "parquet")
-                && p.to_string_lossy().contains("interval=")
+            p.extension().is_some_and(|x| x == "parquet") && p.to_string_lossy().contains("year=")
         })
         .map(|p| {
             let bytes = std::fs::read(&p).unwrap();

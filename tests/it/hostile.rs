@@ -178,7 +178,8 @@ async fn hostile_replies_fail_their_task_clearly_and_leave_written_data_alone() 
         let out = cli(dir.path(), &["-q", "run", p, "--full-refresh"], &[]).await;
         let code = out.status.code();
         let s: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.path().join("out/klines/_summary.json")).unwrap(),
+            &std::fs::read_to_string(dir.path().join("out/klines/_kline_etl/summary.json"))
+                .unwrap(),
         )
         .unwrap();
         let task = &s["run"]["tasks"][0];
@@ -263,7 +264,7 @@ async fn hostile_symbol_names_from_the_exchange_never_leave_the_output_root() {
     assert!(err.contains("skipping exchange symbol"), "{err}");
     // Only BTCUSDT was selected; nothing exists outside `work/out` but the pipeline file.
     let s: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(work.join("out/klines/_summary.json")).unwrap(),
+        &std::fs::read_to_string(work.join("out/klines/_kline_etl/summary.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(s["run"]["symbols"], serde_json::json!(["BTCUSDT"]));
@@ -301,16 +302,16 @@ async fn damaged_files_in_the_dataset_are_refused_and_left_as_they_are() {
 
     // A foreign Parquet file of another schema, written by pyarrow-like tools: reuse the
     // summary table, which is valid Parquet but not a kline partition.
-    let foreign = std::fs::read(dir.path().join("out/klines/_summary.parquet")).unwrap();
+    let foreign = std::fs::read(dir.path().join("out/klines/_kline_etl/summary.parq")).unwrap();
     let mut newer = original.clone();
     let pos = newer
         .windows(b"kline_etl.schema_version".len())
         .position(|w| w == b"kline_etl.schema_version")
         .expect("the schema version is in the footer");
-    // The value follows the key in the Thrift footer: bump `1` to `9`.
+    // The value follows the key in the Thrift footer: bump `2` to `9`.
     let value = newer[pos..]
         .iter()
-        .position(|b| *b == b'1')
+        .position(|b| *b == b'2')
         .map(|i| pos + i)
         .unwrap();
     newer[value] = b'9';
@@ -335,7 +336,7 @@ async fn damaged_files_in_the_dataset_are_refused_and_left_as_they_are() {
         let msg = stderr(&out).to_lowercase();
         assert!(msg.contains(needle), "{what}: no `{needle}` in {msg}");
         assert!(
-            msg.contains("part.parquet"),
+            msg.contains("/year=") && msg.contains(".parquet"),
             "{what}: the path is named: {msg}"
         );
         assert_eq!(
@@ -422,7 +423,8 @@ async fn an_api_key_echoed_by_the_exchange_is_redacted_everywhere() {
         assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
     }
     crate::harness::assert_no_file_contains(dir.path(), secret);
-    let summary = std::fs::read_to_string(dir.path().join("out/klines/_summary.json")).unwrap();
+    let summary =
+        std::fs::read_to_string(dir.path().join("out/klines/_kline_etl/summary.json")).unwrap();
     assert!(
         summary.contains("<redacted>"),
         "the error is kept, redacted"

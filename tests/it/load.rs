@@ -168,19 +168,7 @@ pub(crate) fn load_pages(
 
 /// All partition files of a task, in path (= time) order, read back and concatenated.
 fn read_task(root: &Path, task: &TaskKey, prices: PriceType) -> KlineRows {
-    let mut files = Vec::new();
-    let mut stack = vec![root.join(task.relative_dir())];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().unwrap() == "part.parquet" {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files = kline_etl::load::scan::series_files(root, task).unwrap();
     let mut all = KlineRows::empty(prices);
     for f in files {
         all.append(load::read_partition(&f).unwrap());
@@ -269,16 +257,16 @@ fn a_late_chunk_for_an_earlier_partition_is_merged() {
         .partitions
         .iter()
         .map(|p| {
-            let dir = p.path.parent().unwrap().file_name().unwrap();
-            (dir.to_string_lossy().into_owned(), p.rows_written)
+            let name = p.path.file_name().unwrap();
+            (name.to_string_lossy().into_owned(), p.rows_written)
         })
         .collect();
     assert_eq!(
         written,
         [
-            ("month=2024-11".to_owned(), 1),
-            ("month=2024-12".to_owned(), 2),
-            ("month=2024-11".to_owned(), 2),
+            ("1m-2024-11.parquet".to_owned(), 1),
+            ("1m-2024-12.parquet".to_owned(), 2),
+            ("1m-2024-11.parquet".to_owned(), 2),
         ]
     );
     let mut all = nov.clone();
@@ -299,8 +287,8 @@ fn decimal_mode_keeps_every_digit() {
     load_pages(dir.path(), &o, &t, &lines, 1000);
     let file = dir
         .path()
-        .join(t.relative_dir())
-        .join("year=2023/part.parquet");
+        .join(t.symbol_dir())
+        .join("year=2023/1h-2023.parquet");
     let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
         .unwrap()
         .build()
@@ -324,7 +312,7 @@ fn files_carry_the_schema_sorting_and_metadata() {
     load_pages(dir.path(), &o, &t, &intabyu_lines(), 1000);
     let file = dir
         .path()
-        .join("klines/market=spot/symbol=BTCUSDT/interval=1h/year=2023/part.parquet");
+        .join("klines/market=spot/symbol=BTCUSDT/year=2023/1h-2023.parquet");
     let b = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap();
     let meta = b.metadata().clone();
     let kv: std::collections::BTreeMap<String, String> = meta
@@ -341,7 +329,7 @@ fn files_carry_the_schema_sorting_and_metadata() {
         "kline_etl.market": "spot",
         "kline_etl.pipeline": "test-pipeline",
         "kline_etl.prices": "float64",
-        "kline_etl.schema_version": "1",
+        "kline_etl.schema_version": "2",
         "kline_etl.source": "simulator",
         "kline_etl.symbol": "BTCUSDT",
         "kline_etl.time_unit": "us",
@@ -377,8 +365,7 @@ fn files_carry_the_schema_sorting_and_metadata() {
         "taker_buy_base_volume: Float64",
         "taker_buy_quote_volume: Float64",
         "trades: Int64",
-        "symbol: Dictionary(Int32, Utf8)",
-        "interval: Dictionary(Int32, Utf8)",
+        "interval: Utf8",
     ]
     "#);
     let batch = b.build().unwrap().next().unwrap().unwrap();
@@ -473,7 +460,8 @@ fn synth(interval: Interval, opens: &[i64]) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn files_under(root: &Path) -> Vec<String> {
+/// Every file under `root` relative to it, sorted.
+pub(crate) fn files_under(root: &Path) -> Vec<String> {
     let mut out: Vec<String> = crate::harness::files(root)
         .iter()
         .map(|p| p.strip_prefix(root).unwrap().display().to_string())
@@ -503,12 +491,13 @@ fn partition_boundaries_on_disk() {
     load_pages(dir.path(), &o, &s, &synth(Interval::S1, &secs), 1);
     insta::assert_debug_snapshot!(files_under(dir.path()), @r#"
     [
-        "klines/market=spot/symbol=BTCUSDT/interval=1M/part.parquet",
-        "klines/market=spot/symbol=BTCUSDT/interval=1s/date=2024-02-28/part.parquet",
-        "klines/market=spot/symbol=BTCUSDT/interval=1s/date=2024-02-29/part.parquet",
-        "klines/market=spot/symbol=BTCUSDT/interval=1s/date=2024-03-01/part.parquet",
-        "klines/market=spot/symbol=BTCUSDT/interval=1w/month=2024-01/part.parquet",
-        "klines/market=spot/symbol=BTCUSDT/interval=1w/month=2024-12/part.parquet",
+        "klines/market=spot/symbol=BTCUSDT/year=2023/1M-2023.parquet",
+        "klines/market=spot/symbol=BTCUSDT/year=2024/1M-2024.parquet",
+        "klines/market=spot/symbol=BTCUSDT/year=2024/1s-2024-02-28.parquet",
+        "klines/market=spot/symbol=BTCUSDT/year=2024/1s-2024-02-29.parquet",
+        "klines/market=spot/symbol=BTCUSDT/year=2024/1s-2024-03-01.parquet",
+        "klines/market=spot/symbol=BTCUSDT/year=2024/1w-2024-01.parquet",
+        "klines/market=spot/symbol=BTCUSDT/year=2024/1w-2024-12.parquet",
     ]
     "#);
     assert_eq!(read_task(dir.path(), &mo, PriceType::Float64).len(), 5);
@@ -659,7 +648,7 @@ fn a_write_interrupted_before_rename_leaves_the_old_file() {
     let listing = files_under(dir.path());
     assert_eq!(listing.len(), 2, "{listing:?}");
     assert!(
-        listing.iter().any(|f| f.contains("/.part.parquet.tmp-")),
+        listing.iter().any(|f| f.contains("/.1h-2023.parquet.tmp-")),
         "stale temp is dot-prefixed: {listing:?}"
     );
     // The next successful write completes the partition and removes the leftover.
@@ -715,12 +704,12 @@ fn bad_existing_files_are_refused_and_left_untouched() {
             .position(|w| w == needle)
             .unwrap();
         let mut b = good.clone();
-        // The value follows the key in the thrift footer: "1" -> "9".
+        // The value follows the key in the thrift footer: "2" -> "9".
         let vpos = pos
             + needle.len()
             + b[pos + needle.len()..]
                 .iter()
-                .position(|&c| c == b'1')
+                .position(|&c| c == b'2')
                 .unwrap();
         b[vpos] = b'9';
         b
@@ -761,76 +750,6 @@ fn bad_existing_files_are_refused_and_left_untouched() {
         .unwrap_err();
     assert!(e.to_string().contains("holds prices `float64`"), "{e}");
     assert_eq!(std::fs::read(&path).unwrap(), good);
-}
-
-/// Writes a dataset (float and decimal, several partitions) and checks it with pyarrow,
-/// pandas, polars and DuckDB via `tests/python/interop.py`.
-#[test]
-fn python_readers_agree() {
-    let Some(python) = std::env::var_os("KLINE_ETL_PYTHON") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "KLINE_ETL_PYTHON must point at a Python with pyarrow, pandas, polars and duckdb in CI"
-        );
-        eprintln!("skipping python_readers_agree: set KLINE_ETL_PYTHON to run it");
-        return;
-    };
-    for prices in [PriceType::Float64, PriceType::Decimal] {
-        for unit in [TimeUnit::Millisecond, TimeUnit::Microsecond] {
-            let dir = tempfile::tempdir().unwrap();
-            let o = opts(prices, unit);
-            // 1h: one year partition (2023); 1m: month partitions; 1M: no partition directory.
-            load_pages(
-                dir.path(),
-                &o,
-                &task("BTCUSDT", Interval::H1),
-                &intabyu_lines(),
-                1000,
-            );
-            let mut adabtc = csv_lines("nautilus_trader/ADABTC-1m-2021-11-27.csv");
-            adabtc.extend(synth(Interval::M1, &[ms("2021-12-01T00:00:00Z")]));
-            load_pages(dir.path(), &o, &task("ADABTC", Interval::M1), &adabtc, 1000);
-            let months: Vec<i64> = (0..3)
-                .map(|n| Interval::Mo1.add(ms("2023-11-01T00:00:00Z"), n))
-                .collect();
-            load_pages(
-                dir.path(),
-                &o,
-                &task("BTCUSDT", Interval::Mo1),
-                &synth(Interval::Mo1, &months),
-                1000,
-            );
-            let leap = ms("2024-02-29T00:00:00Z");
-            load_pages(
-                dir.path(),
-                &o,
-                &task("BTCUSDT", Interval::S1),
-                &synth(Interval::S1, &[leap - 1000, leap]),
-                1000,
-            );
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/interop.py");
-            let out = std::process::Command::new(&python)
-                .arg(&script)
-                .arg(dir.path().join("klines"))
-                .arg(match prices {
-                    PriceType::Float64 => "float64",
-                    PriceType::Decimal => "decimal",
-                })
-                .arg(match unit {
-                    TimeUnit::Millisecond => "ms",
-                    TimeUnit::Microsecond => "us",
-                })
-                .arg(format!("{}", 3623 + 11 + 3 + 2))
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "interop.py failed for {prices:?} {unit:?}:\n{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
 }
 
 /// Every file under `root` (relative path → bytes), dot files included.

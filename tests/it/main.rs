@@ -9,6 +9,7 @@ mod funding_rate;
 mod fuzz_regressions;
 mod harness;
 mod hostile;
+mod layout;
 mod load;
 mod never_wrong;
 mod nightly;

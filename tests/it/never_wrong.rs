@@ -369,8 +369,9 @@ async fn two_series(dir: &Path, url: &str) -> PathBuf {
 }
 
 fn part(dir: &Path, symbol: &str, month: &str) -> PathBuf {
+    let year = &month[..4];
     dir.join(format!(
-        "out/klines/market=spot/symbol={symbol}/interval=15m/month={month}/part.parquet"
+        "out/klines/market=spot/symbol={symbol}/year={year}/15m-{month}.parquet"
     ))
 }
 
@@ -408,7 +409,7 @@ async fn a_file_in_the_wrong_partition_is_foreign_and_never_overwritten() {
     assert_refused(
         dir.path(),
         &p,
-        "symbol=ETHUSDT/interval=15m/month=2024-02/part.parquet",
+        "symbol=ETHUSDT/year=2024/15m-2024-02.parquet",
     )
     .await;
     let out = cli(dir.path(), &["summary", "out"], &[]).await;
@@ -425,7 +426,12 @@ async fn a_file_in_the_wrong_partition_is_foreign_and_never_overwritten() {
         part(dir.path(), "BTCUSDT", "2024-03"),
     )
     .unwrap();
-    assert_refused(dir.path(), &p, "outside its partition `month=2024-03`").await;
+    assert_refused(
+        dir.path(),
+        &p,
+        "outside its partition `year=2024/15m-2024-03`",
+    )
+    .await;
     // A directory where a partition file belongs.
     let dir = tempfile::tempdir().unwrap();
     let p = two_series(dir.path(), &sim.base_url()).await;

@@ -62,7 +62,7 @@ pub(crate) fn assert_equals_exchange(
 }
 
 /// Files a reader would see: everything not starting with `.` or `_`, which must be
-/// directories or readable `part.parquet` files.
+/// directories or readable partition files (`1h-2024.parquet`).
 pub(crate) fn assert_only_complete_files_visible(root: &Path) {
     let mut stack = vec![root.to_owned()];
     while let Some(d) = stack.pop() {
@@ -79,7 +79,11 @@ pub(crate) fn assert_only_complete_files_visible(root: &Path) {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                assert_eq!(name, "part.parquet", "stray file {}", path.display());
+                assert!(
+                    kline_etl::layout::partition_file_interval(&name).is_some(),
+                    "stray file {}",
+                    path.display()
+                );
                 kline_etl::load::read_partition(&path)
                     .unwrap_or_else(|err| panic!("{} unreadable: {err}", path.display()));
             }
@@ -131,7 +135,11 @@ async fn a_no_op_nightly_makes_one_request_per_series() {
     assert_eq!(s["run"]["files_written"], 0);
     // Plus the exchange's clock and exchangeInfo, nothing else.
     assert_eq!(sim.stats().requests_total - before, 20);
-    assert!(!dir.path().join("out/klines/_resume.json").exists());
+    assert!(
+        !dir.path()
+            .join("out/klines/_kline_etl/resume.json")
+            .exists()
+    );
     sim.shutdown().await;
 }
 
@@ -292,7 +300,7 @@ async fn kill_9_at_any_point_then_a_rerun_equals_the_exchange() {
     assert_equals_exchange(&sim, &out, &["BTCUSDT", "ETHUSDT"], &[Interval::M15], JAN_1);
     let s = summary_json(dir.path());
     assert_eq!(s["series"][0]["missing"], 0);
-    assert!(!out.join("klines/_resume.json").exists());
+    assert!(!out.join("klines/_kline_etl/resume.json").exists());
     sim.shutdown().await;
 }
 
@@ -325,7 +333,8 @@ async fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
     assert_eq!(s["run"]["tasks_stopped"], 1);
     assert!(s["run"]["tasks"][0]["resume_from"].is_string());
     assert_only_complete_files_visible(&dir.path().join("out"));
-    let resume = std::fs::read_to_string(dir.path().join("out/klines/_resume.json")).unwrap();
+    let resume =
+        std::fs::read_to_string(dir.path().join("out/klines/_kline_etl/resume.json")).unwrap();
     assert!(resume.contains("\"stopped\""), "{resume}");
 
     let rerun = cli(dir.path(), &["-q", "run", p], &[]).await;
@@ -337,7 +346,11 @@ async fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
         &[Interval::M15],
         JAN_1,
     );
-    assert!(!dir.path().join("out/klines/_resume.json").exists());
+    assert!(
+        !dir.path()
+            .join("out/klines/_kline_etl/resume.json")
+            .exists()
+    );
     sim.shutdown().await;
 }
 
@@ -349,7 +362,7 @@ async fn a_second_run_on_the_same_dataset_exits_5_or_waits_for_the_lock() {
     let p = p.to_str().unwrap();
     let first = spawn(dir.path(), &["-q", "run", p, "--concurrency", "1"]);
     // Wait until the first run holds the lock (its owner record is written).
-    let lock = dir.path().join("out/klines/.kline-etl.lock");
+    let lock = dir.path().join("out/klines/_kline_etl/.lock");
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::fs::read(&lock).map_or(true, |b| b.is_empty()) {
         assert!(
@@ -416,7 +429,8 @@ async fn repair_refetches_exactly_the_failed_windows() {
         s["series"][0]["rows"], 2000,
         "two pages stored before the failure"
     );
-    let resume = std::fs::read_to_string(dir.path().join("out/klines/_resume.json")).unwrap();
+    let resume =
+        std::fs::read_to_string(dir.path().join("out/klines/_kline_etl/resume.json")).unwrap();
     assert!(resume.contains("\"task_failed\""), "{resume}");
 
     let st = cli(dir.path(), &["status", p, "--json"], &[]).await;
@@ -436,7 +450,11 @@ async fn repair_refetches_exactly_the_failed_windows() {
     );
     assert_eq!(s["run"]["rows_new"], 14_594 - 2000);
     assert_eq!(s["series"][0]["missing"], 0);
-    assert!(!dir.path().join("out/klines/_resume.json").exists());
+    assert!(
+        !dir.path()
+            .join("out/klines/_kline_etl/resume.json")
+            .exists()
+    );
     assert_equals_exchange(
         &sim,
         &dir.path().join("out"),

@@ -26,17 +26,14 @@ async fn demo_pipeline_runs_offline_and_a_rerun_is_a_byte_identical_no_op() {
     );
     let out = cwd.path().join("data/demo");
     let before = file_hashes(&out);
-    assert_eq!(
-        before.len(),
-        6,
-        "3 symbols × (1h in year=2024, 1d in one file)"
-    );
+    assert_eq!(before.len(), 6, "3 symbols × (1h and 1d, a file per year)");
     let second = cli(cwd.path(), &["-q", "run", demo], &[]).await;
     assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
     assert_eq!(file_hashes(&out), before, "rerun changed bytes");
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("klines/_summary.json")).unwrap())
-            .unwrap();
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("klines/_kline_etl/summary.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(s["run"]["rows_new"], 0);
     assert_eq!(s["run"]["files_written"], 0);
     assert_eq!(s["series"].as_array().unwrap().len(), 6);

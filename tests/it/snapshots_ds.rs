@@ -172,7 +172,7 @@ async fn spot_ticker_list_is_one_request_of_weight_4_and_agrees_with_the_last_ca
     let s = summary(&r.summary_path);
     assert_eq!(
         r.summary_path,
-        dir.path().join("ticker_price/_summary.json")
+        dir.path().join("ticker_price/_kline_etl/summary.json")
     );
     assert_eq!(s["ticker"]["symbols"], 2);
     assert_eq!(s["run"]["weight_used"], 25);
@@ -313,7 +313,7 @@ async fn a_ticker_selector_reads_the_whole_market_once() {
 
 fn depth_file(out: &Path, market: &str, symbol: &str) -> PathBuf {
     out.join(format!(
-        "depth/market={market}/symbol={symbol}/date=2024-06-01/20240601T003000Z.parquet"
+        "depth/market={market}/date=2024-06-01/{symbol}-20240601T003000Z.parquet"
     ))
 }
 
@@ -384,12 +384,15 @@ async fn spot_depth_weighs_by_limit_and_stores_plausible_books() {
     check_book(&read(&depth_file(dir.path(), "spot", "ETHUSDT")), 500);
     assert!(
         !dir.path()
-            .join("depth/market=spot/symbol=NOPEUSDT")
+            .join("depth/market=spot/date=2024-06-01/NOPEUSDT-20240601T003000Z.parquet")
             .exists()
     );
 
     let s = summary(&r.summary_path);
-    assert_eq!(r.summary_path, dir.path().join("depth/_summary.json"));
+    assert_eq!(
+        r.summary_path,
+        dir.path().join("depth/_kline_etl/summary.json")
+    );
     let d = &s["depth"][0];
     assert_eq!(d["symbol"], "BTCUSDT");
     assert_eq!(d["bids"]["levels"], 500);
@@ -409,7 +412,7 @@ async fn spot_depth_weighs_by_limit_and_stores_plausible_books() {
     assert_eq!(weight(&h) - before, 1 + 20 + 250);
     let later = dir
         .path()
-        .join("depth/market=spot/symbol=BTCUSDT/date=2024-06-01/20240601T003005Z.parquet");
+        .join("depth/market=spot/date=2024-06-01/BTCUSDT-20240601T003005Z.parquet");
     let (_, _, id2) = check_book(&read(&later), 5000);
     assert!(id2 > id);
 }
@@ -567,7 +570,7 @@ fn family_pipeline(
 
 fn part(out: &Path, family: &str, market: &str, symbol: &str) -> PathBuf {
     out.join(format!(
-        "{family}/klines/market={market}/symbol={symbol}/interval=1h/year=2024/part.parquet"
+        "{family}/klines/market={market}/symbol={symbol}/year=2024/1h-2024.parquet"
     ))
 }
 
@@ -627,7 +630,6 @@ async fn mark_index_and_premium_klines_store_only_meaningful_columns() {
                 "high",
                 "low",
                 "close",
-                "symbol",
                 "interval"
             ],
             "{market} {family}"
@@ -635,7 +637,7 @@ async fn mark_index_and_premium_klines_store_only_meaningful_columns() {
         assert_eq!(b.num_rows(), 48, "{market} {family}");
         assert_eq!(
             r.summary_path,
-            dir.path().join(root).join("klines/_summary.json")
+            dir.path().join(root).join("klines/_kline_etl/summary.json")
         );
         let (high, low) = (f64s(&b, "high"), f64s(&b, "low"));
         assert!(high.iter().zip(&low).all(|(h, l)| h >= l));
@@ -661,7 +663,7 @@ async fn continuous_klines_are_by_pair_and_contract_type_with_volumes() {
     let mut p = family_pipeline(&h, dir.path(), "usdm", "continuous", "[BTCUSDT]");
     assert_eq!(run(&p).await.exit, ExitCode::Ok);
     let f = dir.path().join(
-        "continuous/contract_type=PERPETUAL/klines/market=usdm/symbol=BTCUSDT/interval=1h/year=2024/part.parquet",
+        "continuous/contract_type=PERPETUAL/klines/market=usdm/symbol=BTCUSDT/year=2024/1h-2024.parquet",
     );
     let b = read(&f);
     assert_eq!(b.num_rows(), 48);

@@ -4,7 +4,7 @@
 //! before they open, empty pages, exchange errors with HTTP 200, implausible weight headers,
 //! day-long `Retry-After`s and redirects) and `kill -9` at random moments. After every run
 //! that claims success the output must equal the exchange's data except for candles inside
-//! gaps its `_summary.json` accounts for (`invalid_row`, `empty_reply`); after a clean rerun
+//! gaps its `_kline_etl/summary.json` accounts for (`invalid_row`, `empty_reply`); after a clean rerun
 //! of every run (and of every run that did not exit 0) it must equal it exactly; and no
 //! temporary file may ever be visible to a reader.
 //!
@@ -209,13 +209,13 @@ async fn soak(runs: u64, seed: u64) -> Tally {
     tally
 }
 
-/// The output equals the exchange's data except for candles inside gaps `_summary.json`
+/// The output equals the exchange's data except for candles inside gaps `_kline_etl/summary.json`
 /// reports as ours (`invalid_row`, `empty_reply`); returns how many candles those are.
 fn assert_equals_exchange_but_accounted(sim: &SimHandle, out: &std::path::Path, start: i64) -> u64 {
     use kline_etl::market::Market;
     use kline_etl::summary::dataset::read_series;
     use kline_etl::symbol::Symbol;
-    let text = std::fs::read_to_string(out.join("klines/_summary.json")).unwrap();
+    let text = std::fs::read_to_string(out.join("klines/_kline_etl/summary.json")).unwrap();
     let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut missing = 0;
     for sym in SYMBOLS {

@@ -176,12 +176,12 @@ async fn an_s3_output_is_written_extended_by_another_host_and_merged() {
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     let keys = list_keys(&moto.url, "binance-data", "warehouse/binance/").await;
     assert!(
-        keys.contains(&"warehouse/binance/klines/_summary.json".to_owned()),
+        keys.contains(&"warehouse/binance/klines/_kline_etl/summary.json".to_owned()),
         "{keys:?}"
     );
     assert!(
         keys.contains(
-            &"warehouse/binance/klines/market=spot/symbol=BTCUSDT/interval=1h/year=2024/part.parquet"
+            &"warehouse/binance/klines/market=spot/symbol=BTCUSDT/year=2024/1h-2024.parquet"
                 .to_owned()
         ),
         "{keys:?}"
@@ -199,7 +199,8 @@ async fn an_s3_output_is_written_extended_by_another_host_and_merged() {
     let run = cli_env(dir.path(), &["-q", "run", b.to_str().unwrap()], &env).await;
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     let s: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("mirror-b/klines/_summary.json")).unwrap(),
+        &std::fs::read_to_string(dir.path().join("mirror-b/klines/_kline_etl/summary.json"))
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(
@@ -235,7 +236,8 @@ async fn an_s3_output_is_written_extended_by_another_host_and_merged() {
     let run = cli_env(dir.path(), &["-q", "run", a.to_str().unwrap()], &env).await;
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     let s: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("mirror-a/klines/_summary.json")).unwrap(),
+        &std::fs::read_to_string(dir.path().join("mirror-a/klines/_kline_etl/summary.json"))
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(s["run"]["rows_new"], 0);
@@ -292,10 +294,10 @@ async fn three_shards_fill_one_dataset_exactly_like_one_run() {
             stderr(&out)
         );
         let s: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(
-                dir.path()
-                    .join(format!("sharded/klines/_summary.shard-{}-of-3.json", i + 1)),
-            )
+            &std::fs::read_to_string(dir.path().join(format!(
+                "sharded/klines/_kline_etl/summary.shard-{}-of-3.json",
+                i + 1
+            )))
             .unwrap(),
         )
         .unwrap();

@@ -1,4 +1,4 @@
-"""Check that pyarrow and pandas read the funding_rate dataset as kline-etl writes it.
+"""Check that every reader's default call reads the funding_rate dataset as one table.
 
 Usage: interop_funding.py ROOT PRICES TIME_UNIT ROWS
 
@@ -9,9 +9,12 @@ disagreement.
 
 import sys
 
+import duckdb
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 
 def check(cond, msg):
@@ -22,8 +25,7 @@ def check(cond, msg):
 
 def main(root, prices, unit, rows):
     value = pa.decimal128(38, 8) if prices == "decimal" else pa.float64()
-    hive = ds.HivePartitioning.discover(infer_dictionary=True)
-    t = ds.dataset(root, format="parquet", partitioning=hive).to_table()
+    t = ds.dataset(root, format="parquet", partitioning="hive").to_table()
     check(t.num_rows == rows, f"pyarrow: {t.num_rows} rows, expected {rows}")
     for c in ["funding_time", "symbol", "funding_rate", "mark_price", "market", "year"]:
         check(c in t.column_names, f"pyarrow: column {c} missing: {t.column_names}")
@@ -44,6 +46,19 @@ def main(root, prices, unit, rows):
         check(((gaps > 7.99) & (gaps < 8.01)).all(), f"pandas: {sym} records not 8 h apart")
     rate = df["funding_rate"].astype(float)
     check(rate.abs().max() < 0.01 and (rate < 0).any(), "pandas: implausible funding rates")
+    t2 = pq.read_table(root)
+    check(t2.num_rows == rows, f"read_table: {t2.num_rows} rows, expected {rows}")
+    check(sorted(t2.column_names) == sorted(t.column_names), f"read_table: {t2.column_names}")
+    glob = f"{root}/**/*.parquet"
+    con = duckdb.connect()
+    src = f"read_parquet('{glob}', hive_partitioning = true)"
+    n, syms = con.execute(f"select count(*), count(distinct symbol) from {src}").fetchone()
+    check(n == rows, f"duckdb: {n} rows, expected {rows}")
+    types = {r[0]: r[1] for r in con.execute(f"describe select * from {src}").fetchall()}
+    check(types["funding_time"] == "TIMESTAMP WITH TIME ZONE", f"duckdb: {types}")
+    pf = pl.scan_parquet(glob, hive_partitioning=True).collect()
+    check(pf.height == rows, f"polars: {pf.height} rows, expected {rows}")
+    check(pf["symbol"].n_unique() == syms, "polars and duckdb disagree on the symbols")
     print(f"interop_funding: {rows} rows ok ({prices}, {unit})")
 
 

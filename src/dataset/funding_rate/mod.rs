@@ -7,7 +7,7 @@
 //! - [`rows`]: the record type, reply parsing, the Arrow schema and reading files back.
 //! - [`store`]: the layout under `<output.path>/funding_rate`, merge by `funding_time` and
 //!   atomic, byte-stable partition writes.
-//! - [`stats`]: per-series statistics for `_summary.json`, `summary` and `status`.
+//! - [`stats`]: per-series statistics for `_kline_etl/summary.json`, `summary` and `status`.
 //! - this file: the run (connect, resolve symbols, plan windows from the data on disk, fetch,
 //!   merge, report) and the `status`/`summary` entry points.
 //!
@@ -16,7 +16,7 @@
 //! The data on disk is the state. Per symbol the run fetches from the last stored funding
 //! time (that record is fetched again and compared; an unchanged record rewrites nothing) to
 //! `range.end`, so a nightly run costs one request per symbol. Records before the first stored
-//! one are asked for once: `_summary.json` remembers per series the earliest `range.start` a
+//! one are asked for once: `_kline_etl/summary.json` remembers per series the earliest `range.start` a
 //! run completed (`requested_from`), so a symbol listed after `range.start` is not asked again
 //! every night. `--full-refresh` fetches the whole range.
 
@@ -105,7 +105,7 @@ pub struct SymbolRun {
     pub files_written: u64,
 }
 
-/// The `run` section of `funding_rate/_summary.json`.
+/// The `run` section of `funding_rate/_kline_etl/summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FundingRunInfo {
     /// When the run started (UTC).
@@ -148,7 +148,7 @@ pub struct FundingRunInfo {
     pub tasks: Vec<SymbolRun>,
 }
 
-/// One series in `_summary.json`: its statistics and how far back runs have asked.
+/// One series in `_kline_etl/summary.json`: its statistics and how far back runs have asked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesReport {
     /// The statistics of what is stored.
@@ -159,7 +159,7 @@ pub struct SeriesReport {
     pub requested_from: Option<String>,
 }
 
-/// `<output.path>/funding_rate/_summary.json`.
+/// `<output.path>/funding_rate/_kline_etl/summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FundingReport {
     /// Layout version.
@@ -178,7 +178,7 @@ pub struct FundingReport {
 
 /// Where the report lives.
 pub fn summary_path(root: &Path) -> PathBuf {
-    dataset_dir(root).join("_summary.json")
+    crate::layout::funding_summary_file(root)
 }
 
 /// The last report's `requested_from` per (market, symbol).
@@ -256,7 +256,8 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     let symbols = symbols_of(p, &session)?;
     let (range_start, range_end) = p.range.resolve(session.now_ms());
     let root = p.output.path.clone();
-    let output = Output::open_at(p, dataset_dir(&root).join(lock::FILE_NAME), opts).await?;
+    crate::load::legacy::refuse_old_funding(&root)?;
+    let output = Output::open_at(p, crate::layout::funding_lock_file(&root), opts).await?;
     let wopts = WriteOptions::from_pipeline(p);
     let market = p.source.market;
     let previous = previous_requested_from(&root);
@@ -524,6 +525,7 @@ fn write_report(path: &Path, report: &FundingReport) -> Result<(), LoadError> {
 /// The statistics of every series stored under `root` (any price type and time unit), for
 /// `kline-etl summary`; empty when the root holds no funding rates.
 pub fn summarize(root: &Path) -> Result<Vec<SeriesStats>, StoreError> {
+    crate::load::legacy::refuse_old_funding(root)?;
     let mut out = Vec::new();
     for (market, symbol) in store::stored_series(root)? {
         let mut all = BTreeMap::new();
@@ -544,7 +546,7 @@ pub fn summarize(root: &Path) -> Result<Vec<SeriesStats>, StoreError> {
 pub struct FundingStatus {
     /// The run writing the dataset now, if any.
     pub running: Option<Owner>,
-    /// The last run: its outcome and exit code, from `_summary.json`.
+    /// The last run: its outcome and exit code, from `_kline_etl/summary.json`.
     pub last_run: Option<String>,
     /// Per stored series.
     pub series: Vec<SeriesStats>,
@@ -568,7 +570,7 @@ pub fn status(root: &Path) -> Result<Option<FundingStatus>, StoreError> {
             })
         });
     Ok(Some(FundingStatus {
-        running: lock::holder_file(&dataset_dir(root).join(lock::FILE_NAME)),
+        running: lock::holder_file(&crate::layout::funding_lock_file(root)),
         last_run,
         series: summarize(root)?,
     }))

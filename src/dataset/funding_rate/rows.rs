@@ -6,11 +6,12 @@
 //! | column | Arrow type | notes |
 //! |---|---|---|
 //! | `funding_time` | `Timestamp(ms or µs, "UTC")` | `transform.time_unit`; a few ms past 00:00, 08:00, 16:00 UTC |
-//! | `symbol` | `Utf8` (dictionary) | e.g. `BTCUSDT`, `BTCUSD_PERP` |
 //! | `funding_rate` | `Float64` or `Decimal128(38, 8)` | `transform.prices`; signed, per funding interval |
 //! | `mark_price` | `Float64` or `Decimal128(38, 8)`, nullable | null where the exchange sends `""` or nothing (old records, COIN-M) |
 //!
-//! Rows are sorted by `funding_time`, unique per symbol.
+//! Rows are sorted by `funding_time`, unique per symbol. `market` and `symbol` are partition
+//! values, in the hive path only (layout 2, [`crate::layout`]); layout 1's files also had a
+//! dictionary `symbol` column, which [`read_partition`] ignores.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use serde::Deserialize;
 
 use crate::config::{PriceType, TimeUnit};
 use crate::transform::parse::{MICROS_THRESHOLD, parse_decimal_str};
-use crate::transform::schema::{DECIMAL_PRECISION, DECIMAL_SCALE, label_array, label_type};
+use crate::transform::schema::{DECIMAL_PRECISION, DECIMAL_SCALE};
 
 /// A rate or price as the output stores it.
 #[derive(Debug, Clone, Copy)]
@@ -195,7 +196,6 @@ fn value_type(prices: PriceType) -> DataType {
 pub fn schema(prices: PriceType, unit: TimeUnit) -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("funding_time", ts_type(unit), false),
-        Field::new("symbol", label_type(), false),
         Field::new("funding_rate", value_type(prices), false),
         Field::new("mark_price", value_type(prices), true),
     ]))
@@ -276,7 +276,6 @@ fn values_array(vals: Vec<Option<Value>>, prices: PriceType) -> Result<ArrayRef,
 
 /// The output batch of one symbol's `records` (already sorted and unique).
 pub fn to_batch(
-    symbol: &str,
     records: &[FundingRecord],
     prices: PriceType,
     unit: TimeUnit,
@@ -299,11 +298,7 @@ pub fn to_batch(
         prices,
     )?;
     let mark = values_array(records.iter().map(|r| r.mark_price).collect(), prices)?;
-    RecordBatch::try_new(
-        schema(prices, unit),
-        vec![time, label_array(symbol, records.len()), rate, mark],
-    )
-    .map_err(BatchError::Arrow)
+    RecordBatch::try_new(schema(prices, unit), vec![time, rate, mark]).map_err(BatchError::Arrow)
 }
 
 fn value_at(a: &dyn Array, i: usize) -> Option<Value> {
@@ -338,11 +333,18 @@ pub fn read_partition(
     let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(read)?;
     let want = schema(prices, unit);
     let found = builder.schema();
-    let same = want.fields().len() == found.fields().len()
+    // Layout 1 also stored `symbol` (a dictionary column, now in the path only): such files
+    // are read (by `kline-etl migrate`), the column ignored.
+    let kept: Vec<&arrow_schema::FieldRef> = found
+        .fields()
+        .iter()
+        .filter(|f| f.name() != "symbol")
+        .collect();
+    let same = want.fields().len() == kept.len()
         && want
             .fields()
             .iter()
-            .zip(found.fields().iter())
+            .zip(kept.iter())
             .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
     if !same {
         return Err(BatchError::Foreign {
@@ -361,7 +363,15 @@ pub fn read_partition(
     let mut out = Vec::new();
     for batch in builder.build().map_err(read)? {
         let batch = batch.map_err(|e| read(e.into()))?;
-        let time = batch.column(0);
+        let col = |name: &str| batch.column_by_name(name).cloned();
+        let (Some(time), Some(rate), Some(mark)) =
+            (col("funding_time"), col("funding_rate"), col("mark_price"))
+        else {
+            return Err(BatchError::Foreign {
+                path: shown.clone(),
+                reason: "a column is missing".to_owned(),
+            });
+        };
         let times: Vec<i64> = match unit {
             TimeUnit::Millisecond => time
                 .as_any()
@@ -373,7 +383,6 @@ pub fn read_partition(
                 .map(|a| a.values().iter().map(|t| t.div_euclid(1000)).collect()),
         }
         .unwrap_or_default();
-        let (rate, mark) = (batch.column(2), batch.column(3));
         for (i, t) in times.into_iter().enumerate() {
             let Some(funding_rate) = value_at(rate.as_ref(), i) else {
                 return Err(BatchError::Foreign {
@@ -472,8 +481,8 @@ mod tests {
         for prices in [PriceType::Float64, PriceType::Decimal] {
             for unit in [TimeUnit::Millisecond, TimeUnit::Microsecond] {
                 let recs = parse_reply(BODY, "BTCUSDT", prices).unwrap();
-                let batch = to_batch("BTCUSDT", &recs, prices, unit).unwrap();
-                assert_eq!(batch.column(3).null_count(), 1);
+                let batch = to_batch(&recs, prices, unit).unwrap();
+                assert_eq!(batch.column(2).null_count(), 1);
                 let dir = tempfile::tempdir().unwrap();
                 let path = dir.path().join("p.parquet");
                 let mut w = parquet::arrow::ArrowWriter::try_new(

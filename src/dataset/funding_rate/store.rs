@@ -1,11 +1,12 @@
 //! The funding-rate dataset on disk: its layout, reading a symbol's stored history, and
 //! merging new records into partitions by `funding_time` with atomic, byte-stable writes.
 //!
-//! Layout: `<output.path>/funding_rate/market=usdm/symbol=BTCUSDT/year=2024/part.parquet`
-//! (`output.partition`: `auto` and `year` give `year=`, `month` gives `month=2024-01`, `day`
-//! gives `date=2024-01-05`, `none` one file per symbol), plus `_summary.json` and the lock file
-//! `.kline-etl.lock` under `funding_rate/`. A record belongs to the partition of its funding
-//! time. A partition is rewritten only when its records change, so a rerun that brings nothing
+//! Layout (version 2, names in [`crate::layout`]):
+//! `<output.path>/funding_rate/market=usdm/symbol=BTCUSDT/year=2024/funding_rate-2024.parquet`
+//! (`output.partition`: `auto`, `year` and `none` give a file per year, `month`
+//! `funding_rate-2024-01.parquet`, `day` `funding_rate-2024-01-05.parquet`, always under
+//! `year=`), plus `_kline_etl/summary.json` and `_kline_etl/.lock`. `market` and `symbol` are
+//! in the path only. A record belongs to the partition of its funding time. A partition is rewritten only when its records change, so a rerun that brings nothing
 //! new leaves every file byte-identical.
 
 use std::collections::BTreeMap;
@@ -17,7 +18,8 @@ use parquet::file::properties::WriterProperties;
 
 use super::rows::{BatchError, FundingRecord, read_partition, to_batch};
 use crate::config::PartitionSpec;
-use crate::load::partition::{FILE_NAME, Granularity, Period};
+use crate::layout;
+use crate::load::partition::{Granularity, Period};
 use crate::load::{LoadError, WriteOptions};
 use crate::market::Market;
 use crate::transform::schema::{price_type_str, time_unit_str};
@@ -27,22 +29,19 @@ pub const DIR: &str = "funding_rate";
 
 /// `<root>/funding_rate`.
 pub fn dataset_dir(root: &Path) -> PathBuf {
-    root.join(DIR)
+    layout::dataset_dir(root, crate::config::Dataset::FundingRate)
 }
 
 /// `<root>/funding_rate/market=<m>/symbol=<s>`.
 pub fn series_dir(root: &Path, market: Market, symbol: &str) -> PathBuf {
-    dataset_dir(root)
-        .join(format!("market={}", market.as_str()))
-        .join(format!("symbol={symbol}"))
+    layout::funding_series_dir(root, market, symbol)
 }
 
 /// The granularity of `output.partition` for funding rates (`auto`: a year, about 1,100
-/// records at 8 h).
+/// records at 8 h; `none` is a year too, since every file is under its `year=`).
 pub fn granularity(spec: PartitionSpec) -> Granularity {
     match spec {
-        PartitionSpec::Auto | PartitionSpec::Year => Granularity::Year,
-        PartitionSpec::None => Granularity::None,
+        PartitionSpec::Auto | PartitionSpec::Year | PartitionSpec::None => Granularity::Year,
         PartitionSpec::Month => Granularity::Month,
         PartitionSpec::Day => Granularity::Day,
     }
@@ -50,10 +49,8 @@ pub fn granularity(spec: PartitionSpec) -> Granularity {
 
 /// The partition file of `period` in a series directory.
 pub fn partition_path(series: &Path, period: Period) -> PathBuf {
-    match period.dir() {
-        Some(d) => series.join(d).join(FILE_NAME),
-        None => series.join(FILE_NAME),
-    }
+    let (y, label) = period.label();
+    layout::funding_file(series, y, &label)
 }
 
 /// Every stored partition file under `dir` (recursively; dot- and underscore-prefixed names
@@ -74,7 +71,7 @@ pub fn stored_series(root: &Path) -> Result<Vec<(Market, String)>, LoadError> {
         let Some(market) = m
             .file_name()
             .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("market="))
+            .and_then(|n| layout::hive_value(n, layout::MARKET))
             .and_then(|n| n.parse::<Market>().ok())
         else {
             continue;
@@ -87,7 +84,7 @@ pub fn stored_series(root: &Path) -> Result<Vec<(Market, String)>, LoadError> {
             if let Some(sym) = s
                 .file_name()
                 .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_prefix("symbol="))
+                .and_then(|n| layout::hive_value(n, layout::SYMBOL))
                 && s.is_dir()
             {
                 out.push((market, sym.to_owned()));
@@ -230,12 +227,7 @@ pub fn merge_write(
             continue;
         }
         let rows: Vec<FundingRecord> = merged.into_values().collect();
-        let batch = to_batch(
-            symbol,
-            &rows,
-            opts.transform.prices,
-            opts.transform.time_unit,
-        )?;
+        let batch = to_batch(&rows, opts.transform.prices, opts.transform.time_unit)?;
         let enc = |source| StoreError::Encode {
             path: path.clone(),
             source,
@@ -264,6 +256,158 @@ pub fn merge_write(
         counts.bytes_written += bytes.len() as u64;
     }
     Ok(counts)
+}
+
+/// A key-value metadata entry of a stored file (`kline_etl.<key>`), `None` when absent or
+/// unreadable.
+fn footer_value(path: &Path, key: &str) -> Option<String> {
+    let file = fs_err::File::open(path).ok()?.into_parts().0;
+    let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).ok()?;
+    b.metadata()
+        .file_metadata()
+        .key_value_metadata()?
+        .iter()
+        .find(|kv| kv.key == format!("kline_etl.{key}"))
+        .and_then(|kv| kv.value.clone())
+}
+
+/// What converting the layout-1 funding-rate files did (or would do).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MigrateCounts {
+    /// Layout-1 files converted.
+    pub files: usize,
+    /// Records in them.
+    pub rows: u64,
+    /// Reports moved into `_kline_etl/`.
+    pub reports: usize,
+}
+
+/// `kline-etl migrate` for the funding-rate dataset under `root`: each layout-1 file
+/// (`…/part.parquet`) is merged into its layout-2 partitions, every record read back from them
+/// and compared, and only then removed; then layout 1's `_summary.json` moves into
+/// `_kline_etl/`, the old lock file and the empty directories go. Killed at any point, a rerun finishes (merging is
+/// idempotent). One line per step to `log`; `dry_run` changes nothing.
+pub fn migrate_v1(
+    root: &Path,
+    dry_run: bool,
+    log: &mut dyn std::io::Write,
+) -> Result<MigrateCounts, StoreError> {
+    use crate::load::legacy;
+    let dir = dataset_dir(root);
+    let mut counts = MigrateCounts::default();
+    if !legacy::is_old_funding(&dir) {
+        return Ok(counts);
+    }
+    let would = if dry_run { "would " } else { "" };
+    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    let lock = if dry_run {
+        None
+    } else {
+        let wait = std::time::Duration::ZERO;
+        let old = crate::load::lock::acquire_file(
+            dir.join(layout::v1::LOCK_FILE),
+            "kline-etl migrate",
+            wait,
+        )?;
+        let new = crate::load::lock::acquire_file(
+            layout::funding_lock_file(root),
+            "kline-etl migrate",
+            wait,
+        )?;
+        Some((old, new))
+    };
+    for (market, symbol, old) in legacy::old_funding_files(&dir) {
+        let (prices, time_unit) = super::rows::stored_types(&old)?;
+        let records = read_partition(&old, prices, time_unit)?;
+        let spec = match old
+            .parent()
+            .and_then(|d| d.file_name())
+            .and_then(|n| n.to_str())
+        {
+            Some(n) if layout::hive_value(n, layout::MONTH).is_some() => PartitionSpec::Month,
+            Some(n) if layout::hive_value(n, layout::DATE).is_some() => PartitionSpec::Day,
+            _ => PartitionSpec::Year,
+        };
+        let opts = WriteOptions {
+            pipeline: footer_value(&old, "pipeline").unwrap_or_default(),
+            source: footer_value(&old, "source").unwrap_or_default(),
+            transform: crate::config::TransformOptions {
+                prices,
+                time_unit,
+                ..crate::config::TransformOptions::default()
+            },
+            compression: crate::config::Compression::Zstd(
+                crate::config::validate::DEFAULT_ZSTD_LEVEL,
+            ),
+            row_group_rows: crate::config::validate::DEFAULT_ROW_GROUP_ROWS,
+            partition: spec,
+        };
+        let _ = writeln!(
+            log,
+            "{would}convert {} ({} records)",
+            rel(&old),
+            records.len()
+        );
+        counts.files += 1;
+        counts.rows += records.len() as u64;
+        if dry_run {
+            continue;
+        }
+        merge_write(root, market, &symbol, &records, &opts)?;
+        verify_converted(root, market, &symbol, &records, &opts, &old)?;
+        fs_err::remove_file(&old).map_err(LoadError::from)?;
+    }
+    let from = dir.join(layout::v1::SUMMARY_JSON);
+    if from.is_file() {
+        let to = layout::funding_summary_file(root);
+        let _ = writeln!(log, "{would}move {} -> {}", rel(&from), rel(&to));
+        counts.reports += 1;
+        if !dry_run {
+            if let Some(parent) = to.parent() {
+                fs_err::create_dir_all(parent).map_err(LoadError::from)?;
+            }
+            fs_err::rename(&from, &to).map_err(LoadError::from)?;
+        }
+    }
+    if !dry_run {
+        drop(lock);
+        let _ = fs_err::remove_file(dir.join(layout::v1::LOCK_FILE));
+        legacy::remove_empty_dirs(&dir);
+    }
+    Ok(counts)
+}
+
+/// Every record of a layout-1 file is in the layout-2 partition it belongs to, equal.
+fn verify_converted(
+    root: &Path,
+    market: Market,
+    symbol: &str,
+    records: &[FundingRecord],
+    opts: &WriteOptions,
+    old: &Path,
+) -> Result<(), StoreError> {
+    let series = series_dir(root, market, symbol);
+    let g = granularity(opts.partition);
+    let mut by_file: BTreeMap<PathBuf, Vec<&FundingRecord>> = BTreeMap::new();
+    for r in records {
+        by_file
+            .entry(partition_path(&series, Period::of(g, r.funding_time)))
+            .or_default()
+            .push(r);
+    }
+    for (path, want) in by_file {
+        let stored: BTreeMap<i64, FundingRecord> =
+            read_partition(&path, opts.transform.prices, opts.transform.time_unit)?
+                .into_iter()
+                .map(|r| (r.funding_time, r))
+                .collect();
+        if want.iter().any(|r| stored.get(&r.funding_time) != Some(*r)) {
+            return Err(StoreError::Load(LoadError::MigrateVerify {
+                path: old.to_owned(),
+            }));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -312,7 +456,7 @@ mod tests {
         assert_eq!((first.new, first.files_written), (2, 2));
         let p2023 = dir
             .path()
-            .join("funding_rate/market=usdm/symbol=BTCUSDT/year=2023/part.parquet");
+            .join("funding_rate/market=usdm/symbol=BTCUSDT/year=2023/funding_rate-2023.parquet");
         let before = fs_err::read(&p2023).unwrap();
         // The same record again plus a new one in 2024: 2023 is not rewritten.
         let again = merge_write(
@@ -348,23 +492,81 @@ mod tests {
         assert!(e.is_err());
     }
 
+    /// A layout-1 file (with its `symbol` column, under `month=`), as kline-etl wrote it
+    /// before layout 2.
+    fn write_v1(path: &Path, records: &[FundingRecord], o: &WriteOptions) {
+        use std::sync::Arc;
+        let b = to_batch(records, o.transform.prices, o.transform.time_unit).unwrap();
+        let mut fields: Vec<arrow_schema::FieldRef> = b.schema().fields().to_vec();
+        let sym = arrow_schema::Field::new("symbol", crate::transform::schema::label_type(), false);
+        fields.insert(1, Arc::new(sym));
+        let mut cols = b.columns().to_vec();
+        cols.insert(
+            1,
+            crate::transform::schema::label_array("BTCUSDT", records.len()),
+        );
+        let schema = Arc::new(arrow_schema::Schema::new(fields));
+        let batch = arrow_array::RecordBatch::try_new(schema.clone(), cols).unwrap();
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut w = ArrowWriter::try_new(Vec::new(), schema, None).unwrap();
+        w.write(&batch).unwrap();
+        fs_err::write(path, w.into_inner().unwrap()).unwrap();
+    }
+
     #[test]
-    fn partition_specs_spell_hive_directories() {
+    fn layout_one_files_are_converted_verified_and_only_then_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let o = opts(PartitionSpec::Month, PriceType::Decimal);
+        let jan = 1_704_067_200_002; // 2024-01-01T00:00:00.002Z
+        let recs = [rec(jan, 1), rec(jan + 8 * 3_600_000, -2)];
+        let old_dir = root.join("funding_rate/market=usdm/symbol=BTCUSDT");
+        let old = old_dir.join("month=2024-01/part.parquet");
+        write_v1(&old, &recs, &o);
+        fs_err::write(root.join("funding_rate/_summary.json"), b"{}").unwrap();
+        let e = crate::load::legacy::refuse_old_funding(root).unwrap_err();
+        assert!(e.to_string().contains("kline-etl migrate"), "{e}");
+        // A dry run lists and changes nothing.
+        let mut log = Vec::new();
+        let dry = migrate_v1(root, true, &mut log).unwrap();
+        assert_eq!((dry.files, dry.rows, dry.reports), (1, 2, 1));
+        assert!(old.is_file());
+        assert!(String::from_utf8_lossy(&log).contains("would convert funding_rate/market=usdm/symbol=BTCUSDT/month=2024-01/part.parquet (2 records)"));
+        let done = migrate_v1(root, false, &mut Vec::new()).unwrap();
+        assert_eq!(done, dry);
+        assert!(!old.exists() && !old_dir.join("month=2024-01").exists());
+        let new = old_dir.join("year=2024/funding_rate-2024-01.parquet");
+        assert_eq!(
+            read_partition(&new, PriceType::Decimal, TimeUnit::Microsecond).unwrap(),
+            recs
+        );
+        assert!(root.join("funding_rate/_kline_etl/summary.json").is_file());
+        assert!(!root.join("funding_rate/_summary.json").exists());
+        crate::load::legacy::refuse_old_funding(root).unwrap();
+        // Nothing left to do.
+        assert_eq!(
+            migrate_v1(root, false, &mut Vec::new()).unwrap(),
+            MigrateCounts::default()
+        );
+    }
+
+    #[test]
+    fn partition_specs_spell_one_set_of_hive_keys() {
         let s = Path::new("s");
         let t = 1_704_067_200_002;
         let path = |spec| partition_path(s, Period::of(granularity(spec), t));
         assert_eq!(
             path(PartitionSpec::Auto),
-            Path::new("s/year=2024/part.parquet")
+            Path::new("s/year=2024/funding_rate-2024.parquet")
         );
         assert_eq!(
             path(PartitionSpec::Month),
-            Path::new("s/month=2024-01/part.parquet")
+            Path::new("s/year=2024/funding_rate-2024-01.parquet")
         );
         assert_eq!(
             path(PartitionSpec::Day),
-            Path::new("s/date=2024-01-01/part.parquet")
+            Path::new("s/year=2024/funding_rate-2024-01-01.parquet")
         );
-        assert_eq!(path(PartitionSpec::None), Path::new("s/part.parquet"));
+        assert_eq!(path(PartitionSpec::None), path(PartitionSpec::Year));
     }
 }

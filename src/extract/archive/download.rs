@@ -1,6 +1,6 @@
 //! The archive's HTTP edge and on-disk bookkeeping: GET with retries for transport errors and
 //! 5xx, 404 as "not published", bounded bodies, `Last-Modified`; the manifest of ingested files
-//! (`<root>/klines/_archive_manifest.json`, written atomically) and the quarantine directory
+//! (`<root>/klines/_kline_etl/archive_manifest.json`, written atomically) and the quarantine directory
 //! (`<root>/_quarantine/`) where files that failed verification are kept aside, never ingested.
 
 use std::collections::BTreeMap;
@@ -171,7 +171,7 @@ pub struct Manifest {
     pub files: BTreeMap<String, ManifestEntry>,
 }
 
-/// `<root>/klines/_archive_manifest.json`.
+/// `<root>/klines/_kline_etl/archive_manifest.json`.
 pub fn manifest_path(root: &Path) -> PathBuf {
     crate::layout::archive_manifest_file(root)
 }

@@ -229,7 +229,7 @@ pub struct TaskArchive {
     pub rest_from: Option<String>,
 }
 
-/// The `run.archive` section of `_summary.json`.
+/// The `run.archive` section of `_kline_etl/summary.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct ArchiveSummary {
     /// `auto` or `archive`.
