@@ -116,7 +116,7 @@ pub fn encode_family(
 }
 
 /// Key-value metadata holding a partition's summary statistics, written by the run
-/// (see [`crate::summary::dataset`]) so a later summary can read them instead of the rows.
+/// (see `summary::dataset`) so a later summary can read them instead of the rows.
 pub const META_STATS: &str = "kline_etl.stats";
 
 /// Encode one partition's batch into Parquet bytes, with `extra` key-value metadata after
@@ -391,7 +391,7 @@ fn column_bounds(meta: &ParquetMetaData) -> std::collections::BTreeMap<String, (
     let schema = meta.file_metadata().schema_descr();
     for (i, col) in schema.columns().iter().enumerate() {
         let name = col.name();
-        if !crate::summary::series::NUMERIC_COLUMNS.contains(&name) {
+        if !crate::transform::schema::NUMERIC_COLUMNS.contains(&name) {
             continue;
         }
         let mut acc: Option<(f64, f64)> = None;

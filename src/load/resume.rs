@@ -52,18 +52,6 @@ impl Reason {
     pub fn refetch_whole(self) -> bool {
         matches!(self, Reason::InvalidRow | Reason::EmptyReply)
     }
-
-    /// The cause the summary gives a gap inside a window pending for this reason.
-    pub fn gap_cause(self) -> crate::summary::series::GapCause {
-        use crate::summary::series::GapCause;
-        match self {
-            Reason::InvalidRow => GapCause::InvalidRow,
-            Reason::EmptyReply => GapCause::EmptyReply,
-            Reason::InFlight | Reason::Stopped | Reason::FetchFailed | Reason::TaskFailed => {
-                GapCause::FetchFailed
-            }
-        }
-    }
 }
 
 /// One unfinished window of one series.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chart::Candle;
 use super::report::{PartitionReport, RangeReport, SeriesReport, series_stats};
-use super::series::SeriesStats;
+use super::series::{GapCause, SeriesStats};
 use crate::interval::Interval;
 use crate::load::parquet::{FooterBounds, META_STATS, read_file, read_footer};
 use crate::load::scan::{SeriesFiles, scan};
@@ -441,7 +441,7 @@ pub fn attribute_pending(series: &mut [SeriesReport], pending: &[crate::load::re
                 continue;
             };
             if p.start_ms < end && start < p.end_ms {
-                g.cause = g.cause.overlaid_with(p.reason.gap_cause());
+                g.cause = g.cause.overlaid_with(GapCause::of_pending(p.reason));
             }
         }
     }

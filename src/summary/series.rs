@@ -14,18 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::sketch::{ColumnStats, Describe, Moments};
 use crate::interval::{DAY_MS, Interval};
 
-/// Names of the numeric kline columns, in schema order.
-pub const NUMERIC_COLUMNS: [&str; 9] = [
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "trades",
-    "taker_buy_base_volume",
-    "taker_buy_quote_volume",
-];
+pub use crate::transform::schema::NUMERIC_COLUMNS;
 
 /// A borrowed, column-oriented view of ordered kline rows (prices as `f64`).
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +74,19 @@ pub enum GapCause {
 }
 
 impl GapCause {
+    /// The cause the summary gives a gap inside a window pending in `_resume.json` for
+    /// `reason`.
+    pub fn of_pending(reason: crate::load::resume::Reason) -> GapCause {
+        use crate::load::resume::Reason;
+        match reason {
+            Reason::InvalidRow => GapCause::InvalidRow,
+            Reason::EmptyReply => GapCause::EmptyReply,
+            Reason::InFlight | Reason::Stopped | Reason::FetchFailed | Reason::TaskFailed => {
+                GapCause::FetchFailed
+            }
+        }
+    }
+
     /// The snake_case name used in reports.
     pub fn as_str(self) -> &'static str {
         match self {

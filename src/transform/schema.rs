@@ -303,6 +303,19 @@ fn from_time_array(
     })
 }
 
+/// Names of the numeric kline columns, in schema order (the ones statistics are kept for).
+pub const NUMERIC_COLUMNS: [&str; 9] = [
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+];
+
 /// The columns mark-price, index-price and premium-index klines do not have (Binance sends
 /// `"0"` for them; they are not written as fake zeros).
 pub const VOLUME_COLUMNS: [&str; 5] = [
