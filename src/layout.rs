@@ -173,9 +173,35 @@ pub fn partition_file(
         .join(format!("{}-{period}.parquet", interval.as_str()))
 }
 
+/// A Delta table's file of a partition (`output.format: delta`): the partition file's name
+/// with a tag of its content, `1h-2024.0123456789abcdef.parquet`. Table files are never
+/// replaced, so each version of a partition has a name of its own.
+pub fn versioned_file(path: &Path, tag: &str) -> PathBuf {
+    let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let stem = name.strip_suffix(".parquet").unwrap_or(&name);
+    path.with_file_name(format!("{stem}.{tag}.parquet"))
+}
+
+/// A file name without the version tag of [`versioned_file`] (`1h-2024.0123456789abcdef.parquet`
+/// -> `1h-2024.parquet`); other names as they are.
+pub fn unversioned(name: &str) -> std::borrow::Cow<'_, str> {
+    if let Some(stem) = name.strip_suffix(".parquet")
+        && let Some((base, tag)) = stem.rsplit_once('.')
+        && tag.len() == VERSION_TAG_LEN
+        && tag.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return format!("{base}.parquet").into();
+    }
+    name.into()
+}
+
+/// Hex digits of a [`versioned_file`] tag.
+pub const VERSION_TAG_LEN: usize = 16;
+
 /// The interval a partition file name belongs to (`1m-2024-01.parquet` → `1m`), `None` for a
 /// name that is not a partition file (temporaries are dot-prefixed and never match).
 pub fn partition_file_interval(name: &str) -> Option<Interval> {
+    let name = unversioned(name);
     let stem = name.strip_suffix(".parquet")?;
     let (iv, period) = stem.split_once('-')?;
     if period.is_empty() || !period.bytes().all(|b| b.is_ascii_digit() || b == b'-') {

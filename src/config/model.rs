@@ -446,12 +446,36 @@ pub struct OutputOptions {
     /// `output.path` when it is an object store URL (`s3://bucket/prefix`, ...): files are
     /// mirrored from it before the run and uploaded to it after.
     pub remote: Option<String>,
+    /// `output.format`.
+    pub format: OutputFormat,
     /// `output.partition`.
     pub partition: PartitionSpec,
     /// `output.compression`.
     pub compression: Compression,
     /// `output.row_group_rows`: rows per Parquet row group.
     pub row_group_rows: usize,
+}
+
+/// `output.format`: how a dataset directory is a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// `parquet`: a hive tree of Parquet files, the directory names carrying the partition
+    /// values (the default).
+    #[default]
+    Parquet,
+    /// `delta`: a Delta Lake table (the same files, plus `_delta_log/`; see
+    /// `load::delta`).
+    Delta,
+}
+
+impl OutputFormat {
+    /// The spelling in a pipeline.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::Parquet => "parquet",
+            OutputFormat::Delta => "delta",
+        }
+    }
 }
 
 #[cfg(test)]

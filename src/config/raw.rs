@@ -237,6 +237,9 @@ pub struct RawOutput {
     /// `output.staging`: with an object store `path`, the local mirror a run works in
     /// (default `${XDG_CACHE_HOME:-~/.cache}/kline-etl/<scheme>/<bucket>/<prefix>`).
     pub staging: Option<SText>,
+    /// `output.format`: `parquet` (default: a hive tree of Parquet files) or `delta` (each
+    /// dataset a Delta Lake table).
+    pub format: Option<SText>,
     /// `output.partition`: `auto` (default: chosen per interval), `none`, `year`, `month` or
     /// `day`.
     pub partition: Option<SText>,

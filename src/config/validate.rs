@@ -10,7 +10,8 @@ use serde_saphyr::{Location, Spanned};
 use super::Diagnostic;
 use super::interpolate::interpolate;
 use super::model::{
-    Compression, ContractType, Dataset, Endpoint, KlineFamily, OnViolation, OutputOptions,
+    Compression, ContractType, Dataset, Endpoint, KlineFamily, OnViolation, OutputFormat,
+    OutputOptions,
     PartitionSpec, Pipeline, PriceType, Secret, SimulatorSettings, Source, SourceMode,
     SymbolSelection, SymbolSelector, TimeRange, TimeSpec, TimeUnit, TransformOptions,
 };
@@ -827,6 +828,7 @@ fn output(cx: &mut Ctx<'_>, raw: Option<&RawOutput>) -> OutputOptions {
     let mut out = OutputOptions {
         path: PathBuf::from(DEFAULT_OUTPUT_PATH),
         remote: None,
+        format: OutputFormat::Parquet,
         partition: PartitionSpec::Auto,
         compression: Compression::Zstd(DEFAULT_ZSTD_LEVEL),
         row_group_rows: DEFAULT_ROW_GROUP_ROWS,
@@ -876,6 +878,12 @@ fn output(cx: &mut Ctx<'_>, raw: Option<&RawOutput>) -> OutputOptions {
             out.path = PathBuf::from(s);
         }
     }
+    out.format = cx.choice(
+        raw.format.as_ref(),
+        "output.format",
+        &[("parquet", OutputFormat::Parquet), ("delta", OutputFormat::Delta)],
+        OutputFormat::Parquet,
+    );
     out.partition = cx.choice(
         raw.partition.as_ref(),
         "output.partition",

@@ -66,6 +66,7 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     // `output.path`, or a futures kline family's own root under it.
     let root = crate::layout::kline_root(p);
     let output = Output::open(p, &root, opts).await?;
+    let table = Output::table(p, &crate::layout::klines_dir(&root), "klines")?;
 
     let series = kline_series(p, &symbols, opts.shard);
     let pending_before = resume::read(&root, opts.shard);
@@ -91,9 +92,12 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
         Collector::new(root.clone())
             .with_signed_prices(p.kline_family == crate::config::KlineFamily::PremiumIndex),
     );
-    let writer = DatasetWriter::new(root.clone(), WriteOptions::from_pipeline(p))
+    let mut writer = DatasetWriter::new(root.clone(), WriteOptions::from_pipeline(p))
         .with_family(p.kline_family)
         .with_observer(collector.clone());
+    if let Some(t) = &table {
+        writer = writer.with_table(t.clone());
+    }
     let handle = loader::spawn(rx, writer, tasks.iter().map(key_of).collect())
         .map_err(|e| RunError::Load(e.into()))?;
 
@@ -123,6 +127,8 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     let (outcomes, loaded) = loader::join(handle)?;
     let load_tail_ms = tail_started.elapsed().as_millis() as u64;
     let extracted = extracted?;
+    // Every file the loader wrote is durable: one Delta commit holds them all.
+    let committed = output.commit(table.as_deref()).await?;
 
     let mut tally = Tally::new(covered, pending_before.clone());
     let reports = tally.tasks(&task_list, outcomes, &loaded);
@@ -166,6 +172,7 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
         rows_new: reports.iter().map(|r| r.rows_new).sum(),
         files_written: reports.iter().map(|r| r.files_written).sum(),
         bytes_written: bytes_written(&loaded),
+        delta_version: committed.map(|c| c.version),
         extract_ms,
         load_tail_ms,
         summary_ms,

@@ -13,6 +13,8 @@
 //! - [`lock`]: the one-writer-per-dataset lock.
 //! - [`legacy`]: datasets in layout version 1: recognised (and refused), found for migration.
 //! - [`migrate`]: converting a layout-1 dataset to layout 2 in place, file by file.
+//! - [`delta`]: Delta Lake tables (`output.format: delta`): versioned file names, the
+//!   transaction log, one commit per table per run.
 //! - [`remote`]: object store outputs (`s3://…`), mirrored to a local directory around a run.
 //! - [`DatasetWriter`]: writes one partition: read the existing file (if any), merge, encode,
 //!   write to a dot-prefixed temporary file in the same directory, fsync, read the footer back
@@ -38,6 +40,7 @@
 //!   reader ignores (dot prefix) and the next successful write of that partition removes.
 
 pub mod atomic;
+pub mod delta;
 pub mod legacy;
 pub mod lock;
 pub mod merge;
@@ -218,6 +221,14 @@ pub enum LoadError {
         #[source]
         source: serde_json::Error,
     },
+    /// A Delta table's log cannot be read or committed to (see [`delta`]).
+    #[error("Delta table `{path}`: {reason}")]
+    Delta {
+        /// The table (or its log).
+        path: PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// A test-only injected failure (see [`DatasetWriter::inject_fault`]).
     #[error("injected failure before renaming `{path}` into place")]
     Injected {
@@ -296,7 +307,12 @@ pub struct WriteOutcome {
 /// A partition ready to be committed: [`DatasetWriter::prepare`]'s result.
 #[derive(Debug)]
 pub struct Prepared {
+    /// Where the bytes go: the partition file, or in a Delta table its versioned file.
     path: PathBuf,
+    /// The partition file's unversioned path (the observer's and the table's key).
+    canonical: PathBuf,
+    /// For a Delta table: the file's schema and its add's statistics.
+    delta: Option<(arrow_schema::SchemaRef, String)>,
     rows_total: u64,
     report: MergeReport,
     /// The new file's bytes; `None` when the stored file already holds exactly these rows.
@@ -337,8 +353,9 @@ pub trait WriteObserver: Send + Sync + std::fmt::Debug {
         rows: &KlineRows,
         checked: Option<&QualityReport>,
     ) -> Vec<(String, String)>;
-    /// The file at `path` (`bytes` long) now holds the rows last staged for it.
-    fn committed(&self, path: &Path, bytes: u64);
+    /// The file at `path` (`bytes` long) now holds the rows last staged for the partition
+    /// file `staged` (the same path, except in a Delta table, whose files are versioned).
+    fn committed(&self, staged: &Path, path: &Path, bytes: u64);
 }
 
 /// Writes partitions under one output root. Cheap to clone; synchronous.
@@ -349,6 +366,7 @@ pub struct DatasetWriter {
     fault: Option<Fault>,
     family: KlineFamily,
     observer: Option<Arc<dyn WriteObserver>>,
+    table: Option<Arc<delta::Table>>,
 }
 
 impl DatasetWriter {
@@ -360,7 +378,16 @@ impl DatasetWriter {
             fault: None,
             family: KlineFamily::Trades,
             observer: None,
+            table: None,
         }
+    }
+
+    /// Write into a Delta table (`output.format: delta`): files get versioned names, are
+    /// never replaced, and are staged in `table` for its commit ([`delta`]).
+    #[must_use]
+    pub fn with_table(mut self, table: Arc<delta::Table>) -> Self {
+        self.table = Some(table);
+        self
     }
 
     /// Show every partition written (or found unchanged) to `observer`.
@@ -476,10 +503,15 @@ impl DatasetWriter {
         } else {
             rows.without_volumes()
         };
-        // `symlink_metadata`, not `exists`: a dangling link or a directory in the way is
-        // refused by the reader, never replaced.
-        let existing = if fs_err::symlink_metadata(&path).is_ok() {
-            let (old, info) = parquet::read_file(&path)?;
+        // In a Delta table the partition's current file is the one the log (or this run)
+        // says; otherwise the partition file. `symlink_metadata`, not `exists`: a dangling
+        // link or a directory in the way is refused by the reader, never replaced.
+        let current = match &self.table {
+            Some(t) => t.current_file(&path),
+            None => fs_err::symlink_metadata(&path).is_ok().then(|| path.clone()),
+        };
+        let existing = if let Some(current) = &current {
+            let (old, info) = parquet::read_file(current)?;
             let want = (self.opts.transform.prices, self.opts.transform.time_unit);
             if (info.prices, info.time_unit) != want {
                 let show = |(p, u)| {
@@ -506,6 +538,9 @@ impl DatasetWriter {
         let empty = KlineRows::empty(rows.price_type());
         let (merged, report) = merge::merge(existing.unwrap_or(empty), rows);
         let rows_total = merged.len() as u64;
+        // Open times are milliseconds in memory, whatever the file's time unit.
+        let merged_bounds = merged.open_time.first().zip(merged.open_time.last());
+        let merged_bounds = merged_bounds.map(|(a, b)| (*a, *b));
         let notes: Vec<::parquet::file::metadata::KeyValue> = match &self.observer {
             Some(o) => o
                 .staged(key, &path, &merged, checked)
@@ -516,7 +551,9 @@ impl DatasetWriter {
         };
         if had_file && !report.changed() {
             return Ok(Prepared {
-                path,
+                canonical: path,
+                path: current.unwrap_or_default(),
+                delta: None,
                 rows_total,
                 report,
                 bytes: None,
@@ -546,8 +583,23 @@ impl DatasetWriter {
             )?;
             parquet::encode_family(&batch, key, &self.opts, self.family, &notes, &path)?
         };
+        let (target, delta) = match &self.table {
+            Some(_) => {
+                let tag = delta_tag(&bytes);
+                let bounds = merged_bounds
+                    .map(|(a, b)| ("open_time", a, b, arrow_schema::TimeUnit::Millisecond));
+                let stats = delta::stats_json(rows_total, bounds);
+                (
+                    crate::layout::versioned_file(&path, &tag),
+                    Some((batch.schema(), stats)),
+                )
+            }
+            None => (path.clone(), None),
+        };
         Ok(Prepared {
-            path,
+            path: target,
+            canonical: path,
+            delta,
             rows_total,
             report,
             bytes: Some(bytes),
@@ -559,6 +611,8 @@ impl DatasetWriter {
     pub fn commit(&self, p: Prepared) -> Result<WriteOutcome, LoadError> {
         let Prepared {
             path,
+            canonical,
+            delta,
             rows_total,
             report,
             bytes,
@@ -570,8 +624,11 @@ impl DatasetWriter {
                 (bytes.len() as u64, true)
             }
         };
+        if let (Some(table), Some((schema, stats))) = (&self.table, delta) {
+            table.stage(&canonical, &path, len, &schema, stats)?;
+        }
         if let Some(o) = &self.observer {
-            o.committed(&path, len);
+            o.committed(&canonical, &path, len);
         }
         Ok(WriteOutcome {
             path,
@@ -610,6 +667,16 @@ impl DatasetWriter {
             |e| matches!(e, LoadError::Injected { .. }),
         )
     }
+}
+
+/// A Delta file's version tag: the first 16 hex digits of the SHA-256 of its bytes.
+fn delta_tag(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(bytes);
+    digest[..crate::layout::VERSION_TAG_LEN / 2]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Read one partition file back into rows (sorted by open time, as written). Errors name the

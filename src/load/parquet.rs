@@ -289,6 +289,21 @@ fn open_checked(
     Ok((b, info, bounds))
 }
 
+/// The Arrow schema and row count of any Parquet file (a Delta table's schema comes from
+/// its files), without key-value metadata.
+pub fn arrow_schema_of(path: &Path) -> Result<(arrow_schema::SchemaRef, u64), LoadError> {
+    let file = fs_err::File::open(path)?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(|source| {
+        LoadError::Corrupt {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    let fields = b.schema().fields().clone();
+    let rows = b.metadata().file_metadata().num_rows() as u64;
+    Ok((std::sync::Arc::new(arrow_schema::Schema::new(fields)), rows))
+}
+
 /// Read only the footer of a partition file and check it (see [`file_info`]).
 pub fn read_info(path: &Path) -> Result<FileInfo, LoadError> {
     Ok(open_checked(path)?.1)

@@ -249,6 +249,7 @@ pub fn expected_of_path(path: &std::path::Path) -> Option<Expected> {
         Some(tmp) => tmp.split_once(".tmp-")?.0,
         None => name,
     };
+    let name = layout::unversioned(name);
     let (iv, label) = name.strip_suffix(".parquet")?.split_once('-')?;
     let interval: Interval = iv.parse().ok()?;
     let period = Period::from_label(label)?;

@@ -296,6 +296,11 @@ impl Remote {
         &self.url
     }
 
+    /// The local mirror's root.
+    pub fn mirror(&self) -> &Path {
+        &self.mirror
+    }
+
     fn key(&self, rel: &str) -> StorePath {
         let mut key = self.prefix.clone();
         for part in rel.split('/').filter(|p| !p.is_empty()) {
@@ -412,12 +417,46 @@ impl Remote {
         Ok(report)
     }
 
+    /// Create the object `rel` (relative to the prefix) only if it does not exist (a
+    /// conditional PUT): `Ok(false)` when it does. A Delta table's commits are written so.
+    pub async fn put_if_absent(&self, rel: &str, bytes: Vec<u8>) -> Result<bool, RemoteError> {
+        let key = self.key(rel);
+        let opts = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&key, PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                Ok(false)
+            }
+            Err(e) => Err(self.request("put", &key)(e)),
+        }
+    }
+
+    /// The object `rel`, `None` when the store has none.
+    pub async fn get_opt(&self, rel: &str) -> Result<Option<bytes::Bytes>, RemoteError> {
+        let key = self.key(rel);
+        match self.store.get(&key).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(self.request("get", &key))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.request("get", &key)(e)),
+        }
+    }
+
     /// Upload what the run created or changed, data first; remove store objects whose mirror
-    /// file the run removed.
+    /// file the run removed. A Delta table's log is never uploaded so: its commits are
+    /// written with [`Remote::put_if_absent`].
     pub async fn push(&self) -> Result<SyncReport, RemoteError> {
         let mut mirror = self.read_mirror();
         let mut files = Vec::new();
         local_files(&self.mirror, &self.mirror, &mut files).map_err(LoadError::Io)?;
+        let is_log = |f: &str| f.split('/').any(|p| p == super::delta::log::LOG_DIR);
+        files.retain(|f| !is_log(f));
         files.sort_by_key(|f| (push_rank(f), f.clone()));
         let mut report = SyncReport::default();
         for rel in &files {
@@ -453,7 +492,7 @@ impl Remote {
         let removed: Vec<String> = mirror
             .files
             .keys()
-            .filter(|k| !present.contains(k))
+            .filter(|k| !present.contains(k) && !is_log(k))
             .cloned()
             .collect();
         for rel in removed {

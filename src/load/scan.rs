@@ -4,6 +4,9 @@
 //! `summary`, `status`, `chart` and incremental runs; the data is the state, so nothing here
 //! trusts a manifest.
 //!
+//! In a Delta table (`output.format: delta`) only the files its log holds count: earlier
+//! versions and files of a run that died before committing are ignored.
+//!
 //! Directories that do not parse as `market=…`, `symbol=…`, `year=…` are skipped with a
 //! warning; entries starting with `.` (temporary files) or `_` (`_kline_etl/`) are ignored, as
 //! every hive reader does. A dataset still in layout 1 is an error naming `kline-etl migrate`.
@@ -55,8 +58,9 @@ fn regular(path: PathBuf) -> std::io::Result<PathBuf> {
 
 /// The partition files of one series, sorted by path (so by time: `year=` directories, then
 /// the period in the name); none when the series is not stored.
-pub fn series_files(root: &Path, task: &TaskKey) -> std::io::Result<Vec<PathBuf>> {
+pub fn series_files(root: &Path, task: &TaskKey) -> Result<Vec<PathBuf>, LoadError> {
     let dir = root.join(task.symbol_dir());
+    let live = super::delta::live_files(&crate::layout::klines_dir(root))?;
     let mut out = Vec::new();
     if dir.is_dir() {
         for (y_name, y_path) in entries(&dir)? {
@@ -64,7 +68,9 @@ pub fn series_files(root: &Path, task: &TaskKey) -> std::io::Result<Vec<PathBuf>
                 continue;
             }
             for (name, path) in entries(&y_path)? {
-                if layout::partition_file_interval(&name) == Some(task.interval) {
+                if layout::partition_file_interval(&name) == Some(task.interval)
+                    && live.as_ref().is_none_or(|l| l.contains(&path))
+                {
                     out.push(regular(path)?);
                 }
             }
@@ -99,6 +105,7 @@ pub fn scan(root: &Path) -> Result<Vec<SeriesFiles>, LoadError> {
         return Ok(Vec::new());
     }
     super::legacy::refuse_old_klines(root)?;
+    let live = super::delta::live_files(&klines)?;
     let mut out = Vec::new();
     for (m_name, m_path) in entries(&klines)? {
         let Some(market) =
@@ -124,7 +131,9 @@ pub fn scan(root: &Path) -> Result<Vec<SeriesFiles>, LoadError> {
                     continue;
                 }
                 for (name, path) in entries(&y_path)? {
-                    if let Some(iv) = layout::partition_file_interval(&name) {
+                    if let Some(iv) = layout::partition_file_interval(&name)
+                        && live.as_ref().is_none_or(|l| l.contains(&path))
+                    {
                         series
                             .entry(iv.as_str())
                             .or_insert((iv, Vec::new()))

@@ -89,7 +89,8 @@ pub fn snapshot_files(root: &Path, dataset: Dataset) -> Result<Vec<PathBuf>, Loa
 }
 
 /// Every `.parquet` file under `dir`, recursively, skipping dot- and underscore-prefixed
-/// names (temporary files, `_kline_etl/`), sorted; empty when `dir` does not exist.
+/// names (temporary files, `_kline_etl/`), sorted; empty when `dir` does not exist. In a
+/// Delta table only the files its log holds.
 pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
         for e in fs_err::read_dir(dir)? {
@@ -113,6 +114,7 @@ pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     if dir.is_dir() {
         walk(dir, &mut out)?;
     }
+    super::delta::retain_live(&mut out, super::delta::live_files_of(dir)?.as_deref());
     out.sort();
     Ok(out)
 }

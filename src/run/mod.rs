@@ -13,11 +13,13 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use crate::config::{Endpoint, Pipeline};
+use crate::config::{Endpoint, OutputFormat, Pipeline};
 use crate::error::error_chain;
 use crate::exit::ExitCode;
 use crate::extract::{ExtractConfig, Extractor, Progress, Session};
 use crate::load::LoadError;
+use crate::load::delta::Table;
+use crate::load::delta::log::LogStore;
 use crate::load::lock::DatasetLock;
 use crate::load::remote::{Remote, RemoteError};
 use crate::plan::incremental::PlanError;
@@ -267,6 +269,55 @@ impl Output {
             None => None,
         };
         Ok(Output { lock, remote })
+    }
+
+    /// The Delta table of the dataset directory `dir` (named `name`) when `output.format` is
+    /// `delta`; `None` for the `parquet` format, which refuses a directory that is a Delta
+    /// table (its hive tree holds every version's files: read as a hive tree, rows would
+    /// repeat).
+    pub fn table(p: &Pipeline, dir: &Path, name: &str) -> Result<Option<Arc<Table>>, RunError> {
+        match p.output.format {
+            OutputFormat::Delta => Ok(Some(Table::open(dir, name)?)),
+            OutputFormat::Parquet if crate::load::delta::is_table(dir) => {
+                Err(RunError::Load(LoadError::Delta {
+                    path: dir.to_owned(),
+                    reason: "the directory is a Delta table but the pipeline has `output.format: parquet`; set `output.format: delta` (or write to another output.path)".into(),
+                }))
+            }
+            OutputFormat::Parquet => Ok(None),
+        }
+    }
+
+    /// Commit what the run staged in `table` as one version, after every file it adds is
+    /// durable (on an object store: uploaded first). No table or nothing staged: nothing.
+    pub async fn commit(
+        &self,
+        table: Option<&Table>,
+    ) -> Result<Option<crate::load::delta::Committed>, RunError> {
+        let Some(table) = table else { return Ok(None) };
+        let committed = match &self.remote {
+            None => table.commit(LogStore::Local(table.dir()), "WRITE").await?,
+            Some(remote) => {
+                if table.pending() > 0 {
+                    remote.push().await?;
+                }
+                let rel = table
+                    .dir()
+                    .strip_prefix(remote.mirror())
+                    .unwrap_or(table.dir())
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let store = LogStore::Remote {
+                    remote,
+                    mirror: table.dir(),
+                    table: &rel,
+                };
+                table.commit(store, "WRITE").await?
+            }
+        };
+        Ok(committed)
     }
 
     /// Upload what the run wrote (data before reports), then release the lock.

@@ -118,6 +118,10 @@ pub struct RunInfo {
     pub files_written: u64,
     /// Bytes of partition files written.
     pub bytes_written: u64,
+    /// With `output.format: delta`: the table version this run committed (absent when it
+    /// changed nothing, or the format is `parquet`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_version: Option<u64>,
     /// Time spent fetching (the extractor's wall time), ms.
     pub extract_ms: u64,
     /// Time spent writing after the last page arrived, ms.

@@ -346,12 +346,15 @@ impl WriteObserver for Collector {
         note.into_iter().collect()
     }
 
-    fn committed(&self, path: &Path, bytes: u64) {
+    fn committed(&self, staged: &Path, path: &Path, bytes: u64) {
         let mut state = self.lock();
-        let Some((task, stats, mut report)) = state.staged.remove(path) else {
+        let Some((task, stats, mut report)) = state.staged.remove(staged) else {
             return;
         };
         report.bytes = bytes;
+        if staged != path {
+            report.path = relative(&self.root, path);
+        }
         let interval = task.interval;
         let series = state.series.entry(task).or_default();
         let first = stats.first_open;

@@ -1,0 +1,1 @@
+//! Unit tests of the Delta table writer: staging, commits, conflicts.
