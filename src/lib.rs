@@ -41,6 +41,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod dataset;
+pub mod digest;
 pub mod error;
 pub mod exit;
 pub mod extract;

@@ -1,7 +1,6 @@
 //! `kline-etl run` and `kline-etl repair`: validate every pipeline first, then run them in
 //! order with Ctrl-C/SIGTERM handling and progress; the exit code is the worst of the runs'.
 
-use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -179,11 +178,4 @@ pub async fn watch_signals(cancel: tokio::sync::watch::Sender<bool>) {
     }
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(bytes);
-    digest.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
+pub use crate::digest::sha256_hex;

@@ -54,8 +54,7 @@ use crate::window::Window;
 
 /// Run a kline pipeline.
 pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
-    let p = ctx.pipeline;
-    let opts = ctx.opts;
+    let (p, opts) = (ctx.pipeline, ctx.opts);
     // A layout-1 dataset is never extended (nor asked about over the network): exit 4, naming
     // `kline-etl migrate`.
     crate::load::legacy::refuse_old_klines(&crate::layout::kline_root(p))?;
@@ -66,7 +65,7 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     // `output.path`, or a futures kline family's own root under it.
     let root = crate::layout::kline_root(p);
     let output = Output::open(p, &root, opts).await?;
-    let table = Output::table(p, &crate::layout::klines_dir(&root), "klines")?;
+    let table = Output::table(p, &crate::layout::klines_dir(&root), &table_name(p))?;
 
     let series = kline_series(p, &symbols, opts.shard);
     let pending_before = resume::read(&root, opts.shard);
@@ -92,12 +91,7 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
         Collector::new(root.clone())
             .with_signed_prices(p.kline_family == crate::config::KlineFamily::PremiumIndex),
     );
-    let mut writer = DatasetWriter::new(root.clone(), WriteOptions::from_pipeline(p))
-        .with_family(p.kline_family)
-        .with_observer(collector.clone());
-    if let Some(t) = &table {
-        writer = writer.with_table(t.clone());
-    }
+    let writer = writer_for(p, &root, collector.clone(), table.clone());
     let handle = loader::spawn(rx, writer, tasks.iter().map(key_of).collect())
         .map_err(|e| RunError::Load(e.into()))?;
 
@@ -197,6 +191,31 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
         summary_path,
         table: render_table(&report.series),
     })
+}
+
+/// The run's partition writer: the family's columns, the summary's collector as its observer,
+/// and with `output.format: delta` the table its files are staged in.
+fn writer_for(
+    p: &crate::config::Pipeline,
+    root: &Path,
+    collector: Arc<Collector>,
+    table: Option<Arc<crate::load::delta::Table>>,
+) -> DatasetWriter {
+    let writer = DatasetWriter::new(root.to_owned(), WriteOptions::from_pipeline(p))
+        .with_family(p.kline_family)
+        .with_observer(collector);
+    match table {
+        Some(t) => writer.with_table(t),
+        None => writer,
+    }
+}
+
+/// The name of a kline table in its Delta metadata: `klines`, or the kline family's.
+fn table_name(p: &crate::config::Pipeline) -> String {
+    match p.kline_family {
+        crate::config::KlineFamily::Trades => "klines".to_owned(),
+        other => format!("{}_klines", other.as_str()),
+    }
 }
 
 /// The windows a run fetches, from the data on disk and the resume file: the one planner

@@ -23,8 +23,9 @@ use crate::extract::snapshot::{
     RequestError, SnapshotRequest, depth_request, fetch, ticker_request,
 };
 use crate::load::snapshot::{
-    SnapshotWrite, depth_path, snapshot_files, ticker_path, write_snapshot,
+    SnapshotSink, SnapshotWrite, depth_path, snapshot_files, ticker_path, write_snapshot,
 };
+use crate::load::delta::log::LogStore;
 use crate::load::{LoadError, WriteOptions};
 use crate::plan::symbols::symbols_of;
 use crate::run::report::retries_by_cause;
@@ -113,12 +114,17 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     let selected = matches!(p.symbols, SymbolSelection::Selector(_));
     let root = p.output.path.clone();
     let wopts = WriteOptions::from_pipeline(p);
+    let dir = crate::layout::dataset_dir(&root, p.dataset);
+    let table = crate::run::Output::table(p, &dir, p.dataset.as_str())?;
+    let sink = SnapshotSink {
+        root: &root,
+        opts: &wopts,
+        table: table.as_deref(),
+    };
     let cancel = &ctx.cancel;
     let out = match p.dataset {
-        Dataset::TickerPrice => {
-            ticker(&session, p, &symbols, selected, &root, &wopts, cancel).await
-        }
-        Dataset::Depth => depth(&session, p, &symbols, &root, &wopts, cancel, concurrency).await,
+        Dataset::TickerPrice => ticker(&session, p, &symbols, selected, &sink, cancel).await,
+        Dataset::Depth => depth(&session, p, &symbols, &sink, cancel, concurrency).await,
         other @ (Dataset::Klines | Dataset::FundingRate) => {
             return Err(RunError::Unsupported(format!(
                 "the `{}` dataset is not a snapshot dataset",
@@ -126,6 +132,10 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
             )));
         }
     };
+    // Every file written is durable: one Delta commit holds them all.
+    if let Some(t) = &table {
+        t.commit(LogStore::Local(t.dir()), "WRITE").await?;
+    }
     finish(&ctx, &session, &symbols, &root, &out)
 }
 
@@ -136,8 +146,7 @@ async fn ticker(
     p: &Pipeline,
     symbols: &[Symbol],
     selected: bool,
-    root: &Path,
-    wopts: &WriteOptions,
+    sink: &SnapshotSink<'_>,
     cancel: &watch::Receiver<bool>,
 ) -> Outcome {
     let market = p.source.market;
@@ -226,10 +235,10 @@ async fn ticker(
     let rel = ticker_path(market, rows.snapshot_ms);
     let write = ticker_batch(&rows, p.transform.time_unit)
         .map_err(|source| LoadError::Schema {
-            path: root.join(&rel),
+            path: sink.root.join(&rel),
             source,
         })
-        .and_then(|b| write_snapshot(root, &rel, &b, Dataset::TickerPrice, market, wopts));
+        .and_then(|b| write_snapshot(sink, &rel, &b, Dataset::TickerPrice, market));
     out.wrote(write, "*");
     out
 }
@@ -240,8 +249,7 @@ async fn depth(
     session: &Session,
     p: &Pipeline,
     symbols: &[Symbol],
-    root: &Path,
-    wopts: &WriteOptions,
+    sink: &SnapshotSink<'_>,
     cancel: &watch::Receiver<bool>,
     concurrency: usize,
 ) -> Outcome {
@@ -291,10 +299,10 @@ async fn depth(
         let rel = depth_path(market, &s, rows.snapshot_ms);
         let write = depth_batch(&rows, p.transform.time_unit)
             .map_err(|source| LoadError::Schema {
-                path: root.join(&rel),
+                path: sink.root.join(&rel),
                 source,
             })
-            .and_then(|b| write_snapshot(root, &rel, &b, Dataset::Depth, market, wopts));
+            .and_then(|b| write_snapshot(sink, &rel, &b, Dataset::Depth, market));
         out.wrote(write, s.as_str());
     }
     out

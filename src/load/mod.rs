@@ -670,13 +670,10 @@ impl DatasetWriter {
 }
 
 /// A Delta file's version tag: the first 16 hex digits of the SHA-256 of its bytes.
-fn delta_tag(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(bytes);
-    digest[..crate::layout::VERSION_TAG_LEN / 2]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+pub(crate) fn delta_tag(bytes: &[u8]) -> String {
+    let mut hex = crate::digest::sha256_hex(bytes);
+    hex.truncate(crate::layout::VERSION_TAG_LEN);
+    hex
 }
 
 /// Read one partition file back into rows (sorted by open time, as written). Errors name the

@@ -39,18 +39,30 @@ pub struct SnapshotWrite {
     pub replaced: bool,
 }
 
+/// Where snapshot files go: the output root, the write options, and with `output.format:
+/// delta` the dataset's table (the file is staged for its commit).
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotSink<'a> {
+    /// The output root.
+    pub root: &'a Path,
+    /// The write options.
+    pub opts: &'a WriteOptions,
+    /// The dataset's Delta table.
+    pub table: Option<&'a super::delta::Table>,
+}
+
 /// Encode `batch` and write it atomically to `root/relative`. Metadata names the dataset,
 /// pipeline, market, source, time unit and price type (nothing run-dependent, so the same
 /// snapshot gives the same bytes).
 pub fn write_snapshot(
-    root: &Path,
+    sink: &SnapshotSink<'_>,
     relative: &Path,
     batch: &RecordBatch,
     dataset: Dataset,
     market: Market,
-    opts: &WriteOptions,
 ) -> Result<SnapshotWrite, LoadError> {
-    let path = root.join(relative);
+    let opts = sink.opts;
+    let path = sink.root.join(relative);
     let enc = |source| LoadError::Encode {
         path: path.clone(),
         source,
@@ -73,8 +85,23 @@ pub fn write_snapshot(
     let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(enc)?;
     w.write(batch).map_err(enc)?;
     let bytes = w.into_inner().map_err(enc)?;
-    let replaced = path.is_file();
-    super::atomic::write_atomic(&path, &bytes, |_| Ok(()), |_| false)?;
+    let (path, replaced) = match sink.table {
+        // A table's files are never replaced: a rerun's snapshot of the same time is a new
+        // version of the file, under a name of its own.
+        Some(table) => {
+            let file = crate::layout::versioned_file(&path, &super::delta_tag(&bytes));
+            let replaced = table.current_file(&path).is_some();
+            super::atomic::write_atomic(&file, &bytes, |_| Ok(()), |_| false)?;
+            let stats = super::delta::stats_json(batch.num_rows() as u64, None);
+            table.stage(&path, &file, bytes.len() as u64, &batch.schema(), stats)?;
+            (file, replaced)
+        }
+        None => {
+            let replaced = path.is_file();
+            super::atomic::write_atomic(&path, &bytes, |_| Ok(()), |_| false)?;
+            (path, replaced)
+        }
+    };
     Ok(SnapshotWrite {
         path,
         rows: batch.num_rows() as u64,

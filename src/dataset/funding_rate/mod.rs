@@ -36,6 +36,7 @@ use tokio::sync::watch;
 use self::request::{FetchError, WindowFetch, fetch_window};
 use self::rows::FundingRecord;
 use self::stats::{SeriesStats, series_stats};
+use crate::load::delta::Table;
 use self::store::{MergeCounts, StoreError, dataset_dir, merge_write, read_series};
 use crate::config::Pipeline;
 use crate::error::error_chain;
@@ -258,13 +259,14 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     let root = p.output.path.clone();
     crate::load::legacy::refuse_old_funding(&root)?;
     let output = Output::open_at(p, crate::layout::funding_lock_file(&root), opts).await?;
+    let table = Output::table(p, &dataset_dir(&root), store::DIR)?;
     let wopts = WriteOptions::from_pipeline(p);
     let market = p.source.market;
     let previous = previous_requested_from(&root);
     let mut planned = Vec::new();
     let mut store_failures = Vec::new();
     for s in &symbols {
-        match read_series(&root, market, s.as_str(), &wopts) {
+        match read_series(&root, market, s.as_str(), &wopts, table.as_deref()) {
             Ok(stored) => {
                 let bounds = stored
                     .first()
@@ -302,12 +304,14 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
         .collect()
         .await;
     let written = {
-        let (root, wopts) = (root.clone(), wopts.clone());
+        let (root, wopts, table) = (root.clone(), wopts.clone(), table.clone());
         blocking("funding-rate writer", move || {
-            write_all(&root, market, fetched, &wopts)
+            write_all(&root, market, fetched, &wopts, table.as_deref())
         })
         .await?
     };
+    // Every file written is durable: one Delta commit holds them all.
+    output.commit(table.as_deref()).await?;
     let (report, exit) = report(
         p,
         opts,
@@ -343,6 +347,7 @@ fn write_all(
     market: Market,
     fetched: Vec<SymbolFetch>,
     opts: &WriteOptions,
+    table: Option<&Table>,
 ) -> Vec<Written> {
     let mut out: Vec<Written> = fetched
         .into_iter()
@@ -353,8 +358,9 @@ fn write_all(
                 fetch.symbol.as_str(),
                 &fetch.fetched.records,
                 opts,
+                table,
             );
-            let stored = read_series(root, market, fetch.symbol.as_str(), opts);
+            let stored = read_series(root, market, fetch.symbol.as_str(), opts, table);
             Written {
                 fetch,
                 merged,

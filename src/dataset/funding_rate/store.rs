@@ -20,6 +20,7 @@ use super::rows::{BatchError, FundingRecord, read_partition, to_batch};
 use crate::config::PartitionSpec;
 use crate::layout;
 use crate::load::partition::{Granularity, Period};
+use crate::load::delta::Table;
 use crate::load::{LoadError, WriteOptions};
 use crate::market::Market;
 use crate::transform::schema::{price_type_str, time_unit_str};
@@ -132,9 +133,15 @@ pub fn read_series(
     market: Market,
     symbol: &str,
     opts: &WriteOptions,
+    table: Option<&Table>,
 ) -> Result<Vec<FundingRecord>, StoreError> {
     let mut all = BTreeMap::new();
-    for f in files_under(&series_dir(root, market, symbol))? {
+    let dir = series_dir(root, market, symbol);
+    let files = match table {
+        Some(t) => t.current_files_under(&dir),
+        None => files_under(&dir)?,
+    };
+    for f in files {
         for r in read_partition(&f, opts.transform.prices, opts.transform.time_unit)? {
             all.insert(r.funding_time, r);
         }
@@ -188,6 +195,7 @@ pub fn merge_write(
     symbol: &str,
     incoming: &[FundingRecord],
     opts: &WriteOptions,
+    table: Option<&Table>,
 ) -> Result<MergeCounts, StoreError> {
     let g = granularity(opts.partition);
     let series = series_dir(root, market, symbol);
@@ -201,8 +209,12 @@ pub fn merge_write(
     let mut counts = MergeCounts::default();
     for (period, records) in by_period {
         let path = partition_path(&series, period);
-        let mut merged: BTreeMap<i64, FundingRecord> = if path.is_file() {
-            read_partition(&path, opts.transform.prices, opts.transform.time_unit)?
+        let current = match table {
+            Some(t) => t.current_file(&path),
+            None => path.is_file().then(|| path.clone()),
+        };
+        let mut merged: BTreeMap<i64, FundingRecord> = if let Some(current) = &current {
+            read_partition(current, opts.transform.prices, opts.transform.time_unit)?
                 .into_iter()
                 .map(|r| (r.funding_time, r))
                 .collect()
@@ -236,10 +248,15 @@ pub fn merge_write(
         let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(enc)?;
         w.write(&batch).map_err(enc)?;
         let bytes = w.into_inner().map_err(enc)?;
-        // Read the temporary file back before it replaces the old one.
+        // Read the temporary file back before it replaces the old one. A Delta table's file
+        // is a new version under a name of its own.
         let (prices, unit, n) = (opts.transform.prices, opts.transform.time_unit, rows.len());
+        let target = match table {
+            Some(_) => layout::versioned_file(&path, &crate::load::delta_tag(&bytes)),
+            None => path.clone(),
+        };
         crate::load::atomic::write_atomic(
-            &path,
+            &target,
             &bytes,
             |tmp| match read_partition(tmp, prices, unit) {
                 Ok(back) if back.len() == n => Ok(()),
@@ -252,6 +269,14 @@ pub fn merge_write(
             },
             |_| false,
         )?;
+        if let Some(t) = table {
+            let time = rows
+                .first()
+                .zip(rows.last())
+                .map(|(a, b)| ("funding_time", a.funding_time, b.funding_time, arrow_schema::TimeUnit::Millisecond));
+            let stats = crate::load::delta::stats_json(n as u64, time);
+            t.stage(&path, &target, bytes.len() as u64, &batch.schema(), stats)?;
+        }
         counts.files_written += 1;
         counts.bytes_written += bytes.len() as u64;
     }
@@ -353,7 +378,7 @@ pub fn migrate_v1(
         if dry_run {
             continue;
         }
-        merge_write(root, market, &symbol, &records, &opts)?;
+        merge_write(root, market, &symbol, &records, &opts, None)?;
         verify_converted(root, market, &symbol, &records, &opts, &old)?;
         fs_err::remove_file(&old).map_err(LoadError::from)?;
     }
@@ -451,6 +476,7 @@ mod tests {
             "BTCUSDT",
             &[rec(y2023, 1), rec(y2024, 2)],
             &o,
+            None,
         )
         .unwrap();
         assert_eq!((first.new, first.files_written), (2, 2));
@@ -465,14 +491,15 @@ mod tests {
             "BTCUSDT",
             &[rec(y2024, 2), rec(y2024 + 8 * 3_600_000, 3)],
             &o,
+            None,
         )
         .unwrap();
         assert_eq!((again.new, again.replaced, again.files_written), (1, 0, 1));
         assert_eq!(fs_err::read(&p2023).unwrap(), before);
         // A changed value replaces the stored one.
-        let fix = merge_write(dir.path(), Market::UsdM, "BTCUSDT", &[rec(y2023, 7)], &o).unwrap();
+        let fix = merge_write(dir.path(), Market::UsdM, "BTCUSDT", &[rec(y2023, 7)], &o, None).unwrap();
         assert_eq!((fix.new, fix.replaced), (0, 1));
-        let all = read_series(dir.path(), Market::UsdM, "BTCUSDT", &o).unwrap();
+        let all = read_series(dir.path(), Market::UsdM, "BTCUSDT", &o, None).unwrap();
         let rates: Vec<Value> = all.iter().map(|r| r.funding_rate).collect();
         assert_eq!(
             rates,
@@ -488,6 +515,7 @@ mod tests {
             Market::UsdM,
             "BTCUSDT",
             &opts(PartitionSpec::Auto, PriceType::Float64),
+            None,
         );
         assert!(e.is_err());
     }

@@ -1,18 +1,7 @@
 //! SHA-256 of archive files and the `.CHECKSUM` sidecar format (`sha256sum` convention:
 //! `<64 hex>  <file name>`). Pure functions.
 
-use sha2::{Digest, Sha256};
-
-/// Lowercase hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut s = String::with_capacity(64);
-    for b in digest {
-        use std::fmt::Write as _;
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
+pub use crate::digest::sha256_hex;
 
 /// The `.CHECKSUM` line for `bytes` named `name`.
 pub fn checksum_line(bytes: &[u8], name: &str) -> String {

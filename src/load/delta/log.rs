@@ -116,8 +116,7 @@ pub fn read_snapshot(table: &Path, at: Option<u64>) -> Result<Snapshot, LoadErro
             return Err(corrupt(
                 &log,
                 format!(
-                    "the log has no commit {} (it starts at or jumps to version {v}, after a checkpoint and log cleanup by another tool); kline-etl replays the JSON commits from version 0",
-                    i
+                    "the log has no commit {i} (it starts at or jumps to version {v}, after a checkpoint and log cleanup by another tool); kline-etl replays the JSON commits from version 0"
                 ),
             ));
         }

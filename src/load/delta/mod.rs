@@ -225,6 +225,26 @@ impl Table {
             .map(|a| log::local_path(&self.dir, &a.path))
     }
 
+    /// The files the table holds under `dir` (a series directory) with this run's staged
+    /// changes applied, sorted.
+    pub fn current_files_under(&self, dir: &Path) -> Vec<PathBuf> {
+        let state = lock(&self.state);
+        let mut by_canon: BTreeMap<String, &Add> = BTreeMap::new();
+        for a in state.committed.files.values().chain(state.base.values()) {
+            by_canon.insert(canonical(&a.path), a);
+        }
+        for (canon, c) in &state.pending {
+            by_canon.insert(canon.clone(), &c.add);
+        }
+        let mut out: Vec<PathBuf> = by_canon
+            .values()
+            .map(|a| log::local_path(&self.dir, &a.path))
+            .filter(|p| p.starts_with(dir))
+            .collect();
+        out.sort();
+        out
+    }
+
     fn relative(&self, path: &Path) -> Option<String> {
         let rel = path.strip_prefix(&self.dir).ok()?;
         let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
@@ -368,11 +388,11 @@ impl Table {
             }
         }
         for c in state.pending.values() {
-            if let Some(old) = c.old.as_ref().filter(|o| state.committed.files.contains_key(&o.path)) {
-                if old.path != c.add.path {
-                    actions.push(Action::Remove(Remove::of(old, now)));
-                    removed += 1;
-                }
+            if let Some(old) = c.old.as_ref().filter(|o| {
+                state.committed.files.contains_key(&o.path) && o.path != c.add.path
+            }) {
+                actions.push(Action::Remove(Remove::of(old, now)));
+                removed += 1;
             }
             actions.push(Action::Add(c.add.clone()));
             added += 1;
@@ -535,7 +555,11 @@ fn uuid_v4() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h: String = b.iter().fold(String::with_capacity(32), |mut s, x| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{x:02x}");
+        s
+    });
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 

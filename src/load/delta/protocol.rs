@@ -261,13 +261,13 @@ pub fn delta_type(t: &DataType) -> Option<Value> {
     })
 }
 
-fn field_json(name: &str, t: Value, nullable: bool) -> Value {
+fn field_json(name: &str, t: &Value, nullable: bool) -> Value {
     json!({ "name": name, "type": t, "nullable": nullable, "metadata": {} })
 }
 
 fn struct_type<'a>(fields: impl Iterator<Item = &'a Field>) -> Option<Value> {
     let fields: Option<Vec<Value>> = fields
-        .map(|f| Some(field_json(f.name(), delta_type(f.data_type())?, f.is_nullable())))
+        .map(|f| Some(field_json(f.name(), &delta_type(f.data_type())?, f.is_nullable())))
         .collect();
     Some(json!({ "type": "struct", "fields": fields? }))
 }
@@ -284,10 +284,10 @@ pub fn schema_string(file: &Schema, partition_columns: &[String]) -> Result<Stri
                 f.data_type()
             )
         })?;
-        fields.push(field_json(f.name(), t, f.is_nullable()));
+        fields.push(field_json(f.name(), &t, f.is_nullable()));
     }
     for key in partition_columns {
-        fields.push(field_json(key, json!(partition_type(key)), true));
+        fields.push(field_json(key, &json!(partition_type(key)), true));
     }
     Ok(json!({ "type": "struct", "fields": fields }).to_string())
 }
