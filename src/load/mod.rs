@@ -572,8 +572,9 @@ impl DatasetWriter {
                     source,
                 }
             })?;
-        let bytes = if self.family == KlineFamily::Trades {
-            parquet::encode(&batch, key, &self.opts, &notes, &path)?
+        let (bytes, schema) = if self.family == KlineFamily::Trades {
+            let bytes = parquet::encode(&batch, key, &self.opts, &notes, &path)?;
+            (bytes, batch.schema())
         } else {
             let batch = crate::transform::schema::project_family(&batch, self.family).map_err(
                 |source| LoadError::Schema {
@@ -581,7 +582,9 @@ impl DatasetWriter {
                     source,
                 },
             )?;
-            parquet::encode_family(&batch, key, &self.opts, self.family, &notes, &path)?
+            let bytes =
+                parquet::encode_family(&batch, key, &self.opts, self.family, &notes, &path)?;
+            (bytes, batch.schema())
         };
         let (target, delta) = match &self.table {
             Some(_) => {
@@ -591,7 +594,7 @@ impl DatasetWriter {
                 let stats = delta::stats_json(rows_total, bounds);
                 (
                     crate::layout::versioned_file(&path, &tag),
-                    Some((batch.schema(), stats)),
+                    Some((schema, stats)),
                 )
             }
             None => (path.clone(), None),

@@ -4,6 +4,7 @@ mod analyst;
 mod archive;
 mod bench_jobs;
 mod config;
+mod delta;
 mod extract;
 mod funding_rate;
 mod fuzz_regressions;

@@ -37,6 +37,10 @@ use self::log::{LOG_DIR, LogStore, Snapshot};
 use self::protocol::{Action, Add, Format, Metadata, PROTOCOL, Remove};
 use super::LoadError;
 
+/// Test hook: with this variable set the process aborts, as if killed, after the run's files
+/// are written and before the commit. Used by the integration tests only.
+pub const KILL_BEFORE_COMMIT_ENV: &str = "KLINE_ETL_DELTA_KILL_BEFORE_COMMIT";
+
 /// How many times a commit is retried after losing its version to another writer.
 pub const MAX_COMMIT_ATTEMPTS: usize = 1000;
 
@@ -323,6 +327,9 @@ impl Table {
                 (state.committed.next_version(), actions, added, removed)
             };
             let text: String = actions.iter().map(|a| a.to_line() + "\n").collect();
+            if std::env::var_os(KILL_BEFORE_COMMIT_ENV).is_some() {
+                std::process::abort();
+            }
             if store.put_if_absent(version, &text).await? {
                 let mut state = lock(&self.state);
                 state.committed.apply(version, &actions);

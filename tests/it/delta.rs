@@ -1,0 +1,389 @@
+//! `output.format: delta` end to end: every dataset a Delta table read exactly by delta-rs and
+//! polars (`tests/python/interop_delta.py`), a version per run and time travel, three shards
+//! started at once committing into one table, a kill between writing the files and committing,
+//! a hive dataset switched to Delta, and the `parquet` format refusing a Delta table.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use kline_etl::interval::Interval;
+use kline_etl::market::Market;
+use kline_etl::simulator::SimHandle;
+use kline_etl::symbol::Symbol;
+
+use crate::harness::{BIN, cli, files, repo, simulator, stderr};
+
+fn ms(s: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .unwrap()
+        .timestamp_millis()
+}
+
+fn klines_yaml(sim: &SimHandle, end: &str, format: &str, path: &str) -> String {
+    format!(
+        "name: it-delta\nsource:\n  base_url: {}\n  mode: rest\nsymbols: [BTCUSDT, ETHUSDT]\nintervals: [1h, 1d]\nrange:\n  start: 2024-01-01\n  end: \"{end}\"\noutput:\n  path: {path}\n  format: {format}\n",
+        sim.base_url()
+    )
+}
+
+async fn run(dir: &Path, name: &str, text: &str, env: &[(&str, &str)]) -> std::process::Output {
+    std::fs::write(dir.join(name), text).unwrap();
+    cli(dir, &["-q", "run", name], env).await
+}
+
+fn log_versions(table: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(table.join("_delta_log"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The files the table's log holds at its latest version (replayed here, independently of the
+/// crate: every `add` not removed since), relative to the table.
+fn live(table: &Path) -> Vec<String> {
+    let mut files = std::collections::BTreeSet::new();
+    for name in log_versions(table) {
+        let text = std::fs::read_to_string(table.join("_delta_log").join(name)).unwrap();
+        let actions: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        for a in &actions {
+            if let Some(r) = a.get("remove") {
+                files.remove(r["path"].as_str().unwrap());
+            }
+        }
+        for a in &actions {
+            if let Some(x) = a.get("add") {
+                assert!(
+                    files.insert(x["path"].as_str().unwrap().to_owned()),
+                    "a file added twice: {x}"
+                );
+            }
+        }
+    }
+    files.into_iter().collect()
+}
+
+/// The served rows of the klines pipeline up to `end`, as the interop spec's series.
+fn served(sim: &SimHandle, end: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for s in ["BTCUSDT", "ETHUSDT"] {
+        let symbol: Symbol = s.parse().unwrap();
+        for iv in [Interval::H1, Interval::D1] {
+            let rows: Vec<[serde_json::Value; 12]> = sim
+                .expected_klines(Market::Spot, &symbol, iv, ms("2024-01-01T00:00:00Z"), ms(end))
+                .iter()
+                .filter(|r| r.open_time < ms(end))
+                .map(kline_etl::simulator::KlineRow::to_json)
+                .collect();
+            out.push(serde_json::json!({
+                "market": "spot", "symbol": s, "interval": iv.as_str(), "rows": rows,
+            }));
+        }
+    }
+    out
+}
+
+const END_1: &str = "2024-03-01T00:00:00Z";
+const END_2: &str = "2024-04-15T00:00:00Z";
+
+/// The other datasets, written twice: as Delta tables under `delta/` and as the `parquet`
+/// format under `hive/`, for the reader check to compare.
+async fn fill_others(sim: &SimHandle, dir: &Path) -> Vec<serde_json::Value> {
+    let runs = [
+        ("spot", "dataset: ticker_price\nsymbols: [BTCUSDT, ETHUSDT]", "ticker_price", "symbol"),
+        ("spot", "dataset: depth\ndepth_limit: 20\nsymbols: [BTCUSDT, ETHUSDT]", "depth", "symbol"),
+        (
+            "usdm",
+            "dataset: funding_rate\nsymbols: [BTCUSDT, ETHUSDT]\nrange: { start: 2023-06-01, end: now }",
+            "funding_rate",
+            "funding_time",
+        ),
+        (
+            "usdm",
+            "kline_family: mark_price\nsymbols: [BTCUSDT]\nintervals: [1h, 1d]\nrange: { start: 2024-05-01, end: now }",
+            "mark_price/klines",
+            "open_time",
+        ),
+    ];
+    let mut tables = Vec::new();
+    for (i, (market, body, table, key)) in runs.iter().enumerate() {
+        for format in ["delta", "parquet"] {
+            let out = if format == "delta" { "delta" } else { "hive" };
+            let text = format!(
+                "name: it-delta-other\nsource:\n  market: {market}\n  base_url: {}\n{body}\noutput:\n  path: {out}\n  format: {format}\n",
+                sim.base_url()
+            );
+            let o = run(dir, &format!("other{i}-{format}.yaml"), &text, &[]).await;
+            assert_eq!(o.status.code(), Some(0), "{body}: {}", stderr(&o));
+        }
+        assert_eq!(
+            log_versions(&dir.join("delta").join(table)).len(),
+            1,
+            "{table}: one run, one version"
+        );
+        tables.push(serde_json::json!({
+            "dir": dir.join("delta").join(table),
+            "hive": dir.join("hive").join(table),
+            "key": [key],
+        }));
+    }
+    tables
+}
+
+fn python() -> Option<std::ffi::OsString> {
+    let p = std::env::var_os("KLINE_ETL_PYTHON");
+    if p.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "KLINE_ETL_PYTHON must point at a Python with deltalake and polars (scripts/test.sh) in CI"
+        );
+    }
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dataset_is_a_delta_table_read_exactly_by_delta_rs_and_polars_with_time_travel() {
+    let sim = simulator().await;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let table = dir.join("delta/klines");
+    // Run 1 creates the table (version 0); run 2 extends the range, rewriting the yearly 1h
+    // and 1d files (version 1: remove + add); run 3 changes nothing (no version).
+    for (end, versions) in [(END_1, 1), (END_2, 2), (END_2, 2)] {
+        let o = run(dir, "k.yaml", &klines_yaml(&sim, end, "delta", "delta"), &[]).await;
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(log_versions(&table).len(), versions, "after the run to {end}");
+    }
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(table.join("_kline_etl/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(summary["run"].get("delta_version").is_none(), "{}", summary["run"]);
+    // Every live file is one of the versioned files on disk; the replaced versions stay there.
+    let live = live(&table);
+    assert_eq!(live.len(), 4, "{live:?}");
+    let on_disk = files(&table)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .count();
+    assert_eq!(on_disk, 8, "version 0's four files are kept for time travel");
+    // kline-etl's own readers see the table's latest version.
+    let status = cli(dir, &["status", "k.yaml", "--json"], &[]).await;
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    let rows: u64 = serde_json::from_slice::<serde_json::Value>(&status.stdout).unwrap()["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["rows"].as_u64().unwrap())
+        .sum();
+    let want: usize = served(&sim, END_2)
+        .iter()
+        .map(|s| s["rows"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(rows, want as u64);
+
+    let tables = fill_others(&sim, dir).await;
+    let Some(python) = python() else {
+        eprintln!("skipping the reader check: set KLINE_ETL_PYTHON");
+        return;
+    };
+    let spec = dir.join("spec.json");
+    std::fs::write(
+        &spec,
+        serde_json::to_vec(&serde_json::json!({
+            "klines": {"dir": table, "versions": {"0": served(&sim, END_1), "1": served(&sim, END_2)}},
+            "tables": tables,
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(&python)
+        .arg(repo().join("tests/python/interop_delta.py"))
+        .arg(&spec)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "interop_delta.py failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("polars.read_delta").count(), 3 + 4, "{text}");
+    assert_eq!(text.matches("deltalake").count(), 2 + 2 + 4, "{text}");
+    eprintln!("{text}");
+    sim.shutdown().await;
+}
+
+/// The files of a table's latest version with their bytes.
+fn live_bytes(table: &Path) -> Vec<(String, Vec<u8>)> {
+    live(table)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(table.join(&p)).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_shards_started_at_once_commit_into_one_table_equal_to_one_run() {
+    let sim = simulator().await;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let text = |path: &str| {
+        format!(
+            "name: sharded\nsource:\n  base_url: {}\nsymbols: [BTCUSDT, ETHUSDT, BNBUSDT, SOLUSDT]\nintervals: [1h, 4h, 1d]\nrange:\n  start: 2024-03-01\n  end: now\noutput:\n  path: {path}\n  format: delta\n",
+            sim.base_url()
+        )
+    };
+    let whole = run(dir, "whole.yaml", &text("whole"), &[]).await;
+    assert_eq!(whole.status.code(), Some(0), "{}", stderr(&whole));
+    std::fs::write(dir.join("sharded.yaml"), text("sharded")).unwrap();
+    let children: Vec<Child> = (1..=3)
+        .map(|i| {
+            Command::new(BIN)
+                .args(["-q", "run", "sharded.yaml", "--shard", &format!("{i}/3")])
+                .current_dir(dir)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut committed = Vec::new();
+    for (i, c) in children.into_iter().enumerate() {
+        let out = tokio::task::spawn_blocking(move || c.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "shard {}: {}", i + 1, stderr(&out));
+        let s: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!(
+                "sharded/klines/_kline_etl/summary.shard-{}-of-3.json",
+                i + 1
+            )))
+            .unwrap(),
+        )
+        .unwrap();
+        if let Some(v) = s["run"]["delta_version"].as_u64() {
+            committed.push(v);
+        }
+    }
+    committed.sort_unstable();
+    let table = dir.join("sharded/klines");
+    let versions = log_versions(&table);
+    // One version per shard that had work, none lost or duplicated, exactly one of them
+    // creating the table.
+    assert_eq!(committed, (0..versions.len() as u64).collect::<Vec<_>>());
+    let creations = versions
+        .iter()
+        .filter(|v| {
+            std::fs::read_to_string(table.join("_delta_log").join(v))
+                .unwrap()
+                .contains("\"metaData\"")
+        })
+        .count();
+    assert_eq!(creations, 1);
+    // The same files, byte for byte, as one unsharded run's table (names are content hashes).
+    let union = live_bytes(&table);
+    assert_eq!(union.len(), 12);
+    assert_eq!(union, live_bytes(&dir.join("whole/klines")));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_between_the_files_and_the_commit_leaves_the_last_version_and_the_rerun_completes_it()
+{
+    let sim = simulator().await;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let table = dir.join("out/klines");
+    let first = run(dir, "k.yaml", &klines_yaml(&sim, END_1, "delta", "out"), &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let before = live_bytes(&table);
+    let status = |dir: PathBuf| async move {
+        let o = cli(&dir, &["status", "k.yaml", "--json"], &[]).await;
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["rows"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    let rows_before = status(dir.to_owned()).await;
+
+    let text = klines_yaml(&sim, END_2, "delta", "out");
+    let killed = run(
+        dir,
+        "k.yaml",
+        &text,
+        &[(kline_etl::load::delta::KILL_BEFORE_COMMIT_ENV, "1")],
+    )
+    .await;
+    assert_eq!(killed.status.code(), None, "aborted: {}", stderr(&killed));
+    // The new files are on disk, the table is still at version 0 and reads as before.
+    let on_disk = files(&table)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .count();
+    assert!(on_disk > before.len(), "the killed run wrote its files");
+    assert_eq!(log_versions(&table).len(), 1);
+    assert_eq!(live_bytes(&table), before);
+    assert_eq!(status(dir.to_owned()).await, rows_before);
+
+    let rerun = run(dir, "k.yaml", &text, &[]).await;
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+    assert_eq!(log_versions(&table).len(), 2);
+    let want: usize = served(&sim, END_2)
+        .iter()
+        .map(|s| s["rows"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(status(dir.to_owned()).await, want as u64);
+    // The rerun wrote the same bytes under the same names: nothing new beside the killed
+    // run's files.
+    let after = files(&table)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .count();
+    assert_eq!(after, on_disk);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parquet_dataset_switched_to_delta_becomes_a_table_and_parquet_refuses_a_table() {
+    let sim = simulator().await;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let table = dir.join("out/klines");
+    let o = run(dir, "k.yaml", &klines_yaml(&sim, END_1, "parquet", "out"), &[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let hive: Vec<PathBuf> = files(&table)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    // The same range as a table: version 0 adds the files already there, unchanged.
+    let o = run(dir, "k.yaml", &klines_yaml(&sim, END_1, "delta", "out"), &[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(log_versions(&table).len(), 1);
+    let rel: Vec<String> = hive
+        .iter()
+        .map(|p| p.strip_prefix(&table).unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(live(&table), rel);
+    // Extended: the changed partitions are replaced by versioned files.
+    let o = run(dir, "k.yaml", &klines_yaml(&sim, END_2, "delta", "out"), &[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(log_versions(&table).len(), 2);
+    assert!(live(&table).iter().all(|p| !rel.contains(p)), "{:?}", live(&table));
+    // Back to `parquet` on the table: refused, exit 4, naming the key to set.
+    let o = run(dir, "k.yaml", &klines_yaml(&sim, END_2, "parquet", "out"), &[]).await;
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("output.format: delta"), "{}", stderr(&o));
+    sim.shutdown().await;
+}
