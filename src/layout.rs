@@ -177,7 +177,9 @@ pub fn partition_file(
 /// with a tag of its content, `1h-2024.0123456789abcdef.parquet`. Table files are never
 /// replaced, so each version of a partition has a name of its own.
 pub fn versioned_file(path: &Path, tag: &str) -> PathBuf {
-    let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let stem = name.strip_suffix(".parquet").unwrap_or(&name);
     path.with_file_name(format!("{stem}.{tag}.parquet"))
 }
@@ -433,6 +435,30 @@ mod tests {
         );
         assert_eq!(hive_value("market=spot", MARKET), Some("spot"));
         assert_eq!(hive_value("marketing=x", MARKET), None);
+    }
+
+    #[test]
+    fn delta_files_are_the_partition_file_with_a_content_tag() {
+        let p = Path::new("klines/market=spot/symbol=BTCUSDT/year=2024/1m-2024-01.parquet");
+        let v = versioned_file(p, "0123456789abcdef");
+        assert_eq!(
+            v,
+            Path::new(
+                "klines/market=spot/symbol=BTCUSDT/year=2024/1m-2024-01.0123456789abcdef.parquet"
+            )
+        );
+        let name = v.file_name().unwrap().to_str().unwrap();
+        assert_eq!(unversioned(name), "1m-2024-01.parquet");
+        assert_eq!(partition_file_interval(name), Some(Interval::M1));
+        // Not a tag: left as it is.
+        for other in [
+            "1m-2024-01.parquet",
+            "a.b.parquet",
+            "20261125T120000Z.parquet",
+            "x.0123456789abcdeg.parquet",
+        ] {
+            assert_eq!(unversioned(other), other);
+        }
     }
 
     #[test]

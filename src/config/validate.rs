@@ -11,9 +11,8 @@ use super::Diagnostic;
 use super::interpolate::interpolate;
 use super::model::{
     Compression, ContractType, Dataset, Endpoint, KlineFamily, OnViolation, OutputFormat,
-    OutputOptions,
-    PartitionSpec, Pipeline, PriceType, Secret, SimulatorSettings, Source, SourceMode,
-    SymbolSelection, SymbolSelector, TimeRange, TimeSpec, TimeUnit, TransformOptions,
+    OutputOptions, PartitionSpec, Pipeline, PriceType, Secret, SimulatorSettings, Source,
+    SourceMode, SymbolSelection, SymbolSelector, TimeRange, TimeSpec, TimeUnit, TransformOptions,
 };
 use super::raw::{
     RawOutput, RawPipeline, RawRange, RawSelector, RawSimulator, RawSource, RawSymbols,
@@ -881,7 +880,10 @@ fn output(cx: &mut Ctx<'_>, raw: Option<&RawOutput>) -> OutputOptions {
     out.format = cx.choice(
         raw.format.as_ref(),
         "output.format",
-        &[("parquet", OutputFormat::Parquet), ("delta", OutputFormat::Delta)],
+        &[
+            ("parquet", OutputFormat::Parquet),
+            ("delta", OutputFormat::Delta),
+        ],
         OutputFormat::Parquet,
     );
     out.partition = cx.choice(

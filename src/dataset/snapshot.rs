@@ -22,10 +22,10 @@ use crate::extract::Session;
 use crate::extract::snapshot::{
     RequestError, SnapshotRequest, depth_request, fetch, ticker_request,
 };
+use crate::load::delta::log::LogStore;
 use crate::load::snapshot::{
     SnapshotSink, SnapshotWrite, depth_path, snapshot_files, ticker_path, write_snapshot,
 };
-use crate::load::delta::log::LogStore;
 use crate::load::{LoadError, WriteOptions};
 use crate::plan::symbols::symbols_of;
 use crate::run::report::retries_by_cause;

@@ -508,7 +508,9 @@ impl DatasetWriter {
         // link or a directory in the way is refused by the reader, never replaced.
         let current = match &self.table {
             Some(t) => t.current_file(&path),
-            None => fs_err::symlink_metadata(&path).is_ok().then(|| path.clone()),
+            None => fs_err::symlink_metadata(&path)
+                .is_ok()
+                .then(|| path.clone()),
         };
         let existing = if let Some(current) = &current {
             let (old, info) = parquet::read_file(current)?;

@@ -77,7 +77,13 @@ fn served(sim: &SimHandle, end: &str) -> Vec<serde_json::Value> {
         let symbol: Symbol = s.parse().unwrap();
         for iv in [Interval::H1, Interval::D1] {
             let rows: Vec<[serde_json::Value; 12]> = sim
-                .expected_klines(Market::Spot, &symbol, iv, ms("2024-01-01T00:00:00Z"), ms(end))
+                .expected_klines(
+                    Market::Spot,
+                    &symbol,
+                    iv,
+                    ms("2024-01-01T00:00:00Z"),
+                    ms(end),
+                )
                 .iter()
                 .filter(|r| r.open_time < ms(end))
                 .map(kline_etl::simulator::KlineRow::to_json)
@@ -97,8 +103,18 @@ const END_2: &str = "2024-04-15T00:00:00Z";
 /// format under `hive/`, for the reader check to compare.
 async fn fill_others(sim: &SimHandle, dir: &Path) -> Vec<serde_json::Value> {
     let runs = [
-        ("spot", "dataset: ticker_price\nsymbols: [BTCUSDT, ETHUSDT]", "ticker_price", "symbol"),
-        ("spot", "dataset: depth\ndepth_limit: 20\nsymbols: [BTCUSDT, ETHUSDT]", "depth", "symbol"),
+        (
+            "spot",
+            "dataset: ticker_price\nsymbols: [BTCUSDT, ETHUSDT]",
+            "ticker_price",
+            "symbol",
+        ),
+        (
+            "spot",
+            "dataset: depth\ndepth_limit: 20\nsymbols: [BTCUSDT, ETHUSDT]",
+            "depth",
+            "symbol",
+        ),
         (
             "usdm",
             "dataset: funding_rate\nsymbols: [BTCUSDT, ETHUSDT]\nrange: { start: 2023-06-01, end: now }",
@@ -157,15 +173,29 @@ async fn every_dataset_is_a_delta_table_read_exactly_by_delta_rs_and_polars_with
     // Run 1 creates the table (version 0); run 2 extends the range, rewriting the yearly 1h
     // and 1d files (version 1: remove + add); run 3 changes nothing (no version).
     for (end, versions) in [(END_1, 1), (END_2, 2), (END_2, 2)] {
-        let o = run(dir, "k.yaml", &klines_yaml(&sim, end, "delta", "delta"), &[]).await;
+        let o = run(
+            dir,
+            "k.yaml",
+            &klines_yaml(&sim, end, "delta", "delta"),
+            &[],
+        )
+        .await;
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        assert_eq!(log_versions(&table).len(), versions, "after the run to {end}");
+        assert_eq!(
+            log_versions(&table).len(),
+            versions,
+            "after the run to {end}"
+        );
     }
     let summary: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(table.join("_kline_etl/summary.json")).unwrap(),
     )
     .unwrap();
-    assert!(summary["run"].get("delta_version").is_none(), "{}", summary["run"]);
+    assert!(
+        summary["run"].get("delta_version").is_none(),
+        "{}",
+        summary["run"]
+    );
     // Every live file is one of the versioned files on disk; the replaced versions stay there.
     let live = live(&table);
     assert_eq!(live.len(), 4, "{live:?}");
@@ -173,7 +203,10 @@ async fn every_dataset_is_a_delta_table_read_exactly_by_delta_rs_and_polars_with
         .into_iter()
         .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
         .count();
-    assert_eq!(on_disk, 8, "version 0's four files are kept for time travel");
+    assert_eq!(
+        on_disk, 8,
+        "version 0's four files are kept for time travel"
+    );
     // kline-etl's own readers see the table's latest version.
     let status = cli(dir, &["status", "k.yaml", "--json"], &[]).await;
     assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
@@ -261,7 +294,13 @@ async fn three_shards_started_at_once_commit_into_one_table_equal_to_one_run() {
         let out = tokio::task::spawn_blocking(move || c.wait_with_output().unwrap())
             .await
             .unwrap();
-        assert_eq!(out.status.code(), Some(0), "shard {}: {}", i + 1, stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "shard {}: {}",
+            i + 1,
+            stderr(&out)
+        );
         let s: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(dir.join(format!(
                 "sharded/klines/_kline_etl/summary.shard-{}-of-3.json",
@@ -298,12 +337,18 @@ async fn three_shards_started_at_once_commit_into_one_table_equal_to_one_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_between_the_files_and_the_commit_leaves_the_last_version_and_the_rerun_completes_it()
-{
+ {
     let sim = simulator().await;
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let table = dir.join("out/klines");
-    let first = run(dir, "k.yaml", &klines_yaml(&sim, END_1, "delta", "out"), &[]).await;
+    let first = run(
+        dir,
+        "k.yaml",
+        &klines_yaml(&sim, END_1, "delta", "out"),
+        &[],
+    )
+    .await;
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     let before = live_bytes(&table);
     let status = |dir: PathBuf| async move {
@@ -361,29 +406,66 @@ async fn a_parquet_dataset_switched_to_delta_becomes_a_table_and_parquet_refuses
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let table = dir.join("out/klines");
-    let o = run(dir, "k.yaml", &klines_yaml(&sim, END_1, "parquet", "out"), &[]).await;
+    let o = run(
+        dir,
+        "k.yaml",
+        &klines_yaml(&sim, END_1, "parquet", "out"),
+        &[],
+    )
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let hive: Vec<PathBuf> = files(&table)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
         .collect();
     // The same range as a table: version 0 adds the files already there, unchanged.
-    let o = run(dir, "k.yaml", &klines_yaml(&sim, END_1, "delta", "out"), &[]).await;
+    let o = run(
+        dir,
+        "k.yaml",
+        &klines_yaml(&sim, END_1, "delta", "out"),
+        &[],
+    )
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(log_versions(&table).len(), 1);
     let rel: Vec<String> = hive
         .iter()
-        .map(|p| p.strip_prefix(&table).unwrap().to_string_lossy().into_owned())
+        .map(|p| {
+            p.strip_prefix(&table)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     assert_eq!(live(&table), rel);
     // Extended: the changed partitions are replaced by versioned files.
-    let o = run(dir, "k.yaml", &klines_yaml(&sim, END_2, "delta", "out"), &[]).await;
+    let o = run(
+        dir,
+        "k.yaml",
+        &klines_yaml(&sim, END_2, "delta", "out"),
+        &[],
+    )
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(log_versions(&table).len(), 2);
-    assert!(live(&table).iter().all(|p| !rel.contains(p)), "{:?}", live(&table));
+    assert!(
+        live(&table).iter().all(|p| !rel.contains(p)),
+        "{:?}",
+        live(&table)
+    );
     // Back to `parquet` on the table: refused, exit 4, naming the key to set.
-    let o = run(dir, "k.yaml", &klines_yaml(&sim, END_2, "parquet", "out"), &[]).await;
+    let o = run(
+        dir,
+        "k.yaml",
+        &klines_yaml(&sim, END_2, "parquet", "out"),
+        &[],
+    )
+    .await;
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    assert!(stderr(&o).contains("output.format: delta"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("output.format: delta"),
+        "{}",
+        stderr(&o)
+    );
     sim.shutdown().await;
 }

@@ -19,8 +19,8 @@ use parquet::file::properties::WriterProperties;
 use super::rows::{BatchError, FundingRecord, read_partition, to_batch};
 use crate::config::PartitionSpec;
 use crate::layout;
-use crate::load::partition::{Granularity, Period};
 use crate::load::delta::Table;
+use crate::load::partition::{Granularity, Period};
 use crate::load::{LoadError, WriteOptions};
 use crate::market::Market;
 use crate::transform::schema::{price_type_str, time_unit_str};
@@ -270,10 +270,14 @@ pub fn merge_write(
             |_| false,
         )?;
         if let Some(t) = table {
-            let time = rows
-                .first()
-                .zip(rows.last())
-                .map(|(a, b)| ("funding_time", a.funding_time, b.funding_time, arrow_schema::TimeUnit::Millisecond));
+            let time = rows.first().zip(rows.last()).map(|(a, b)| {
+                (
+                    "funding_time",
+                    a.funding_time,
+                    b.funding_time,
+                    arrow_schema::TimeUnit::Millisecond,
+                )
+            });
             let stats = crate::load::delta::stats_json(n as u64, time);
             t.stage(&path, &target, bytes.len() as u64, &batch.schema(), stats)?;
         }
@@ -497,7 +501,15 @@ mod tests {
         assert_eq!((again.new, again.replaced, again.files_written), (1, 0, 1));
         assert_eq!(fs_err::read(&p2023).unwrap(), before);
         // A changed value replaces the stored one.
-        let fix = merge_write(dir.path(), Market::UsdM, "BTCUSDT", &[rec(y2023, 7)], &o, None).unwrap();
+        let fix = merge_write(
+            dir.path(),
+            Market::UsdM,
+            "BTCUSDT",
+            &[rec(y2023, 7)],
+            &o,
+            None,
+        )
+        .unwrap();
         assert_eq!((fix.new, fix.replaced), (0, 1));
         let all = read_series(dir.path(), Market::UsdM, "BTCUSDT", &o, None).unwrap();
         let rates: Vec<Value> = all.iter().map(|r| r.funding_rate).collect();

@@ -187,7 +187,12 @@ impl LogStore<'_> {
                     .await
                     .map_err(|e| corrupt(&local, crate::error::error_chain(&e)))?;
                 if won {
-                    crate::load::atomic::write_atomic(&local, text.as_bytes(), |_| Ok(()), |_| false)?;
+                    crate::load::atomic::write_atomic(
+                        &local,
+                        text.as_bytes(),
+                        |_| Ok(()),
+                        |_| false,
+                    )?;
                 }
                 Ok(won)
             }
@@ -287,10 +292,29 @@ mod tests {
     fn replay_keeps_what_is_added_and_not_removed_since() {
         let mut s = Snapshot::default();
         assert_eq!(s.next_version(), 0);
-        s.apply(0, &[Action::Protocol(PROTOCOL), Action::Add(add("a")), Action::Add(add("b"))]);
-        s.apply(1, &[Action::Remove(Remove::of(&add("a"), 1)), Action::Add(add("c"))]);
+        s.apply(
+            0,
+            &[
+                Action::Protocol(PROTOCOL),
+                Action::Add(add("a")),
+                Action::Add(add("b")),
+            ],
+        );
+        s.apply(
+            1,
+            &[
+                Action::Remove(Remove::of(&add("a"), 1)),
+                Action::Add(add("c")),
+            ],
+        );
         // Replacing a file under its own path in one commit keeps it.
-        s.apply(2, &[Action::Remove(Remove::of(&add("b"), 2)), Action::Add(add("b"))]);
+        s.apply(
+            2,
+            &[
+                Action::Remove(Remove::of(&add("b"), 2)),
+                Action::Add(add("b")),
+            ],
+        );
         assert_eq!(s.files.keys().collect::<Vec<_>>(), ["b", "c"]);
         assert_eq!(s.next_version(), 3);
     }
@@ -300,7 +324,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let table = dir.path();
         let path = table.join(LOG_DIR).join(commit_name(0));
-        assert!(link_if_absent(&path, b"{\"protocol\":{\"minReaderVersion\":1,\"minWriterVersion\":2}}\n").unwrap());
+        assert!(
+            link_if_absent(
+                &path,
+                b"{\"protocol\":{\"minReaderVersion\":1,\"minWriterVersion\":2}}\n"
+            )
+            .unwrap()
+        );
         assert!(!link_if_absent(&path, b"other").unwrap());
         assert!(fs_err::read_to_string(&path).unwrap().contains("protocol"));
         // No temporary is left behind either way.

@@ -66,12 +66,8 @@ pub fn live_files(dir: &Path) -> Result<Option<Arc<BTreeSet<PathBuf>>>, LoadErro
         return Ok(Some(files.clone()));
     }
     let snap = log::read_snapshot(dir, versions.last().copied())?;
-    let files: Arc<BTreeSet<PathBuf>> = Arc::new(
-        snap.files
-            .keys()
-            .map(|p| log::local_path(dir, p))
-            .collect(),
-    );
+    let files: Arc<BTreeSet<PathBuf>> =
+        Arc::new(snap.files.keys().map(|p| log::local_path(dir, p)).collect());
     lock(cache).insert(dir.to_owned(), (versions, files.clone()));
     Ok(Some(files))
 }
@@ -317,7 +313,11 @@ impl Table {
                     return Ok(None);
                 }
                 if state.schema.is_none() {
-                    let first = state.base.values().next().map(|a| log::local_path(&self.dir, &a.path));
+                    let first = state
+                        .base
+                        .values()
+                        .next()
+                        .map(|a| log::local_path(&self.dir, &a.path));
                     state.schema = match first {
                         Some(f) => Some(super::parquet::arrow_schema_of(&f)?.0),
                         None => return Ok(None),
@@ -381,7 +381,11 @@ impl Table {
                 .values()
                 .filter_map(|c| c.old.as_ref().map(|a| a.path.as_str()))
                 .collect();
-            for a in state.base.values().filter(|a| !replaced.contains(a.path.as_str())) {
+            for a in state
+                .base
+                .values()
+                .filter(|a| !replaced.contains(a.path.as_str()))
+            {
                 actions.push(Action::Add(a.clone()));
                 added += 1;
             }
@@ -395,9 +399,11 @@ impl Table {
             }
         }
         for c in state.pending.values() {
-            if let Some(old) = c.old.as_ref().filter(|o| {
-                state.committed.files.contains_key(&o.path) && o.path != c.add.path
-            }) {
+            if let Some(old) = c
+                .old
+                .as_ref()
+                .filter(|o| state.committed.files.contains_key(&o.path) && o.path != c.add.path)
+            {
                 actions.push(Action::Remove(Remove::of(old, now)));
                 removed += 1;
             }
@@ -414,9 +420,17 @@ impl Table {
             .map(|c| &c.add)
             .chain(state.base.values())
             .next()
-            .map(|a| partition_values(&a.path).into_iter().map(|(k, _)| k).collect())
+            .map(|a| {
+                partition_values(&a.path)
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect()
+            })
             .unwrap_or_default();
-        let schema = state.schema.as_ref().ok_or_else(|| err(&self.dir, "no schema"))?;
+        let schema = state
+            .schema
+            .as_ref()
+            .ok_or_else(|| err(&self.dir, "no schema"))?;
         let schema_string =
             protocol::schema_string(schema, &columns).map_err(|e| err(&self.dir, e))?;
         let m = Metadata {
@@ -437,8 +451,16 @@ impl Table {
 
     /// Every file's hive keys are the table's partition columns, in order.
     fn check_partitions(&self, m: &Metadata, state: &State) -> Result<(), LoadError> {
-        for a in state.pending.values().map(|c| &c.add).chain(state.base.values()) {
-            let keys: Vec<String> = partition_values(&a.path).into_iter().map(|(k, _)| k).collect();
+        for a in state
+            .pending
+            .values()
+            .map(|c| &c.add)
+            .chain(state.base.values())
+        {
+            let keys: Vec<String> = partition_values(&a.path)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
             if keys != m.partition_columns {
                 return Err(err(
                     &self.dir,
@@ -472,7 +494,9 @@ impl Table {
                     {
                         return Err(err(
                             &self.dir,
-                            format!("version {version}, written by another writer meanwhile, changed the table's schema; rerun"),
+                            format!(
+                                "version {version}, written by another writer meanwhile, changed the table's schema; rerun"
+                            ),
                         ));
                     }
                 }
@@ -481,7 +505,11 @@ impl Table {
             }
         }
         let creating = state.committed.version.is_none();
-        if let Some(canon) = state.pending.keys().find(|k| touched.contains(*k) && !creating) {
+        if let Some(canon) = state
+            .pending
+            .keys()
+            .find(|k| touched.contains(*k) && !creating)
+        {
             return Err(err(
                 &self.dir,
                 format!(
@@ -496,7 +524,10 @@ impl Table {
             state.base.clear();
             let files = state.committed.files.clone();
             for (canon, c) in &mut state.pending {
-                c.old = files.values().find(|a| canonical(&a.path) == *canon).cloned();
+                c.old = files
+                    .values()
+                    .find(|a| canonical(&a.path) == *canon)
+                    .cloned();
             }
             if let Some(m) = state.committed.metadata.clone() {
                 self.check_partitions(&m, &state)?;
@@ -567,7 +598,14 @@ fn uuid_v4() -> String {
         let _ = write!(s, "{x:02x}");
         s
     });
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// The statistics of an add: rows, and the first and last value of a time column.

@@ -105,7 +105,10 @@ impl Metadata {
             .iter()
             .map(|f| {
                 (
-                    f.get("name").and_then(Value::as_str).unwrap_or("").to_owned(),
+                    f.get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
                     f.get("type").cloned().unwrap_or(Value::Null),
                 )
             })
@@ -267,7 +270,13 @@ fn field_json(name: &str, t: &Value, nullable: bool) -> Value {
 
 fn struct_type<'a>(fields: impl Iterator<Item = &'a Field>) -> Option<Value> {
     let fields: Option<Vec<Value>> = fields
-        .map(|f| Some(field_json(f.name(), &delta_type(f.data_type())?, f.is_nullable())))
+        .map(|f| {
+            Some(field_json(
+                f.name(),
+                &delta_type(f.data_type())?,
+                f.is_nullable(),
+            ))
+        })
         .collect();
     Some(json!({ "type": "struct", "fields": fields? }))
 }
@@ -339,7 +348,11 @@ mod tests {
             Action::Other("txn".into())
         );
         assert!(Action::parse("{}").is_err());
-        assert!(Action::parse(r#"{"add":{"path":1}}"#).unwrap_err().contains("add"));
+        assert!(
+            Action::parse(r#"{"add":{"path":1}}"#)
+                .unwrap_err()
+                .contains("add")
+        );
     }
 
     #[test]
