@@ -469,3 +469,100 @@ async fn a_parquet_dataset_switched_to_delta_becomes_a_table_and_parquet_refuses
     );
     sim.shutdown().await;
 }
+
+/// Three shards on three hosts (three mirrors) commit into one table on an S3-compatible
+/// server at once: the conditional PUT gives each its own version.
+#[cfg(feature = "aws")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hosts_commit_into_one_table_on_s3() {
+    use crate::store::{aws_env, download, moto};
+    let Some(moto) = moto().await else {
+        return;
+    };
+    let created = reqwest::Client::new()
+        .put(format!("{}/lake", moto.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{created:?}");
+    let sim = simulator().await;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let text = |output: &str| {
+        format!(
+            "name: lake\nsource:\n  base_url: {}\nsymbols: [BTCUSDT, ETHUSDT, BNBUSDT, SOLUSDT]\nintervals: [1h, 1d]\nrange:\n  start: 2024-04-01\n  end: now\noutput:\n{output}  format: delta\n",
+            sim.base_url()
+        )
+    };
+    let whole = run(dir, "whole.yaml", &text("  path: whole\n"), &[]).await;
+    assert_eq!(whole.status.code(), Some(0), "{}", stderr(&whole));
+    let env = aws_env(&moto.url);
+    let children: Vec<Child> = (1..=3)
+        .map(|i| {
+            let p = dir.join(format!("host{i}.yaml"));
+            std::fs::write(
+                &p,
+                text(&format!(
+                    "  path: s3://lake/binance\n  staging: mirror-{i}\n"
+                )),
+            )
+            .unwrap();
+            Command::new(BIN)
+                .args([
+                    "-q",
+                    "run",
+                    p.to_str().unwrap(),
+                    "--shard",
+                    &format!("{i}/3"),
+                ])
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .current_dir(dir)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        let out = tokio::task::spawn_blocking(move || c.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "host {}: {}",
+            i + 1,
+            stderr(&out)
+        );
+    }
+    let got = dir.join("downloaded");
+    download(&moto.url, "lake", "binance", &got).await;
+    let table = got.join("binance/klines");
+    let versions = log_versions(&table);
+    assert!(!versions.is_empty() && versions.len() <= 3, "{versions:?}");
+    let creations = versions
+        .iter()
+        .filter(|v| {
+            std::fs::read_to_string(table.join("_delta_log").join(v))
+                .unwrap()
+                .contains("\"metaData\"")
+        })
+        .count();
+    assert_eq!(
+        creations, 1,
+        "one host created the table, the others rebased"
+    );
+    assert_eq!(live_bytes(&table), live_bytes(&dir.join("whole/klines")));
+    // A fourth host with an empty mirror finds the work done: no new version.
+    std::fs::write(
+        dir.join("host4.yaml"),
+        text("  path: s3://lake/binance\n  staging: mirror-4\n"),
+    )
+    .unwrap();
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let again = cli(dir, &["-q", "run", "host4.yaml"], &envs).await;
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let got2 = dir.join("downloaded-2");
+    download(&moto.url, "lake", "binance", &got2).await;
+    assert_eq!(log_versions(&got2.join("binance/klines")), versions);
+    sim.shutdown().await;
+}

@@ -14,9 +14,9 @@ use kline_etl::symbol::Symbol;
 use crate::harness::{NOW, assert_same, cli, file_hashes, stderr, truth};
 
 /// A moto S3 server on a free loopback port; killed on drop.
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Moto {
@@ -30,7 +30,7 @@ fn python() -> Option<String> {
     std::env::var("KLINE_ETL_PYTHON").ok()
 }
 
-async fn moto() -> Option<Moto> {
+pub(crate) async fn moto() -> Option<Moto> {
     let Some(py) = python() else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -68,7 +68,7 @@ async fn moto() -> Option<Moto> {
     Some(moto)
 }
 
-fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ACCESS_KEY_ID", "test-key".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "test-secret".to_owned()),
@@ -99,7 +99,12 @@ async fn list_keys(endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
 
 /// Download every object under `prefix` into `dir`, keeping the key layout (a signed client,
 /// independent of kline-etl's mirror code).
-async fn download(endpoint: &str, bucket: &str, prefix: &str, dir: &Path) -> Vec<String> {
+pub(crate) async fn download(
+    endpoint: &str,
+    bucket: &str,
+    prefix: &str,
+    dir: &Path,
+) -> Vec<String> {
     use futures::TryStreamExt;
     use object_store::{ObjectStore, ObjectStoreExt};
     let store = object_store::aws::AmazonS3Builder::new()
