@@ -35,7 +35,7 @@ fn log_versions(table: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(table.join("_delta_log"))
         .map(|d| {
             d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+                .filter(|n| n.len() == 25 && n.bytes().take(20).all(|b| b.is_ascii_digit()))
                 .collect()
         })
         .unwrap_or_default();

@@ -140,19 +140,44 @@ struct State {
     pending: BTreeMap<String, Change>,
     /// The data files' schema (from the first file staged).
     schema: Option<SchemaRef>,
+    /// Committed and base files by canonical path (their `add` path).
+    by_canon: BTreeMap<String, String>,
 }
 
 impl State {
+    fn new(committed: Snapshot, base: BTreeMap<String, Add>) -> State {
+        let mut s = State {
+            committed,
+            base,
+            pending: BTreeMap::new(),
+            schema: None,
+            by_canon: BTreeMap::new(),
+        };
+        s.reindex();
+        s
+    }
+
+    /// Rebuild [`State::by_canon`] after the committed files or the base changed.
+    fn reindex(&mut self) {
+        self.by_canon = self
+            .committed
+            .files
+            .keys()
+            .chain(self.base.keys())
+            .map(|p| (canonical(p), p.clone()))
+            .collect();
+    }
+
     /// The file a partition holds now: staged in this run, else committed (or in the base).
     fn current(&self, canon: &str) -> Option<&Add> {
         if let Some(c) = self.pending.get(canon) {
             return Some(&c.add);
         }
+        let path = self.by_canon.get(canon)?;
         self.committed
             .files
-            .values()
-            .chain(self.base.values())
-            .find(|a| canonical(&a.path) == canon)
+            .get(path)
+            .or_else(|| self.base.get(path))
     }
 }
 
@@ -196,12 +221,7 @@ impl Table {
         Ok(Arc::new(Table {
             dir: dir.to_owned(),
             name: name.to_owned(),
-            state: Mutex::new(State {
-                committed,
-                base,
-                pending: BTreeMap::new(),
-                schema: None,
-            }),
+            state: Mutex::new(State::new(committed, base)),
         }))
     }
 
@@ -335,6 +355,7 @@ impl Table {
                 state.committed.apply(version, &actions);
                 state.base.clear();
                 state.pending.clear();
+                state.reindex();
                 tracing::info!(table = %self.dir.display(), version, added, removed, retries, "committed to the Delta table");
                 return Ok(Some(Committed {
                     version,
@@ -518,6 +539,10 @@ impl Table {
             ));
         }
         state.committed.apply(version, winner);
+        if creating {
+            state.base.clear();
+        }
+        state.reindex();
         if creating {
             // The winner created the table (from the same hive files, if any): from now on
             // this run's changes replace what the winner's version holds.

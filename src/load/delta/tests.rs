@@ -129,8 +129,8 @@ async fn two_writers_of_one_partition_conflict_and_the_loser_commits_nothing() {
 #[tokio::test]
 async fn a_hive_dataset_becomes_a_table_with_its_files_in_version_0() {
     let dir = tempfile::tempdir().unwrap();
-    let (p, _) = part(dir.path(), "BTCUSDT", "");
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let (file, _) = part(dir.path(), "BTCUSDT", "");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     let batch = arrow_array::RecordBatch::try_new(
         schema(),
         vec![
@@ -139,16 +139,16 @@ async fn a_hive_dataset_becomes_a_table_with_its_files_in_version_0() {
         ],
     )
     .unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(Vec::new(), schema(), None).unwrap();
-    w.write(&batch).unwrap();
-    std::fs::write(&p, w.into_inner().unwrap()).unwrap();
-    let t = Table::open(dir.path(), "klines").unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(Vec::new(), schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    std::fs::write(&file, writer.into_inner().unwrap()).unwrap();
+    let table = Table::open(dir.path(), "klines").unwrap();
     assert_eq!(
-        t.current_file(&p),
-        Some(p.clone()),
+        table.current_file(&file),
+        Some(file.clone()),
         "the hive file is the partition's"
     );
-    let c = commit(&t).await.unwrap().unwrap();
+    let c = commit(&table).await.unwrap().unwrap();
     assert_eq!((c.version, c.added), (0, 1));
     let adds: Vec<_> = commit_actions(dir.path(), 0)
         .into_iter()
