@@ -197,6 +197,28 @@ pub fn unversioned(name: &str) -> std::borrow::Cow<'_, str> {
     name.into()
 }
 
+/// Whether a file name is one kline-etl writes into a dataset (a kline or funding-rate
+/// partition file, a snapshot file; versioned or not). A Delta table holding other files was
+/// rewritten by another tool (a compaction).
+pub fn is_dataset_file(name: &str) -> bool {
+    let name = unversioned(name);
+    let Some(stem) = name.strip_suffix(".parquet") else {
+        return false;
+    };
+    if partition_file_interval(&name).is_some() {
+        return true;
+    }
+    if let Some(period) = stem.strip_prefix("funding_rate-") {
+        return !period.is_empty() && period.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+    }
+    // Snapshots: `[SYMBOL-]YYYYMMDDTHHMMSSZ`.
+    let time = stem.rsplit('-').next().unwrap_or(stem);
+    time.len() == 16
+        && time.ends_with('Z')
+        && time.as_bytes()[8] == b'T'
+        && time.bytes().filter(u8::is_ascii_digit).count() == 14
+}
+
 /// Hex digits of a [`versioned_file`] tag.
 pub const VERSION_TAG_LEN: usize = 16;
 
@@ -450,6 +472,22 @@ mod tests {
         let name = v.file_name().unwrap().to_str().unwrap();
         assert_eq!(unversioned(name), "1m-2024-01.parquet");
         assert_eq!(partition_file_interval(name), Some(Interval::M1));
+        for ours in [
+            name,
+            "1m-2024-01.parquet",
+            "funding_rate-2024.0123456789abcdef.parquet",
+            "20261125T120000Z.parquet",
+            "BTCUSDT-20261125T120000Z.0123456789abcdef.parquet",
+        ] {
+            assert!(is_dataset_file(ours), "{ours}");
+        }
+        for foreign in [
+            "part-00000-1b2c3d.c000.snappy.parquet",
+            "x.parquet",
+            "1m-2024-01.csv",
+        ] {
+            assert!(!is_dataset_file(foreign), "{foreign}");
+        }
         // Not a tag: left as it is.
         for other in [
             "1m-2024-01.parquet",

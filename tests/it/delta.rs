@@ -223,6 +223,7 @@ async fn every_dataset_is_a_delta_table_read_exactly_by_delta_rs_and_polars_with
     assert_eq!(rows, want as u64);
 
     let tables = fill_others(&sim, dir).await;
+    let readme_table = run_readme_pipeline().await;
     let Some(python) = python() else {
         eprintln!("skipping the reader check: set KLINE_ETL_PYTHON");
         return;
@@ -233,6 +234,8 @@ async fn every_dataset_is_a_delta_table_read_exactly_by_delta_rs_and_polars_with
         serde_json::to_vec(&serde_json::json!({
             "klines": {"dir": table, "versions": {"0": served(&sim, END_1), "1": served(&sim, END_2)}},
             "tables": tables,
+            "readme": repo().join("README.md"),
+            "readme_table": readme_table.path().join("data/lake/klines"),
         }))
         .unwrap(),
     )
@@ -249,9 +252,33 @@ async fn every_dataset_is_a_delta_table_read_exactly_by_delta_rs_and_polars_with
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(text.matches("polars.read_delta").count(), 3 + 4, "{text}");
+    assert!(
+        text.contains("README Delta snippets: works (5 run)"),
+        "{text}"
+    );
     assert_eq!(text.matches("deltalake").count(), 2 + 2 + 4, "{text}");
     eprintln!("{text}");
     sim.shutdown().await;
+}
+
+/// The README's Delta pipeline, run as written (it uses the built-in simulator) in a scratch
+/// directory; the directory, for its reader lines.
+async fn run_readme_pipeline() -> tempfile::TempDir {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("## Delta Lake tables: `output.format: delta`")
+        .nth(1)
+        .unwrap();
+    let yaml = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(dir.path(), "lake.yaml", yaml, &[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(log_versions(&dir.path().join("data/lake/klines")).len(), 1);
+    dir
 }
 
 /// The files of a table's latest version with their bytes.

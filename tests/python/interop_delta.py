@@ -141,11 +141,66 @@ def check_table(spec):
     _ = key
 
 
+def readme_blocks(text, heading):
+    """The fenced code blocks (language, body) of the README section under `heading`."""
+    lines = text.splitlines()
+    start = next((i for i, l in enumerate(lines) if l.strip() == heading), None)
+    if start is None:
+        fail(f"README: no section {heading!r}")
+    out, block, lang = [], None, None
+    for l in lines[start + 1:]:
+        if block is None and l.startswith("## "):
+            break
+        if l.startswith("```"):
+            if block is None:
+                block, lang = [], l[3:].strip()
+            else:
+                out.append((lang, "\n".join(block)))
+                block = None
+        elif block is not None:
+            block.append(l)
+    return out
+
+
+def count_rows(x):
+    return x.num_rows if hasattr(x, "num_rows") else (x.height if hasattr(x, "height") else len(x))
+
+
+def run_readme(readme, d):
+    """The README's reader lines of the Delta section, `DIR` pointed at the table the
+    section's pipeline wrote (one run: version 0 is the latest)."""
+    text = open(readme).read()
+    blocks = [b for lang, b in readme_blocks(text, "## Delta Lake tables: `output.format: delta`") if lang == "python"]
+    if len(blocks) != 1:
+        fail(f"README Delta section: {len(blocks)} python blocks")
+    want = DeltaTable(d).to_pyarrow_table().num_rows
+    if want == 0:
+        fail("README Delta pipeline wrote no rows")
+    env, ran = {}, 0
+    for line in blocks[0].splitlines():
+        code = line.split("  #")[0].strip()
+        if not code:
+            continue
+        if code.startswith("DIR ="):
+            env["DIR"] = d
+            continue
+        *stmts, expr = [c.strip() for c in code.split(";") if c.strip()]
+        for st in stmts:
+            exec(st, env)
+        n = count_rows(eval(expr, env))
+        if n != want:
+            fail(f"README `{code}`: {n} rows, expected {want}")
+        ran += 1
+    print(f"README Delta snippets: works ({ran} run)")
+
+
 def main():
     spec = json.load(open(sys.argv[1]))
     check_klines(spec["klines"])
     for t in spec["tables"]:
         check_table(t)
+    if spec.get("readme"):
+        run_readme(spec["readme"], spec["readme_table"])
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ pub fn live_files(dir: &Path) -> Result<Option<Arc<BTreeSet<PathBuf>>>, LoadErro
         return Ok(Some(files.clone()));
     }
     let snap = log::read_snapshot(dir, versions.last().copied())?;
+    only_own_files(dir, &snap)?;
     let files: Arc<BTreeSet<PathBuf>> =
         Arc::new(snap.files.keys().map(|p| log::local_path(dir, p)).collect());
     lock(cache).insert(dir.to_owned(), (versions, files.clone()));
@@ -88,6 +89,27 @@ pub fn retain_live(files: &mut Vec<PathBuf>, live: Option<&BTreeSet<PathBuf>>) {
     if let Some(live) = live {
         files.retain(|f| live.contains(f));
     }
+}
+
+/// Every file of the table is one kline-etl writes (see [`crate::layout::is_dataset_file`]):
+/// a run finds a partition by its file's name, so a table compacted by another tool
+/// (`OPTIMIZE`) is refused rather than read short or written twice.
+fn only_own_files(dir: &Path, snap: &Snapshot) -> Result<(), LoadError> {
+    for path in snap.files.keys() {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if !crate::layout::is_dataset_file(
+            &percent_encoding::percent_decode_str(name).decode_utf8_lossy(),
+        ) {
+            return Err(err(
+                dir,
+                format!(
+                    "version {} holds `{path}`, a file kline-etl did not write (a compaction such as OPTIMIZE by another tool?); kline-etl needs its own file per partition and period: RESTORE the version before it, or write to a new output.path",
+                    snap.version.unwrap_or(0)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -213,6 +235,7 @@ impl Table {
         if let Some(p) = committed.protocol {
             p.check(true).map_err(|e| err(dir, e))?;
         }
+        only_own_files(dir, &committed)?;
         let base = if committed.version.is_none() {
             existing_files(dir)?
         } else {

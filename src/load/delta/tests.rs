@@ -189,6 +189,16 @@ async fn tables_kline_etl_cannot_write_or_read_are_refused_with_the_reason() {
     t.stage(&p, &p, 1, &schema(), stats_json(1, None)).unwrap();
     let e = commit(&t).await.unwrap_err().to_string();
     assert!(e.contains("partitioned by"), "{e}");
+    // A compacted table: refused, naming the foreign file.
+    let v1 = dir.path().join(LOG_DIR).join(log::commit_name(1));
+    std::fs::write(
+        &v1,
+        r#"{"add":{"path":"market=spot/symbol=BTCUSDT/year=2024/part-00000-x.c000.snappy.parquet","partitionValues":{},"size":1,"modificationTime":0,"dataChange":true}}"#,
+    )
+    .unwrap();
+    let e = Table::open(dir.path(), "klines").unwrap_err().to_string();
+    assert!(e.contains("part-00000") && e.contains("OPTIMIZE"), "{e}");
+    assert!(live_files(dir.path()).is_err());
     // A table needing reader features (deletion vectors): not even read.
     std::fs::write(
         dir.path().join(LOG_DIR).join(log::commit_name(1)),
