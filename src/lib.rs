@@ -23,14 +23,14 @@
 //! | [`plan`] | tasks, requests and weight; the one incremental planner (disk state and resume file to windows) behind `run`, `--dry-run` and `plan`; symbol selectors |
 //! | [`extract`] | HTTP: the REST client, the pager, the shared weight budget, the retry policy, archive files, snapshot requests |
 //! | [`transform`] | exchange rows into typed Arrow columns, and the quality checks |
-//! | [`load`] | files: partitioning, merges, atomic idempotent Parquet writes, the lock, the resume file, object stores, layout-1 datasets and their migration |
+//! | [`load`] | files: partitioning, merges, atomic idempotent Parquet writes, Delta Lake tables (`output.format: delta`: the log, versioned files, one commit per run), the lock, the resume file, object stores, layout-1 datasets and their migration |
 //! | [`summary`] | mergeable statistics, `_kline_etl/summary.json`/`.parq`, the summary table, the chart |
 //! | [`status`] | `kline-etl status`: what is on disk, what is pending, the last run |
 //! | [`progress`] | the terminal progress display behind [`extract::Progress`], and its model (what is done of what total) |
 //! | [`simulator`] | the built-in Binance-compatible exchange (tests, benchmarks, the offline demo); cargo feature `simulator`, on by default (without it, a stand-in that says so) |
 //! | [`tls`] | the one TLS crypto provider (ring) of every HTTPS client |
 //! | [`layout`] | every on-disk name (layout version 2, and layout 1's for `migrate`): dataset directories, hive keys, partition, snapshot and report files, and why |
-//! | [`interval`], [`market`], [`symbol`], [`shard`], [`window`], [`time`], [`error`], [`exit`] | the vocabulary every stage shares: intervals, markets, symbols, `--shard I/N`, `[start, end)` windows, UTC text, error chains, exit codes |
+//! | [`interval`], [`market`], [`symbol`], [`shard`], [`window`], [`time`], [`digest`], [`error`], [`exit`] | the vocabulary every stage shares: intervals, markets, symbols, `--shard I/N`, `[start, end)` windows, UTC text, SHA-256, error chains, exit codes |
 //!
 //! Only `extract` (HTTP), `load` (files) and `simulator` (a server) do I/O. Paging decisions,
 //! retry decisions, transform, partitioning, planning windows and statistics are plain
