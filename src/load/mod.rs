@@ -229,6 +229,15 @@ pub enum LoadError {
         /// What is wrong and what to do.
         reason: String,
     },
+    /// Another writer committed a change to a partition this run wrote too, meanwhile: this
+    /// run committed nothing (its files stay unreferenced) and its rerun redoes the work.
+    #[error("Delta table `{path}`: {reason}")]
+    Conflict {
+        /// The table.
+        path: PathBuf,
+        /// Which version and partition.
+        reason: String,
+    },
     /// A test-only injected failure (see [`DatasetWriter::inject_fault`]).
     #[error("injected failure before renaming `{path}` into place")]
     Injected {
@@ -244,6 +253,7 @@ impl LoadError {
             LoadError::Quality { .. } => ExitCode::TasksFailed,
             LoadError::WrongPartition { .. } | LoadError::Report { .. } => ExitCode::Internal,
             LoadError::Locked { .. } => ExitCode::Locked,
+            LoadError::Conflict { .. } => ExitCode::Resumable,
             _ => ExitCode::Output,
         }
     }

@@ -17,7 +17,8 @@
 //!   (put-if-absent, [`log::LogStore`]); a writer that loses re-reads the winner's commit,
 //!   checks it touched none of its partitions, and tries the next version. Shards of one
 //!   pipeline write disjoint series, so they never conflict; two writers of one partition do,
-//!   and the loser stops with exit 4 (its files stay uncommitted; its rerun redoes them).
+//!   and the loser stops with exit 3 ([`LoadError::Conflict`]: its files stay uncommitted;
+//!   its rerun redoes them).
 //! - A `parquet`-format dataset switched to `delta` becomes a table at its first run: version
 //!   0 adds every partition file already there.
 //!
@@ -341,8 +342,8 @@ impl Table {
     /// Commit what was staged as one new version through `store` (the table's log, local or
     /// on the object store). Nothing staged and the table exists: no commit (`Ok(None)`).
     /// Losing a version to another writer re-reads its commit and tries the next one unless
-    /// that commit touched a partition of this one ([`LoadError::Delta`], exit 4: the files
-    /// stay uncommitted and a rerun redoes them).
+    /// that commit touched a partition of this one ([`LoadError::Conflict`], exit 3: the
+    /// files stay uncommitted and a rerun redoes them).
     pub async fn commit(
         &self,
         store: LogStore<'_>,
@@ -554,12 +555,12 @@ impl Table {
             .keys()
             .find(|k| touched.contains(*k) && !creating)
         {
-            return Err(err(
-                &self.dir,
-                format!(
+            return Err(LoadError::Conflict {
+                path: self.dir.clone(),
+                reason: format!(
                     "version {version}, written by another writer meanwhile, changed the partition `{canon}` this run wrote too; nothing of this run was committed, rerun it"
                 ),
-            ));
+            });
         }
         state.committed.apply(version, winner);
         if creating {

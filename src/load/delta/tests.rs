@@ -121,7 +121,9 @@ async fn two_writers_of_one_partition_conflict_and_the_loser_commits_nothing() {
     stage(&b, "BTCUSDT", "b");
     stage(&b, "ETHUSDT", "b");
     commit(&a).await.unwrap().unwrap();
-    let e = commit(&b).await.unwrap_err().to_string();
+    let e = commit(&b).await.unwrap_err();
+    assert_eq!(e.exit_code(), crate::exit::ExitCode::Resumable);
+    let e = e.to_string();
     assert!(e.contains("symbol=BTCUSDT") && e.contains("rerun"), "{e}");
     assert_eq!(log::versions(&dir.path().join(LOG_DIR)).unwrap(), [0, 1]);
 }
