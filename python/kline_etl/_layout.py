@@ -7,6 +7,10 @@ Layout (dataset format version 2, what the binary writes; see `src/layout.rs`)::
     <dataset>/market=spot/symbol=BTCUSDT/year=2024/1s-2024-01-05.parquet  a file per day
     <dataset>/_kline_etl/                                                the run's own files
 
+In a Delta Lake table (`output.format: delta`, a `_delta_log/` in the dataset directory) the
+files are named `1h-2024.<16 hex>.parquet` and only those the log's latest version holds are
+data (`live_files`); earlier versions' files are skipped.
+
 A candle is in the partition of its open time. `market` and `symbol` live in the path only,
 `interval` is a column of the files and the start of their names. Files are returned in
 groups of one market, symbol and interval; directories and file names are pruned here by
@@ -15,7 +19,9 @@ symbol, interval and the time range, so a reader never opens a file the filters 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -53,13 +59,17 @@ def file_groups(
     """The data files under `root` that can hold rows matching the filters, grouped by
     (market, interval); `start` is inclusive and `end` exclusive (open time, UTC)."""
     groups: dict[tuple[str, str, str], FileGroup] = {}
+    live = live_files(root)
     for market, mdir in _keyed(root, "market"):
         for symbol, sdir in _keyed(mdir, "symbol"):
             if symbols is not None and symbol not in symbols:
                 continue
             for _, ydir in _keyed(sdir, "year"):
                 for f in sorted(ydir.glob("*.parquet")):
-                    interval, _, period = f.name[: -len(".parquet")].partition("-")
+                    if live is not None and f.resolve() not in live:
+                        continue
+                    stem = _TAG.sub("", f.name[: -len(".parquet")])
+                    interval, _, period = stem.partition("-")
                     if not period or (intervals is not None and interval not in intervals):
                         continue
                     lo, hi = _period(period)
@@ -67,6 +77,29 @@ def file_groups(
                         key = (market, symbol, interval)
                         groups.setdefault(key, FileGroup(market, symbol, interval)).files.append(f)
     return [groups[k] for k in sorted(groups)]
+
+
+_TAG = re.compile(r"\.[0-9a-f]{16}$")
+
+
+def live_files(root: Path) -> set[Path] | None:
+    """The files of a Delta table's latest version (its JSON commits replayed: each `add`
+    not removed since), `None` when `root` is not a Delta table."""
+    from urllib.parse import unquote
+
+    log = root / "_delta_log"
+    if not log.is_dir():
+        return None
+    files: set[str] = set()
+    for commit in sorted(log.glob("[0-9]" * 20 + ".json")):
+        actions = [json.loads(line) for line in commit.read_text().splitlines() if line.strip()]
+        for a in actions:
+            if "remove" in a:
+                files.discard(a["remove"]["path"])
+        for a in actions:
+            if "add" in a:
+                files.add(a["add"]["path"])
+    return {(root / unquote(p)).resolve() for p in files}
 
 
 def _keyed(directory: Path, key: str) -> list[tuple[str, Path]]:
