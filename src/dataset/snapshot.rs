@@ -22,7 +22,6 @@ use crate::extract::Session;
 use crate::extract::snapshot::{
     RequestError, SnapshotRequest, depth_request, fetch, ticker_request,
 };
-use crate::load::delta::log::LogStore;
 use crate::load::snapshot::{
     SnapshotSink, SnapshotWrite, depth_path, snapshot_files, ticker_path, write_snapshot,
 };
@@ -113,6 +112,8 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     let symbols = symbols_of(p, &session)?;
     let selected = matches!(p.symbols, SymbolSelection::Selector(_));
     let root = p.output.path.clone();
+    // With an object store: the mirror is pulled first and the run's files uploaded last.
+    let output = crate::run::Output::unlocked(p).await?;
     let wopts = WriteOptions::from_pipeline(p);
     let dir = crate::layout::dataset_dir(&root, p.dataset);
     let table = crate::run::Output::table(p, &dir, p.dataset.as_str())?;
@@ -133,10 +134,10 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
         }
     };
     // Every file written is durable: one Delta commit holds them all.
-    if let Some(t) = &table {
-        t.commit(LogStore::Local(t.dir()), "WRITE").await?;
-    }
-    finish(&ctx, &session, &symbols, &root, &out)
+    output.commit(table.as_deref()).await?;
+    let result = finish(&ctx, &session, &symbols, &root, &out)?;
+    output.close().await?;
+    Ok(result)
 }
 
 /// One ticker snapshot: one request (per symbol only when spot refuses a list for a bad

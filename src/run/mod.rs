@@ -236,7 +236,7 @@ impl Exchange {
 /// A dataset's output while a run writes it: the one-writer lock, taken before the state on
 /// disk is read, and the object store's local mirror, brought up to date first.
 pub struct Output {
-    lock: DatasetLock,
+    lock: Option<DatasetLock>,
     remote: Option<Remote>,
 }
 
@@ -259,6 +259,14 @@ impl Output {
             crate::load::lock::acquire_file(lock_path, &name, wait)
         })
         .await??;
+        let mut output = Output::unlocked(p).await?;
+        output.lock = Some(lock);
+        Ok(output)
+    }
+
+    /// The output without a lock (snapshot datasets: each run writes files of its own): with
+    /// an object store, its mirror brought up to date.
+    pub async fn unlocked(p: &Pipeline) -> Result<Output, RunError> {
         let remote = match &p.output.remote {
             Some(url) => {
                 let remote = crate::load::remote::open(url, &p.output.path)?;
@@ -268,7 +276,7 @@ impl Output {
             }
             None => None,
         };
-        Ok(Output { lock, remote })
+        Ok(Output { lock: None, remote })
     }
 
     /// The Delta table of the dataset directory `dir` (named `name`) when `output.format` is

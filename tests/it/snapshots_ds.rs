@@ -895,3 +895,56 @@ async fn summary_and_status_read_a_family_through_its_pipeline() {
         );
     }
 }
+
+/// A snapshot dataset on an object store: the run's file is uploaded (it was once written to
+/// the local mirror only), and a second host with an empty mirror counts the store's files.
+#[cfg(feature = "aws")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_on_an_object_store_are_uploaded() {
+    use crate::harness::{cli, stderr};
+    use crate::store::{aws_env, download, moto};
+    let Some(moto) = moto().await else {
+        return;
+    };
+    let created = reqwest::Client::new()
+        .put(format!("{}/snaps", moto.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{created:?}");
+    let sim = crate::harness::simulator().await;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let env = aws_env(&moto.url);
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for (host, format) in [(1, "parquet"), (2, "parquet"), (3, "delta")] {
+        let text = format!(
+            "name: snaps\nsource:\n  base_url: {}\ndataset: depth\ndepth_limit: 5\nsymbols: [BTCUSDT]\noutput:\n  path: s3://snaps/{format}\n  staging: mirror-{host}\n  format: {format}\n",
+            sim.base_url()
+        );
+        std::fs::write(dir.join(format!("h{host}.yaml")), text).unwrap();
+        let o = cli(dir, &["-q", "run", &format!("h{host}.yaml")], &envs).await;
+        assert_eq!(o.status.code(), Some(0), "host {host}: {}", stderr(&o));
+        sim.advance(60_000);
+    }
+    let got = dir.join("downloaded");
+    let keys = download(&moto.url, "snaps", "", &got).await;
+    let data = |prefix: &str| {
+        keys.iter()
+            .filter(|k| k.starts_with(prefix) && k.ends_with(".parquet"))
+            .count()
+    };
+    assert_eq!(data("parquet/depth/market=spot/"), 2, "{keys:?}");
+    assert_eq!(data("delta/depth/market=spot/"), 1, "{keys:?}");
+    assert!(
+        keys.contains(&"delta/depth/_delta_log/00000000000000000000.json".to_owned()),
+        "{keys:?}"
+    );
+    // Host 2 started from an empty mirror: it counted host 1's file from the store.
+    let s: Value = serde_json::from_str(
+        &std::fs::read_to_string(got.join("parquet/depth/_kline_etl/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(s["files_on_disk"], 2, "{s}");
+    sim.shutdown().await;
+}
