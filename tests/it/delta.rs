@@ -31,6 +31,32 @@ async fn run(dir: &Path, name: &str, text: &str, env: &[(&str, &str)]) -> std::p
     cli(dir, &["-q", "run", name], env).await
 }
 
+/// [`run`], which must exit 0.
+async fn run_ok(dir: &Path, name: &str, text: &str) {
+    let o = run(dir, name, text, &[]).await;
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+}
+
+/// The Parquet files under a table, in any version or none.
+fn data_files(table: &Path) -> Vec<PathBuf> {
+    files(table)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect()
+}
+
+/// How many of a table's commits created it (a `metaData` action).
+fn creations(table: &Path) -> usize {
+    log_versions(table)
+        .iter()
+        .filter(|v| {
+            std::fs::read_to_string(table.join("_delta_log").join(v))
+                .unwrap()
+                .contains("\"metaData\"")
+        })
+        .count()
+}
+
 fn log_versions(table: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(table.join("_delta_log"))
         .map(|d| {
@@ -153,17 +179,6 @@ async fn fill_others(sim: &SimHandle, dir: &Path) -> Vec<serde_json::Value> {
     tables
 }
 
-fn python() -> Option<std::ffi::OsString> {
-    let p = std::env::var_os("KLINE_ETL_PYTHON");
-    if p.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "KLINE_ETL_PYTHON must point at a Python with deltalake and polars (scripts/test.sh) in CI"
-        );
-    }
-    p
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dataset_is_a_delta_table_read_exactly_by_delta_rs_and_polars_with_time_travel() {
     let sim = simulator().await;
@@ -173,14 +188,7 @@ async fn every_dataset_is_a_delta_table_read_exactly_by_delta_rs_and_polars_with
     // Run 1 creates the table (version 0); run 2 extends the range, rewriting the yearly 1h
     // and 1d files (version 1: remove + add); run 3 changes nothing (no version).
     for (end, versions) in [(END_1, 1), (END_2, 2), (END_2, 2)] {
-        let o = run(
-            dir,
-            "k.yaml",
-            &klines_yaml(&sim, end, "delta", "delta"),
-            &[],
-        )
-        .await;
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        run_ok(dir, "k.yaml", &klines_yaml(&sim, end, "delta", "delta")).await;
         assert_eq!(
             log_versions(&table).len(),
             versions,
@@ -199,10 +207,7 @@ async fn every_dataset_is_a_delta_table_read_exactly_by_delta_rs_and_polars_with
     // Every live file is one of the versioned files on disk; the replaced versions stay there.
     let live = live(&table);
     assert_eq!(live.len(), 4, "{live:?}");
-    let on_disk = files(&table)
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .count();
+    let on_disk = data_files(&table).len();
     assert_eq!(
         on_disk, 8,
         "version 0's four files are kept for time travel"
@@ -224,7 +229,7 @@ async fn every_dataset_is_a_delta_table_read_exactly_by_delta_rs_and_polars_with
 
     let tables = fill_others(&sim, dir).await;
     let readme_table = run_readme_pipeline().await;
-    let Some(python) = python() else {
+    let Some(python) = crate::harness::python() else {
         eprintln!("skipping the reader check: set KLINE_ETL_PYTHON");
         return;
     };
@@ -303,8 +308,7 @@ async fn three_shards_started_at_once_commit_into_one_table_equal_to_one_run() {
             sim.base_url()
         )
     };
-    let whole = run(dir, "whole.yaml", &text("whole"), &[]).await;
-    assert_eq!(whole.status.code(), Some(0), "{}", stderr(&whole));
+    run_ok(dir, "whole.yaml", &text("whole")).await;
     std::fs::write(dir.join("sharded.yaml"), text("sharded")).unwrap();
     let children: Vec<Child> = (1..=3)
         .map(|i| {
@@ -346,15 +350,7 @@ async fn three_shards_started_at_once_commit_into_one_table_equal_to_one_run() {
     // One version per shard that had work, none lost or duplicated, exactly one of them
     // creating the table.
     assert_eq!(committed, (0..versions.len() as u64).collect::<Vec<_>>());
-    let creations = versions
-        .iter()
-        .filter(|v| {
-            std::fs::read_to_string(table.join("_delta_log").join(v))
-                .unwrap()
-                .contains("\"metaData\"")
-        })
-        .count();
-    assert_eq!(creations, 1);
+    assert_eq!(creations(&table), 1);
     // The same files, byte for byte, as one unsharded run's table (names are content hashes).
     let union = live_bytes(&table);
     assert_eq!(union.len(), 12);
@@ -369,14 +365,7 @@ async fn a_kill_between_the_files_and_the_commit_leaves_the_last_version_and_the
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let table = dir.join("out/klines");
-    let first = run(
-        dir,
-        "k.yaml",
-        &klines_yaml(&sim, END_1, "delta", "out"),
-        &[],
-    )
-    .await;
-    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    run_ok(dir, "k.yaml", &klines_yaml(&sim, END_1, "delta", "out")).await;
     let before = live_bytes(&table);
     let status = |dir: PathBuf| async move {
         let o = cli(&dir, &["status", "k.yaml", "--json"], &[]).await;
@@ -400,17 +389,13 @@ async fn a_kill_between_the_files_and_the_commit_leaves_the_last_version_and_the
     .await;
     assert_eq!(killed.status.code(), None, "aborted: {}", stderr(&killed));
     // The new files are on disk, the table is still at version 0 and reads as before.
-    let on_disk = files(&table)
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .count();
+    let on_disk = data_files(&table).len();
     assert!(on_disk > before.len(), "the killed run wrote its files");
     assert_eq!(log_versions(&table).len(), 1);
     assert_eq!(live_bytes(&table), before);
     assert_eq!(status(dir.to_owned()).await, rows_before);
 
-    let rerun = run(dir, "k.yaml", &text, &[]).await;
-    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+    run_ok(dir, "k.yaml", &text).await;
     assert_eq!(log_versions(&table).len(), 2);
     let want: usize = served(&sim, END_2)
         .iter()
@@ -419,10 +404,7 @@ async fn a_kill_between_the_files_and_the_commit_leaves_the_last_version_and_the
     assert_eq!(status(dir.to_owned()).await, want as u64);
     // The rerun wrote the same bytes under the same names: nothing new beside the killed
     // run's files.
-    let after = files(&table)
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .count();
+    let after = data_files(&table).len();
     assert_eq!(after, on_disk);
     sim.shutdown().await;
 }
@@ -433,27 +415,10 @@ async fn a_parquet_dataset_switched_to_delta_becomes_a_table_and_parquet_refuses
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let table = dir.join("out/klines");
-    let o = run(
-        dir,
-        "k.yaml",
-        &klines_yaml(&sim, END_1, "parquet", "out"),
-        &[],
-    )
-    .await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let hive: Vec<PathBuf> = files(&table)
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
+    run_ok(dir, "k.yaml", &klines_yaml(&sim, END_1, "parquet", "out")).await;
+    let hive: Vec<PathBuf> = data_files(&table);
     // The same range as a table: version 0 adds the files already there, unchanged.
-    let o = run(
-        dir,
-        "k.yaml",
-        &klines_yaml(&sim, END_1, "delta", "out"),
-        &[],
-    )
-    .await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    run_ok(dir, "k.yaml", &klines_yaml(&sim, END_1, "delta", "out")).await;
     assert_eq!(log_versions(&table).len(), 1);
     let rel: Vec<String> = hive
         .iter()
@@ -466,14 +431,7 @@ async fn a_parquet_dataset_switched_to_delta_becomes_a_table_and_parquet_refuses
         .collect();
     assert_eq!(live(&table), rel);
     // Extended: the changed partitions are replaced by versioned files.
-    let o = run(
-        dir,
-        "k.yaml",
-        &klines_yaml(&sim, END_2, "delta", "out"),
-        &[],
-    )
-    .await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    run_ok(dir, "k.yaml", &klines_yaml(&sim, END_2, "delta", "out")).await;
     assert_eq!(log_versions(&table).len(), 2);
     assert!(
         live(&table).iter().all(|p| !rel.contains(p)),
@@ -521,8 +479,7 @@ async fn three_hosts_commit_into_one_table_on_s3() {
             sim.base_url()
         )
     };
-    let whole = run(dir, "whole.yaml", &text("  path: whole\n"), &[]).await;
-    assert_eq!(whole.status.code(), Some(0), "{}", stderr(&whole));
+    run_ok(dir, "whole.yaml", &text("  path: whole\n")).await;
     let env = aws_env(&moto.url);
     let children: Vec<Child> = (1..=3)
         .map(|i| {
@@ -566,16 +523,9 @@ async fn three_hosts_commit_into_one_table_on_s3() {
     let table = got.join("binance/klines");
     let versions = log_versions(&table);
     assert!(!versions.is_empty() && versions.len() <= 3, "{versions:?}");
-    let creations = versions
-        .iter()
-        .filter(|v| {
-            std::fs::read_to_string(table.join("_delta_log").join(v))
-                .unwrap()
-                .contains("\"metaData\"")
-        })
-        .count();
     assert_eq!(
-        creations, 1,
+        creations(&table),
+        1,
         "one host created the table, the others rebased"
     );
     assert_eq!(live_bytes(&table), live_bytes(&dir.join("whole/klines")));

@@ -17,6 +17,19 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_kline-etl");
 /// the forming candle is held back, and 30 minutes after the last daily close).
 pub(crate) const NOW: i64 = 1_717_201_800_000;
 
+/// The Python with the readers (`KLINE_ETL_PYTHON`, set by `scripts/test.sh`); required in CI,
+/// otherwise the reader checks are skipped.
+pub(crate) fn python() -> Option<std::ffi::OsString> {
+    let p = std::env::var_os("KLINE_ETL_PYTHON");
+    if p.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "KLINE_ETL_PYTHON must point at a Python with the readers (scripts/test.sh) in CI"
+        );
+    }
+    p
+}
+
 pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

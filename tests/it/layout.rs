@@ -153,21 +153,10 @@ async fn fill_others(sim: &SimHandle, dir: &Path) -> Vec<serde_json::Value> {
     ]
 }
 
-fn python() -> Option<std::ffi::OsString> {
-    let p = std::env::var_os("KLINE_ETL_PYTHON");
-    if p.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "KLINE_ETL_PYTHON must point at a Python with the readers (scripts/test.sh) in CI"
-        );
-    }
-    p
-}
-
 /// The table, from this test: every reader's default call on the whole directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_reader_reads_the_whole_dataset_directory_with_its_default_call() {
-    let Some(python) = python() else {
+    let Some(python) = crate::harness::python() else {
         eprintln!("skipping: set KLINE_ETL_PYTHON to run the reader interop test");
         return;
     };

@@ -26,6 +26,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import polars as pl
+
+from interop import readme_blocks  # the README's sections, parsed as interop.py does
 import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
@@ -152,27 +154,6 @@ def check_table(spec):
     _ = key
 
 
-def readme_blocks(text, heading):
-    """The fenced code blocks (language, body) of the README section under `heading`."""
-    lines = text.splitlines()
-    start = next((i for i, l in enumerate(lines) if l.strip() == heading), None)
-    if start is None:
-        fail(f"README: no section {heading!r}")
-    out, block, lang = [], None, None
-    for l in lines[start + 1:]:
-        if block is None and l.startswith("## "):
-            break
-        if l.startswith("```"):
-            if block is None:
-                block, lang = [], l[3:].strip()
-            else:
-                out.append((lang, "\n".join(block)))
-                block = None
-        elif block is not None:
-            block.append(l)
-    return out
-
-
 def count_rows(x):
     return x.num_rows if hasattr(x, "num_rows") else (x.height if hasattr(x, "height") else len(x))
 
@@ -182,7 +163,7 @@ def run_readme(readme, d):
     section's pipeline wrote (one run: version 0 is the latest)."""
     text = open(readme).read()
     blocks = [b for lang, b in readme_blocks(text, "## Delta Lake tables: `output.format: delta`") if lang == "python"]
-    if len(blocks) != 1:
+    if len(blocks) != 1:  # (readme_blocks stops at the next heading of the same level)
         fail(f"README Delta section: {len(blocks)} python blocks")
     want = DeltaTable(d).to_pyarrow_table().num_rows
     if want == 0:
