@@ -8,7 +8,8 @@
 //!    mirror last saw them (by ETag and size). Files the store no longer has are removed from
 //!    the mirror, unless they are local work not uploaded yet (a run that died before its
 //!    push), which is kept and uploaded next time. The state an incremental run starts from is
-//!    therefore the store's.
+//!    therefore the store's. In a Delta table only the data files of its latest version are
+//!    mirrored (the log first): earlier versions stay in the store for time travel.
 //! 2. the run, on the mirror;
 //! 3. **push**: upload every file the run created or changed (by size and modification time),
 //!    data files first and the `_kline_etl/` reports and resume files last, each with one PUT: an object
@@ -365,13 +366,45 @@ impl Remote {
             .map_err(self.request("list", &self.prefix))?;
         let mut report = SyncReport::default();
         let mut seen = std::collections::BTreeSet::new();
-        for meta in listed {
-            let Some(rel) = self.relative(&meta.location) else {
-                tracing::warn!(key = %meta.location, "skipping an object outside the dataset layout");
-                continue;
-            };
+        // Delta tables' logs first: a table's data files are mirrored only when its latest
+        // version holds them (earlier versions, and files of a writer that has not committed
+        // yet, stay in the store).
+        let mut listed: Vec<(String, object_store::ObjectMeta)> = listed
+            .into_iter()
+            .filter_map(|meta| match self.relative(&meta.location) {
+                Some(rel) => Some((rel, meta)),
+                None => {
+                    tracing::warn!(key = %meta.location, "skipping an object outside the dataset layout");
+                    None
+                }
+            })
+            .collect();
+        let is_log = |rel: &str| rel.split('/').any(|p| p == super::delta::log::LOG_DIR);
+        listed.sort_by_key(|(rel, _)| !is_log(rel));
+        let tables: std::collections::BTreeSet<String> = listed
+            .iter()
+            .filter_map(|(rel, _)| rel.split_once(&format!("/{}/", super::delta::log::LOG_DIR)))
+            .map(|(table, _)| table.to_owned())
+            .collect();
+        let mut live = BTreeMap::new();
+        for (rel, meta) in listed {
             if rel.split('/').any(|p| p.starts_with('.')) {
                 continue;
+            }
+            if !is_log(&rel)
+                && let Some(table) = tables.iter().find(|t| rel.starts_with(&format!("{t}/")))
+            {
+                if !live.contains_key(table) {
+                    let files = super::delta::live_files(&self.mirror.join(table))?;
+                    live.insert(table.clone(), files);
+                }
+                if live[table]
+                    .as_ref()
+                    .is_some_and(|l| !l.contains(&self.mirror.join(&rel)))
+                    && rel.ends_with(".parquet")
+                {
+                    continue;
+                }
             }
             seen.insert(rel.clone());
             let local = self.mirror.join(&rel);

@@ -541,5 +541,25 @@ async fn three_hosts_commit_into_one_table_on_s3() {
     let got2 = dir.join("downloaded-2");
     download(&moto.url, "lake", "binance", &got2).await;
     assert_eq!(log_versions(&got2.join("binance/klines")), versions);
+    // A day later host 4 extends the table (each series' yearly files replaced: a new
+    // version); a fifth host's empty mirror then holds only the latest version's data files,
+    // not the replaced ones the store keeps for time travel.
+    sim.advance(kline_etl::interval::DAY_MS);
+    let later = cli(dir, &["-q", "run", "host4.yaml"], &envs).await;
+    assert_eq!(later.status.code(), Some(0), "{}", stderr(&later));
+    std::fs::write(
+        dir.join("host5.yaml"),
+        text("  path: s3://lake/binance\n  staging: mirror-5\n"),
+    )
+    .unwrap();
+    let fifth = cli(dir, &["-q", "run", "host5.yaml"], &envs).await;
+    assert_eq!(fifth.status.code(), Some(0), "{}", stderr(&fifth));
+    let got3 = dir.join("downloaded-3");
+    download(&moto.url, "lake", "binance", &got3).await;
+    let store_table = got3.join("binance/klines");
+    assert_eq!(log_versions(&store_table).len(), versions.len() + 1);
+    let mirrored = data_files(&dir.join("mirror-5/klines"));
+    assert_eq!(mirrored.len(), live(&store_table).len(), "{mirrored:?}");
+    assert!(data_files(&store_table).len() > mirrored.len());
     sim.shutdown().await;
 }
