@@ -11,6 +11,8 @@
 # archive: BTCUSDT 1m for 2023 from the 12 monthly archive zips (525,600 candles)
 # zstd3:   the rest job with `compression: zstd:3` for NEW_BIN (OLD_BIN keeps its default),
 #          to compare compression levels
+# delta:   the rest job with `output.format: delta` for NEW_BIN (OLD_BIN writes `parquet`),
+#          to measure what the Delta table costs (pass the same binary twice)
 set -euo pipefail
 old=${1:?old binary}
 new=${2:?new binary}
@@ -32,7 +34,7 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 
-pipeline() { # name mode symbols compression
+pipeline() { # name mode symbols compression [format]
   cat >"$work/$1.yaml" <<EOF
 name: bench-$1
 source:
@@ -48,6 +50,7 @@ range:
 output:
   path: $work/out-$1
   compression: $4
+${5:+  format: $5}
 EOF
 }
 case $job in
@@ -56,6 +59,8 @@ case $job in
   archive) pipeline old archive BTCUSDT zstd; cp "$work/old.yaml" "$work/new.yaml"
         sed -i "s|out-old|out-new|" "$work/new.yaml"; candles=525600 ;;
   zstd3) pipeline old rest "BTCUSDT, ETHUSDT" zstd; pipeline new rest "BTCUSDT, ETHUSDT" zstd:3
+        candles=1051200 ;;
+  delta) pipeline old rest "BTCUSDT, ETHUSDT" zstd; pipeline new rest "BTCUSDT, ETHUSDT" zstd delta
         candles=1051200 ;;
   *) echo "unknown job $job" >&2; exit 2 ;;
 esac
