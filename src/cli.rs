@@ -228,6 +228,11 @@ pub struct PlanArgs {
     /// 20; the built-in simulator when the pipeline uses it) and plan each symbol.
     #[arg(long)]
     pub resolve: bool,
+    /// List every series with its shard when the pipeline runs as N shards (`run --shard
+    /// I/N`), and the candles each shard is expected to fetch: what an orchestrator fans out
+    /// over (`--json`: `shards.series[].shard`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: Option<u32>,
     /// Resolve relative times against this instant instead of the clock (for reproducible
     /// output in tests and docs).
     #[arg(long, value_name = "TIME", hide = true)]

@@ -54,6 +54,22 @@ pub fn plan(args: &PlanArgs) -> ExitCode {
         plan.selector = Some(selector);
         plan.resolved_symbols = Some(symbols);
     }
+    if let Some(n) = args.shards {
+        let config::SymbolSelection::List(symbols) = &p.symbols else {
+            crate::console::error(
+                "`plan --shards` needs the pipeline's symbols: add `--resolve` to resolve its selector first",
+            );
+            return ExitCode::Usage;
+        };
+        if p.dataset != config::Dataset::Klines {
+            crate::console::error(&format!(
+                "`--shards` applies to kline pipelines; a `{}` pipeline is not sharded",
+                p.dataset.as_str()
+            ));
+            return ExitCode::Usage;
+        }
+        plan.shards = Some(plan.shards(&p, symbols, n));
+    }
     if args.json {
         print_json(&plan)
     } else {

@@ -88,6 +88,9 @@ pub struct Plan {
     pub total_rows: i64,
     /// The least time the weight needs at `weight_limit × weight_share` per minute, seconds.
     pub min_seconds: f64,
+    /// `plan --shards N`: the series' shards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardPlan>,
 }
 
 /// Resolve `pipeline` at `now_ms` into a plan.
@@ -178,6 +181,7 @@ pub fn build(pipeline: &Pipeline, now_ms: i64) -> Plan {
         total_weight: 0,
         total_rows: 0,
         min_seconds: 0.0,
+        shards: None,
     };
     plan.add_up();
     plan
@@ -247,8 +251,17 @@ pub fn build_on_disk(
 }
 
 /// The series of a kline pipeline: every symbol × interval that `shard` owns (all of them
-/// without `--shard`).
+/// without `--shard`), in the pipeline's order.
 pub fn kline_series(pipeline: &Pipeline, symbols: &[Symbol], shard: Option<Shard>) -> Vec<TaskKey> {
+    let all = all_series(pipeline, symbols);
+    let Some(shard) = shard else { return all };
+    let owner = shard_of_series(&all, shard.count);
+    all.into_iter()
+        .filter(|k| owner.get(k) == Some(&shard.index))
+        .collect()
+}
+
+fn all_series(pipeline: &Pipeline, symbols: &[Symbol]) -> Vec<TaskKey> {
     symbols
         .iter()
         .flat_map(|symbol| {
@@ -258,8 +271,85 @@ pub fn kline_series(pipeline: &Pipeline, symbols: &[Symbol], shard: Option<Shard
                 interval: *interval,
             })
         })
-        .filter(|k| shard.is_none_or(|s| s.owns(k.market, k.symbol.as_str(), k.interval)))
         .collect()
+}
+
+/// Each series' shard (1-based) when the pipeline runs as `count` shards: the balanced,
+/// stable split of [`crate::shard::assign`] by [`crate::shard::weight`].
+pub fn shard_of_series(series: &[TaskKey], count: u32) -> std::collections::BTreeMap<TaskKey, u32> {
+    let weighted: Vec<(TaskKey, u64)> = series
+        .iter()
+        .map(|k| (k.clone(), crate::shard::weight(k.interval)))
+        .collect();
+    crate::shard::assign(&weighted, count)
+}
+
+/// `plan --shards N`: every series with its shard and the candles the plan expects of it now,
+/// and each shard's total, for an orchestrator to fan out over.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardPlan {
+    /// N.
+    pub count: u32,
+    /// Every series, in the pipeline's order.
+    pub series: Vec<ShardedSeries>,
+    /// Candles the plan expects per shard (index 0 is shard 1).
+    pub candles_per_shard: Vec<u64>,
+    /// The heaviest shard's candles over the mean.
+    pub max_over_mean: f64,
+}
+
+/// One series of a [`ShardPlan`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardedSeries {
+    /// `spot`, `usdm`, `coinm`.
+    pub market: Market,
+    /// The symbol.
+    pub symbol: String,
+    /// The interval.
+    pub interval: Interval,
+    /// Its shard, 1-based (`--shard {shard}/{count}`).
+    pub shard: u32,
+    /// Candles the plan expects of it now.
+    pub candles: u64,
+    /// Its weight in the split (candles per 30 days).
+    pub weight: u64,
+}
+
+impl Plan {
+    /// The plan's series split into `count` shards (`plan --shards N`), with the candles each
+    /// is expected to fetch now.
+    pub fn shards(&self, pipeline: &Pipeline, symbols: &[Symbol], count: u32) -> ShardPlan {
+        let all = all_series(pipeline, symbols);
+        let owner = shard_of_series(&all, count);
+        let mut per_shard = vec![0u64; count.max(1) as usize];
+        let series: Vec<ShardedSeries> = all
+            .iter()
+            .map(|k| {
+                let candles: u64 = self
+                    .tasks
+                    .iter()
+                    .filter(|t| t.symbol == k.symbol.as_str() && t.interval == Some(k.interval))
+                    .map(|t| t.expected_rows.max(0) as u64)
+                    .sum();
+                let shard = owner.get(k).copied().unwrap_or(1);
+                per_shard[shard as usize - 1] += candles;
+                ShardedSeries {
+                    market: k.market,
+                    symbol: k.symbol.to_string(),
+                    interval: k.interval,
+                    shard,
+                    candles,
+                    weight: crate::shard::weight(k.interval),
+                }
+            })
+            .collect();
+        ShardPlan {
+            count,
+            series,
+            max_over_mean: crate::shard::max_over_mean(&per_shard),
+            candles_per_shard: per_shard,
+        }
+    }
 }
 
 /// One kline window's task: its candles (without the one still forming at `now` unless
@@ -447,6 +537,26 @@ impl fmt::Display for Plan {
                 human_duration(seconds)
             )?;
         }
+        if let Some(sp) = &self.shards {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "shards    {} (`--shard I/{}`), candles per shard {:?}, max/mean {:.3}",
+                sp.count, sp.count, sp.candles_per_shard, sp.max_over_mean
+            )?;
+            for s in &sp.series {
+                writeln!(
+                    f,
+                    "          --shard {}/{}  {:<7} {:<14} {:<4} {:>12} candles",
+                    s.shard,
+                    sp.count,
+                    s.market.as_str(),
+                    s.symbol,
+                    s.interval.as_str(),
+                    s.candles
+                )?;
+            }
+        }
         Ok(())
     }
 }
@@ -499,20 +609,28 @@ mod tests {
 
     #[test]
     fn shards_split_series_exactly_once() {
+        let p = parse_str(
+            "t.yaml",
+            "name: t\nsymbols: [BTCUSDT, ETHUSDT, BNBUSDT, SOLUSDT, XRPUSDT, ADAUSDT]\nintervals: [1m, 1h, 1d]\nrange: { start: 2024-01-01, end: 2024-02-01 }\n",
+            &|_| None,
+        )
+        .unwrap();
+        let symbols: Vec<Symbol> = match &p.symbols {
+            SymbolSelection::List(l) => l.clone(),
+            SymbolSelection::Selector(_) => unreachable!(),
+        };
         let shards: Vec<Shard> = (1..=4).map(|i| Shard { index: i, count: 4 }).collect();
-        let mut owned = [0usize; 4];
-        for sym in [
-            "BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT",
-        ] {
-            for i in [Interval::M1, Interval::H1, Interval::D1] {
-                let owners: Vec<usize> = (0..4)
-                    .filter(|k| shards[*k].owns(Market::Spot, sym, i))
-                    .collect();
-                assert_eq!(owners.len(), 1, "{sym} {i}");
-                owned[owners[0]] += 1;
-            }
+        let all = kline_series(&p, &symbols, None);
+        let mut seen = Vec::new();
+        for s in &shards {
+            let mine = kline_series(&p, &symbols, Some(*s));
+            assert!(!mine.is_empty(), "{s}");
+            seen.extend(mine);
         }
-        assert!(owned.iter().all(|n| *n > 0), "{owned:?}");
+        seen.sort();
+        let mut want = all.clone();
+        want.sort();
+        assert_eq!(seen, want, "every series in exactly one shard");
         assert_eq!("2/4".parse::<Shard>().unwrap(), shards[1]);
         assert_eq!(shards[1].to_string().parse::<Shard>().unwrap(), shards[1]);
         for bad in ["0/4", "5/4", "1/0", "a/b", "3", "1/2000"] {
