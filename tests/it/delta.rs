@@ -310,6 +310,36 @@ async fn three_shards_started_at_once_commit_into_one_table_equal_to_one_run() {
     };
     run_ok(dir, "whole.yaml", &text("whole")).await;
     std::fs::write(dir.join("sharded.yaml"), text("sharded")).unwrap();
+    // What an orchestrator fans out over: every series with its shard, each shard with work.
+    let plan = cli(
+        dir,
+        &["plan", "sharded.yaml", "--shards", "3", "--json"],
+        &[],
+    )
+    .await;
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let mut planned = vec![Vec::new(); 3];
+    for s in plan["shards"]["series"].as_array().unwrap() {
+        let shard = s["shard"].as_u64().unwrap() as usize;
+        planned[shard - 1].push(format!(
+            "{}/{}",
+            s["symbol"].as_str().unwrap(),
+            s["interval"].as_str().unwrap()
+        ));
+    }
+    for p in &mut planned {
+        p.sort();
+        assert!(!p.is_empty(), "every shard has work: {planned:?}");
+    }
+    assert_eq!(planned.iter().map(Vec::len).sum::<usize>(), 12);
+    // The shards' expected candles: the four 1h series cannot split evenly over three shards
+    // (two share one), the lighter ones even the rest out.
+    assert!(
+        plan["shards"]["max_over_mean"].as_f64().unwrap() < 1.2,
+        "{}",
+        plan["shards"]
+    );
     let children: Vec<Child> = (1..=3)
         .map(|i| {
             Command::new(BIN)
@@ -343,6 +373,22 @@ async fn three_shards_started_at_once_commit_into_one_table_equal_to_one_run() {
         if let Some(v) = s["run"]["delta_version"].as_u64() {
             committed.push(v);
         }
+        // The shard ran exactly the series `plan --shards 3` gave it.
+        let mut ran: Vec<String> = s["run"]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}/{}",
+                    t["symbol"].as_str().unwrap(),
+                    t["interval"].as_str().unwrap()
+                )
+            })
+            .collect();
+        ran.sort();
+        ran.dedup();
+        assert_eq!(ran, planned[i], "shard {}", i + 1);
     }
     committed.sort_unstable();
     let table = dir.join("sharded/klines");
