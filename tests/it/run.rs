@@ -283,3 +283,60 @@ async fn simulate_serves_on_the_printed_address() {
     let _ = child.wait();
     assert_eq!(body, "{}");
 }
+
+/// The README's sharding snippets (the Kubernetes Indexed Job, the Airflow DAG mapping over
+/// `plan --shards --json`) run as written against the simulator and fill the whole dataset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readmes_sharding_snippets_run() {
+    let Some(python) = crate::harness::python() else {
+        eprintln!("skipping: set KLINE_ETL_PYTHON");
+        return;
+    };
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let pipeline = dir.path().join("backfill.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name: backfill\nsource:\n  base_url: {}\nsymbols: [BTCUSDT, ETHUSDT, BNBUSDT, SOLUSDT]\nintervals: [1m, 1h]\nrange:\n  start: 2024-05-30\n  end: now\noutput:\n  path: {}\n",
+            sim.base_url(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let bin_dir = std::path::Path::new(crate::harness::BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = std::process::Command::new(&python)
+        .arg(repo().join("tests/python/check_shard_snippets.py"))
+        .arg(repo().join("README.md"))
+        .arg(&pipeline)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("Kubernetes Indexed Job: works (4 pods"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Airflow dynamic task mapping: works (4 mapped"),
+        "{text}"
+    );
+    // The shards together wrote every series.
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("klines/_kline_etl/summary.shard-4-of-4.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(s["series"].as_array().unwrap().len(), 8, "{}", s["series"]);
+    sim.shutdown().await;
+}
