@@ -226,6 +226,38 @@ async fn every_dataset_is_a_delta_table_read_exactly_by_delta_rs_and_polars_with
         .map(|s| s["rows"].as_array().unwrap().len())
         .sum();
     assert_eq!(rows, want as u64);
+    // `summary` and `chart` read the latest version too.
+    let summary = cli(dir, &["summary", "delta", "--json"], &[]).await;
+    assert_eq!(summary.status.code(), Some(0), "{}", stderr(&summary));
+    let s: serde_json::Value = serde_json::from_slice(&summary.stdout).unwrap();
+    let summed: u64 = s["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["rows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(summed, want as u64);
+    let chart = cli(
+        dir,
+        &[
+            "chart",
+            "delta",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1d",
+            "-o",
+            "c.svg",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(chart.status.code(), Some(0), "{}", stderr(&chart));
+    assert!(
+        std::fs::read_to_string(dir.join("c.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
 
     let tables = fill_others(&sim, dir).await;
     let readme_table = run_readme_pipeline().await;
