@@ -543,6 +543,31 @@ impl Remote {
     }
 }
 
+impl super::delta::log::ObjectLog for Remote {
+    fn put_if_absent<'a>(
+        &'a self,
+        rel: &'a str,
+        bytes: Vec<u8>,
+    ) -> futures::future::BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            Remote::put_if_absent(self, rel, bytes)
+                .await
+                .map_err(|e| crate::error::error_chain(&e))
+        })
+    }
+
+    fn get_opt<'a>(
+        &'a self,
+        rel: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Option<bytes::Bytes>, String>> {
+        Box::pin(async move {
+            Remote::get_opt(self, rel)
+                .await
+                .map_err(|e| crate::error::error_chain(&e))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,9 +139,26 @@ pub fn local_path(table: &Path, add_path: &str) -> PathBuf {
     table.join(decoded.as_ref())
 }
 
+/// An object store a table's commits go to: create-only writes and reads of objects named
+/// relative to the output's prefix. The object-store output (`load::remote::Remote`)
+/// implements it; errors are the store's, as text.
+pub trait ObjectLog: Sync {
+    /// Create `rel` with `bytes` unless it exists: `Ok(false)` when it does.
+    fn put_if_absent<'a>(
+        &'a self,
+        rel: &'a str,
+        bytes: Vec<u8>,
+    ) -> futures::future::BoxFuture<'a, Result<bool, String>>;
+    /// The object `rel`, `None` when there is none.
+    fn get_opt<'a>(
+        &'a self,
+        rel: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Option<bytes::Bytes>, String>>;
+}
+
 /// Where commits are written: the table's own directory, or its object store (whose copy
 /// the local mirror holds).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub enum LogStore<'a> {
     /// A local table at this directory.
     Local(&'a Path),
@@ -149,7 +166,7 @@ pub enum LogStore<'a> {
     /// to the mirror root (`klines`), which is its key under the store's prefix.
     Remote {
         /// The store.
-        remote: &'a crate::load::remote::Remote,
+        remote: &'a dyn ObjectLog,
         /// The local mirror of the table.
         mirror: &'a Path,
         /// The table's path relative to the mirror root, `/`-separated.
@@ -185,7 +202,7 @@ impl LogStore<'_> {
                 let won = remote
                     .put_if_absent(&rel, text.as_bytes().to_vec())
                     .await
-                    .map_err(|e| corrupt(&local, crate::error::error_chain(&e)))?;
+                    .map_err(|e| corrupt(&local, e))?;
                 if won {
                     crate::load::atomic::write_atomic(
                         &local,
@@ -214,7 +231,7 @@ impl LogStore<'_> {
                 let Some(bytes) = remote
                     .get_opt(&rel)
                     .await
-                    .map_err(|e| corrupt(mirror, crate::error::error_chain(&e)))?
+                    .map_err(|e| corrupt(mirror, e))?
                 else {
                     return Ok(None);
                 };
