@@ -222,7 +222,7 @@ async fn listing_and_delisting_inside_the_range() {
     let sol = &r.outcomes[0];
     assert_eq!(sol.listed_from, Some(ms("2020-08-11T00:00:00Z")));
     // One probe and one page (9 days of hours fit in 1000 rows), not 3.5 years of pages.
-    assert_eq!(sol.metrics.requests, 2);
+    assert_eq!(sol.metrics.requests, 2, "{:?}", sol.metrics);
     assert_eq!(
         r.rows[1].open_time.last().copied(),
         Some(ms("2022-05-12T23:00:00Z"))

@@ -228,10 +228,7 @@ impl LogStore<'_> {
             },
             LogStore::Remote { remote, mirror, .. } => {
                 let rel = self.rel(&name);
-                let Some(bytes) = remote
-                    .get_opt(&rel)
-                    .await
-                    .map_err(|e| corrupt(mirror, e))?
+                let Some(bytes) = remote.get_opt(&rel).await.map_err(|e| corrupt(mirror, e))?
                 else {
                     return Ok(None);
                 };
