@@ -586,7 +586,8 @@ impl Table {
     }
 }
 
-/// The Parquet files of a hive dataset that is not a table yet, as the adds of version 0.
+/// The Parquet files of a hive dataset that is not a table yet, as the adds of version 0
+/// (its partition files, by their unversioned names).
 fn existing_files(dir: &Path) -> Result<BTreeMap<String, Add>, LoadError> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_owned()];
@@ -605,7 +606,9 @@ fn existing_files(dir: &Path) -> Result<BTreeMap<String, Add>, LoadError> {
             let meta = e.metadata()?;
             if meta.is_dir() {
                 stack.push(e.path());
-            } else if name.ends_with(".parquet") {
+            } else if name.ends_with(".parquet") && crate::layout::unversioned(&name) == name {
+                // A versioned name is a table file some writer has not committed yet (another
+                // shard creating the table at the same time, a killed run): never base.
                 let rel: Vec<String> = e
                     .path()
                     .strip_prefix(dir)

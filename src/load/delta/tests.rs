@@ -143,7 +143,12 @@ async fn a_hive_dataset_becomes_a_table_with_its_files_in_version_0() {
     .unwrap();
     let mut writer = parquet::arrow::ArrowWriter::try_new(Vec::new(), schema(), None).unwrap();
     writer.write(&batch).unwrap();
-    std::fs::write(&file, writer.into_inner().unwrap()).unwrap();
+    let bytes = writer.into_inner().unwrap();
+    std::fs::write(&file, &bytes).unwrap();
+    // Another writer's uncommitted table file (a versioned name) is not part of the base.
+    let (_, other) = part(dir.path(), "ETHUSDT", "e");
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    std::fs::write(&other, &bytes).unwrap();
     let table = Table::open(dir.path(), "klines").unwrap();
     assert_eq!(
         table.current_file(&file),
