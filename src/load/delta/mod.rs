@@ -237,6 +237,16 @@ impl Table {
             p.check(true).map_err(|e| err(dir, e))?;
         }
         only_own_files(dir, &committed)?;
+        if committed
+            .metadata
+            .as_ref()
+            .is_some_and(Metadata::has_invariants)
+        {
+            return Err(err(
+                dir,
+                "a column of the table has `delta.invariants` (checks kline-etl does not evaluate); write to a new output.path",
+            ));
+        }
         let base = if committed.version.is_none() {
             existing_files(dir)?
         } else {

@@ -93,6 +93,12 @@ impl Metadata {
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
+    /// Whether a column carries `delta.invariants` (writer version 2's column checks, which
+    /// kline-etl does not evaluate: such a table is not written).
+    pub fn has_invariants(&self) -> bool {
+        self.schema_string.contains("delta.invariants")
+    }
+
     /// The schema's top-level fields: `(name, JSON type)`, in order.
     pub fn fields(&self) -> Result<Vec<(String, Value)>, String> {
         let v: Value = serde_json::from_str(&self.schema_string)
@@ -399,6 +405,32 @@ mod tests {
             false,
         )]);
         assert!(schema_string(&naive, &[]).unwrap_err().contains("`t`"));
+    }
+
+    #[test]
+    fn column_invariants_are_seen() {
+        let mut m = Metadata {
+            id: "x".into(),
+            name: None,
+            format: Format {
+                provider: "parquet".into(),
+                options: BTreeMap::new(),
+            },
+            schema_string: schema_string(
+                &Schema::new(vec![Field::new("a", DataType::Int64, false)]),
+                &[],
+            )
+            .unwrap(),
+            partition_columns: vec![],
+            configuration: BTreeMap::new(),
+            created_time: None,
+        };
+        assert!(!m.has_invariants() && !m.append_only());
+        m.schema_string = m.schema_string.replace(
+            r#""metadata":{}"#,
+            r#""metadata":{"delta.invariants":"{\"expression\":{\"expression\":\"a > 0\"}}"}"#,
+        );
+        assert!(m.has_invariants());
     }
 
     #[test]
