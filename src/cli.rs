@@ -365,6 +365,10 @@ pub struct FetchArgs {
     /// Price columns: `float64` or `decimal` (exact `Decimal128(38, 8)`).
     #[arg(long, value_name = "TYPE", default_value = "float64")]
     pub prices: String,
+    /// The output format (`output.format`): `parquet` (a hive tree) or `delta` (a Delta Lake
+    /// table per dataset).
+    #[arg(long, value_name = "FORMAT", default_value = "parquet")]
+    pub format: String,
     /// A ticker-price snapshot (`dataset: ticker_price`) instead of klines.
     #[arg(long, conflicts_with_all = ["depth", "start", "end"])]
     pub ticker: bool,

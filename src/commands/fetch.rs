@@ -76,6 +76,7 @@ pub fn flag_of(path: &str) -> &'static str {
         ("source.base_url", "--base-url"),
         ("source", "--market/--base-url"),
         ("transform.prices", "--prices"),
+        ("output.format", "--format"),
         ("output", "--output"),
         ("depth_limit", "--depth-limit"),
     ];
@@ -155,6 +156,7 @@ pub fn pipeline_yaml(args: &FetchArgs) -> Result<String, FetchError> {
     }
     let _ = writeln!(y, "transform:\n  prices: {}", quoted(&args.prices));
     let _ = writeln!(y, "output:\n  path: {}", quoted(&args.output));
+    let _ = writeln!(y, "  format: {}", quoted(&args.format));
     Ok(y)
 }
 
@@ -188,6 +190,20 @@ pub fn where_note(p: &Pipeline) -> String {
         SymbolSelection::Selector(_) => Vec::new(),
     };
     match p.dataset {
+        _ if p.output.format == crate::config::OutputFormat::Delta => {
+            // A Delta table per dataset: read at its latest version.
+            let dir = match p.dataset {
+                Dataset::Klines => crate::layout::klines_dir(&crate::layout::kline_root(p)),
+                other => crate::layout::dataset_dir(&p.output.path, other),
+            };
+            let _ = writeln!(out, "data: {} (a Delta Lake table)", slash(&dir));
+            let _ = writeln!(
+                out,
+                "  deltalake: DeltaTable({}).to_pandas()",
+                py(&slash(&dir))
+            );
+            let _ = writeln!(out, "  polars: pl.read_delta({})", py(&slash(&dir)));
+        }
         Dataset::Klines => {
             // Layout 2: the klines directory is one table; symbol and interval are filters.
             let dir = crate::layout::klines_dir(&crate::layout::kline_root(p));
@@ -401,11 +417,35 @@ mod tests {
     }
 
     #[test]
+    fn the_format_flag_is_output_format() {
+        let a = [
+            "BTCUSDT",
+            "1d",
+            "--start",
+            "2020-07-05",
+            "--format",
+            "delta",
+        ];
+        let f = prepare(&args(&a), &no_env).unwrap();
+        assert_eq!(f.pipeline.output.format, crate::config::OutputFormat::Delta);
+        assert!(where_note(&f.pipeline).contains("pl.read_delta(\"data/binance/klines\")"));
+        let plain = prepare(&args(&a[..4]), &no_env).unwrap();
+        assert_eq!(
+            plain.pipeline.output.format,
+            crate::config::OutputFormat::Parquet
+        );
+        let bad = ["BTCUSDT", "1d", "--start", "2020-07-05", "--format", "orc"];
+        let e = prepare(&args(&bad), &no_env).unwrap_err().to_string();
+        assert!(e.contains("--format") && e.contains("orc"), "{e}");
+    }
+
+    #[test]
     fn every_field_path_has_its_flag() {
         assert_eq!(flag_of("symbols[3]"), "SYMBOLS");
         assert_eq!(flag_of("range.start"), "--start");
         assert_eq!(flag_of("range"), "--start/--end");
         assert_eq!(flag_of("output.path"), "--output");
+        assert_eq!(flag_of("output.format"), "--format");
         assert_eq!(flag_of("source.base_url"), "--base-url");
         assert_eq!(flag_of("sourcex"), "the arguments");
     }
