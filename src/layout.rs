@@ -12,7 +12,7 @@
 //!   market=spot/symbol=BTCUSDT/year=2024/1h-2024.parquet         1h .. 12h, 1d, 3d, 1w, 1M: a file per year
 //!   market=spot/symbol=BTCUSDT/year=2024/1m-2024-01.parquet      1m .. 30m: a file per month
 //!   market=spot/symbol=BTCUSDT/year=2024/1s-2024-01-05.parquet   1s: a file per day
-//!   _kline_etl/summary.json, summary.parq, resume.json, archive_manifest.json, .lock
+//!   _kline_etl/summary.json, summary.parq, resume.json, archive_manifest.json, .lock (per shard: *.shard-I-of-N.*)
 //! ```
 //!
 //! Why each choice (every reader's behaviour is checked by `tests/python/interop.py`):
@@ -292,9 +292,14 @@ pub fn snapshot_summary_file(root: &Path, dataset: &str) -> PathBuf {
     state_dir_of(&root.join(dataset)).join(SUMMARY_JSON)
 }
 
-/// `<root>/klines/_kline_etl/archive_manifest.json`.
-pub fn archive_manifest_file(root: &Path) -> PathBuf {
-    state_dir(root).join(ARCHIVE_MANIFEST_FILE)
+/// `<root>/klines/_kline_etl/archive_manifest.json` (one per shard,
+/// `archive_manifest.shard-2-of-4.json`: shards run at once, and each records the archive
+/// files of its own series).
+pub fn archive_manifest_file(root: &Path, shard: Option<Shard>) -> PathBuf {
+    match shard {
+        None => state_dir(root).join(ARCHIVE_MANIFEST_FILE),
+        Some(s) => state_dir(root).join(format!("archive_manifest.{s}.json")),
+    }
 }
 
 /// `<root>/_quarantine`.

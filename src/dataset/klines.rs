@@ -99,7 +99,7 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     let extract_started = Instant::now();
     // Archive-first history: each task's archive part (data.binance.vision files) feeds the
     // loader first, then its REST remainder starts where the archive part ended.
-    let archive = ArchiveSource::from_pipeline(p, ctx.base_url);
+    let archive = ArchiveSource::from_pipeline(p, ctx.base_url).map(|a| a.with_shard(opts.shard));
     let mut archive_summary = match &archive {
         Some(a) => {
             let recheck_before = if opts.recheck_archive {

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::load::LoadError;
+use crate::shard::Shard;
 
 /// The largest archive file accepted (a monthly `1s` zip is ~100 MiB).
 pub const MAX_FILE_BYTES: usize = 512 << 20;
@@ -171,16 +172,21 @@ pub struct Manifest {
     pub files: BTreeMap<String, ManifestEntry>,
 }
 
-/// `<root>/klines/_kline_etl/archive_manifest.json`.
-pub fn manifest_path(root: &Path) -> PathBuf {
-    crate::layout::archive_manifest_file(root)
+/// `<root>/klines/_kline_etl/archive_manifest.json` (per shard
+/// `archive_manifest.shard-I-of-N.json`).
+pub fn manifest_path(root: &Path, shard: Option<Shard>) -> PathBuf {
+    crate::layout::archive_manifest_file(root, shard)
 }
 
 impl Manifest {
     /// Load the manifest; a missing or unreadable one is empty (the data on disk stays the
-    /// truth: an empty manifest only means no replacement check for older files).
-    pub fn load(root: &Path) -> Manifest {
-        let path = manifest_path(root);
+    /// truth: an empty manifest only means no replacement check for older files). A shard
+    /// without a manifest of its own yet starts from the unsharded run's.
+    pub fn load(root: &Path, shard: Option<Shard>) -> Manifest {
+        let mut path = manifest_path(root, shard);
+        if shard.is_some() && !path.exists() {
+            path = manifest_path(root, None);
+        }
         match fs_err::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 tracing::warn!(path = %path.display(), "ignoring an unreadable archive manifest: {e}");
@@ -190,9 +196,9 @@ impl Manifest {
         }
     }
 
-    /// Write the manifest atomically.
-    pub fn save(&self, root: &Path) -> Result<(), LoadError> {
-        crate::load::atomic::write_json(&manifest_path(root), self)
+    /// Write the manifest atomically (a shard's to its own file: shards run at once).
+    pub fn save(&self, root: &Path, shard: Option<Shard>) -> Result<(), LoadError> {
+        crate::load::atomic::write_json(&manifest_path(root, shard), self)
     }
 }
 
@@ -213,7 +219,7 @@ mod tests {
     #[test]
     fn manifest_round_trips_and_tolerates_garbage() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(Manifest::load(dir.path()), Manifest::default());
+        assert_eq!(Manifest::load(dir.path(), None), Manifest::default());
         let mut m = Manifest {
             version: 1,
             ..Manifest::default()
@@ -231,10 +237,19 @@ mod tests {
                 rows: 1440,
             },
         );
-        m.save(dir.path()).unwrap();
-        assert_eq!(Manifest::load(dir.path()), m);
-        fs_err::write(manifest_path(dir.path()), b"{not json").unwrap();
-        assert_eq!(Manifest::load(dir.path()), Manifest::default());
+        m.save(dir.path(), None).unwrap();
+        assert_eq!(Manifest::load(dir.path(), None), m);
+        // A shard starts from the unsharded manifest and then keeps its own.
+        let shard: Shard = "2/3".parse().unwrap();
+        assert_eq!(Manifest::load(dir.path(), Some(shard)), m);
+        Manifest::default().save(dir.path(), Some(shard)).unwrap();
+        assert!(
+            manifest_path(dir.path(), Some(shard)).ends_with("archive_manifest.shard-2-of-3.json")
+        );
+        assert_eq!(Manifest::load(dir.path(), Some(shard)), Manifest::default());
+        assert_eq!(Manifest::load(dir.path(), None), m);
+        fs_err::write(manifest_path(dir.path(), None), b"{not json").unwrap();
+        assert_eq!(Manifest::load(dir.path(), None), Manifest::default());
     }
 
     #[test]

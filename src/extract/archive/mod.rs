@@ -342,6 +342,8 @@ pub struct ArchiveSource {
     /// Publication lags assumed by the planner.
     pub lags: Lags,
     manifest: Mutex<Manifest>,
+    /// The run's shard (`--shard I/N`): its manifest is its own file.
+    shard: Option<crate::shard::Shard>,
     dirty: AtomicBool,
     /// Set after a transport error: the archive is not tried again in this run.
     unreachable: AtomicBool,
@@ -399,7 +401,7 @@ impl ArchiveSource {
         root: PathBuf,
         transform: TransformOptions,
     ) -> ArchiveSource {
-        let manifest = Manifest::load(&root);
+        let manifest = Manifest::load(&root, None);
         let summary = ArchiveSummary {
             mode: mode.as_str().to_owned(),
             archive_url: client.base().to_owned(),
@@ -414,6 +416,7 @@ impl ArchiveSource {
             concurrency: 8,
             lags: Lags::default(),
             manifest: Mutex::new(manifest),
+            shard: None,
             dirty: AtomicBool::new(false),
             unreachable: AtomicBool::new(false),
             summary: Mutex::new(summary),
@@ -476,6 +479,15 @@ impl ArchiveSource {
         self.save_manifest()
     }
 
+    /// The source of one shard of a sharded run: it records the archive files of its series in
+    /// a manifest of its own, since shards run at the same time.
+    #[must_use]
+    pub fn with_shard(mut self, shard: Option<crate::shard::Shard>) -> Self {
+        self.manifest = Mutex::new(Manifest::load(&self.root, shard));
+        self.shard = shard;
+        self
+    }
+
     /// Write the manifest (call once the loader has committed the rows).
     pub fn save_manifest(&self) -> Result<(), LoadError> {
         if !self.dirty.swap(false, Ordering::SeqCst) {
@@ -486,7 +498,7 @@ impl ArchiveSource {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        m.save(&self.root)
+        m.save(&self.root, self.shard)
     }
 
     fn lock_summary(&self) -> std::sync::MutexGuard<'_, ArchiveSummary> {
