@@ -116,7 +116,9 @@ pub fn sync_dir(dir: &Path) -> Result<(), LoadError> {
 }
 
 /// Remove `.<name>.tmp-*` leftovers of crashed runs for `path`, after `path` was just written
-/// successfully (only one writer is active per dataset).
+/// successfully. A temporary file of another process that is still running is left alone:
+/// processes that may write one file at once (snapshot runs, which take no lock) must not
+/// remove each other's file between its write and its rename.
 pub fn remove_stale_temps(path: &Path) {
     let dir = parent(path);
     let name = path
@@ -126,16 +128,65 @@ pub fn remove_stale_temps(path: &Path) {
     let prefix = format!(".{name}.tmp-");
     if let Ok(entries) = fs_err::read_dir(dir) {
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let file = e.file_name().to_string_lossy().into_owned();
+            if let Some(rest) = file.strip_prefix(&prefix)
+                && is_stale(rest, &e)
+            {
                 let _ = fs_err::remove_file(e.path());
             }
         }
     }
 }
 
+/// Whether the temporary file whose name ends in `<pid>-<n>` (`rest`) is a leftover: this
+/// process's own, or of a process that is gone (Linux: no `/proc/<pid>`; elsewhere: older
+/// than ten minutes, far longer than any one write takes).
+fn is_stale(rest: &str, entry: &fs_err::DirEntry) -> bool {
+    let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+        return true;
+    };
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc = Path::new("/proc");
+    if proc.join("self").exists() {
+        return !proc.join(pid.to_string()).exists();
+    }
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(600))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn only_temporaries_of_gone_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.json");
+        let own = temp_path(&path);
+        // The parent of this test process is alive (it runs the tests); pid 4194304 is above
+        // Linux's pid limit, so no process has it.
+        let live = dir.path().join(format!(
+            ".summary.json.tmp-{}-0",
+            std::os::unix::process::parent_id()
+        ));
+        let gone = dir.path().join(".summary.json.tmp-4194304-0");
+        for p in [&own, &live, &gone] {
+            fs_err::write(p, b"x").unwrap();
+        }
+        remove_stale_temps(&path);
+        assert!(!own.exists() && !gone.exists());
+        assert!(
+            live.exists(),
+            "another running process's temporary file is kept"
+        );
+    }
 
     #[test]
     fn replaces_and_cleans_up() {

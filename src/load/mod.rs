@@ -37,7 +37,8 @@
 //!   or of a newer schema version is an error naming the path ([`ExitCode::Output`]) and is
 //!   never overwritten.
 //! - A crash leaves at most a stale `.1h-2024.parquet.tmp-<pid>-<n>` file, which every hive
-//!   reader ignores (dot prefix) and the next successful write of that partition removes.
+//!   reader ignores (dot prefix) and the next successful write of that partition removes
+//!   (another running process's temporary file is never removed: [`atomic::remove_stale_temps`]).
 
 pub mod atomic;
 pub mod delta;
