@@ -552,8 +552,11 @@ impl DatasetWriter {
         let (merged, report) = merge::merge(existing.unwrap_or(empty), rows);
         let rows_total = merged.len() as u64;
         // Open times are milliseconds in memory, whatever the file's time unit.
-        let merged_bounds = merged.open_time.first().zip(merged.open_time.last());
-        let merged_bounds = merged_bounds.map(|(a, b)| (*a, *b));
+        let merged_bounds = merged
+            .open_time
+            .first()
+            .zip(merged.open_time.last())
+            .map(|(a, b)| (*a, *b));
         let notes: Vec<::parquet::file::metadata::KeyValue> = match &self.observer {
             Some(o) => o
                 .staged(key, &path, &merged, checked)
@@ -601,14 +604,10 @@ impl DatasetWriter {
         };
         let (target, delta) = match &self.table {
             Some(_) => {
-                let tag = delta_tag(&bytes);
                 let bounds = merged_bounds
                     .map(|(a, b)| ("open_time", a, b, arrow_schema::TimeUnit::Millisecond));
                 let stats = delta::stats_json(rows_total, bounds);
-                (
-                    crate::layout::versioned_file(&path, &tag),
-                    Some((schema, stats)),
-                )
+                (delta::versioned_path(&path, &bytes), Some((schema, stats)))
             }
             None => (path.clone(), None),
         };
@@ -683,13 +682,6 @@ impl DatasetWriter {
             |e| matches!(e, LoadError::Injected { .. }),
         )
     }
-}
-
-/// A Delta file's version tag: the first 16 hex digits of the SHA-256 of its bytes.
-pub(crate) fn delta_tag(bytes: &[u8]) -> String {
-    let mut hex = crate::digest::sha256_hex(bytes);
-    hex.truncate(crate::layout::VERSION_TAG_LEN);
-    hex
 }
 
 /// Read one partition file back into rows (sorted by open time, as written). Errors name the

@@ -379,7 +379,7 @@ impl Remote {
                 }
             })
             .collect();
-        let is_log = |rel: &str| rel.split('/').any(|p| p == super::delta::log::LOG_DIR);
+        let is_log = super::delta::log::in_log;
         listed.sort_by_key(|(rel, _)| !is_log(rel));
         let tables: std::collections::BTreeSet<String> = listed
             .iter()
@@ -489,7 +489,7 @@ impl Remote {
         let mut mirror = self.read_mirror();
         let mut files = Vec::new();
         local_files(&self.mirror, &self.mirror, &mut files).map_err(LoadError::Io)?;
-        let is_log = |f: &str| f.split('/').any(|p| p == super::delta::log::LOG_DIR);
+        let is_log = super::delta::log::in_log;
         files.retain(|f| !is_log(f));
         files.sort_by_key(|f| (push_rank(f), f.clone()));
         let mut report = SyncReport::default();

@@ -89,7 +89,7 @@ pub fn write_snapshot(
         // A table's files are never replaced: a rerun's snapshot of the same time is a new
         // version of the file, under a name of its own.
         Some(table) => {
-            let file = crate::layout::versioned_file(&path, &super::delta_tag(&bytes));
+            let file = super::delta::versioned_path(&path, &bytes);
             let replaced = table.current_file(&path).is_some();
             super::atomic::write_atomic(&file, &bytes, |_| Ok(()), |_| false)?;
             let stats = super::delta::stats_json(batch.num_rows() as u64, None);

@@ -309,14 +309,8 @@ impl Output {
                 if table.pending() > 0 {
                     remote.push().await?;
                 }
-                let rel = table
-                    .dir()
-                    .strip_prefix(remote.mirror())
-                    .unwrap_or(table.dir())
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("/");
+                let rel = crate::load::delta::slash_relative(remote.mirror(), table.dir())
+                    .unwrap_or_default();
                 let store = LogStore::Remote {
                     remote,
                     mirror: table.dir(),

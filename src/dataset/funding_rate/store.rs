@@ -252,7 +252,7 @@ pub fn merge_write(
         // is a new version under a name of its own.
         let (prices, unit, n) = (opts.transform.prices, opts.transform.time_unit, rows.len());
         let target = match table {
-            Some(_) => layout::versioned_file(&path, &crate::load::delta_tag(&bytes)),
+            Some(_) => crate::load::delta::versioned_path(&path, &bytes),
             None => path.clone(),
         };
         crate::load::atomic::write_atomic(

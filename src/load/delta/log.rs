@@ -14,6 +14,11 @@ use crate::load::LoadError;
 /// The log's directory in a table.
 pub const LOG_DIR: &str = "_delta_log";
 
+/// Whether a `/`-separated path is inside a table's log (`klines/_delta_log/...`).
+pub fn in_log(rel: &str) -> bool {
+    rel.split('/').any(|p| p == LOG_DIR)
+}
+
 /// The commit file of `version`: 20 digits, `.json`.
 pub fn commit_name(version: u64) -> String {
     format!("{version:020}.json")

@@ -144,6 +144,35 @@ fn partition_values(rel: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The partition keys of a path relative to the table, in order.
+fn partition_keys(rel: &str) -> Vec<String> {
+    partition_values(rel).into_iter().map(|(k, _)| k).collect()
+}
+
+/// A new file's `add` (relative path `rel`, `size` bytes, written at `modified_ms`), its
+/// partition values from its directories.
+fn add_of(rel: String, size: u64, modified_ms: i64, stats: String) -> Add {
+    Add {
+        partition_values: partition_values(&rel)
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect(),
+        path: rel,
+        size: size as i64,
+        modification_time: modified_ms,
+        data_change: true,
+        stats: Some(stats),
+    }
+}
+
+/// `path` relative to `base`, `/`-separated (a Delta path, an object-store key), `None` when
+/// it is not under `base` or not UTF-8.
+pub fn slash_relative(base: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(base).ok()?;
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    Some(parts?.join("/"))
+}
+
 /// A change of one partition in the pending commit.
 #[derive(Debug, Clone)]
 struct Change {
@@ -264,11 +293,6 @@ impl Table {
         &self.dir
     }
 
-    /// The committed version this writer knows (`None`: not a table yet).
-    pub fn version(&self) -> Option<u64> {
-        lock(&self.state).committed.version
-    }
-
     /// The file that holds the partition whose unversioned path is `path` (absolute, under
     /// the table), `None` when the table has none.
     pub fn current_file(&self, path: &Path) -> Option<PathBuf> {
@@ -283,16 +307,14 @@ impl Table {
     /// changes applied, sorted.
     pub fn current_files_under(&self, dir: &Path) -> Vec<PathBuf> {
         let state = lock(&self.state);
-        let mut by_canon: BTreeMap<String, &Add> = BTreeMap::new();
-        for a in state.committed.files.values().chain(state.base.values()) {
-            by_canon.insert(canonical(&a.path), a);
-        }
-        for (canon, c) in &state.pending {
-            by_canon.insert(canon.clone(), &c.add);
-        }
-        let mut out: Vec<PathBuf> = by_canon
-            .values()
-            .map(|a| log::local_path(&self.dir, &a.path))
+        let unchanged = state
+            .by_canon
+            .iter()
+            .filter(|(canon, _)| !state.pending.contains_key(*canon))
+            .map(|(_, path)| path);
+        let mut out: Vec<PathBuf> = unchanged
+            .chain(state.pending.values().map(|c| &c.add.path))
+            .map(|p| log::local_path(&self.dir, p))
             .filter(|p| p.starts_with(dir))
             .collect();
         out.sort();
@@ -300,9 +322,7 @@ impl Table {
     }
 
     fn relative(&self, path: &Path) -> Option<String> {
-        let rel = path.strip_prefix(&self.dir).ok()?;
-        let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
-        Some(parts?.join("/"))
+        slash_relative(&self.dir, path)
     }
 
     /// Record that `file` (absolute, under the table, `bytes` long, of `schema`) now holds
@@ -322,18 +342,7 @@ impl Table {
                 format!("`{}` is not inside the table", file.display()),
             ));
         };
-        let now = chrono::Utc::now().timestamp_millis();
-        let add = Add {
-            partition_values: partition_values(&rel)
-                .into_iter()
-                .map(|(k, v)| (k, Some(v)))
-                .collect(),
-            path: rel,
-            size: bytes as i64,
-            modification_time: now,
-            data_change: true,
-            stats: Some(stats),
-        };
+        let add = add_of(rel, bytes, chrono::Utc::now().timestamp_millis(), stats);
         let mut state = lock(&self.state);
         state.schema.get_or_insert_with(|| schema.clone());
         let old = match state.pending.remove(&canon) {
@@ -475,12 +484,7 @@ impl Table {
             .map(|c| &c.add)
             .chain(state.base.values())
             .next()
-            .map(|a| {
-                partition_values(&a.path)
-                    .into_iter()
-                    .map(|(k, _)| k)
-                    .collect()
-            })
+            .map(|a| partition_keys(&a.path))
             .unwrap_or_default();
         let schema = state
             .schema
@@ -512,10 +516,7 @@ impl Table {
             .map(|c| &c.add)
             .chain(state.base.values())
         {
-            let keys: Vec<String> = partition_values(&a.path)
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect();
+            let keys = partition_keys(&a.path);
             if keys != m.partition_columns {
                 return Err(err(
                     &self.dir,
@@ -574,18 +575,22 @@ impl Table {
         }
         state.committed.apply(version, winner);
         if creating {
+            // The winner created the table (from the same hive files, if any): from now on
+            // this run's changes replace what the winner's version holds.
             state.base.clear();
         }
         state.reindex();
         if creating {
-            // The winner created the table (from the same hive files, if any): from now on
-            // this run's changes replace what the winner's version holds.
-            state.base.clear();
-            let files = state.committed.files.clone();
-            for (canon, c) in &mut state.pending {
-                c.old = files
-                    .values()
-                    .find(|a| canonical(&a.path) == *canon)
+            let State {
+                pending,
+                committed,
+                by_canon,
+                ..
+            } = &mut *state;
+            for (canon, c) in pending.iter_mut() {
+                c.old = by_canon
+                    .get(canon)
+                    .and_then(|p| committed.files.get(p))
                     .cloned();
             }
             if let Some(m) = state.committed.metadata.clone() {
@@ -597,55 +602,28 @@ impl Table {
 }
 
 /// The Parquet files of a hive dataset that is not a table yet, as the adds of version 0
-/// (its partition files, by their unversioned names).
+/// (its partition files, by their unversioned names: a versioned name is a table file some
+/// writer has not committed yet, another shard creating the table at the same time or a
+/// killed run, and never base).
 fn existing_files(dir: &Path) -> Result<BTreeMap<String, Add>, LoadError> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let entries = match fs_err::read_dir(&d) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e.into()),
+    for file in super::snapshot::parquet_files(dir)? {
+        let Some(rel) = slash_relative(dir, &file) else {
+            continue;
         };
-        for e in entries {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if crate::layout::is_hidden(&name) {
-                continue;
-            }
-            let meta = e.metadata()?;
-            if meta.is_dir() {
-                stack.push(e.path());
-            } else if name.ends_with(".parquet") && crate::layout::unversioned(&name) == name {
-                // A versioned name is a table file some writer has not committed yet (another
-                // shard creating the table at the same time, a killed run): never base.
-                let rel: Vec<String> = e
-                    .path()
-                    .strip_prefix(dir)
-                    .map_err(|_| err(dir, "a file outside the table"))?
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect();
-                let rel = rel.join("/");
-                let rows = super::parquet::arrow_schema_of(&e.path())?.1;
-                let add = Add {
-                    partition_values: partition_values(&rel)
-                        .into_iter()
-                        .map(|(k, v)| (k, Some(v)))
-                        .collect(),
-                    path: rel.clone(),
-                    size: meta.len() as i64,
-                    modification_time: meta
-                        .modified()
-                        .ok()
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map_or(0, |d| d.as_millis() as i64),
-                    data_change: true,
-                    stats: Some(json!({ "numRecords": rows }).to_string()),
-                };
-                out.insert(rel, add);
-            }
+        let name = rel.rsplit('/').next().unwrap_or(&rel);
+        if crate::layout::unversioned(name) != name {
+            continue;
         }
+        let meta = fs_err::metadata(&file)?;
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        let rows = super::parquet::arrow_schema_of(&file)?.1;
+        let stats = json!({ "numRecords": rows }).to_string();
+        out.insert(rel.clone(), add_of(rel, meta.len(), modified, stats));
     }
     Ok(out)
 }
@@ -668,6 +646,14 @@ fn uuid_v4() -> String {
         &h[16..20],
         &h[20..32]
     )
+}
+
+/// Where a table file holding `bytes` for the partition file `path` goes: its name with
+/// the first 16 hex digits of the bytes' SHA-256 ([`crate::layout::versioned_file`]).
+pub fn versioned_path(path: &Path, bytes: &[u8]) -> PathBuf {
+    let mut tag = crate::digest::sha256_hex(bytes);
+    tag.truncate(crate::layout::VERSION_TAG_LEN);
+    crate::layout::versioned_file(path, &tag)
 }
 
 /// The statistics of an add: rows, and the first and last value of a time column.
