@@ -11,7 +11,7 @@ use kline_etl::market::Market;
 use kline_etl::simulator::SimHandle;
 use kline_etl::symbol::Symbol;
 
-use crate::harness::{BIN, cli, files, repo, simulator, stderr};
+use crate::harness::{BIN, cli, files, python_check, repo, simulator, stderr, wait_ok};
 
 fn ms(s: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(s)
@@ -277,17 +277,7 @@ async fn every_dataset_is_a_delta_table_read_exactly_by_delta_rs_and_polars_with
         .unwrap(),
     )
     .unwrap();
-    let out = Command::new(&python)
-        .arg(repo().join("tests/python/interop_delta.py"))
-        .arg(&spec)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "interop_delta.py failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = python_check(&python, "interop_delta.py", &[spec.as_os_str()], &[]);
     assert_eq!(text.matches("polars.read_delta").count(), 3 + 4, "{text}");
     assert!(
         text.contains("README Delta snippets: works (5 run)"),
@@ -382,18 +372,9 @@ async fn three_shards_started_at_once_commit_into_one_table_equal_to_one_run() {
                 .unwrap()
         })
         .collect();
+    wait_ok(children, "shard").await;
     let mut committed = Vec::new();
-    for (i, c) in children.into_iter().enumerate() {
-        let out = tokio::task::spawn_blocking(move || c.wait_with_output().unwrap())
-            .await
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "shard {}: {}",
-            i + 1,
-            stderr(&out)
-        );
+    for (i, planned) in planned.iter().enumerate() {
         let s: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(dir.join(format!(
                 "sharded/klines/_kline_etl/summary.shard-{}-of-3.json",
@@ -420,7 +401,7 @@ async fn three_shards_started_at_once_commit_into_one_table_equal_to_one_run() {
             .collect();
         ran.sort();
         ran.dedup();
-        assert_eq!(ran, planned[i], "shard {}", i + 1);
+        assert_eq!(&ran, planned, "shard {}", i + 1);
     }
     committed.sort_unstable();
     let table = dir.join("sharded/klines");
@@ -584,18 +565,7 @@ async fn three_hosts_commit_into_one_table_on_s3() {
                 .unwrap()
         })
         .collect();
-    for (i, c) in children.into_iter().enumerate() {
-        let out = tokio::task::spawn_blocking(move || c.wait_with_output().unwrap())
-            .await
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "host {}: {}",
-            i + 1,
-            stderr(&out)
-        );
-    }
+    wait_ok(children, "host").await;
     let got = dir.join("downloaded");
     download(&moto.url, "lake", "binance", &got).await;
     let table = got.join("binance/klines");

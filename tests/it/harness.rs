@@ -30,6 +30,46 @@ pub(crate) fn python() -> Option<std::ffi::OsString> {
     p
 }
 
+/// Run the check `tests/python/<script>` with `args` (and extra environment `env`) in the
+/// readers' Python; it must succeed. Its standard output.
+pub(crate) fn python_check(
+    python: &std::ffi::OsStr,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> String {
+    let out = std::process::Command::new(python)
+        .arg(repo().join("tests/python").join(script))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// Wait for runs started at once (shards, hosts); each must exit 0 (`what` names them in a
+/// failure, numbered from 1).
+pub(crate) async fn wait_ok(children: Vec<std::process::Child>, what: &str) {
+    for (i, c) in children.into_iter().enumerate() {
+        let out = tokio::task::spawn_blocking(move || c.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{what} {}: {}",
+            i + 1,
+            stderr(&out)
+        );
+    }
+}
+
 pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

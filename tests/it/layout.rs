@@ -195,17 +195,7 @@ async fn every_reader_reads_the_whole_dataset_directory_with_its_default_call() 
         .unwrap(),
     )
     .unwrap();
-    let out = std::process::Command::new(&python)
-        .arg(repo().join("tests/python/interop.py"))
-        .arg(&spec)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "interop.py failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::harness::python_check(&python, "interop.py", &[spec.as_os_str()], &[]);
     for reader in [
         "pyarrow.parquet.read_table",
         "pandas.read_parquet",

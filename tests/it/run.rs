@@ -311,18 +311,12 @@ async fn the_readmes_sharding_snippets_run() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let o = std::process::Command::new(&python)
-        .arg(repo().join("tests/python/check_shard_snippets.py"))
-        .arg(repo().join("README.md"))
-        .arg(&pipeline)
-        .env("PATH", path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&o.stderr)
+    let readme = repo().join("README.md");
+    let text = crate::harness::python_check(
+        &python,
+        "check_shard_snippets.py",
+        &[readme.as_os_str(), pipeline.as_os_str()],
+        &[("PATH", &path)],
     );
     assert!(
         text.contains("Kubernetes Indexed Job: works (4 pods"),

@@ -286,18 +286,9 @@ async fn three_shards_fill_one_dataset_exactly_like_one_run() {
                 .unwrap()
         })
         .collect();
+    crate::harness::wait_ok(children, "shard").await;
     let mut tasks = 0;
-    for (i, c) in children.into_iter().enumerate() {
-        let out = tokio::task::spawn_blocking(move || c.wait_with_output().unwrap())
-            .await
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "shard {}: {}",
-            i + 1,
-            stderr(&out)
-        );
+    for i in 0..3 {
         let s: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(dir.path().join(format!(
                 "sharded/klines/_kline_etl/summary.shard-{}-of-3.json",

@@ -16,28 +16,12 @@ import types
 
 import yaml
 
+from interop import readme_blocks  # the README's sections, parsed as interop.py does
+
 
 def fail(msg):
     print(f"FAIL: {msg}")
     sys.exit(1)
-
-
-def blocks(text, heading):
-    lines = text.splitlines()
-    start = next(i for i, l in enumerate(lines) if l.strip() == heading)
-    out, block, lang = [], None, None
-    for l in lines[start + 1:]:
-        if block is None and (l.startswith("## ") or l.startswith("### ")):
-            break
-        if l.startswith("```"):
-            if block is None:
-                block, lang = [], l[3:].strip()
-            else:
-                out.append((lang, "\n".join(block)))
-                block = None
-        elif block is not None:
-            block.append(l)
-    return out
 
 
 def sh(cmd):
@@ -49,7 +33,7 @@ def sh(cmd):
 
 def main():
     readme, pipeline = sys.argv[1], sys.argv[2]
-    found = blocks(open(readme).read(), "### Sharding: `--shard I/N`")
+    found = readme_blocks(open(readme).read(), "### Sharding: `--shard I/N`")
     (job,) = [b for lang, b in found if lang == "yaml"]
     (dag,) = [b for lang, b in found if lang == "python"]
 

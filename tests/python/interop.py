@@ -271,14 +271,10 @@ def check_trino(body):
     check("sync_partition_metadata" in body, "README Trino DDL: partitions are registered")
 
 
-def run_readme(spark, readme, d, want):
-    """Run the README's reader snippets on the dataset directory `d` (`want` rows)."""
-    with open(readme) as f:
-        text = f.read()
-    ran = 0
-    # "Reading the output": one reader per line, `DIR` pointed at the dataset.
-    (lang, body), = [b for b in readme_blocks(text, "## Reading the output") if b[0] == "python"][:1]
-    env = {"spark": spark}
+def reader_lines(body, env, d):
+    """The README's reader lines of a code block, run: `(code, value)` for each, `DIR`
+    pointed at `d`; statements before the last `;` are executed first, and a `spark.` line
+    is skipped when `env` has no Spark session."""
     for line in body.splitlines():
         code = line.split("  #")[0].strip()
         if not code:
@@ -289,9 +285,20 @@ def run_readme(spark, readme, d, want):
         *stmts, expr = [c.strip() for c in code.split(";") if c.strip()]
         for st in stmts:
             exec(st, env)
-        if expr.startswith("spark.") and spark is None:
+        if expr.startswith("spark.") and env.get("spark") is None:
             continue
-        n = count_rows(eval(expr, env))
+        yield code, eval(expr, env)
+
+
+def run_readme(spark, readme, d, want):
+    """Run the README's reader snippets on the dataset directory `d` (`want` rows)."""
+    with open(readme) as f:
+        text = f.read()
+    ran = 0
+    # "Reading the output": one reader per line, `DIR` pointed at the dataset.
+    (lang, body), = [b for b in readme_blocks(text, "## Reading the output") if b[0] == "python"][:1]
+    for code, value in reader_lines(body, {"spark": spark}, d):
+        n = count_rows(value)
         check(n == want, f"README `{code}`: {n} rows, expected {want}")
         ran += 1
     # "Reading the dataset from a warehouse": DuckDB, Spark and the Hive/Athena DDL.

@@ -27,7 +27,8 @@ from decimal import Decimal
 
 import polars as pl
 
-from interop import readme_blocks  # the README's sections, parsed as interop.py does
+# The README's sections, its reader lines and row counts, as interop.py reads them.
+from interop import count_rows, reader_lines, readme_blocks
 import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
@@ -154,10 +155,6 @@ def check_table(spec):
     _ = key
 
 
-def count_rows(x):
-    return x.num_rows if hasattr(x, "num_rows") else (x.height if hasattr(x, "height") else len(x))
-
-
 def run_readme(readme, d):
     """The README's reader lines of the Delta section, `DIR` pointed at the table the
     section's pipeline wrote (one run: version 0 is the latest)."""
@@ -168,18 +165,9 @@ def run_readme(readme, d):
     want = DeltaTable(d).to_pyarrow_table().num_rows
     if want == 0:
         fail("README Delta pipeline wrote no rows")
-    env, ran = {}, 0
-    for line in blocks[0].splitlines():
-        code = line.split("  #")[0].strip()
-        if not code:
-            continue
-        if code.startswith("DIR ="):
-            env["DIR"] = d
-            continue
-        *stmts, expr = [c.strip() for c in code.split(";") if c.strip()]
-        for st in stmts:
-            exec(st, env)
-        n = count_rows(eval(expr, env))
+    ran = 0
+    for code, value in reader_lines(blocks[0], {}, d):
+        n = count_rows(value)
         if n != want:
             fail(f"README `{code}`: {n} rows, expected {want}")
         ran += 1
