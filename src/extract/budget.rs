@@ -111,6 +111,10 @@ pub struct BudgetState {
     /// While the limit is not known: the highest used-weight header seen and when.
     early_used: u32,
     early_at: i64,
+    /// While the limit is not known: an accepted (2xx) reply reported more weight used than
+    /// the placeholder limit, so the placeholder is not the exchange's limit (see
+    /// [`BudgetState::accepted`]).
+    placeholder_disproved: bool,
 }
 
 impl BudgetState {
@@ -135,6 +139,7 @@ impl BudgetState {
             limit_known: true,
             early_used: 0,
             early_at: i64::MIN,
+            placeholder_disproved: false,
         }
     }
 
@@ -244,6 +249,7 @@ impl BudgetState {
         // Before the limit is known, others' weight (the header) is judged against the
         // placeholder limit in full, not our share of it.
         let others = self.limit_known
+            || self.placeholder_disproved
             || self.early_in_window().max(self.used).saturating_add(weight) <= self.limit.limit;
         if own && others {
             self.used = self.used.saturating_add(weight);
@@ -282,6 +288,18 @@ impl BudgetState {
                 self.early_used = h;
                 self.early_at = now;
             }
+        }
+    }
+
+    /// An accepted (2xx) reply reported `used` weight in its window. The exchange refuses
+    /// requests past its limit (429), so while the limit is still the placeholder an accepted
+    /// count above it proves the exchange's limit is higher: the remaining start-up requests
+    /// (`exchangeInfo`) are then no longer held back by the placeholder, and the limit
+    /// `exchangeInfo` brings governs from there. On an exchange whose limit is the default an
+    /// accepted count never exceeds it, so nothing changes there.
+    pub fn accepted(&mut self, used: u32) {
+        if !self.limit_known && used > self.limit.limit {
+            self.placeholder_disproved = true;
         }
     }
 
@@ -728,6 +746,33 @@ mod tests {
             s.try_acquire(60_000, 20),
             Admit::Go { window: 60_000 }
         ));
+    }
+
+    #[test]
+    fn an_accepted_count_above_the_default_proves_a_higher_limit() {
+        // Other runs used 6300 of this minute on an exchange whose limit is 4e9: `/time`
+        // was accepted with that count, so 6000 is not the limit and `exchangeInfo` goes now
+        // instead of at the next minute.
+        let mut s = BudgetState::provisional(WeightLimit::per_minute(6000), 0.9, 0);
+        assert!(matches!(s.try_acquire(1_000, 1), Admit::Go { window: 0 }));
+        s.complete(1_010, 0, 1, Some(6_300));
+        assert_eq!(s.try_acquire(1_020, 20), Admit::WaitUntil(60_000));
+        s.accepted(6_300);
+        assert!(matches!(s.try_acquire(1_020, 20), Admit::Go { window: 0 }));
+        s.complete(1_030, 0, 20, Some(6_320));
+        s.set_limit(WeightLimit::per_minute(4_000_000_000), 1_040);
+        assert_eq!(s.used(), 6_320);
+        assert!(matches!(s.try_acquire(1_050, 2), Admit::Go { window: 0 }));
+        // An accepted count within the default proves nothing: the default still holds.
+        let mut s = BudgetState::provisional(WeightLimit::per_minute(6000), 0.9, 0);
+        assert!(matches!(s.try_acquire(1_000, 1), Admit::Go { .. }));
+        s.complete(1_010, 0, 1, Some(5_990));
+        s.accepted(5_990);
+        assert_eq!(s.try_acquire(1_020, 20), Admit::WaitUntil(60_000));
+        // Once the limit is known the accepted count plays no part.
+        let mut s = state(6000, 0.9);
+        s.accepted(7_000);
+        assert!(matches!(s.try_acquire(1_020, 20), Admit::Go { .. }));
     }
 
     #[test]

@@ -713,6 +713,11 @@ impl Shared {
                 "implausible used-weight header (far above the limit from exchangeInfo); ignoring such headers and keeping the limit (logged once)"
             );
         }
+        if (200..300).contains(&reply.status)
+            && let Some(used) = reply.used_weight
+        {
+            self.budget.with(|s| s.accepted(used));
+        }
         // Retry-After and ban ends are relative to the rate-limit clock.
         let now = self.budget.clock().window_now_ms();
         match classify(reply.status, reply.retry_after.as_deref(), &reply.body, now) {
