@@ -74,7 +74,8 @@ fn options(prices: PriceType) -> WriteOptions {
             include_forming: false,
             on_violation: OnViolation::Report,
         },
-        compression: Compression::Zstd(3),
+        // The pipelines' default (`compression: zstd`).
+        compression: Compression::Zstd(kline_etl::config::validate::DEFAULT_ZSTD_LEVEL),
         row_group_rows: 100_000,
         partition: PartitionSpec::None,
     }
