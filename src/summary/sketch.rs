@@ -67,6 +67,7 @@ struct Store {
 }
 
 impl Store {
+    #[inline]
     fn add(&mut self, key: i32, n: u64) {
         if self.counts.is_empty() {
             self.offset = key;
@@ -197,39 +198,79 @@ impl KeyFn {
     }
 }
 
-/// The last key computed and the smallest and largest magnitudes seen with it. Keys are
-/// monotone in the magnitude (`ceil(ln(m) / ln(gamma))`, every step monotone), so any magnitude
-/// between two that share a key has that key too: the memo never changes a key, it only skips
-/// computing it.
-#[derive(Clone, Copy)]
-struct KeyMemo {
-    lo: f64,
-    hi: f64,
-    key: i32,
+/// Bucket keys remembered by the leading bits of the magnitude, for one column's values.
+///
+/// A slot covers the magnitudes sharing their exponent and top 7 mantissa bits (a range 1/128
+/// of an octave wide, under 0.8 %, narrower than a bucket's 1 %, so it meets at most two
+/// keys) and holds, per key met there, the smallest and largest magnitude seen with it. Keys
+/// are monotone in the magnitude (`ceil(ln(m) / ln(gamma))`, every step monotone), so a
+/// magnitude between two that share a key has that key too: the cache never changes a key, it
+/// only skips computing it. Prices a minute apart mostly hit the same slot, and so do the
+/// volumes of one market, which jump around within a few octaves.
+struct KeyCache {
+    slots: Vec<Slot>,
+    mask: usize,
 }
 
-impl KeyMemo {
-    const EMPTY: KeyMemo = KeyMemo {
-        lo: f64::INFINITY,
-        hi: f64::NEG_INFINITY,
-        key: 0,
-    };
+#[derive(Clone, Copy)]
+struct Slot {
+    /// The magnitude's bits above the top 7 mantissa bits, plus 1 (0: the slot is empty).
+    tag: u32,
+    lo: [f64; 2],
+    hi: [f64; 2],
+    key: [i32; 2],
+}
 
-    #[inline]
+impl Slot {
+    const EMPTY: Slot = Slot {
+        tag: 0,
+        lo: [f64::INFINITY; 2],
+        hi: [f64::NEG_INFINITY; 2],
+        key: [0; 2],
+    };
+}
+
+impl KeyCache {
+    /// A cache for about `values` values: up to 1024 slots (48 KiB), fewer for short columns.
+    fn for_values(values: usize) -> KeyCache {
+        let n = values.next_power_of_two().clamp(16, 1024);
+        KeyCache {
+            slots: vec![Slot::EMPTY; n],
+            mask: n - 1,
+        }
+    }
+
+    /// The key of `magnitude` (finite, at least [`MIN_MAGNITUDE`]).
+    #[inline(always)]
     fn key(&mut self, keys: KeyFn, magnitude: f64) -> i32 {
-        if self.lo <= magnitude && magnitude <= self.hi {
-            return self.key;
+        let top = magnitude.to_bits() >> 45;
+        let tag = top as u32 + 1;
+        let slot = &mut self.slots[top as usize & self.mask];
+        if slot.tag == tag {
+            for j in 0..2 {
+                if slot.lo[j] <= magnitude && magnitude <= slot.hi[j] {
+                    return slot.key[j];
+                }
+            }
+        } else {
+            *slot = Slot::EMPTY;
+            slot.tag = tag;
         }
         let key = keys.key(magnitude);
-        if key == self.key && self.lo <= self.hi {
-            self.lo = self.lo.min(magnitude);
-            self.hi = self.hi.max(magnitude);
+        let j = if slot.lo[0] <= slot.hi[0] && slot.key[0] != key {
+            1
         } else {
-            *self = KeyMemo {
-                lo: magnitude,
-                hi: magnitude,
-                key,
-            };
+            0
+        };
+        if slot.lo[j] <= slot.hi[j] && slot.key[j] == key {
+            slot.lo[j] = slot.lo[j].min(magnitude);
+            slot.hi[j] = slot.hi[j].max(magnitude);
+        } else {
+            // A new key for this part (or a third one, which cannot happen for a range this
+            // narrow): it takes the part over.
+            slot.lo[j] = magnitude;
+            slot.hi[j] = magnitude;
+            slot.key[j] = key;
         }
         key
     }
@@ -256,28 +297,31 @@ impl Sketch {
 
     /// Add one value; non-finite values are ignored.
     pub fn push(&mut self, x: f64) {
-        self.push_with(x, KeyFn::get());
-    }
-
-    #[inline]
-    fn push_with(&mut self, x: f64, keys: KeyFn) {
-        self.push_memo(x, keys, &mut [KeyMemo::EMPTY; 2]);
-    }
-
-    /// [`Self::push_with`] remembering, per sign, the last bucket and the range of values
-    /// seen in it: a column's neighbouring values (prices a minute apart) mostly fall in the
-    /// same bucket, and a value inside that range has that bucket's key without computing it.
-    #[inline]
-    fn push_memo(&mut self, x: f64, keys: KeyFn, memo: &mut [KeyMemo; 2]) {
+        let keys = KeyFn::get();
         if !x.is_finite() {
             return;
         }
         if x.abs() < MIN_MAGNITUDE {
             self.zeros += 1;
         } else if x > 0.0 {
-            self.positive.add(memo[0].key(keys, x), 1);
+            self.positive.add(keys.key(x), 1);
         } else {
-            self.negative.add(memo[1].key(keys, -x), 1);
+            self.negative.add(keys.key(-x), 1);
+        }
+    }
+
+    /// [`Self::push`] taking keys from `cache` (one per sign, see [`KeyCache`]).
+    #[inline(always)]
+    fn push_cached(&mut self, x: f64, keys: KeyFn, cache: &mut [KeyCache; 2]) {
+        if !x.is_finite() {
+            return;
+        }
+        if x.abs() < MIN_MAGNITUDE {
+            self.zeros += 1;
+        } else if x > 0.0 {
+            self.positive.add(cache[0].key(keys, x), 1);
+        } else {
+            self.negative.add(cache[1].key(keys, -x), 1);
         }
     }
 
@@ -362,14 +406,14 @@ impl ColumnStats {
         let (mut n, mut sum) = (0u64, 0.0f64);
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         let keys = KeyFn::get();
-        let mut memo = [KeyMemo::EMPTY; 2];
+        let mut cache = [KeyCache::for_values(xs.len()), KeyCache::for_values(xs.len())];
         for &x in xs {
             if x.is_finite() {
                 n += 1;
                 sum += x;
                 lo = lo.min(x);
                 hi = hi.max(x);
-                s.sketch.push_memo(x, keys, &mut memo);
+                s.sketch.push_cached(x, keys, &mut cache);
             }
         }
         if n == 0 {
@@ -550,6 +594,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn cached_keys_equal_the_ln_formula_around_boundaries_in_any_order() {
+        // Values one and a few ulps either side of bucket boundaries, so that one cache slot
+        // meets two keys; in rising, falling and interleaved order.
+        let lg = ln_gamma();
+        let mut values = Vec::new();
+        for k in -300..=1_500 {
+            let b = (f64::from(k) * lg).exp();
+            let (mut lo, mut hi) = (b, b);
+            for _ in 0..3 {
+                values.extend([lo, hi]);
+                lo = lo.next_down();
+                hi = hi.next_up();
+            }
+        }
+        let mut falling = values.clone();
+        falling.reverse();
+        let interleaved: Vec<f64> = values
+            .iter()
+            .zip(&falling)
+            .flat_map(|(a, b)| [*a, -*b, *b])
+            .collect();
+        for column in [&values, &falling, &interleaved] {
+            let mut pushed = Sketch::default();
+            for v in column.iter() {
+                pushed.push(*v);
+            }
+            assert_eq!(ColumnStats::of_slice(column).sketch, pushed);
+        }
+    }
+
     proptest! {
         #[test]
         fn fast_keys_equal_the_ln_formula(bits in 0x3d71_0000_0000_0000u64..0x7fef_ffff_ffff_ffff) {
@@ -593,6 +668,15 @@ mod tests {
                 values.push(x);
                 values.push(-x);
             }
+            let mut pushed = Sketch::default();
+            for v in &values { pushed.push(*v); }
+            prop_assert_eq!(&ColumnStats::of_slice(&values).sketch, &pushed);
+        }
+
+        #[test]
+        fn a_column_over_many_octaves_equals_pushing_each_value(values in proptest::collection::vec(prop_oneof![1e-9f64..1e-3, 0.5f64..2.0, 1e3f64..1e9, -1e9f64..-1e-9, Just(1.0)], 1..3000)) {
+            // Volumes: values jump between buckets and octaves, short columns get few cache
+            // slots, so slots are shared by far-apart magnitudes and overwritten.
             let mut pushed = Sketch::default();
             for v in &values { pushed.push(*v); }
             prop_assert_eq!(&ColumnStats::of_slice(&values).sketch, &pushed);
