@@ -190,7 +190,10 @@ impl BudgetState {
         self.limit = limit;
         self.window_start = self.window_of(now);
         if !self.limit_known {
-            self.used = self.used.max(self.early_in_window());
+            let early = self.early_in_window();
+            if is_plausible_used_weight(early, limit.limit) {
+                self.used = self.used.max(early);
+            }
             self.limit_known = true;
             self.early_used = 0;
         }
@@ -278,17 +281,26 @@ impl BudgetState {
             self.recent.push_back((now, weight));
         }
         self.roll(now);
+        // Plausibility is judged against the exchange's limit: a header held back while the
+        // limit is the placeholder is judged when the limit arrives (`set_limit`).
         if let Some(h) = header_used
             && window == self.window_start
-            && is_plausible_used_weight(h, self.limit.limit)
         {
-            if self.limit_known {
+            if !self.limit_known {
+                if h >= self.early_used || self.early_in_window() == 0 {
+                    self.early_used = h;
+                    self.early_at = now;
+                }
+            } else if is_plausible_used_weight(h, self.limit.limit) {
                 self.used = self.used.max(h);
-            } else if h >= self.early_used || self.early_in_window() == 0 {
-                self.early_used = h;
-                self.early_at = now;
             }
         }
+    }
+
+    /// Whether a reply's used-weight header is one to believe (see
+    /// [`is_plausible_used_weight`]); before the exchange's limit is known every header is.
+    pub fn header_is_plausible(&self, used: u32) -> bool {
+        !self.limit_known || is_plausible_used_weight(used, self.limit.limit)
     }
 
     /// An accepted (2xx) reply reported `used` weight in its window. The exchange refuses
@@ -530,8 +542,9 @@ impl WeightBudget {
     pub fn complete(&self, a: Admission, header_used: Option<u32>) -> bool {
         let now = self.clock.window_now_ms();
         self.with(|s| {
+            let plausible = header_used.is_none_or(|h| s.header_is_plausible(h));
             s.complete(now, a.window, a.weight, header_used);
-            header_used.is_none_or(|h| is_plausible_used_weight(h, s.limit().limit))
+            plausible
         })
     }
 }
@@ -773,6 +786,27 @@ mod tests {
         let mut s = state(6000, 0.9);
         s.accepted(7_000);
         assert!(matches!(s.try_acquire(1_020, 20), Admit::Go { .. }));
+    }
+
+    #[test]
+    fn a_header_far_above_the_default_is_judged_against_the_exchanges_limit() {
+        // Earlier runs used 64,171 of this minute on an exchange whose limit is 4e9: not
+        // implausible there, so it is neither warned about nor dropped.
+        let mut s = BudgetState::provisional(WeightLimit::per_minute(6000), 0.9, 0);
+        assert!(matches!(s.try_acquire(1_000, 1), Admit::Go { .. }));
+        assert!(s.header_is_plausible(64_171));
+        s.complete(1_010, 0, 1, Some(64_171));
+        s.accepted(64_171);
+        s.set_limit(WeightLimit::per_minute(4_000_000_000), 1_020);
+        assert_eq!(s.used(), 64_171);
+        // A proxy's 999999 against Binance's 6000 stays ignored once the limit is known.
+        let mut s = BudgetState::provisional(WeightLimit::per_minute(6000), 0.9, 0);
+        assert!(matches!(s.try_acquire(1_000, 1), Admit::Go { .. }));
+        s.complete(1_010, 0, 1, Some(999_999));
+        s.set_limit(WeightLimit::per_minute(6000), 1_020);
+        assert!(s.used() < 100, "{}", s.used());
+        assert!(!s.header_is_plausible(999_999));
+        assert!(matches!(s.try_acquire(1_030, 2), Admit::Go { .. }));
     }
 
     #[test]
