@@ -69,9 +69,9 @@ pub const UNCOMPRESSED_WITH_ZSTD: [&str; 2] = ["quote_volume", "taker_buy_quote_
 
 /// The writer properties: compression per config (but see [`UNCOMPRESSED_WITH_ZSTD`]),
 /// row-group size per config, page-level statistics (which also writes the column and offset
-/// indexes), sorted by `open_time`,
-/// dictionary encoding only for the constant `symbol`/`interval` columns (numeric columns are
-/// near-unique, where a dictionary only costs), and `metadata` as the key-value metadata.
+/// indexes), sorted by `open_time`, dictionary encoding only for the constant
+/// `symbol`/`interval` columns (numeric columns are near-unique, where a dictionary only
+/// costs), and `metadata` as the key-value metadata.
 pub fn writer_properties(
     opts: &WriteOptions,
     metadata: Vec<KeyValue>,
