@@ -36,6 +36,8 @@
 //! retry decisions, transform, partitioning, planning windows and statistics are plain
 //! functions.
 
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod commands;
 pub mod config;
