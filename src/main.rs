@@ -9,7 +9,7 @@ use kline_etl::exit::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
-    limit_malloc_arenas();
+    tune_malloc();
     install_panic_hook();
     let cli = Cli::parse();
     init_tracing(&cli.global);
@@ -65,52 +65,72 @@ fn install_panic_hook() {
     }));
 }
 
-/// glibc's malloc gives each new thread its own arena, up to 8 per core (16 on 2 cores), and
-/// each arena keeps the high-water mark of the partition columns, pages and encoder buffers
-/// freed in it. A run has about 20 threads (async workers, parsing, encoders, the loader), so
-/// 16 arenas each retained a share of the same 60 MB live set: 105-115 MiB peak RSS for the
-/// 16-million-candle benchmark, 84-87 MiB with two arenas for 1.5-5 % more CPU (README,
-/// "Memory: malloc arenas"). `MALLOC_ARENA_MAX` in the environment wins.
+/// glibc malloc settings for a run (README, "Memory: malloc arenas"), applied before any
+/// other thread exists; a setting whose `MALLOC_*` variable is in the environment is left to
+/// glibc, which reads it itself.
+///
+/// - Arenas: glibc gives each new thread its own arena, up to 8 per core (16 on 2 cores), and
+///   each keeps the high-water mark of the page, column and encoder buffers freed in it. A run
+///   has about 20 threads (async workers, parsing, encoders, the loader), so 16 arenas each
+///   retained a share of the same 60 MB live set: 105-115 MiB peak RSS for the 16 M candle
+///   benchmark, 84-87 MiB with one arena per core (2 to 4).
+/// - Fixed mmap and trim thresholds: glibc's dynamic ones start at 128 KiB and follow the
+///   largest block freed, so the top of each heap was handed back to the kernel and faulted in
+///   again, zeroed, page by page, many times a run (anonymous page faults were 16 % of the REST
+///   job's CPU). With 4 MiB / 16 MiB freed memory is reused instead, at the same peak RSS.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[expect(
     unsafe_code,
     reason = "mallopt is the only way to tune glibc malloc in-process"
 )]
-fn limit_malloc_arenas() {
+fn tune_malloc() {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let set = std::env::var_os("MALLOC_ARENA_MAX").is_some();
-    if let Some(arenas) = malloc_arenas(cores, set) {
-        // SAFETY: mallopt only sets a malloc parameter (taking malloc's own lock); it is
-        // called before any other thread exists, and a refused value (0) leaves the default.
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+    let params = [
+        (libc::M_ARENA_MAX, "MALLOC_ARENA_MAX"),
+        (libc::M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"),
+        (libc::M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_"),
+    ];
+    for ((param, var), value) in params.into_iter().zip(malloc_settings(cores)) {
+        if std::env::var_os(var).is_none() {
+            // SAFETY: mallopt only sets a malloc parameter (taking malloc's own lock); it is
+            // called before any other thread exists, and a refused value leaves the default.
+            unsafe { libc::mallopt(param, value) };
+        }
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
+fn tune_malloc() {}
 
-/// How many malloc arenas to allow on `cores` cores: one per core, 2 to 4 (the parse and
-/// encode threads contend little: each allocates a few large buffers per page or partition);
-/// none when the user set `MALLOC_ARENA_MAX`.
+/// The malloc arenas, mmap threshold and trim threshold (bytes) for `cores` cores: one arena
+/// per core, 2 to 4 (the parse and encode threads contend little: each allocates a few large
+/// buffers per page or partition), blocks of 4 MiB and more mapped on their own, and up to
+/// 16 MiB free at the top of a heap kept for reuse.
 #[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), expect(dead_code))]
-fn malloc_arenas(cores: usize, user_set: bool) -> Option<i32> {
-    (!user_set).then(|| cores.clamp(2, 4) as i32)
+fn malloc_settings(cores: usize) -> [i32; 3] {
+    [cores.clamp(2, 4) as i32, 4 << 20, 16 << 20]
 }
 
 #[cfg(test)]
 mod tests {
-    use super::malloc_arenas;
+    use super::malloc_settings;
 
     #[test]
     fn malloc_arenas_follow_the_cores_within_two_to_four() {
-        assert_eq!(malloc_arenas(1, false), Some(2));
-        assert_eq!(malloc_arenas(2, false), Some(2));
-        assert_eq!(malloc_arenas(3, false), Some(3));
-        assert_eq!(malloc_arenas(64, false), Some(4));
+        let arenas = |cores| malloc_settings(cores)[0];
+        assert_eq!(arenas(1), 2);
+        assert_eq!(arenas(2), 2);
+        assert_eq!(arenas(3), 3);
+        assert_eq!(arenas(64), 4);
     }
 
     #[test]
-    fn a_user_set_malloc_arena_max_is_left_alone() {
-        assert_eq!(malloc_arenas(2, true), None);
+    fn freed_memory_is_kept_for_reuse_above_the_mmap_threshold() {
+        let [_, mmap, trim] = malloc_settings(2);
+        assert_eq!(mmap, 4 << 20);
+        assert!(
+            trim >= 2 * mmap,
+            "a freed mapped-size block must not be trimmed at once"
+        );
     }
 }
