@@ -86,12 +86,7 @@ fn install_panic_hook() {
 )]
 fn tune_malloc() {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let params = [
-        (libc::M_ARENA_MAX, "MALLOC_ARENA_MAX"),
-        (libc::M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"),
-        (libc::M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_"),
-    ];
-    for ((param, var), value) in params.into_iter().zip(malloc_settings(cores)) {
+    for (param, var, value) in malloc_settings(cores) {
         if std::env::var_os(var).is_none() {
             // SAFETY: mallopt only sets a malloc parameter (taking malloc's own lock); it is
             // called before any other thread exists, and a refused value leaves the default.
@@ -103,22 +98,34 @@ fn tune_malloc() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_malloc() {}
 
-/// The malloc arenas, mmap threshold and trim threshold (bytes) for `cores` cores: one arena
-/// per core, 2 to 4 (the parse and encode threads contend little: each allocates a few large
-/// buffers per page or partition), blocks of 4 MiB and more mapped on their own, and up to
-/// 16 MiB free at the top of a heap kept for reuse.
-#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), expect(dead_code))]
-fn malloc_settings(cores: usize) -> [i32; 3] {
-    [cores.clamp(2, 4) as i32, 4 << 20, 16 << 20]
+/// Each `mallopt` parameter with the environment variable that overrides it and its value for
+/// `cores` cores: one arena per core, 2 to 4 (the parse and encode threads contend little:
+/// each allocates a few large buffers per page or partition), blocks of 4 MiB and more mapped
+/// on their own, and up to 16 MiB free at the top of a heap kept for reuse (bytes).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn malloc_settings(cores: usize) -> [(libc::c_int, &'static str, libc::c_int); 3] {
+    [
+        (
+            libc::M_ARENA_MAX,
+            "MALLOC_ARENA_MAX",
+            cores.clamp(2, 4) as libc::c_int,
+        ),
+        (libc::M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", 4 << 20),
+        (libc::M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", 16 << 20),
+    ]
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {
     use super::malloc_settings;
 
     #[test]
     fn malloc_arenas_follow_the_cores_within_two_to_four() {
-        let arenas = |cores| malloc_settings(cores)[0];
+        let arenas = |cores| {
+            let [(param, var, n), ..] = malloc_settings(cores);
+            assert_eq!((param, var), (libc::M_ARENA_MAX, "MALLOC_ARENA_MAX"));
+            n
+        };
         assert_eq!(arenas(1), 2);
         assert_eq!(arenas(2), 2);
         assert_eq!(arenas(3), 3);
@@ -127,7 +134,16 @@ mod tests {
 
     #[test]
     fn freed_memory_is_kept_for_reuse_above_the_mmap_threshold() {
-        let [_, mmap, trim] = malloc_settings(2);
+        let [_, (p_mmap, v_mmap, mmap), (p_trim, v_trim, trim)] = malloc_settings(2);
+        assert_eq!(
+            (p_mmap, v_mmap, p_trim, v_trim),
+            (
+                libc::M_MMAP_THRESHOLD,
+                "MALLOC_MMAP_THRESHOLD_",
+                libc::M_TRIM_THRESHOLD,
+                "MALLOC_TRIM_THRESHOLD_"
+            )
+        );
         assert_eq!(mmap, 4 << 20);
         assert!(
             trim >= 2 * mmap,
