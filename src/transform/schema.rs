@@ -239,13 +239,21 @@ pub fn into_record_batch(
         }
         cols.push(to_value_array(c)?);
     }
-    let trades: Option<Vec<i64>> = trades.iter().map(|&t| i64::try_from(t).ok()).collect();
-    let trades = trades.ok_or_else(|| SchemaError::Value {
-        column: "trades",
-        reason: "a trade count exceeds the Int64 range".to_owned(),
-    })?;
+    if trades.iter().any(|&t| i64::try_from(t).is_err()) {
+        return Err(SchemaError::Value {
+            column: "trades",
+            reason: "a trade count exceeds the Int64 range".to_owned(),
+        });
+    }
+    // Every count fits (checked above): converted in place, in the column's own allocation.
+    let trades: Vec<i64> = trades
+        .into_iter()
+        .map(|t| i64::try_from(t).unwrap_or(i64::MAX))
+        .collect();
     cols.push(Arc::new(Int64Array::from(trades)));
-    cols.push(Arc::new(StringArray::from(vec![ctx.interval.as_str(); n])));
+    cols.push(Arc::new(StringArray::from_iter_values(
+        std::iter::repeat_n(ctx.interval.as_str(), n),
+    )));
     RecordBatch::try_new(schema, cols).map_err(SchemaError::Arrow)
 }
 
@@ -474,5 +482,49 @@ mod tests {
                 .contains("column `open` is Decimal128(38, 8), expected Float64"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn trade_counts_convert_in_place_and_refuse_what_int64_cannot_hold() {
+        let sym: Symbol = "BTCUSDT".parse().unwrap();
+        let opts = TransformOptions::default();
+        let ctx = KlineContext {
+            market: Market::Spot,
+            symbol: &sym,
+            interval: Interval::M1,
+            options: &opts,
+        };
+        let rows_with = |trades: u64| {
+            let mut rows = KlineRows::empty(opts.prices);
+            rows.open_time.push(1_672_531_200_000);
+            rows.close_time.push(1_672_531_259_999);
+            for c in [
+                &mut rows.open,
+                &mut rows.high,
+                &mut rows.low,
+                &mut rows.close,
+                &mut rows.volume,
+                &mut rows.quote_volume,
+                &mut rows.taker_buy_base_volume,
+                &mut rows.taker_buy_quote_volume,
+            ] {
+                if let Column::Float64(v) = c {
+                    v.push(1.5);
+                }
+            }
+            rows.trades.push(trades);
+            rows
+        };
+        let max = i64::MAX.unsigned_abs();
+        let batch = into_record_batch(rows_with(max), &ctx).unwrap();
+        let trades = batch
+            .column_by_name("trades")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(trades.value(0), i64::MAX);
+        let e = into_record_batch(rows_with(max + 1), &ctx).unwrap_err();
+        assert!(e.to_string().contains("exceeds the Int64 range"), "{e}");
     }
 }
