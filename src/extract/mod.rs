@@ -77,6 +77,11 @@ pub enum ExtractEvent {
         task: TaskId,
         /// The rows.
         rows: KlineRows,
+        /// Held while the event waits in the channel, released once the loader has taken the
+        /// rows: the sender's own bound on rows in flight when its chunks are larger than a
+        /// page (archive files go whole, [`archive::QUEUED_FILES`] at most). `None` for REST
+        /// pages, which the channel's capacity bounds.
+        hold: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     /// A task is finished; no more rows follow for it.
     TaskDone {

@@ -1125,6 +1125,7 @@ impl Shared {
             .send(ExtractEvent::Rows {
                 task: id,
                 rows: got.rows,
+                hold: None,
             })
             .await
             .is_err()

@@ -726,7 +726,7 @@ pub struct TaskOutcome {
 
 /// The partition of one task being filled: chunks (pages) in time order go in, complete
 /// partitions come out. Each partition's columns are allocated once, sized for the period's
-/// candles, not grown page by page.
+/// candles, not grown page by page (or are the first chunk's own, when it has that room).
 #[derive(Debug)]
 pub struct PartitionBuffer {
     task: TaskKey,
@@ -752,8 +752,16 @@ impl PartitionBuffer {
             match &mut self.current {
                 Some((cur, buf)) if *cur == key => buf.append(part),
                 _ => {
-                    let mut buf = KlineRows::with_capacity(part.price_type(), capacity_of(&key));
-                    buf.append(part);
+                    let room = capacity_of(&key);
+                    let buf = if part.capacity() >= room {
+                        // A chunk with room for the whole period (an archive file of the
+                        // partition's period) becomes the buffer: no copy.
+                        part
+                    } else {
+                        let mut buf = KlineRows::with_capacity(part.price_type(), room);
+                        buf.append(part);
+                        buf
+                    };
                     done.extend(self.current.replace((key, buf)));
                 }
             }

@@ -73,7 +73,10 @@ fn load_loop(
     let mut extracted: ExtractResults = HashMap::new();
     while let Some(ev) = rx.blocking_recv() {
         match ev {
-            ExtractEvent::Rows { task, rows } => loader.push(task.0, rows),
+            ExtractEvent::Rows { task, rows, hold } => {
+                loader.push(task.0, rows);
+                drop(hold);
+            }
             ExtractEvent::TaskDone { task, outcome } => {
                 extracted.insert(task.0, outcome);
                 loader.task_done(task.0);

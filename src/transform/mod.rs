@@ -124,6 +124,14 @@ pub enum Column {
 }
 
 impl Column {
+    /// Values held without reallocating.
+    pub fn capacity(&self) -> usize {
+        match self {
+            Column::Float64(v) => v.capacity(),
+            Column::Decimal(v) => v.capacity(),
+        }
+    }
+
     /// Number of values.
     pub fn len(&self) -> usize {
         match self {
@@ -320,6 +328,28 @@ impl KlineRows {
             &mut self.taker_buy_base_volume,
             &mut self.taker_buy_quote_volume,
         ]
+    }
+
+    /// How many rows these columns hold without reallocating (the least of the columns').
+    pub fn capacity(&self) -> usize {
+        let mut cap = self
+            .open_time
+            .capacity()
+            .min(self.close_time.capacity())
+            .min(self.trades.capacity());
+        for c in [
+            &self.open,
+            &self.high,
+            &self.low,
+            &self.close,
+            &self.volume,
+            &self.quote_volume,
+            &self.taker_buy_base_volume,
+            &self.taker_buy_quote_volume,
+        ] {
+            cap = cap.min(c.capacity());
+        }
+        cap
     }
 
     /// Append `other`'s rows after these.

@@ -84,7 +84,7 @@ async fn run_with(
         let mut outcomes: BTreeMap<usize, TaskOutcome> = BTreeMap::new();
         while let Some(ev) = rx.recv().await {
             match ev {
-                ExtractEvent::Rows { task, rows: r } => {
+                ExtractEvent::Rows { task, rows: r, .. } => {
                     assert!(!outcomes.contains_key(&task.0), "rows after TaskDone");
                     assert!(r.is_strictly_sorted());
                     let slot = &mut rows[task.0];

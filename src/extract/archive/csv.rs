@@ -17,10 +17,6 @@ use crate::transform::{KlineContext, KlineRows};
 /// The header row futures files carry (spot files have none).
 pub const HEADER: &str = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore";
 
-/// Rows per chunk sent to the loader (a REST page's worth): the loader channel holds no more
-/// rows than it does for REST pages.
-pub const CHUNK_ROWS: usize = 1_000;
-
 /// The unit a file's timestamps are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

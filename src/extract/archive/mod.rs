@@ -10,7 +10,7 @@
 //! - [`inflate`] (pure) a zip's CSV inflated in one call when it is small enough.
 //! - [`download`]: the HTTP edge, the manifest of ingested files and the quarantine.
 //! - [`ArchiveSource`]: runs a task's archive part ([`ArchiveSource::fetch_part`]) and sends
-//!   its rows, in time order and in chunks, into the same channel the REST extractor uses; the
+//!   its rows, in time order and a file at a time, into the same channel the REST extractor uses; the
 //!   caller then starts the REST remainder where the archive part ended.
 //!
 //! Files that fail verification (checksum mismatch after a retry, a zip that does not open, a
@@ -28,8 +28,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufReader, Cursor};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -37,7 +37,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use self::csv::{CHUNK_ROWS, FileReader, ReadError, SourceUnit};
+use self::csv::{FileReader, ReadError, SourceUnit};
 use self::download::{ArchiveClient, GetError, Manifest, ManifestEntry};
 use super::{ExtractEvent, KlineTask, Progress, TaskId};
 use crate::config::{Endpoint, Pipeline, SourceMode, TransformOptions};
@@ -353,7 +353,14 @@ pub struct ArchiveSource {
     /// Inflated-text buffers kept for the next files read ([`KEEP_TEXTS`] of up to
     /// [`KEEP_TEXT_BYTES`]): a fresh buffer per file costs a page fault per 4 KiB of text.
     texts: Mutex<Vec<Vec<u8>>>,
+    /// Files sent and not yet taken by the loader ([`QUEUED_FILES`] permits).
+    queued: Arc<tokio::sync::Semaphore>,
 }
+
+/// Read files sent whole that may wait for the loader at once: with the files being read
+/// (one per core), the archive part's rows in memory are bounded by files, not by the
+/// channel's 64 events.
+pub const QUEUED_FILES: usize = 2;
 
 /// Inflated-text buffers kept between files: files are read one per core at once.
 const KEEP_TEXTS: usize = 4;
@@ -432,6 +439,7 @@ impl ArchiveSource {
             unreachable: AtomicBool::new(false),
             summary: Mutex::new(summary),
             texts: Mutex::new(Vec::new()),
+            queued: Arc::new(tokio::sync::Semaphore::new(QUEUED_FILES)),
         }
     }
 
@@ -1048,7 +1056,9 @@ impl ArchiveSource {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Send a read file's rows to the loader in chunks of [`CHUNK_ROWS`], in order.
+    /// Send a read file's rows to the loader as one chunk (no copy: a monthly file of a
+    /// monthly partition becomes the partition's buffer), once fewer than [`QUEUED_FILES`]
+    /// files wait for the loader.
     async fn send(
         &self,
         id: TaskId,
@@ -1057,23 +1067,18 @@ impl ArchiveSource {
         progress: &dyn Progress,
     ) -> Result<(), (&'static str, String)> {
         let stopped = || ("internal", "the loader stopped".to_owned());
+        let hold = Arc::clone(&self.queued)
+            .acquire_owned()
+            .await
+            .map_err(|_| stopped())?;
         let n = rows.len();
-        if n <= CHUNK_ROWS {
-            // One chunk moves as it is.
-            let event = ExtractEvent::Rows { task: id, rows };
-            tx.send(event).await.map_err(|_| stopped())?;
-            progress.rows(id, n);
-            return Ok(());
-        }
-        for at in (0..n).step_by(CHUNK_ROWS) {
-            let len = CHUNK_ROWS.min(n - at);
-            let event = ExtractEvent::Rows {
-                task: id,
-                rows: rows.slice(at, len),
-            };
-            tx.send(event).await.map_err(|_| stopped())?;
-            progress.rows(id, len);
-        }
+        let event = ExtractEvent::Rows {
+            task: id,
+            rows,
+            hold: Some(hold),
+        };
+        tx.send(event).await.map_err(|_| stopped())?;
+        progress.rows(id, n);
         Ok(())
     }
 }
