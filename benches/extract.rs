@@ -64,12 +64,18 @@ fn task(symbol: &str, start: i64, end: i64) -> KlineTask {
     }
 }
 
-fn unlimited(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// The runtime every bench drives the simulator and the client on: two workers, as on the
+/// 2-core machine the figures come from.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("tokio runtime");
+        .expect("tokio runtime")
+}
+
+fn unlimited(c: &mut Criterion) {
+    let rt = runtime();
     let sim = rt
         .block_on(Simulator::start(
             // One-second windows: the simulator's used-weight count (it never refuses here)
@@ -108,11 +114,7 @@ fn unlimited(c: &mut Criterion) {
 
 fn utilisation(_c: &mut Criterion) {
     const LIMIT: u32 = 300;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = runtime();
     let sim = rt
         .block_on(Simulator::start(
             SimConfig::default()
@@ -156,11 +158,7 @@ fn utilisation(_c: &mut Criterion) {
 }
 
 fn archive(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = runtime();
     let sim = rt
         .block_on(Simulator::start(SimConfig::default().with_now(NOW)))
         .expect("simulator starts");

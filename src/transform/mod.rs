@@ -332,24 +332,15 @@ impl KlineRows {
 
     /// How many rows these columns hold without reallocating (the least of the columns').
     pub fn capacity(&self) -> usize {
-        let mut cap = self
+        let times = self
             .open_time
             .capacity()
             .min(self.close_time.capacity())
             .min(self.trades.capacity());
-        for c in [
-            &self.open,
-            &self.high,
-            &self.low,
-            &self.close,
-            &self.volume,
-            &self.quote_volume,
-            &self.taker_buy_base_volume,
-            &self.taker_buy_quote_volume,
-        ] {
-            cap = cap.min(c.capacity());
-        }
-        cap
+        self.columns()
+            .iter()
+            .map(|c| c.capacity())
+            .fold(times, usize::min)
     }
 
     /// Append `other`'s rows after these.

@@ -431,6 +431,22 @@ mod tests {
     use crate::market::Market;
     use crate::symbol::Symbol;
 
+    /// One candle opening 2023-01-01T00:00Z and closing at `close_ms`, every value column
+    /// 2844286547.50404090.
+    fn one_row(prices: PriceType, close_ms: i64, trades: u64) -> KlineRows {
+        let mut rows = KlineRows::empty(prices);
+        rows.open_time.push(1_672_531_200_000);
+        rows.close_time.push(close_ms);
+        for c in rows.columns_mut() {
+            match c {
+                Column::Decimal(v) => v.push(284_428_654_750_404_090),
+                Column::Float64(v) => v.push(2_844_286_547.504_040_9),
+            }
+        }
+        rows.trades.push(trades);
+        rows
+    }
+
     #[test]
     fn microsecond_close_is_the_last_microsecond() {
         let sym: Symbol = "BTCUSDT".parse().unwrap();
@@ -445,24 +461,7 @@ mod tests {
             interval: Interval::H1,
             options: &opts,
         };
-        let mut rows = KlineRows::empty(PriceType::Decimal);
-        rows.open_time.push(1_672_531_200_000);
-        rows.close_time.push(1_672_534_799_999);
-        for c in [
-            &mut rows.open,
-            &mut rows.high,
-            &mut rows.low,
-            &mut rows.close,
-            &mut rows.volume,
-            &mut rows.quote_volume,
-            &mut rows.taker_buy_base_volume,
-            &mut rows.taker_buy_quote_volume,
-        ] {
-            if let Column::Decimal(v) = c {
-                v.push(284_428_654_750_404_090);
-            }
-        }
-        rows.trades.push(7);
+        let rows = one_row(PriceType::Decimal, 1_672_534_799_999, 7);
         let batch = to_record_batch(&rows, &ctx).unwrap();
         let close = batch
             .column(1)
@@ -494,27 +493,7 @@ mod tests {
             interval: Interval::M1,
             options: &opts,
         };
-        let rows_with = |trades: u64| {
-            let mut rows = KlineRows::empty(opts.prices);
-            rows.open_time.push(1_672_531_200_000);
-            rows.close_time.push(1_672_531_259_999);
-            for c in [
-                &mut rows.open,
-                &mut rows.high,
-                &mut rows.low,
-                &mut rows.close,
-                &mut rows.volume,
-                &mut rows.quote_volume,
-                &mut rows.taker_buy_base_volume,
-                &mut rows.taker_buy_quote_volume,
-            ] {
-                if let Column::Float64(v) = c {
-                    v.push(1.5);
-                }
-            }
-            rows.trades.push(trades);
-            rows
-        };
+        let rows_with = |trades| one_row(opts.prices, 1_672_531_259_999, trades);
         let max = i64::MAX.unsigned_abs();
         let batch = into_record_batch(rows_with(max), &ctx).unwrap();
         let trades = batch

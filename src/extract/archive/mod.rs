@@ -10,8 +10,8 @@
 //! - [`inflate`] (pure) a zip's CSV inflated in one call when it is small enough.
 //! - [`download`]: the HTTP edge, the manifest of ingested files and the quarantine.
 //! - [`ArchiveSource`]: runs a task's archive part ([`ArchiveSource::fetch_part`]) and sends
-//!   its rows, in time order and a file at a time, into the same channel the REST extractor uses; the
-//!   caller then starts the REST remainder where the archive part ended.
+//!   its rows, in time order and a file at a time, into the same channel the REST extractor
+//!   uses; the caller then starts the REST remainder where the archive part ended.
 //!
 //! Files that fail verification (checksum mismatch after a retry, a zip that does not open, a
 //! CSV that does not parse or holds implausible dates) are quarantined and reported, never
@@ -368,6 +368,12 @@ const KEEP_TEXTS: usize = 4;
 /// The largest inflated-text buffer kept for the next file (a month of 1m is about 6.6 MB).
 const KEEP_TEXT_BYTES: usize = 16 << 20;
 
+/// `m` locked; a lock poisoned by a panicking holder is taken as it is (the data guarded here
+/// stays consistent between statements).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Retries for one file whose checksum does not match before it is quarantined.
 const CHECKSUM_RETRIES: u32 = 1;
 
@@ -466,7 +472,7 @@ impl ArchiveSource {
                 .await;
             task.start_ms = rest_start;
         }
-        let mut s = self.lock_summary();
+        let mut s = lock(&self.summary);
         s.elapsed_ms = started.elapsed().as_millis() as u64;
         s.clone()
     }
@@ -513,23 +519,13 @@ impl ArchiveSource {
         if !self.dirty.swap(false, Ordering::SeqCst) {
             return Ok(());
         }
-        let m = self
-            .manifest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let m = lock(&self.manifest).clone();
         m.save(&self.root, self.shard)
-    }
-
-    fn lock_summary(&self) -> std::sync::MutexGuard<'_, ArchiveSummary> {
-        self.summary
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn issue(&self, issue: FileIssue) {
         tracing::warn!(file = %issue.file, kind = %issue.kind, "archive: {}", issue.detail);
-        self.lock_summary().issues.push(issue);
+        lock(&self.summary).issues.push(issue);
     }
 
     /// The archive part of one task: replaced files first, then the plan's files in order.
@@ -563,7 +559,7 @@ impl ArchiveSource {
                 task.market.best_kline_page(),
             ),
         );
-        self.lock_summary().files_planned += plan.files.len() as u64;
+        lock(&self.summary).files_planned += plan.files.len() as u64;
         let paths: Vec<String> = plan
             .files
             .iter()
@@ -629,7 +625,7 @@ impl ArchiveSource {
             }
             rest_start = task.end_ms;
         }
-        let mut s = self.lock_summary();
+        let mut s = lock(&self.summary);
         s.files_ingested += ingested;
         s.rows += rows_sent;
         s.tasks.push(TaskArchive {
@@ -705,7 +701,7 @@ impl ArchiveSource {
                 Ok(()) => {
                     rows_sent += n;
                     ingested += 1;
-                    self.lock_summary().files_replaced += 1;
+                    lock(&self.summary).files_replaced += 1;
                     self.issue(FileIssue {
                         file: path.clone(),
                         kind: "replaced".into(),
@@ -745,7 +741,7 @@ impl ArchiveSource {
         let stop_at = auto.then(|| fmt_ms(file.take_start));
         let (zip, sha256, last_modified, read) = match got {
             Ready::Missing(detail) => {
-                self.lock_summary().files_missing += 1;
+                lock(&self.summary).files_missing += 1;
                 self.issue(FileIssue {
                     file: path.to_owned(),
                     kind: "missing".into(),
@@ -810,7 +806,7 @@ impl ArchiveSource {
     /// A file with fewer rows than the interval grid has in its take window.
     fn short(&self, path: &str, task: &KlineTask, file: &ArchiveFile, rows: u64, expected: u64) {
         let auto = self.mode == SourceMode::Auto;
-        self.lock_summary().files_short += 1;
+        lock(&self.summary).files_short += 1;
         self.issue(FileIssue {
             file: path.to_owned(),
             kind: "short".into(),
@@ -844,7 +840,7 @@ impl ArchiveSource {
 
     /// Archive mode: the part of the task past the published files, which it does not fetch.
     fn not_published(&self, task: &KlineTask, rest_start: i64) {
-        self.lock_summary().issues.push(FileIssue {
+        lock(&self.summary).issues.push(FileIssue {
             file: format!(
                 "data/{}/daily/klines/{}/{}/",
                 self.market.archive_segment(),
@@ -862,7 +858,7 @@ impl ArchiveSource {
     }
 
     fn note(&self, path: &str, kind: &str, detail: &str) {
-        self.lock_summary().issues.push(FileIssue {
+        lock(&self.summary).issues.push(FileIssue {
             file: path.to_owned(),
             kind: kind.to_owned(),
             detail: detail.to_owned(),
@@ -890,7 +886,7 @@ impl ArchiveSource {
             }
         };
         if count {
-            self.lock_summary().files_quarantined += 1;
+            lock(&self.summary).files_quarantined += 1;
         }
         self.issue(FileIssue {
             file: path.to_owned(),
@@ -912,10 +908,7 @@ impl ArchiveSource {
         last_modified: Option<String>,
         rows: u64,
     ) {
-        let mut m = self
-            .manifest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut m = lock(&self.manifest);
         m.version = 1;
         m.files.insert(
             path.to_owned(),
@@ -938,10 +931,7 @@ impl ArchiveSource {
         task: &KlineTask,
         recheck_from: i64,
     ) -> BTreeMap<String, ManifestEntry> {
-        let m = self
-            .manifest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let m = lock(&self.manifest);
         m.files
             .iter()
             .filter(|(_, e)| {
@@ -962,7 +952,7 @@ impl ArchiveSource {
                 self.client.base()
             )));
         }
-        self.lock_summary().requests += 1;
+        lock(&self.summary).requests += 1;
         let r = self.client.get(path).await;
         if let Err(GetError::Transport(e)) = &r
             && !self.unreachable.swap(true, Ordering::SeqCst)
@@ -1001,7 +991,7 @@ impl ArchiveSource {
                 Err(GetError::NotFound) => return Got::Missing("no zip file (http 404)".into()),
                 Err(e) => return Got::Missing(format!("cannot fetch the zip: {e}")),
             };
-            self.lock_summary().bytes += zip.body.len() as u64;
+            lock(&self.summary).bytes += zip.body.len() as u64;
             let body = zip.body.clone();
             let found = tokio::task::spawn_blocking(move || checksum::sha256_hex(&body))
                 .await
@@ -1036,24 +1026,18 @@ impl ArchiveSource {
         zip: Bytes,
     ) -> Result<Read, (&'static str, String)> {
         let (task, file, opts) = (task.clone(), *file, self.transform);
-        let mut text = self.lock_texts().pop().unwrap_or_default();
+        let mut text = lock(&self.texts).pop().unwrap_or_default();
         let (read, text) = tokio::task::spawn_blocking(move || {
             let read = read_zip(&task, &file, opts, &zip, &mut text);
             (read, text)
         })
         .await
         .map_err(|e| ("internal", e.to_string()))?;
-        let mut texts = self.lock_texts();
+        let mut texts = lock(&self.texts);
         if text.capacity() <= KEEP_TEXT_BYTES && texts.len() < KEEP_TEXTS {
             texts.push(text);
         }
         read
-    }
-
-    fn lock_texts(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
-        self.texts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Send a read file's rows to the loader as one chunk (no copy: a monthly file of a
