@@ -181,11 +181,26 @@ impl SeriesStats {
             .copied()
             .filter(|x| x.is_finite())
             .reduce(f64::min);
-        for w in v.close.windows(2) {
-            push_return(&mut s.log_returns, w[0], w[1]);
-        }
-        for w in v.open_time.windows(2) {
-            push_gap(&mut s.gaps, interval, w[0], w[1]);
+        let returns: Vec<f64> = v
+            .close
+            .windows(2)
+            .filter_map(|w| log_return(w[0], w[1]))
+            .collect();
+        s.log_returns = Moments::of_slice(&returns);
+        match interval.fixed_ms() {
+            // Fixed-width intervals: a gap is a step longer than one interval.
+            Some(width) => {
+                for w in v.open_time.windows(2) {
+                    if w[1] > w[0].saturating_add(width) {
+                        push_gap(&mut s.gaps, interval, w[0], w[1]);
+                    }
+                }
+            }
+            None => {
+                for w in v.open_time.windows(2) {
+                    push_gap(&mut s.gaps, interval, w[0], w[1]);
+                }
+            }
         }
         for (name, col) in NUMERIC_COLUMNS.iter().zip(v.columns()) {
             s.columns
@@ -276,9 +291,14 @@ impl SeriesStats {
     }
 }
 
+/// The log return from `prev` to `next`, when both are positive numbers.
+fn log_return(prev: f64, next: f64) -> Option<f64> {
+    (prev > 0.0 && next > 0.0 && prev.is_finite() && next.is_finite()).then(|| (next / prev).ln())
+}
+
 fn push_return(m: &mut Moments, prev: f64, next: f64) {
-    if prev > 0.0 && next > 0.0 && prev.is_finite() && next.is_finite() {
-        m.push((next / prev).ln());
+    if let Some(r) = log_return(prev, next) {
+        m.push(r);
     }
 }
 
