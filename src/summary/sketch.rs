@@ -473,6 +473,21 @@ impl Sketch {
 /// rounding errors that grow with a quarter of the column instead of all of it.
 const LANES: usize = 4;
 
+/// Call `f(j, x)` for every value `x` of `xs` in order, `j` its lane (position mod [`LANES`]).
+#[inline]
+fn for_lanes(xs: &[f64], mut f: impl FnMut(usize, f64)) {
+    let chunks = xs.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (j, x) in c.iter().enumerate() {
+            f(j, *x);
+        }
+    }
+    for (j, x) in rest.iter().enumerate() {
+        f(j, *x);
+    }
+}
+
 /// Count, sum, minimum and maximum of a column's finite values.
 struct Scan {
     n: u64,
@@ -488,7 +503,7 @@ impl Scan {
         let mut sum = [0.0f64; LANES];
         let mut lo = [f64::INFINITY; LANES];
         let mut hi = [f64::NEG_INFINITY; LANES];
-        let mut lane = |j: usize, x: f64| {
+        let lane = |j: usize, x: f64| {
             // Plain comparisons: `min`/`max` spell out NaN handling, and x is a number.
             if x.is_finite() {
                 n[j] += 1;
@@ -497,16 +512,7 @@ impl Scan {
                 hi[j] = if x > hi[j] { x } else { hi[j] };
             }
         };
-        let chunks = xs.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for (j, x) in c.iter().enumerate() {
-                lane(j, *x);
-            }
-        }
-        for (j, x) in rest.iter().enumerate() {
-            lane(j, *x);
-        }
+        for_lanes(xs, lane);
         let n: u64 = n.iter().sum();
         (n > 0).then(|| Scan {
             n,
@@ -520,21 +526,12 @@ impl Scan {
 /// The sum of squared deviations of the finite values of `xs` from `mean`.
 fn sum_sq_dev(xs: &[f64], mean: f64) -> f64 {
     let mut m2 = [0.0f64; LANES];
-    let mut lane = |j: usize, x: f64| {
+    let lane = |j: usize, x: f64| {
         if x.is_finite() {
             m2[j] += (x - mean) * (x - mean);
         }
     };
-    let chunks = xs.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (j, x) in c.iter().enumerate() {
-            lane(j, *x);
-        }
-    }
-    for (j, x) in rest.iter().enumerate() {
-        lane(j, *x);
-    }
+    for_lanes(xs, lane);
     (m2[0] + m2[1]) + (m2[2] + m2[3])
 }
 
@@ -788,6 +785,29 @@ mod tests {
         }
     }
 
+    /// `of_slice` against pushing each value: the same sketch, min, max and count, the sums
+    /// and moments within rounding.
+    fn slice_equals_pushing_each_value(values: &[f64]) -> Result<(), TestCaseError> {
+        let mut pushed = ColumnStats::default();
+        for v in values {
+            pushed.push(*v);
+        }
+        let sliced = ColumnStats::of_slice(values);
+        prop_assert_eq!(&sliced.sketch, &pushed.sketch);
+        prop_assert_eq!(sliced.min, pushed.min);
+        prop_assert_eq!(sliced.max, pushed.max);
+        prop_assert_eq!(sliced.moments.count, pushed.moments.count);
+        prop_assert!((sliced.sum - pushed.sum).abs() <= 1e-9 * (1.0 + pushed.sum.abs()));
+        prop_assert!(
+            (sliced.moments.mean - pushed.moments.mean).abs()
+                <= 1e-9 * (1.0 + pushed.moments.mean.abs())
+        );
+        prop_assert!(
+            (sliced.moments.m2 - pushed.moments.m2).abs() <= 1e-6 * (1.0 + pushed.moments.m2.abs())
+        );
+        Ok(())
+    }
+
     #[test]
     fn every_slot_gives_the_ln_formula_at_its_ends_and_its_threshold() {
         let keys = KeyFn::get();
@@ -832,12 +852,7 @@ mod tests {
         #[test]
         fn a_positive_column_equals_pushing_each_value(values in proptest::collection::vec(prop_oneof![1e-12f64..1e-6, 1e-3f64..1e4, 1e15f64..1e25], 1..500)) {
             // The one-pass path: every value in a positive bucket, some beyond the table.
-            let mut pushed = ColumnStats::default();
-            for v in &values { pushed.push(*v); }
-            let sliced = ColumnStats::of_slice(&values);
-            prop_assert_eq!(&sliced.sketch, &pushed.sketch);
-            prop_assert_eq!(sliced.min, pushed.min);
-            prop_assert_eq!(sliced.max, pushed.max);
+            slice_equals_pushing_each_value(&values)?;
         }
 
         #[test]
@@ -898,16 +913,7 @@ mod tests {
 
         #[test]
         fn a_whole_slice_equals_pushing_each_value(values in proptest::collection::vec(prop_oneof![-1e6f64..1e6, Just(0.0), Just(f64::NAN), Just(f64::INFINITY)], 0..300)) {
-            let mut pushed = ColumnStats::default();
-            for v in &values { pushed.push(*v); }
-            let sliced = ColumnStats::of_slice(&values);
-            prop_assert_eq!(&sliced.sketch, &pushed.sketch);
-            prop_assert_eq!(sliced.min, pushed.min);
-            prop_assert_eq!(sliced.max, pushed.max);
-            prop_assert_eq!(sliced.moments.count, pushed.moments.count);
-            prop_assert!((sliced.sum - pushed.sum).abs() <= 1e-9 * (1.0 + pushed.sum.abs()));
-            prop_assert!((sliced.moments.mean - pushed.moments.mean).abs() <= 1e-9 * (1.0 + pushed.moments.mean.abs()));
-            prop_assert!((sliced.moments.m2 - pushed.moments.m2).abs() <= 1e-6 * (1.0 + pushed.moments.m2.abs()));
+            slice_equals_pushing_each_value(&values)?;
         }
 
         #[test]
