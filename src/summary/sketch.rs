@@ -754,8 +754,8 @@ mod tests {
     }
 
     #[test]
-    fn cached_keys_equal_the_ln_formula_around_boundaries_in_any_order() {
-        // Values one and a few ulps either side of bucket boundaries, so that one cache slot
+    fn table_keys_equal_the_ln_formula_around_boundaries_in_any_order() {
+        // Values one and a few ulps either side of bucket boundaries, so that one table slot
         // meets two keys; in rising, falling and interleaved order.
         let lg = ln_gamma();
         let mut values = Vec::new();
@@ -904,8 +904,8 @@ mod tests {
 
         #[test]
         fn a_column_over_many_octaves_equals_pushing_each_value(values in proptest::collection::vec(prop_oneof![1e-9f64..1e-3, 0.5f64..2.0, 1e3f64..1e9, -1e9f64..-1e-9, Just(1.0)], 1..3000)) {
-            // Volumes: values jump between buckets and octaves, short columns get few cache
-            // slots, so slots are shared by far-apart magnitudes and overwritten.
+            // Volumes: values jump between buckets and octaves and across the table's slots,
+            // negatives send the column down the value-by-value path.
             let mut pushed = Sketch::default();
             for v in &values { pushed.push(*v); }
             prop_assert_eq!(&ColumnStats::of_slice(&values).sketch, &pushed);
