@@ -231,7 +231,7 @@ struct SlotTable {
 struct Slot {
     /// The largest magnitude of the slot with `key`; larger ones have `key + 1`.
     threshold: f64,
-    /// The slot's lower key, or [`Slot::UNBUILT`].
+    /// The slot's lower key, or [`Slot::UNBUILT`] / [`Slot::EXACT`].
     key: i32,
 }
 
@@ -306,6 +306,14 @@ impl SlotTable {
                 key: k_first,
             };
         }
+        if k_last != k_first + 1 {
+            // Two boundaries in one slot cannot happen for a slot this narrow; should it,
+            // every value of the slot takes the exact path.
+            return Slot {
+                threshold: f64::NAN,
+                key: Slot::EXACT,
+            };
+        }
         // Bisect for the last magnitude with the lower key: key(lo) == k_first < key(hi).
         let (mut lo, mut hi) = (first, last);
         while hi - lo > 1 {
@@ -315,14 +323,6 @@ impl SlotTable {
             } else {
                 hi = mid;
             }
-        }
-        if k_last != k_first + 1 {
-            // Two boundaries in one slot cannot happen for a slot this narrow; should it,
-            // every value of the slot takes the exact path.
-            return Slot {
-                threshold: f64::NAN,
-                key: Slot::EXACT,
-            };
         }
         Slot {
             threshold: f64::from_bits(lo),
@@ -818,10 +818,8 @@ mod tests {
             let first = f64::from_bits(slot << SlotTable::SHIFT);
             let last = f64::from_bits(((slot + 1) << SlotTable::SHIFT) - 1);
             let mut probes = vec![first, last, first.next_up(), last.next_down()];
-            let built = table.slots[(slot - SlotTable::FIRST) as usize];
-            if built.key != Slot::UNBUILT {
-                unreachable!("slot {slot} built before use");
-            }
+            let unbuilt = table.slots[(slot - SlotTable::FIRST) as usize];
+            assert_eq!(unbuilt.key, Slot::UNBUILT, "slot {slot} built before use");
             table.key(keys, first);
             let built = table.slots[(slot - SlotTable::FIRST) as usize];
             assert_ne!(built.key, Slot::EXACT, "slot {slot}");
