@@ -14,6 +14,12 @@ bench/contenders/ on the job's range or the contender's slice of it), and measur
 - output bytes (data files only; kline-etl's own files under `_kline_etl/` are not counted);
 - the simulator's own CPU time, to show it is not the bottleneck.
 
+A job whose simulator has `"memo_pages": true` (the CPU and memory jobs) measures the client,
+not the server: the simulator keeps every page it rendered (`simulate --memo-pages`) and each
+contender runs once unmeasured into a scratch directory before the measured run against the
+same simulator, so the measured run's pages are served from memory, like a static file server
+(its cost is the simulator CPU column). Requests and weight count the measured run only.
+
 Each measurement runs `--repeat` times (fresh simulator and empty output each time) and the
 median is reported. It prints one markdown table and writes bench-out/results.{md,json}.
 
@@ -53,6 +59,7 @@ PYTHON_CONTENDERS = {
     "python-binance-nosleep": ("python_binance.py", ["--no-sleep"]),
     "ccxt": ("ccxt_pandas.py", []),
     "polars": ("polars_raw.py", []),
+    "pandas": ("pandas_raw.py", []),
 }
 LABELS = {
     "kline-etl": "kline-etl",
@@ -60,6 +67,7 @@ LABELS = {
     "python-binance-nosleep": "python-binance + pandas, sleeps patched out",
     "ccxt": "ccxt 4.5.90 fetch_ohlcv(paginate) + pandas",
     "polars": "raw pages + polars 2.1",
+    "pandas": "raw pages + pandas 3.1 (done well)",
 }
 KINDS = {"throughput", "budget", "memory", "noop"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -91,6 +99,8 @@ def load_jobs(path: Path = BENCH / "jobs.json") -> list[dict]:
                 raise ValueError(f"{where}: missing `{key}`")
         if job["kind"] not in KINDS:
             raise ValueError(f"{where}: unknown kind `{job['kind']}`")
+        if job["simulator"].get("memo_pages") and job["kind"] not in ("throughput", "memory"):
+            raise ValueError(f"{where}: `memo_pages` is for throughput and memory jobs only")
         if not (ROOT / job["pipeline"]).is_file():
             raise ValueError(f"{where}: pipeline `{job['pipeline']}` not found")
         for c in job["contenders"]:
@@ -127,6 +137,8 @@ class Simulator:
                 "--extra-symbols", str(settings.get("extra_symbols", 0))]
         if settings.get("weight_limit"):
             args += ["--weight-limit", str(settings["weight_limit"])]
+        if settings.get("memo_pages"):
+            args.append("--memo-pages")
         self.limit = int(settings.get("weight_limit") or 6000)
         self.log = open(logfile, "w")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
@@ -138,8 +150,7 @@ class Simulator:
         self.url = m.group(1)
 
     def stats(self) -> dict:
-        with urllib.request.urlopen(self.url + "/__sim/stats", timeout=10) as r:
-            return json.load(r)
+        return sim_stats_of(self.url)
 
     def cpu_seconds(self) -> float:
         try:
@@ -194,6 +205,23 @@ def kline_etl_cmd(binary: Path, job: dict) -> list[str]:
             *job.get("run_args", [])]
 
 
+def first_run(cmd: list[str], env: dict, work: Path, what: str, out: Path | None = None,
+              instead: Path | None = None) -> dict:
+    """An unmeasured run before the measured one (`instead` for `out` in its arguments); the
+    simulator's statistics after it, to subtract."""
+    if out is not None and instead is not None:
+        cmd = [str(instead) if arg == str(out) else arg for arg in cmd]
+    code, _, _, _ = run_child(cmd, env, work / f"{what}.stdout", work / f"{what}.stderr")
+    if code != 0:
+        raise RuntimeError(f"{what} run exited {code}: see {work}/{what}.stderr")
+    return sim_stats_of(env["BENCH_URL"])
+
+
+def sim_stats_of(url: str) -> dict:
+    with urllib.request.urlopen(url + "/__sim/stats", timeout=10) as r:
+        return json.load(r)
+
+
 def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
                  work: Path) -> dict:
     name = contender["name"]
@@ -207,13 +235,6 @@ def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
         env = dict(os.environ, BENCH_URL=sim.url, BENCH_OUT=str(out), NO_COLOR="1")
         if name == "kline-etl":
             cmd = kline_etl_cmd(binary, job)
-            if job["kind"] == "noop":  # the first run fills the dataset; the second is measured
-                code, _, _, _ = run_child(cmd, env, work / "first.stdout", work / "first.stderr")
-                if code != 0:
-                    raise RuntimeError(f"first run exited {code}: see {work}/first.stderr")
-                first = sim.stats()
-            else:
-                first = None
         else:
             if python is None:
                 raise RuntimeError("no python for the python contenders")
@@ -224,7 +245,15 @@ def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
                    "--start", str(resolve_time(contender.get("start", job["start"]))),
                    "--end", str(resolve_time(contender.get("end", job["end"]))),
                    "--out", str(out), *extra]
-            first = None
+        first = None
+        if job["kind"] == "noop":  # the first run fills the dataset; the second is measured
+            first = first_run(cmd, env, work, "first")
+        elif job["simulator"].get("memo_pages"):  # fill the page memo, then measure
+            warm = work / "warm"
+            warm.mkdir()
+            first = first_run(cmd, dict(env, BENCH_OUT=str(warm)), work, "warm",
+                              out, warm)
+            shutil.rmtree(warm)
         cpu0 = sim.cpu_seconds()
         code, wall, rss, cpu = run_child(cmd, env, work / "stdout", work / "stderr")
         sim_cpu = sim.cpu_seconds() - cpu0
@@ -245,6 +274,8 @@ def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
         reported = json.loads(lines[-1])
         rows, columns = reported["rows"], reported["columns"]
     requests = stats["requests_total"] - (first["requests_total"] if first else 0)
+    weight = sum(w["weight"] for w in stats["weight_windows"])
+    weight -= sum(w["weight"] for w in first["weight_windows"]) if first else 0
     if first:  # only the measured run's windows
         seen = {w["window_start_ms"] for w in first["weight_windows"]}
         stats["weight_windows"] = [w for w in stats["weight_windows"]
@@ -252,7 +283,7 @@ def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
     share = budget_share(stats, sim.limit) if job["kind"] in ("budget", "noop") else None
     return {
         "rows": rows, "columns": columns, "wall_s": wall, "rows_per_s": rows / wall if wall else 0,
-        "requests": requests, "weight": sum(w["weight"] for w in stats["weight_windows"]),
+        "requests": requests, "weight": weight,
         "budget_share": share[0] if share else None, "budget_worst": share[1] if share else None,
         "full_windows": share[2] if share else 0,
         "http_429": stats["sent_429"] - (first["sent_429"] if first else 0),
@@ -325,6 +356,13 @@ def goals(jobs: list[dict], results: list[dict]) -> list[str]:
                 x = k["rows_per_s"] / other["rows_per_s"]
                 line(f"{x:,.0f}x the rows/s of {LABELS[other['contender']]} "
                      f"(goal >= {g['speedup_over']['factor']}x)", x >= g["speedup_over"]["factor"])
+        if "cpu_factor_over" in g:
+            other = by.get((job["name"], g["cpu_factor_over"]["contender"]))
+            if other:
+                x = cpu_per_million(other) / cpu_per_million(k)
+                line(f"{x:,.1f}x less CPU per row than {LABELS[other['contender']]} "
+                     f"(goal >= {g['cpu_factor_over']['factor']}x)",
+                     x >= g["cpu_factor_over"]["factor"])
         if "max_cpu_s_per_million" in g:
             c = cpu_per_million(k)
             line(f"{c:.2f} CPU s per million rows (goal <= {g['max_cpu_s_per_million']})",

@@ -246,6 +246,50 @@ impl Interval {
     }
 }
 
+/// An interval's grid checked row by row over open times in ascending order: [`is_aligned`]
+/// and [`close_time`] give exactly [`Interval::is_aligned`] and [`Interval::close_time`], but an
+/// open time one fixed step after the last one found on the grid is on it without a division
+/// (a 64-bit remainder per row was about 1 % of a run's CPU in two places: the pager's page
+/// screen and the quality checks). Months have no fixed step and take the calendar each time.
+///
+/// [`is_aligned`]: GridWalk::is_aligned
+/// [`close_time`]: GridWalk::close_time
+#[derive(Debug, Clone, Copy)]
+pub struct GridWalk {
+    interval: Interval,
+    step: Option<i64>,
+    last_aligned: Option<i64>,
+}
+
+impl GridWalk {
+    /// A walk over `interval`'s grid that has seen no open time yet.
+    pub fn new(interval: Interval) -> Self {
+        Self {
+            interval,
+            step: interval.fixed_ms(),
+            last_aligned: None,
+        }
+    }
+
+    /// Whether `t` is on the grid; remembers `t` as the last aligned time when it is.
+    pub fn is_aligned(&mut self, t: i64) -> bool {
+        let aligned = match (self.step, self.last_aligned) {
+            (Some(step), Some(last)) if last.checked_add(step) == Some(t) => true,
+            _ => self.interval.is_aligned(t),
+        };
+        self.last_aligned = aligned.then_some(t);
+        aligned
+    }
+
+    /// The regular close time of the candle opening at `open` ([`Interval::close_time`]).
+    pub fn close_time(&self, open: i64) -> i64 {
+        match self.step {
+            Some(step) => open.saturating_add(step) - 1,
+            None => self.interval.close_time(open),
+        }
+    }
+}
+
 impl fmt::Display for Interval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -431,6 +475,29 @@ mod tests {
             if n < 10_000_000 {
                 prop_assert_eq!(i.count_in(t, end), n);
             }
+        }
+
+        #[test]
+        fn a_grid_walk_agrees_with_the_interval(
+            i in any_interval(),
+            start in -100_000_000_000i64..4_102_444_800_000,
+            steps in proptest::collection::vec((0u8..6, -3i64..3), 1..60),
+        ) {
+            // Runs of exact steps on the grid, broken by jumps on and off it.
+            let mut walk = GridWalk::new(i);
+            let mut t = i.floor(start);
+            for (kind, jitter) in steps {
+                t = match kind {
+                    0..=3 => i.next(t),
+                    4 => t + jitter,
+                    _ => i.add(i.floor(t), 3),
+                };
+                prop_assert_eq!(walk.is_aligned(t), i.is_aligned(t), "{} at {}", i, t);
+                prop_assert_eq!(walk.close_time(t), i.close_time(t));
+            }
+            let mut edge = GridWalk::new(i);
+            prop_assert_eq!(edge.is_aligned(i64::MAX), i.is_aligned(i64::MAX));
+            prop_assert_eq!(edge.close_time(i64::MAX), i.close_time(i64::MAX));
         }
 
         #[test]

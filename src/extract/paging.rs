@@ -20,7 +20,7 @@
 //! [`is_suspect_empty`] decides when an empty reply is suspect (inside the exchange's
 //! history): it is retried, then reported.
 
-use crate::interval::Interval;
+use crate::interval::{GridWalk, Interval};
 use crate::market::Market;
 use crate::transform::quality::Check;
 
@@ -231,15 +231,16 @@ pub fn screen_page(
     }
     let mut s = Screen::default();
     let mut mask = Vec::new();
+    let mut grid = GridWalk::new(interval);
     for (i, (&o, &c)) in open.iter().zip(close).enumerate() {
-        let verdict = if !interval.is_aligned(o) {
+        let verdict = if !grid.is_aligned(o) {
             s.malformed.push((Check::OffGrid, o));
             &mut s.off_grid
         } else if o < window.start || o >= window.end {
             &mut s.outside
         } else if after.is_some_and(|a| o <= a) {
             &mut s.duplicate
-        } else if c < o || c > interval.close_time(o) {
+        } else if c < o || c > grid.close_time(o) {
             s.malformed.push((Check::CloseOutsideCandle, o));
             &mut s.bad_close
         } else if closed_before.is_some_and(|t| c >= t) {

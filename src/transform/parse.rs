@@ -801,10 +801,34 @@ impl<const QUOTED: bool> FastRow<'_, QUOTED> {
         })
     }
 
+    /// [`int`](Self::int) for a number that usually has 8 digits or more (a time: 13 in ms,
+    /// 16 in us): its first eight digits in one SWAR step, the rest one by one.
+    #[inline]
+    fn long_int(&mut self) -> Option<u64> {
+        let Some(head) = self.b.get(self.pos..).and_then(eight_digits) else {
+            return self.int();
+        };
+        self.pos += 8;
+        let (mut v, mut n) = (head, 8);
+        while let Some(&c) = self.b.get(self.pos) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            n += 1;
+            if n > 18 {
+                return None;
+            }
+            v = v * 10 + u64::from(c - b'0');
+            self.pos += 1;
+        }
+        self.byte(b',')?;
+        Some(v)
+    }
+
     /// A time in the page's unit (`micros`, decided by the first time seen), in ms.
     #[inline]
     fn time(&mut self, micros: &mut Option<bool>) -> Option<i64> {
-        page_time_ms(i64::try_from(self.int()?).ok()?, micros)
+        page_time_ms(i64::try_from(self.long_int()?).ok()?, micros)
     }
 
     /// One row from just after its `[` through its `]`.
@@ -1129,6 +1153,8 @@ mod tests {
             r#"1499040000000,"1.5","2","0.1","1.25","3",1499644799999999,"0",0,"0","1","0"]"#,
             r#"1499040000000,"1.5","2","0.1","1.25","3",1499644799999,"0",0,"0","1","0","0"]"#,
             r#"1499040000000,"1.5","2","0.1","1.25","3",1499644799999,"0",0,"0","1"]"#,
+            // More digits than a time of the fast path takes (19).
+            r#"1499040000000000000,"1.5","2","0.1","1.25","3",1499644799999,"0",0,"0","1","0"]"#,
         ] {
             assert!(!both::<f64>(other).0, "{other}");
             assert!(!both::<i128>(other).0, "{other}");

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Column, KlineRows};
-use crate::interval::Interval;
+use crate::interval::{GridWalk, Interval};
 
 /// How many example open times a report keeps per check (the earliest ones).
 pub const MAX_EXAMPLES: usize = 5;
@@ -165,8 +165,9 @@ pub fn check_with(rows: &KlineRows, interval: Interval, signed_prices: bool) -> 
     };
     let open = &rows.open_time;
     let mut sorted = true;
+    let mut grid = GridWalk::new(interval);
     for (i, &t) in open.iter().enumerate() {
-        if !interval.is_aligned(t) {
+        if !grid.is_aligned(t) {
             r.record(Check::OffGrid, t);
         }
         if i > 0 {
@@ -178,7 +179,7 @@ pub fn check_with(rows: &KlineRows, interval: Interval, signed_prices: bool) -> 
             }
         }
         let close = rows.close_time[i];
-        let regular = interval.close_time(t);
+        let regular = grid.close_time(t);
         if close < t || close > regular {
             r.record(Check::CloseOutsideCandle, t);
         } else if close < regular {

@@ -97,6 +97,7 @@ fn bench_contenders_are_known_and_slice_their_job() {
         "python-binance-nosleep",
         "ccxt",
         "polars",
+        "pandas",
     ];
     let now = chrono::Utc::now().timestamp_millis();
     for job in jobs() {
@@ -134,6 +135,7 @@ fn bench_contenders_are_known_and_slice_their_job() {
                 "kline-etl" => continue,
                 "python-binance" | "python-binance-nosleep" => "python_binance.py",
                 "ccxt" => "ccxt_pandas.py",
+                "pandas" => "pandas_raw.py",
                 _ => "polars_raw.py",
             };
             assert!(root().join("bench/contenders").join(script).is_file());
@@ -174,6 +176,15 @@ fn bench_symbols_exist_in_the_simulator_the_harness_starts() {
         }
         if job["kind"] == "budget" {
             assert!(sim["latency_ms"].as_u64().unwrap() > 0, "{name}: latency");
+        }
+        // A page memo serves a warm-up run's pages again: only for jobs that measure the
+        // client's own cost, never where pacing against the budget is the point.
+        if let Some(memo) = sim.get("memo_pages") {
+            assert!(memo.is_boolean(), "{name}: memo_pages must be true or false");
+            assert!(
+                !memo.as_bool().unwrap() || matches!(job["kind"].as_str(), Some("throughput" | "memory")),
+                "{name}: memo_pages only for throughput and memory jobs"
+            );
         }
     }
 }

@@ -50,9 +50,15 @@ pub fn whole(
                 zip.len()
             )
         })?;
-    // `size <= max`, which fits in memory by construction.
-    text.clear();
-    text.resize(size as usize, 0);
+    // `size <= max`, which fits in memory by construction. A reused buffer keeps its bytes:
+    // only its growth is zeroed (the inflate overwrites the first `size` bytes, and `n` below
+    // is checked against `size`), not every byte of every file.
+    let size_bytes = size as usize;
+    if text.len() < size_bytes {
+        text.resize(size_bytes, 0);
+    } else {
+        text.truncate(size_bytes);
+    }
     let n = Decompressor::new()
         .deflate_decompress(data, text)
         .map_err(|e| match e {
@@ -119,6 +125,18 @@ mod tests {
         let zip = zip_with(&text, CompressionMethod::Deflated);
         assert_eq!(inflated(&zip, WHOLE_MAX).unwrap().unwrap(), text);
         assert_eq!(streamed(&zip), text);
+    }
+
+    #[test]
+    fn a_reused_buffer_longer_than_the_entry_holds_exactly_the_entry() {
+        let (long, short) = (csv(3_000), csv(1_000));
+        let mut text = Vec::new();
+        for (rows, want) in [(&long, &long), (&short, &short), (&long, &long)] {
+            let zip = zip_with(rows, CompressionMethod::Deflated);
+            let mut a = ZipArchive::new(Cursor::new(&zip[..])).unwrap();
+            assert!(whole(&mut a, &zip, WHOLE_MAX, &mut text).unwrap());
+            assert_eq!(&text, want);
+        }
     }
 
     #[test]
