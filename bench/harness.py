@@ -223,14 +223,14 @@ def sim_stats_of(url: str) -> dict:
 
 
 def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
-                 work: Path) -> dict:
+                 work: Path, sim_binary: Path | None = None) -> dict:
     name = contender["name"]
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
     out = work / "out"
     out.mkdir()
-    sim = Simulator(binary, job["simulator"], work / "simulator.log")
+    sim = Simulator(sim_binary or binary, job["simulator"], work / "simulator.log")
     try:
         env = dict(os.environ, BENCH_URL=sim.url, BENCH_OUT=str(out), NO_COLOR="1")
         if name == "kline-etl":
@@ -434,11 +434,19 @@ def main() -> int:
     p.add_argument("--contenders", help="comma-separated contender names (default: all)")
     p.add_argument("--repeat", type=int, default=1, help="runs per measurement; median reported")
     p.add_argument("--bin", type=Path, help="kline-etl binary (default: build the release one)")
+    p.add_argument("--sim-bin", type=Path,
+                   help="kline-etl binary that serves as the simulator (default: --bin); to time "
+                        "an older build against today's server")
     p.add_argument("--python", help="interpreter with bench/requirements.txt (default: bench/.venv)")
     p.add_argument("--check", action="store_true", help="check the job definitions; time nothing")
+    p.add_argument("--jobs-file", type=Path, default=BENCH / "jobs.json",
+                   help="the jobs table (default: bench/jobs.json)")
+    p.add_argument("--out", type=Path, default=OUT,
+                   help="where results and each run's work directory go (default: bench-out)")
     a = p.parse_args()
+    out_dir = a.out.resolve()
 
-    jobs = load_jobs()
+    jobs = load_jobs(a.jobs_file)
     if a.jobs:
         wanted = a.jobs.split(",")
         unknown = set(wanted) - {j["name"] for j in jobs}
@@ -462,7 +470,8 @@ def main() -> int:
             runs = []
             for i in range(a.repeat):
                 log(f"{job['name']}: {c['name']} (run {i + 1}/{a.repeat})")
-                r = measure_once(binary, python, job, c, OUT / "work" / job["name"] / c["name"])
+                r = measure_once(binary, python, job, c, out_dir / "work" / job["name"] / c["name"],
+                                 a.sim_bin)
                 log(f"  {r['rows']:,} rows in {r['wall_s']:.2f} s = {r['rows_per_s']:,.0f} rows/s, "
                     f"{r['requests']:,} requests, peak RSS {r['rss_mib']:.0f} MiB")
                 runs.append(r)
@@ -475,10 +484,10 @@ def main() -> int:
     md += goals(jobs, results)
     text = "\n".join(md)
     print(text)
-    OUT.mkdir(exist_ok=True)
-    (OUT / "results.md").write_text(text + "\n")
-    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    log(f"wrote {OUT / 'results.md'} and {OUT / 'results.json'}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.md").write_text(text + "\n")
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    log(f"wrote {out_dir / 'results.md'} and {out_dir / 'results.json'}")
     return 0
 
 

@@ -180,9 +180,13 @@ fn bench_symbols_exist_in_the_simulator_the_harness_starts() {
         // A page memo serves a warm-up run's pages again: only for jobs that measure the
         // client's own cost, never where pacing against the budget is the point.
         if let Some(memo) = sim.get("memo_pages") {
-            assert!(memo.is_boolean(), "{name}: memo_pages must be true or false");
             assert!(
-                !memo.as_bool().unwrap() || matches!(job["kind"].as_str(), Some("throughput" | "memory")),
+                memo.is_boolean(),
+                "{name}: memo_pages must be true or false"
+            );
+            assert!(
+                !memo.as_bool().unwrap()
+                    || matches!(job["kind"].as_str(), Some("throughput" | "memory")),
                 "{name}: memo_pages only for throughput and memory jobs"
             );
         }
@@ -295,4 +299,78 @@ fn bench_harness_check_mode_accepts_the_jobs() {
         let name = job["name"].as_str().unwrap();
         assert!(log.contains(&format!("ok  {name}")), "{name} not checked");
     }
+}
+
+/// The harness against a job with `memo_pages` measures one run after an unmeasured warm-up:
+/// the same rows and requests as without the memo (the warm-up's are subtracted), the
+/// warm-up's output gone, and the simulator's CPU for the measured run is reported.
+#[test]
+fn bench_harness_measures_one_run_after_a_warm_up_against_the_page_memo() {
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("python3 not found; harness not run");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("tiny.yaml");
+    std::fs::write(
+        &pipeline,
+        "name: bench-tiny\nsource:\n  market: spot\n  base_url: ${BENCH_URL:-http://127.0.0.1:8080}\n  mode: rest\n  \
+         weight_share: 1.0\nsymbols: [BTCUSDT]\nintervals: [1m]\nrange:\n  start: 2024-01-01\n  \
+         end: 2024-01-03\noutput:\n  path: ${BENCH_OUT:-bench-out}/tiny\n",
+    )
+    .unwrap();
+    let mut results = Vec::new();
+    for memo in [false, true] {
+        let job = serde_json::json!({
+            "version": 1,
+            "jobs": [{
+                "name": "tiny", "title": "two days of 1m", "kind": "throughput",
+                "pipeline": pipeline,
+                "simulator": { "latency_ms": 0, "weight_limit": 4_000_000_000_u64, "window_secs": 60,
+                               "extra_symbols": 0, "memo_pages": memo },
+                "run_args": [], "symbols": ["BTCUSDT"], "intervals": ["1m"],
+                "start": "2024-01-01", "end": "2024-01-03",
+                "contenders": [{ "name": "kline-etl" }], "goals": {}
+            }]
+        });
+        let jobs = dir.path().join(format!("jobs-{memo}.json"));
+        std::fs::write(&jobs, job.to_string()).unwrap();
+        let out = dir.path().join(format!("out-{memo}"));
+        let run = std::process::Command::new("python3")
+            .arg(root().join("bench/harness.py"))
+            .args(["--bin", BIN, "--jobs-file"])
+            .arg(&jobs)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "harness failed:\n{}\n{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let text = std::fs::read_to_string(out.join("results.json")).unwrap();
+        let r: Value = serde_json::from_str(&text).unwrap();
+        let work = out.join("work/tiny/kline-etl");
+        assert!(
+            !work.join("warm").exists(),
+            "the warm-up's output is removed"
+        );
+        assert_eq!(
+            work.join("warm.stderr").exists(),
+            memo,
+            "a warm-up ran only with the memo"
+        );
+        results.push(r[0].clone());
+    }
+    for key in ["rows", "requests", "weight"] {
+        assert_eq!(results[0][key], results[1][key], "{key}: {results:?}");
+    }
+    assert_eq!(results[1]["rows"], 2880);
+    assert!(results[1]["sim_cpu_s"].as_f64().unwrap() >= 0.0);
 }
