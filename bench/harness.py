@@ -265,7 +265,8 @@ def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
         tail = (work / "stderr").read_text()[-2000:]
         raise RuntimeError(f"{name} exited {code}:\n{tail}")
     if name == "kline-etl":
-        summary = next(out.rglob("_kline_etl/summary.json"))
+        # Builds before the `_kline_etl/` directory wrote `<dataset>/_summary.json`.
+        summary = next(iter([*out.rglob("_kline_etl/summary.json"), *out.rglob("_summary.json")]))
         run = json.loads(summary.read_text())["run"]
         rows = run["rows_new"]
         columns = 13

@@ -86,7 +86,7 @@ pub async fn run(ctx: RunContext<'_>) -> Result<RunResult, RunError> {
     // Encoding is CPU work: it runs on the loader thread and its encoder threads, fed
     // through a bounded channel.
     // The summary's statistics of every partition written come from the rows in memory.
-    let (tx, rx) = mpsc::channel::<ExtractEvent>(64);
+    let (tx, rx) = mpsc::channel::<ExtractEvent>(16);
     let collector = Arc::new(
         Collector::new(root.clone())
             .with_signed_prices(p.kline_family == crate::config::KlineFamily::PremiumIndex),

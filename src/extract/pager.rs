@@ -6,7 +6,8 @@
 //! 1. `/time` once (the exchange clock, so "closed candle" and window boundaries use the
 //!    exchange's time, including a simulator's fake clock), then `/exchangeInfo` for the
 //!    `REQUEST_WEIGHT` limit and its window.
-//! 2. Per task (at most `max_active_tasks` at once): probe the listing date once per
+//! 2. Per task (at most `max_active_tasks` at once, of which at most `max_long_tasks` have
+//!    more windows than `concurrency`): probe the listing date once per
 //!    symbol × interval (`startTime=0&limit=1`) when the range needs more than one page (on
 //!    COIN-M, whose 200-day rule defeats the probe, `exchangeInfo`'s `onboardDate` instead),
 //!    plan page windows, fetch up to `concurrency` windows ahead (a global
@@ -24,7 +25,8 @@
 //! requests through the same budget.
 //!
 //! Memory is bounded by `max_active_tasks × concurrency` pages plus the channel's capacity,
-//! never by the length of a task's range.
+//! never by the length of a task's range; downstream, by one partition buffer per active task
+//! (which `max_long_tasks` keeps to two large ones).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -77,6 +79,12 @@ pub struct ExtractConfig {
     pub concurrency: usize,
     /// Tasks worked on at once.
     pub max_active_tasks: usize,
+    /// Of those, long tasks paging at once: a task with more page windows than
+    /// `concurrency` keeps the request window full on its own, so beyond two of them more
+    /// would add only their partition buffers downstream to the peak memory (a month of 1m
+    /// is 4.3 MB per task), not requests in flight. Short tasks (a nightly increment) never
+    /// wait for this.
+    pub max_long_tasks: usize,
     /// Rows per page; `None` = the cheapest per weight for the market.
     pub page_limit: Option<u32>,
     /// Typing options handed to the parser; `include_forming` keeps the forming candle.
@@ -124,6 +132,7 @@ impl ExtractConfig {
             backoff: BackoffPolicy::default(),
             concurrency: 16,
             max_active_tasks: 4,
+            max_long_tasks: 2,
             page_limit: None,
             transform,
             closed_margin_ms: 1_000,
@@ -243,6 +252,8 @@ struct Shared {
     run: Counters,
     halt: watch::Sender<Halt>,
     permits: Semaphore,
+    /// Long tasks paging at once ([`ExtractConfig::max_long_tasks`]).
+    long_tasks: Semaphore,
     progress: Arc<dyn Progress>,
     listings: Mutex<HashMap<(Symbol, Interval), Listing>>,
     /// Futures listing times from `exchangeInfo` (`onboardDate`), by symbol.
@@ -330,6 +341,7 @@ impl Extractor {
         let shared = Shared {
             endpoint_budgets,
             permits: Semaphore::new(cfg.concurrency.max(1)),
+            long_tasks: Semaphore::new(cfg.max_long_tasks.max(1)),
             cfg,
             client,
             budget,
@@ -1270,11 +1282,15 @@ impl Shared {
         } else {
             end.min(i.floor(now))
         };
-        self.progress.task_started(
-            id,
-            count_windows(market, i, start, end, page),
-            i.count_in(start, closed).max(0) as u64,
-        );
+        let planned = count_windows(market, i, start, end, page);
+        // Held until the task ends (never closed, so `ok()` is always a permit).
+        let _long = if planned > self.cfg.concurrency.max(1) {
+            self.long_tasks.acquire().await.ok()
+        } else {
+            None
+        };
+        self.progress
+            .task_started(id, planned, i.count_in(start, closed).max(0) as u64);
         let mut windows = stream::iter(plan_windows(market, i, start, end, page))
             .map(|w| async move { (w, self.fetch_window(task, w, meter).await) })
             .buffered(self.cfg.concurrency.max(1));

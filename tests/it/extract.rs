@@ -65,6 +65,8 @@ struct Run {
     report: RunReport,
     rows: Vec<KlineRows>,
     outcomes: Vec<TaskOutcome>,
+    /// The most tasks that had sent rows and not yet their `TaskDone` at one time.
+    most_open: usize,
 }
 
 async fn run_with(
@@ -82,10 +84,13 @@ async fn run_with(
     let consumer = async move {
         let mut rows: Vec<Option<KlineRows>> = (0..n).map(|_| None).collect();
         let mut outcomes: BTreeMap<usize, TaskOutcome> = BTreeMap::new();
+        let (mut open, mut most_open) = (std::collections::BTreeSet::new(), 0);
         while let Some(ev) = rx.recv().await {
             match ev {
                 ExtractEvent::Rows { task, rows: r, .. } => {
                     assert!(!outcomes.contains_key(&task.0), "rows after TaskDone");
+                    open.insert(task.0);
+                    most_open = most_open.max(open.len());
                     assert!(r.is_strictly_sorted());
                     let slot = &mut rows[task.0];
                     match slot {
@@ -99,6 +104,7 @@ async fn run_with(
                 }
                 ExtractEvent::TaskDone { task, outcome } => {
                     assert!(outcomes.insert(task.0, outcome).is_none(), "two TaskDone");
+                    open.remove(&task.0);
                 }
             }
         }
@@ -106,16 +112,18 @@ async fn run_with(
             .into_iter()
             .map(|r| r.unwrap_or_else(|| KlineRows::empty(PriceType::Float64)))
             .collect();
-        (rows, outcomes.into_values().collect::<Vec<_>>())
+        (rows, outcomes.into_values().collect::<Vec<_>>(), most_open)
     };
     let extractor = Extractor::new(cfg);
-    let (report, (rows, outcomes)) = tokio::join!(extractor.run(tasks, tx, cancel), consumer);
+    let (report, (rows, outcomes, most_open)) =
+        tokio::join!(extractor.run(tasks, tx, cancel), consumer);
     let outcomes: Vec<TaskOutcome> = outcomes;
     assert_eq!(outcomes.len(), n, "every task reports exactly once");
     Run {
         report: report.unwrap(),
         rows,
         outcomes,
+        most_open,
     }
 }
 
@@ -587,6 +595,56 @@ async fn a_long_ban_stops_the_run_as_resumable() {
             ..t.clone()
         };
         assert_truth(&h, &head, rows);
+    }
+}
+
+#[tokio::test]
+async fn at_most_two_long_tasks_page_at_once_and_short_ones_do_not_wait() {
+    let h = sim(SimConfig::default()).await;
+    let symbols = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "XRPUSDT"];
+    let long: Vec<KlineTask> = symbols
+        .iter()
+        .map(|s| {
+            task(
+                Market::Spot,
+                s,
+                Interval::M1,
+                ms("2024-01-01T00:00:00Z"),
+                ms("2024-01-02T00:00:00Z"),
+            )
+        })
+        .collect();
+    // 1440 candles in pages of 100: 15 windows each, more than the 4 in flight.
+    let r = run(&h, Market::Spot, long.clone(), |c| {
+        c.page_limit = Some(100);
+        c.concurrency = 4;
+    })
+    .await;
+    assert!(
+        r.most_open <= 2,
+        "four active tasks, at most two long ones at once: {}",
+        r.most_open
+    );
+    for (t, rows) in long.iter().zip(&r.rows) {
+        assert_truth(&h, t, rows);
+    }
+    // Two windows each (fewer than the 4 in flight): short, so all four run at once.
+    let short: Vec<KlineTask> = long
+        .iter()
+        .map(|t| KlineTask {
+            end_ms: t.start_ms + 200 * 60_000,
+            ..t.clone()
+        })
+        .collect();
+    let r = run(&h, Market::Spot, short.clone(), |c| {
+        c.page_limit = Some(100);
+        c.concurrency = 4;
+        c.max_long_tasks = 1;
+    })
+    .await;
+    assert!(r.outcomes.iter().all(complete));
+    for (t, rows) in short.iter().zip(&r.rows) {
+        assert_truth(&h, t, rows);
     }
 }
 
