@@ -249,8 +249,9 @@ impl Interval {
 /// An interval's grid checked row by row over open times in ascending order: [`is_aligned`]
 /// and [`close_time`] give exactly [`Interval::is_aligned`] and [`Interval::close_time`], but an
 /// open time one fixed step after the last one found on the grid is on it without a division
-/// (a 64-bit remainder per row was about 1 % of a run's CPU in two places: the pager's page
-/// screen and the quality checks). Months have no fixed step and take the calendar each time.
+/// (the pager's page screen and the quality checks took a 64-bit remainder per row; in a
+/// profile of the REST job `Interval::floor` was 0.8 % of the samples). Months have no fixed
+/// step and take the calendar each time.
 ///
 /// [`is_aligned`]: GridWalk::is_aligned
 /// [`close_time`]: GridWalk::close_time

@@ -4,6 +4,8 @@ line `{"rows": N, "columns": C}` on stdout (the harness reads it)."""
 import argparse
 import json
 
+import requests
+
 
 def parse_args(doc: str) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=doc)
@@ -19,3 +21,21 @@ def parse_args(doc: str) -> argparse.Namespace:
 
 def report(rows: int, columns: int) -> None:
     print(json.dumps({"rows": rows, "columns": columns}), flush=True)
+
+
+def raw_pages(http: requests.Session, url: str, symbol: str, interval: str, start: int,
+              end: int):
+    """Every `/api/v3/klines` page of one symbol in `[start, end)`, 1000 rows per request,
+    as `json.loads` gives it (a list of 12-field lists); the next page starts after the last
+    open time."""
+    while start < end:
+        r = http.get(url + "/api/v3/klines", params={
+            "symbol": symbol, "interval": interval, "startTime": start,
+            "endTime": end - 1, "limit": 1000,
+        }, timeout=30)
+        r.raise_for_status()
+        page = json.loads(r.content)
+        if not page:
+            return
+        yield page
+        start = page[-1][0] + 1

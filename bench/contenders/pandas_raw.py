@@ -4,13 +4,12 @@ names) -> `to_datetime(unit="ms", utc=True)` / `to_numeric` (the 12th field drop
 `to_parquet` (pyarrow, zstd), one file per symbol. No client library, no sleeps, no retries:
 what a careful notebook does without python-binance."""
 
-import json
 import os
 
 import pandas as pd
 import requests
 
-from common import parse_args, report
+from common import parse_args, raw_pages, report
 
 NAMES = [
     "open_time", "open", "high", "low", "close", "volume", "close_time",
@@ -26,18 +25,8 @@ def main() -> None:
     rows = 0
     for symbol in a.symbols.split(","):
         klines = []
-        start = a.start
-        while start < a.end:
-            r = http.get(a.url + "/api/v3/klines", params={
-                "symbol": symbol, "interval": a.interval, "startTime": start,
-                "endTime": a.end - 1, "limit": 1000,
-            }, timeout=30)
-            r.raise_for_status()
-            page = json.loads(r.content)
-            if not page:
-                break
+        for page in raw_pages(http, a.url, symbol, a.interval, a.start, a.end):
             klines.extend(page)
-            start = page[-1][0] + 1
         df = pd.DataFrame(klines, columns=NAMES).drop(columns=["ignore"])
         df["open_time"] = pd.to_datetime(df["open_time"], unit="ms", utc=True)
         df["close_time"] = pd.to_datetime(df["close_time"], unit="ms", utc=True)

@@ -3,13 +3,12 @@
 Float64, Int64; the 12th field dropped) -> `write_parquet` (zstd), one file per symbol. No
 sleeps, no retries: the fastest straightforward Python path."""
 
-import json
 import os
 
 import polars as pl
 import requests
 
-from common import parse_args, report
+from common import parse_args, raw_pages, report
 
 NAMES = [
     "open_time", "open", "high", "low", "close", "volume", "close_time",
@@ -24,19 +23,8 @@ def main() -> None:
     http = requests.Session()
     rows = 0
     for symbol in a.symbols.split(","):
-        frames = []
-        start = a.start
-        while start < a.end:
-            r = http.get(a.url + "/api/v3/klines", params={
-                "symbol": symbol, "interval": a.interval, "startTime": start,
-                "endTime": a.end - 1, "limit": 1000,
-            }, timeout=30)
-            r.raise_for_status()
-            page = json.loads(r.content)
-            if not page:
-                break
-            frames.append(pl.DataFrame(page, schema=NAMES, orient="row"))
-            start = page[-1][0] + 1
+        frames = [pl.DataFrame(page, schema=NAMES, orient="row")
+                  for page in raw_pages(http, a.url, symbol, a.interval, a.start, a.end)]
         df = pl.concat(frames).drop("ignore").with_columns(
             pl.col("open_time", "close_time").cast(pl.Int64).cast(pl.Datetime("ms", "UTC")),
             pl.col(FLOATS).cast(pl.Float64),
