@@ -6,6 +6,12 @@ import json
 
 import requests
 
+# The 12 fields of a kline row, as the tutorial notebook names them.
+NAMES = [
+    "open_time", "open", "high", "low", "close", "volume", "close_time",
+    "quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume", "ignore",
+]
+
 
 def parse_args(doc: str) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=doc)
@@ -39,3 +45,12 @@ def raw_pages(http: requests.Session, url: str, symbol: str, interval: str, star
             return
         yield page
         start = page[-1][0] + 1
+
+
+def run_per_symbol(doc: str, write_symbol) -> None:
+    """A raw-pages contender's whole run: `write_symbol(args, http, symbol)` fetches and
+    writes one symbol's file over the shared keep-alive session and returns its rows."""
+    a = parse_args(doc)
+    http = requests.Session()
+    rows = sum(write_symbol(a, http, symbol) for symbol in a.symbols.split(","))
+    report(rows, len(NAMES) - 1)

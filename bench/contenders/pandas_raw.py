@@ -9,33 +9,24 @@ import os
 import pandas as pd
 import requests
 
-from common import parse_args, raw_pages, report
+from common import NAMES, raw_pages, run_per_symbol
 
-NAMES = [
-    "open_time", "open", "high", "low", "close", "volume", "close_time",
-    "quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume", "ignore",
-]
 NUMERIC = ["open", "high", "low", "close", "volume", "quote_volume", "trades",
            "taker_buy_base_volume", "taker_buy_quote_volume"]
 
 
-def main() -> None:
-    a = parse_args(__doc__)
-    http = requests.Session()
-    rows = 0
-    for symbol in a.symbols.split(","):
-        klines = []
-        for page in raw_pages(http, a.url, symbol, a.interval, a.start, a.end):
-            klines.extend(page)
-        df = pd.DataFrame(klines, columns=NAMES).drop(columns=["ignore"])
-        df["open_time"] = pd.to_datetime(df["open_time"], unit="ms", utc=True)
-        df["close_time"] = pd.to_datetime(df["close_time"], unit="ms", utc=True)
-        df[NUMERIC] = df[NUMERIC].apply(pd.to_numeric)
-        df.to_parquet(os.path.join(a.out, f"{symbol}.parquet"), engine="pyarrow",
-                      compression="zstd")
-        rows += len(df)
-    report(rows, len(NAMES) - 1)
+def write_symbol(a, http: requests.Session, symbol: str) -> int:
+    klines = []
+    for page in raw_pages(http, a.url, symbol, a.interval, a.start, a.end):
+        klines.extend(page)
+    df = pd.DataFrame(klines, columns=NAMES).drop(columns=["ignore"])
+    df["open_time"] = pd.to_datetime(df["open_time"], unit="ms", utc=True)
+    df["close_time"] = pd.to_datetime(df["close_time"], unit="ms", utc=True)
+    df[NUMERIC] = df[NUMERIC].apply(pd.to_numeric)
+    df.to_parquet(os.path.join(a.out, f"{symbol}.parquet"), engine="pyarrow",
+                  compression="zstd")
+    return len(df)
 
 
 if __name__ == "__main__":
-    main()
+    run_per_symbol(__doc__, write_symbol)

@@ -8,32 +8,23 @@ import os
 import polars as pl
 import requests
 
-from common import parse_args, raw_pages, report
+from common import NAMES, raw_pages, run_per_symbol
 
-NAMES = [
-    "open_time", "open", "high", "low", "close", "volume", "close_time",
-    "quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume", "ignore",
-]
 FLOATS = ["open", "high", "low", "close", "volume", "quote_volume",
           "taker_buy_base_volume", "taker_buy_quote_volume"]
 
 
-def main() -> None:
-    a = parse_args(__doc__)
-    http = requests.Session()
-    rows = 0
-    for symbol in a.symbols.split(","):
-        frames = [pl.DataFrame(page, schema=NAMES, orient="row")
-                  for page in raw_pages(http, a.url, symbol, a.interval, a.start, a.end)]
-        df = pl.concat(frames).drop("ignore").with_columns(
-            pl.col("open_time", "close_time").cast(pl.Int64).cast(pl.Datetime("ms", "UTC")),
-            pl.col(FLOATS).cast(pl.Float64),
-            pl.col("trades").cast(pl.Int64),
-        )
-        df.write_parquet(os.path.join(a.out, f"{symbol}.parquet"), compression="zstd")
-        rows += df.height
-    report(rows, len(NAMES) - 1)
+def write_symbol(a, http: requests.Session, symbol: str) -> int:
+    frames = [pl.DataFrame(page, schema=NAMES, orient="row")
+              for page in raw_pages(http, a.url, symbol, a.interval, a.start, a.end)]
+    df = pl.concat(frames).drop("ignore").with_columns(
+        pl.col("open_time", "close_time").cast(pl.Int64).cast(pl.Datetime("ms", "UTC")),
+        pl.col(FLOATS).cast(pl.Float64),
+        pl.col("trades").cast(pl.Int64),
+    )
+    df.write_parquet(os.path.join(a.out, f"{symbol}.parquet"), compression="zstd")
+    return df.height
 
 
 if __name__ == "__main__":
-    main()
+    run_per_symbol(__doc__, write_symbol)

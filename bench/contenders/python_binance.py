@@ -9,12 +9,8 @@ import pandas as pd
 from binance import client as binance_client
 from binance.client import Client
 
-from common import parse_args, report
+from common import NAMES as COLUMNS, parse_args, report
 
-COLUMNS = [
-    "open_time", "open", "high", "low", "close", "volume", "close_time",
-    "quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume", "ignore",
-]
 
 
 def main() -> None:
