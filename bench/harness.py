@@ -205,12 +205,9 @@ def kline_etl_cmd(binary: Path, job: dict) -> list[str]:
             *job.get("run_args", [])]
 
 
-def first_run(cmd: list[str], env: dict, work: Path, what: str, out: Path | None = None,
-              instead: Path | None = None) -> dict:
-    """An unmeasured run before the measured one (`instead` for `out` in its arguments); the
-    simulator's statistics after it, to subtract."""
-    if out is not None and instead is not None:
-        cmd = [str(instead) if arg == str(out) else arg for arg in cmd]
+def first_run(cmd: list[str], env: dict, work: Path, what: str) -> dict:
+    """An unmeasured run before the measured one; the simulator's statistics after it, to
+    subtract."""
     code, _, _, _ = run_child(cmd, env, work / f"{what}.stdout", work / f"{what}.stderr")
     if code != 0:
         raise RuntimeError(f"{what} run exited {code}: see {work}/{what}.stderr")
@@ -251,8 +248,8 @@ def measure_once(binary: Path, python: str | None, job: dict, contender: dict,
         elif job["simulator"].get("memo_pages"):  # fill the page memo, then measure
             warm = work / "warm"
             warm.mkdir()
-            first = first_run(cmd, dict(env, BENCH_OUT=str(warm)), work, "warm",
-                              out, warm)
+            warm_cmd = [str(warm) if arg == str(out) else arg for arg in cmd]
+            first = first_run(warm_cmd, dict(env, BENCH_OUT=str(warm)), work, "warm")
             shutil.rmtree(warm)
         cpu0 = sim.cpu_seconds()
         code, wall, rss, cpu = run_child(cmd, env, work / "stdout", work / "stderr")

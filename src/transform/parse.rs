@@ -757,8 +757,13 @@ impl<const QUOTED: bool> FastRow<'_, QUOTED> {
     /// A run of 1..=`max` digits as an integer, and its length.
     #[inline]
     fn digits(&mut self, max: usize) -> Option<(u64, usize)> {
-        let start = self.pos;
-        let mut v = 0u64;
+        self.more_digits(self.pos, 0, max)
+    }
+
+    /// [`digits`](Self::digits) for a run that began at `start` and whose digits before
+    /// `self.pos` have the value `v`.
+    #[inline]
+    fn more_digits(&mut self, start: usize, mut v: u64, max: usize) -> Option<(u64, usize)> {
         while let Some(&c) = self.b.get(self.pos) {
             if !c.is_ascii_digit() {
                 break;
@@ -814,22 +819,12 @@ impl<const QUOTED: bool> FastRow<'_, QUOTED> {
     /// 16 in us): its first eight digits in one SWAR step, the rest one by one.
     #[inline]
     fn long_int(&mut self) -> Option<u64> {
-        let Some(head) = self.b.get(self.pos..).and_then(eight_digits) else {
-            return self.int();
-        };
-        self.pos += 8;
-        let (mut v, mut n) = (head, 8);
-        while let Some(&c) = self.b.get(self.pos) {
-            if !c.is_ascii_digit() {
-                break;
-            }
-            n += 1;
-            if n > 18 {
-                return None;
-            }
-            v = v * 10 + u64::from(c - b'0');
-            self.pos += 1;
+        let start = self.pos;
+        let head = self.b.get(start..).and_then(eight_digits);
+        if head.is_some() {
+            self.pos += 8;
         }
+        let (v, _) = self.more_digits(start, head.unwrap_or(0), 18)?;
         self.byte(b',')?;
         Some(v)
     }

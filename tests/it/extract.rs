@@ -67,6 +67,8 @@ struct Run {
     outcomes: Vec<TaskOutcome>,
     /// The most tasks that had sent rows and not yet their `TaskDone` at one time.
     most_open: usize,
+    /// Task indexes in the order their `TaskDone` arrived.
+    done_order: Vec<usize>,
 }
 
 async fn run_with(
@@ -85,6 +87,7 @@ async fn run_with(
         let mut rows: Vec<Option<KlineRows>> = (0..n).map(|_| None).collect();
         let mut outcomes: BTreeMap<usize, TaskOutcome> = BTreeMap::new();
         let (mut open, mut most_open) = (std::collections::BTreeSet::new(), 0);
+        let mut done_order = Vec::new();
         while let Some(ev) = rx.recv().await {
             match ev {
                 ExtractEvent::Rows { task, rows: r, .. } => {
@@ -105,6 +108,7 @@ async fn run_with(
                 ExtractEvent::TaskDone { task, outcome } => {
                     assert!(outcomes.insert(task.0, outcome).is_none(), "two TaskDone");
                     open.remove(&task.0);
+                    done_order.push(task.0);
                 }
             }
         }
@@ -112,10 +116,11 @@ async fn run_with(
             .into_iter()
             .map(|r| r.unwrap_or_else(|| KlineRows::empty(PriceType::Float64)))
             .collect();
-        (rows, outcomes.into_values().collect::<Vec<_>>(), most_open)
+        let outcomes = outcomes.into_values().collect::<Vec<_>>();
+        (rows, outcomes, most_open, done_order)
     };
     let extractor = Extractor::new(cfg);
-    let (report, (rows, outcomes, most_open)) =
+    let (report, (rows, outcomes, most_open, done_order)) =
         tokio::join!(extractor.run(tasks, tx, cancel), consumer);
     let outcomes: Vec<TaskOutcome> = outcomes;
     assert_eq!(outcomes.len(), n, "every task reports exactly once");
@@ -124,6 +129,7 @@ async fn run_with(
         rows,
         outcomes,
         most_open,
+        done_order,
     }
 }
 
@@ -628,23 +634,32 @@ async fn at_most_two_long_tasks_page_at_once_and_short_ones_do_not_wait() {
     for (t, rows) in long.iter().zip(&r.rows) {
         assert_truth(&h, t, rows);
     }
-    // Two windows each (fewer than the 4 in flight): short, so all four run at once.
-    let short: Vec<KlineTask> = long
-        .iter()
-        .map(|t| KlineTask {
-            end_ms: t.start_ms + 200 * 60_000,
-            ..t.clone()
-        })
-        .collect();
-    let r = run(&h, Market::Spot, short.clone(), |c| {
+    // One long task holding the only long permit, three short ones (two windows each, fewer
+    // than the 4 in flight) beside it: the short ones do not wait for the permit, so they end
+    // while the long one (15 windows at 20 ms each, 4 at a time) still pages.
+    let mut faults = FaultPlan::default();
+    faults.latency.fixed_ms = 20;
+    let slow = sim(SimConfig::default().with_faults(faults)).await;
+    let mut mixed = vec![long[0].clone()];
+    mixed.extend(long[1..].iter().map(|t| KlineTask {
+        end_ms: t.start_ms + 200 * 60_000,
+        ..t.clone()
+    }));
+    let r = run(&slow, Market::Spot, mixed.clone(), |c| {
         c.page_limit = Some(100);
         c.concurrency = 4;
         c.max_long_tasks = 1;
     })
     .await;
     assert!(r.outcomes.iter().all(complete));
-    for (t, rows) in short.iter().zip(&r.rows) {
-        assert_truth(&h, t, rows);
+    assert_eq!(
+        r.done_order.last(),
+        Some(&0),
+        "short tasks ended first: {:?}",
+        r.done_order
+    );
+    for (t, rows) in mixed.iter().zip(&r.rows) {
+        assert_truth(&slow, t, rows);
     }
 }
 
