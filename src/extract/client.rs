@@ -323,22 +323,16 @@ impl RestClient {
         {
             return Err(too_large());
         }
-        let mut body = BytesMut::with_capacity(
-            resp.content_length()
-                .map_or(64 * 1024, |n| n as usize)
-                .min(self.max_body_bytes),
-        );
+        let expected = resp.content_length();
+        let mut body = BodyBuf::new(expected, self.max_body_bytes);
         while let Some(chunk) = resp.chunk().await.map_err(classify)? {
-            if body.len() + chunk.len() > self.max_body_bytes {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
+            body.push(chunk).map_err(|()| too_large())?;
         }
         Ok(Reply {
             status,
             used_weight,
             retry_after,
-            body: body.freeze(),
+            body: body.finish(),
         })
     }
 
@@ -386,6 +380,53 @@ impl RestClient {
     }
 }
 
+/// A reply body gathered from its chunks, at most `limit` bytes. A body that arrives in one
+/// chunk (usual for a page on a fast connection: hyper reads it whole into its buffer) is
+/// kept as that chunk, without a copy; a body in several chunks is copied into one buffer,
+/// sized from `Content-Length` when the server sent one.
+struct BodyBuf {
+    first: Option<Bytes>,
+    rest: BytesMut,
+    expected: Option<u64>,
+    len: usize,
+    limit: usize,
+}
+
+impl BodyBuf {
+    fn new(expected: Option<u64>, limit: usize) -> BodyBuf {
+        BodyBuf {
+            first: None,
+            rest: BytesMut::new(),
+            expected,
+            len: 0,
+            limit,
+        }
+    }
+
+    /// Add the next chunk; `Err` when the body would pass the limit.
+    fn push(&mut self, chunk: Bytes) -> Result<(), ()> {
+        self.len += chunk.len();
+        if self.len > self.limit {
+            return Err(());
+        }
+        if self.len == chunk.len() {
+            self.first = Some(chunk);
+            return Ok(());
+        }
+        if let Some(first) = self.first.take() {
+            let room = self.expected.map_or(64 * 1024, |n| n as usize);
+            self.rest.reserve(room.clamp(self.len, self.limit));
+            self.rest.extend_from_slice(&first);
+        }
+        self.rest.extend_from_slice(&chunk);
+        Ok(())
+    }
+
+    fn finish(self) -> Bytes {
+        self.first.unwrap_or_else(|| self.rest.freeze())
+    }
+}
+
 /// The error for a `3xx` reply to `path`, naming its `Location`.
 fn redirect_error(path: &str, status: u16, headers: &HeaderMap) -> TransportError {
     TransportError::Redirect {
@@ -406,6 +447,31 @@ pub fn location_of(headers: &HeaderMap) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_in_one_chunk_is_kept_without_a_copy_and_several_are_joined() {
+        let page = Bytes::from_static(b"[[1,\"2\"]]");
+        let mut one = BodyBuf::new(Some(page.len() as u64), 64);
+        one.push(page.clone()).unwrap();
+        let kept = one.finish();
+        assert_eq!((kept.as_ptr(), kept.len()), (page.as_ptr(), page.len()));
+
+        let mut many = BodyBuf::new(None, 64);
+        for part in ["", "[[1,", "", "\"2\"]]"] {
+            many.push(Bytes::from(part)).unwrap();
+        }
+        assert_eq!(many.finish(), page);
+
+        let mut big = BodyBuf::new(None, 8);
+        big.push(Bytes::from_static(b"12345")).unwrap();
+        assert!(big.push(Bytes::from_static(b"6789")).is_err());
+        assert!(
+            BodyBuf::new(None, 4)
+                .push(Bytes::from_static(b"12345"))
+                .is_err()
+        );
+        assert_eq!(BodyBuf::new(None, 4).finish(), Bytes::new());
+    }
 
     #[test]
     fn exchange_info_picks_the_request_weight_limit() {
