@@ -5,7 +5,16 @@
 # time is counted (GNU time), so the server's CPU is not in the figure. Prints every run and the
 # medians, and the ratio new / old per pair.
 #
-#   ./scripts/bench-cpu.sh OLD_BIN NEW_BIN [rest|archive|zstd3] [PAIRS]
+#   ./scripts/bench-cpu.sh OLD_BIN NEW_BIN [rest|archive|zstd3|delta] [PAIRS]
+#   COUNT=instructions ./scripts/bench-cpu.sh OLD_BIN NEW_BIN rest 1
+#
+# COUNT=instructions runs each binary under valgrind's callgrind instead of timing it, and
+# reports the instructions it executed in user space (the kernel's work is not counted): the
+# same count for the same binary and input however busy the machine is, so one pair shows a
+# change of a fraction of a percent that CPU time on a shared machine hides. Instructions are
+# not seconds (zstd and memcpy do more per cycle than the parser): confirm a change in time
+# too. Each run takes about 50x as long; callgrind's profile of each run is kept with
+# KEEP=DIR (`callgrind_annotate DIR/cg-new-1` for the first pair's).
 #
 # rest:    BTCUSDT + ETHUSDT 1m for 2023 through REST pages (1,051,200 candles)
 # archive: BTCUSDT 1m for 2023 from the 12 monthly archive zips (525,600 candles)
@@ -19,6 +28,8 @@ new=${2:?new binary}
 job=${3:-rest}
 pairs=${4:-5}
 port=${PORT:-18325}
+count=${COUNT:-cpu}
+case $count in cpu|instructions) ;; *) echo "COUNT is cpu or instructions, not $count" >&2; exit 2 ;; esac
 work=$(mktemp -d)
 trap 'kill "$sim" 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -70,36 +81,51 @@ sim_cpu() { # the server's user + system ticks so far
 }
 tick=$(getconf CLK_TCK)
 
-run() { # which bin -> "cpu wall rss_kib bytes server_cpu"
+run() { # which bin -> "cpu wall rss_kib bytes server_cpu" (cpu: G instructions with COUNT)
   rm -rf "$work/out-$1"
-  local s0
+  local s0 wrap=()
   s0=$(sim_cpu)
-  /usr/bin/time -f "%U %S %e %M" -o "$work/time" "$2" -q --no-progress run "$work/$1.yaml" \
+  if [ "$count" = instructions ]; then
+    wrap=(valgrind --tool=callgrind --log-file="$work/vg" --callgrind-out-file="$work/cg-$1-$i")
+  fi
+  /usr/bin/time -f "%U %S %e %M" -o "$work/time" "${wrap[@]}" "$2" -q --no-progress run "$work/$1.yaml" \
     >/dev/null 2>"$work/err-$1" || { cat "$work/err-$1" >&2; exit 1; }
   local bytes
   bytes=$(find "$work/out-$1" -name '*.parquet' ! -name '_*' -printf '%s\n' | awk '{s+=$1} END {print s}')
-  awk -v b="$bytes" -v s="$(( $(sim_cpu) - s0 ))" -v t="$tick" \
-    '{printf "%.3f %.3f %d %d %.3f\n", $1 + $2, $3, $4, b, s / t}' "$work/time"
+  local instr=-1
+  [ "$count" = instructions ] && instr=$(awk '/Collected :/ {print $NF}' "$work/vg")
+  awk -v b="$bytes" -v s="$(( $(sim_cpu) - s0 ))" -v t="$tick" -v i="$instr" \
+    '{printf "%.3f %.3f %d %d %.3f\n", i < 0 ? $1 + $2 : i / 1e9, $3, $4, b, s / t}' "$work/time"
 }
 
-run old "$old" >/dev/null # warm-up: page cache, simulator
-run new "$new" >/dev/null
+count=cpu run old "$old" >/dev/null # warm-up (never under valgrind): page cache, simulator
+count=cpu run new "$new" >/dev/null
 : >"$work/runs"
 for i in $(seq "$pairs"); do
   a=$(run old "$old"); b=$(run new "$new")
   echo "$a $b" >>"$work/runs"
-  echo "pair $i: old cpu ${a%% *} s, new cpu ${b%% *} s"
+  if [ "$count" = instructions ]; then
+    echo "pair $i: old ${a%% *} G instructions, new ${b%% *} G"
+  else
+    echo "pair $i: old cpu ${a%% *} s, new cpu ${b%% *} s"
+  fi
 done
-python3 - "$work/runs" "$candles" "$job" <<'EOF'
+if [ -n "${KEEP:-}" ] && [ "$count" = instructions ]; then
+  mkdir -p "$KEEP" && cp "$work"/cg-* "$KEEP"/
+fi
+python3 - "$work/runs" "$candles" "$job" "$count" <<'EOF'
 import statistics as st, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
 m = int(sys.argv[2]) / 1e6
 med = lambda i: st.median(r[i] for r in rows)
+what = "G instructions per M candles (user space)" if sys.argv[4] == "instructions" else "CPU-s per M candles"
 print(f"job {sys.argv[3]}, {len(rows)} interleaved pairs, {int(sys.argv[2]):,} candles")
-print("| binary | CPU-s per M candles (median) | wall s | peak RSS MiB | output MB | server CPU-s per M |")
+if sys.argv[4] == "instructions":
+    print("(wall time and peak RSS are under valgrind)")
+print(f"| binary | {what} (median) | wall s | peak RSS MiB | output MB | server CPU-s per M |")
 print("|---|--:|--:|--:|--:|--:|")
 for name, o in (("old", 0), ("new", 5)):
     print(f"| {name} | {med(o) / m:.2f} | {med(o + 1):.2f} | {med(o + 2) / 1024:.0f} | {med(o + 3) / 1e6:.1f} | {med(o + 4) / m:.2f} |")
 ratios = sorted(r[5] / r[0] for r in rows)
-print(f"CPU new / old per pair: median {st.median(ratios):.2f} (min {ratios[0]:.2f}, max {ratios[-1]:.2f})")
+print(f"{'instructions' if sys.argv[4] == 'instructions' else 'CPU'} new / old per pair: median {st.median(ratios):.2f} (min {ratios[0]:.2f}, max {ratios[-1]:.2f})")
 EOF

@@ -384,7 +384,7 @@ impl RestClient {
 /// chunk (usual for a page on a fast connection: hyper reads it whole into its buffer) is
 /// kept as that chunk, without a copy; a body in several chunks is copied into one buffer,
 /// sized from `Content-Length` when the server sent one.
-struct BodyBuf {
+pub(crate) struct BodyBuf {
     first: Option<Bytes>,
     rest: BytesMut,
     expected: Option<u64>,
@@ -393,7 +393,7 @@ struct BodyBuf {
 }
 
 impl BodyBuf {
-    fn new(expected: Option<u64>, limit: usize) -> BodyBuf {
+    pub(crate) fn new(expected: Option<u64>, limit: usize) -> BodyBuf {
         BodyBuf {
             first: None,
             rest: BytesMut::new(),
@@ -404,7 +404,7 @@ impl BodyBuf {
     }
 
     /// Add the next chunk; `Err` when the body would pass the limit.
-    fn push(&mut self, chunk: Bytes) -> Result<(), ()> {
+    pub(crate) fn push(&mut self, chunk: Bytes) -> Result<(), ()> {
         self.len += chunk.len();
         if self.len > self.limit {
             return Err(());
@@ -422,7 +422,8 @@ impl BodyBuf {
         Ok(())
     }
 
-    fn finish(self) -> Bytes {
+    /// The whole body.
+    pub(crate) fn finish(self) -> Bytes {
         self.first.unwrap_or_else(|| self.rest.freeze())
     }
 }

@@ -125,22 +125,19 @@ impl ArchiveClient {
         // One allocation of the stated length: growing by doubling copied every file about
         // twice and faulted in twice its pages. A stated length is not trusted beyond 64 MiB
         // (past that the body grows as it arrives, up to `MAX_FILE_BYTES`).
-        let stated = resp.content_length().unwrap_or(0).min(64 << 20);
-        let mut body = Vec::with_capacity(stated as usize);
+        let stated = resp.content_length().map(|n| n.min(64 << 20));
+        let mut body = crate::extract::client::BodyBuf::new(stated, MAX_FILE_BYTES);
         while let Some(chunk) = resp
             .chunk()
             .await
             .map_err(|e| GetError::Transport(crate::error::error_chain(&e)))?
         {
-            if body.len() + chunk.len() > MAX_FILE_BYTES {
-                return Err(GetError::Transport(format!(
-                    "body larger than {MAX_FILE_BYTES} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
+            body.push(chunk).map_err(|()| {
+                GetError::Transport(format!("body larger than {MAX_FILE_BYTES} bytes"))
+            })?;
         }
         Ok(Fetched {
-            body: Bytes::from(body),
+            body: body.finish(),
             last_modified,
         })
     }
