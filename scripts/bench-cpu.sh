@@ -12,7 +12,8 @@
 # reports the instructions it executed in user space (the kernel's work is not counted): the
 # same count for the same binary and input however busy the machine is, so one pair shows a
 # change of a fraction of a percent that CPU time on a shared machine hides. Instructions are
-# not seconds (zstd and memcpy do more per cycle than the parser): confirm a change in time
+# not seconds (zstd and memcpy do more per cycle than the parser; under valgrind SHA-256 runs
+# its software code, no SHA extensions): compare builds, not shares, and confirm in time
 # too. Each run takes about 50x as long; callgrind's profile of each run is kept with
 # KEEP=DIR (`callgrind_annotate DIR/cg-new-1` for the first pair's).
 #
