@@ -82,12 +82,12 @@ sim_cpu() { # the server's user + system ticks so far
 }
 tick=$(getconf CLK_TCK)
 
-run() { # which bin -> "cpu wall rss_kib bytes server_cpu" (cpu: G instructions with COUNT)
+run() { # which bin [pair] -> "cpu wall rss_kib bytes server_cpu" (cpu: G instructions with COUNT)
   rm -rf "$work/out-$1"
   local s0 wrap=()
   s0=$(sim_cpu)
   if [ "$count" = instructions ]; then
-    wrap=(valgrind --tool=callgrind --log-file="$work/vg" --callgrind-out-file="$work/cg-$1-$i")
+    wrap=(valgrind --tool=callgrind --log-file="$work/vg" --callgrind-out-file="$work/cg-$1-${3:?pair}")
   fi
   /usr/bin/time -f "%U %S %e %M" -o "$work/time" "${wrap[@]}" "$2" -q --no-progress run "$work/$1.yaml" \
     >/dev/null 2>"$work/err-$1" || { cat "$work/err-$1" >&2; exit 1; }
@@ -103,7 +103,7 @@ count=cpu run old "$old" >/dev/null # warm-up (never under valgrind): page cache
 count=cpu run new "$new" >/dev/null
 : >"$work/runs"
 for i in $(seq "$pairs"); do
-  a=$(run old "$old"); b=$(run new "$new")
+  a=$(run old "$old" "$i"); b=$(run new "$new" "$i")
   echo "$a $b" >>"$work/runs"
   if [ "$count" = instructions ]; then
     echo "pair $i: old ${a%% *} G instructions, new ${b%% *} G"

@@ -323,8 +323,7 @@ impl RestClient {
         {
             return Err(too_large());
         }
-        let expected = resp.content_length();
-        let mut body = BodyBuf::new(expected, self.max_body_bytes);
+        let mut body = BodyBuf::new(resp.content_length(), self.max_body_bytes);
         while let Some(chunk) = resp.chunk().await.map_err(classify)? {
             body.push(chunk).map_err(|()| too_large())?;
         }
@@ -385,10 +384,11 @@ impl RestClient {
 /// kept as that chunk, without a copy; a body in several chunks is copied into one buffer,
 /// sized from `Content-Length` when the server sent one.
 pub(crate) struct BodyBuf {
+    /// The body while it is one chunk.
     first: Option<Bytes>,
+    /// The body once a second chunk came (`first` is then `None`).
     rest: BytesMut,
     expected: Option<u64>,
-    len: usize,
     limit: usize,
 }
 
@@ -398,24 +398,24 @@ impl BodyBuf {
             first: None,
             rest: BytesMut::new(),
             expected,
-            len: 0,
             limit,
         }
     }
 
     /// Add the next chunk; `Err` when the body would pass the limit.
     pub(crate) fn push(&mut self, chunk: Bytes) -> Result<(), ()> {
-        self.len += chunk.len();
-        if self.len > self.limit {
+        let before = self.first.as_ref().map_or(self.rest.len(), Bytes::len);
+        let len = before + chunk.len();
+        if len > self.limit {
             return Err(());
         }
-        if self.len == chunk.len() {
+        if before == 0 {
             self.first = Some(chunk);
             return Ok(());
         }
         if let Some(first) = self.first.take() {
             let room = self.expected.map_or(64 * 1024, |n| n as usize);
-            self.rest.reserve(room.clamp(self.len, self.limit));
+            self.rest.reserve(room.clamp(len, self.limit));
             self.rest.extend_from_slice(&first);
         }
         self.rest.extend_from_slice(&chunk);
